@@ -1,0 +1,82 @@
+//! Stable, transport-neutral error codes. Only the HTTP layer maps them to statuses.
+
+use std::fmt;
+
+/// A machine-readable reason for a refusal or failure, stable across releases.
+///
+/// Every crate's error type answers `fn code(&self) -> ErrorCode`; `custodia-server` turns the code
+/// into an HTTP status in one `match`, so adding a code forces a decision there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The request body is not valid JSON or does not have the expected shape.
+    MalformedJson,
+    /// A required field is missing or a field has a value outside its domain.
+    InvalidField,
+    /// An id in the path or query is not a valid id.
+    InvalidId,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The content type is not `application/json`.
+    UnsupportedMediaType,
+    /// No API key, or one that does not exist.
+    Unauthenticated,
+    /// The caller's role may not call this operation.
+    RoleNotPermitted,
+    /// A personal-data read named no purpose.
+    PurposeMissing,
+    /// The purpose is not defined by the policies.
+    UnknownPurpose,
+    /// The caller's role may not use the named purpose.
+    PurposeNotPermitted,
+    /// The purpose needs the subject's consent and there is no current grant.
+    ConsentRequired,
+    /// The subject restricted processing (GDPR Art. 18).
+    ProcessingRestricted,
+    /// The subject objected to a legitimate-interest purpose (GDPR Art. 21).
+    ObjectionRecorded,
+    /// The subject does not exist (or no longer exists).
+    SubjectNotFound,
+    /// The subject was merged into another one; the answer names the survivor.
+    SubjectMerged,
+    /// The path does not name a known resource.
+    NotFound,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// The caller sent too many requests.
+    RateLimited,
+    /// Something failed inside the server; details are in the server log, never in the answer.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The snake_case string used on the wire (`"consent_required"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::InvalidId => "invalid_id",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::RoleNotPermitted => "role_not_permitted",
+            ErrorCode::PurposeMissing => "purpose_missing",
+            ErrorCode::UnknownPurpose => "unknown_purpose",
+            ErrorCode::PurposeNotPermitted => "purpose_not_permitted",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::ProcessingRestricted => "processing_restricted",
+            ErrorCode::ObjectionRecorded => "objection_recorded",
+            ErrorCode::SubjectNotFound => "subject_not_found",
+            ErrorCode::SubjectMerged => "subject_merged",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

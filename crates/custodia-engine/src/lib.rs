@@ -1,0 +1,1 @@
+//! custodia-engine: placeholder while the crate is written.

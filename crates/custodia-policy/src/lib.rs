@@ -1,0 +1,1 @@
+//! custodia-policy: placeholder while the crate is written.

@@ -1,0 +1,1 @@
+//! custodia-server: placeholder while the crate is written.

@@ -1,0 +1,1 @@
+//! custodia-store: placeholder while the crate is written.

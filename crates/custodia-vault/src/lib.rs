@@ -1,0 +1,1 @@
+//! custodia-vault: placeholder while the crate is written.

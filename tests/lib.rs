@@ -1,0 +1,1 @@
+//! End-to-end tests live in `tests/e2e.rs`; this library holds nothing.
