@@ -1,1 +1,26 @@
-//! custodia-store: placeholder while the crate is written.
+//! Persistence for Custodia: a typed store of subjects, index entries, events, merges, API keys
+//! and metadata over a key-value trait, with sled 0.34 as the embedded engine.
+//!
+//! Architecture invariants:
+//! - This is the only crate that names sled. Everything else talks to [`Store`], and [`Store`]
+//!   talks to a [`KvBackend`], so a distributed engine can replace sled by implementing one
+//!   trait.
+//! - The store never sees plaintext personal data. It holds ciphertext that the vault sealed,
+//!   keyed hashes, random ids and times; its errors and `Debug` output carry none of the blobs
+//!   or hashes.
+//! - Every key is scoped by its tenant (`tag ‖ lp(tenant) ‖ ...`, see `keys.rs`), except API
+//!   keys and metadata, which are global. Every value has a leading format-version byte (see
+//!   `records.rs`).
+//! - A write is durable only after [`Store::flush`] returns; acknowledge nothing before.
+
+mod backend;
+mod codec;
+mod error;
+mod keys;
+mod records;
+mod store;
+
+pub use backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
+pub use error::StoreError;
+pub use records::{ApiKeyRecord, EventRecord, LookupKind, MergeRecord, SubjectRecord};
+pub use store::{Store, WriteBatch};

@@ -1,0 +1,119 @@
+//! The key-value seam between Custodia and a storage engine: ordered byte keys, prefix scans,
+//! atomic batches and an explicit flush. sled implements it for the embedded default; a
+//! distributed engine (a PostgreSQL-protocol SQL database, a distributed KV) can implement it
+//! later without any other crate changing.
+
+use std::fmt;
+use std::ops::Bound;
+
+use crate::StoreError;
+
+mod mem;
+mod sled_engine;
+
+pub use mem::MemBackend;
+pub use sled_engine::SledBackend;
+
+/// One key and its value, as a scan returns them.
+pub type KvEntry = (Vec<u8>, Vec<u8>);
+
+/// An ordered key-value engine.
+///
+/// Keys compare as byte strings (lexicographic, unsigned). A reader sees every `apply` that
+/// returned before the read started. Durability is separate: an applied batch survives a crash
+/// only once a later `flush` has returned.
+pub trait KvBackend: Send + Sync + 'static {
+    /// The value stored under `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Entries whose key starts with `prefix`, in key order, strictly after `after` if given, at most `limit`.
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KvEntry>, StoreError>;
+
+    /// Applies all ops atomically (all or nothing, also across a crash). Not yet durable.
+    ///
+    /// Ops apply in order, so when two ops name the same key the later one wins.
+    fn apply(&self, ops: Vec<KvOp>) -> Result<(), StoreError>;
+
+    /// Returns once everything applied before the call is durable on disk. Concurrent callers may share one flush (group commit).
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Bytes on disk (for metrics), 0 if unknown.
+    fn size_on_disk(&self) -> u64;
+
+    /// How many keys start with `prefix`.
+    ///
+    /// The default pages through `scan_prefix`; an engine with a cheaper count overrides it.
+    fn count_prefix(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        const PAGE: usize = 1024;
+        let mut n_keys = 0u64;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.scan_prefix(prefix, after.as_deref(), PAGE)?;
+            n_keys += page.len() as u64;
+            if page.len() < PAGE {
+                return Ok(n_keys);
+            }
+            after = page.into_iter().next_back().map(|(key, _)| key);
+        }
+    }
+}
+
+/// One change in an atomic batch.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KvOp {
+    /// Sets `key` to `value`, replacing any value it had.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The new value.
+        value: Vec<u8>,
+    },
+    /// Removes `key`; removing a missing key is not an error.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+impl KvOp {
+    /// The key the op changes.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            KvOp::Put { key, .. } | KvOp::Delete { key } => key,
+        }
+    }
+}
+
+impl fmt::Debug for KvOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys hold keyed hashes and values hold ciphertext: lengths only.
+        match self {
+            KvOp::Put { key, value } => f
+                .debug_struct("Put")
+                .field("key_len", &key.len())
+                .field("value_len", &value.len())
+                .finish(),
+            KvOp::Delete { key } => f
+                .debug_struct("Delete")
+                .field("key_len", &key.len())
+                .finish(),
+        }
+    }
+}
+
+/// Where a scan of `prefix` strictly after `after` starts: at the prefix itself, or just past
+/// `after` when `after` sorts at or beyond the prefix.
+fn scan_start<'a>(prefix: &'a [u8], after: Option<&'a [u8]>) -> Bound<&'a [u8]> {
+    match after {
+        Some(after) if after >= prefix => Bound::Excluded(after),
+        _ => Bound::Included(prefix),
+    }
+}
+
+#[cfg(test)]
+mod tests;

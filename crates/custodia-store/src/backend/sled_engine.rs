@@ -1,0 +1,221 @@
+//! The embedded default engine: sled 0.34, one tree (the default one) so that every batch is a
+//! single `apply_batch`, atomic across a crash, and one explicit flush with group commit.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::{KvBackend, KvEntry, KvOp, scan_start};
+use crate::StoreError;
+
+/// Page cache size: enough for the hot part of a million-profile store.
+const CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
+
+/// sled's own background flush, a safety net only: acknowledged writes call `flush`.
+const BACKGROUND_FLUSH_EVERY_MS: u64 = 500;
+
+/// sled 0.34 in one directory, which it locks for as long as the backend lives.
+pub struct SledBackend {
+    db: sled::Db,
+    commit: GroupCommit,
+}
+
+impl SledBackend {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// Fails with [`StoreError::Locked`] at once if another process or another handle in this
+    /// one has the directory open: sled takes a non-blocking exclusive lock on its data file.
+    pub fn open(dir: &Path) -> Result<SledBackend, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .flush_every_ms(Some(BACKGROUND_FLUSH_EVERY_MS))
+            // The default, spelled out: smaller files over peak write speed.
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(open_error)?;
+        Ok(SledBackend {
+            db,
+            commit: GroupCommit::default(),
+        })
+    }
+}
+
+impl Drop for SledBackend {
+    fn drop(&mut self) {
+        // Best effort on a clean shutdown; callers that acknowledge writes have flushed already,
+        // and a failure here has nobody left to report to.
+        let _ = self.db.flush();
+    }
+}
+
+/// sled reports a held lock as an `Other` I/O error whose message starts with "could not
+/// acquire lock" (sled 0.34.7, `Config::try_lock`); there is no dedicated variant to match.
+fn open_error(error: sled::Error) -> StoreError {
+    match &error {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked
+        }
+        _ => engine_error(error),
+    }
+}
+
+/// sled's messages name files, offsets and sled's own state, never keys or values.
+fn engine_error(error: sled::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+impl KvBackend for SledBackend {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(key)
+            .map_err(engine_error)?
+            .map(|value| value.to_vec()))
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KvEntry>, StoreError> {
+        let range = (scan_start(prefix, after), Bound::Unbounded);
+        let mut entries = Vec::new();
+        for entry in self.db.range::<&[u8], _>(range) {
+            if entries.len() >= limit {
+                break;
+            }
+            let (key, value) = entry.map_err(engine_error)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            entries.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    fn apply(&self, ops: Vec<KvOp>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            match op {
+                KvOp::Put { key, value } => batch.insert(key, value),
+                KvOp::Delete { key } => batch.remove(key),
+            }
+        }
+        self.db.apply_batch(batch).map_err(engine_error)?;
+        self.commit.applied();
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.commit
+            .flush(|| self.db.flush().map(drop).map_err(engine_error))
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    fn count_prefix(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        let mut n_keys = 0u64;
+        for key in self.db.scan_prefix(prefix).keys() {
+            key.map_err(engine_error)?;
+            n_keys += 1;
+        }
+        Ok(n_keys)
+    }
+}
+
+/// Group commit: callers that arrive while a flush runs wait for it and, if it did not cover
+/// their writes, share the next one, so N concurrent acknowledgements cost about two syncs
+/// rather than N.
+///
+/// Invariant: `n_durable` never exceeds the number of applies that had returned when the
+/// engine flush that set it started.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    /// Applies that have returned, counted after each one returns.
+    n_applied: AtomicU64,
+    state: Mutex<FlushState>,
+    flush_done: Condvar,
+}
+
+#[derive(Default)]
+struct FlushState {
+    /// Every apply counted up to this number is durable.
+    n_durable: u64,
+    /// Whether some caller is running the engine flush right now.
+    flushing: bool,
+}
+
+impl GroupCommit {
+    /// Records that an apply has returned.
+    pub(crate) fn applied(&self) {
+        self.n_applied.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Returns once every apply that returned before the call is durable, running
+    /// `engine_flush` itself or waiting for a caller that runs it.
+    pub(crate) fn flush(
+        &self,
+        engine_flush: impl Fn() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let target = self.n_applied.load(Ordering::SeqCst);
+        let mut state = self.lock()?;
+        loop {
+            if state.n_durable >= target {
+                return Ok(());
+            }
+            if !state.flushing {
+                break;
+            }
+            state = self.flush_done.wait(state).map_err(|_| poisoned())?;
+        }
+        // This caller runs the flush, for everything applied so far (at least `target`).
+        state.flushing = true;
+        let covered = self.n_applied.load(Ordering::SeqCst);
+        drop(state);
+        let mut running = RunningFlush {
+            commit: self,
+            covered: None,
+        };
+        engine_flush()?;
+        running.covered = Some(covered);
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, FlushState>, StoreError> {
+        self.state.lock().map_err(|_| poisoned())
+    }
+}
+
+/// Ends a flush on every path out of it (success, error, panic), so waiters never hang.
+struct RunningFlush<'a> {
+    commit: &'a GroupCommit,
+    /// Set when the engine flush succeeded: the applies it made durable.
+    covered: Option<u64>,
+}
+
+impl Drop for RunningFlush<'_> {
+    fn drop(&mut self) {
+        // A poisoned lock means another thread panicked while holding it; recover the state so
+        // waiters still wake (they then see `flushing == false` and run their own flush).
+        let mut state = self
+            .commit
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.flushing = false;
+        if let Some(covered) = self.covered {
+            state.n_durable = state.n_durable.max(covered);
+        }
+        drop(state);
+        self.commit.flush_done.notify_all();
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("flush state lock poisoned by a panic".to_owned())
+}

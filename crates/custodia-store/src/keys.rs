@@ -1,0 +1,182 @@
+//! The key layout: which bytes name which record. This is a persisted format; a change to a
+//! key's layout takes a new tag byte, never a reinterpretation of an old one.
+//!
+//! Notation: `‖` is concatenation; `lp(x)` is the length of `x` as a u32, big-endian, then the
+//! bytes of `x`; ids are their 16 raw bytes (`SubjectId::to_bytes`, `EventId::to_bytes`, so
+//! UUID v7 event ids sort by time); hashes are their 32 raw bytes.
+//!
+//! | tag    | key                                                                    | value                  |
+//! |--------|------------------------------------------------------------------------|------------------------|
+//! | `b'S'` | `'S' ‖ lp(tenant) ‖ subject(16)`                                       | subject record         |
+//! | `b'L'` | `'L' ‖ lp(tenant) ‖ kind(1) ‖ keyed_hash(32)`                          | look-up value          |
+//! | `b'B'` | `'B' ‖ lp(tenant) ‖ lp(field) ‖ lp(bucket) ‖ subject(16)`              | blind-index value      |
+//! | `b'E'` | `'E' ‖ lp(tenant) ‖ subject(16) ‖ event(16)`                           | event record           |
+//! | `b'M'` | `'M' ‖ lp(tenant) ‖ merged_subject(16)`                                | merge record           |
+//! | `b'K'` | `'K' ‖ lp(api_key_id)`                                                 | API key record         |
+//! | `b'G'` | `'G' ‖ lp(name)`                                                       | the caller's own bytes |
+//!
+//! The value encodings are documented in `records.rs`. Look-up kinds are `1` = `user_id`,
+//! `2` = `anonymous_id`.
+//!
+//! Why the tenant is length-prefixed: with a bare tenant, every key of tenant `"ab"` would also
+//! start with the prefix of tenant `"a"`, and a prefix scan for `"a"` would leak `"ab"`'s
+//! entries. With `lp(tenant)` the prefix of one tenant is never a prefix of another's. The same
+//! holds for the blind-index field and bucket. The fixed-size ids after the variable parts keep
+//! the entries of one prefix (the subjects of a tenant, the events of a subject, the subjects of
+//! a bucket) contiguous and sorted by id.
+//!
+//! API keys and metadata are global: an API key names its tenant inside its record, and it is
+//! looked up before the tenant is known.
+
+use custodia_core::{ApiKeyId, EventId, SubjectId, TenantId};
+
+use crate::codec::{Reader, Writer};
+use crate::{LookupKind, StoreError};
+
+/// The tag bytes that open every key: the first byte decides the record kind.
+pub(crate) mod tag {
+    /// Subject records.
+    pub(crate) const SUBJECT: u8 = b'S';
+    /// Exact look-ups of external ids by keyed hash.
+    pub(crate) const LOOKUP: u8 = b'L';
+    /// Blind-index bucket memberships.
+    pub(crate) const BLIND: u8 = b'B';
+    /// Events.
+    pub(crate) const EVENT: u8 = b'E';
+    /// Merge records.
+    pub(crate) const MERGE: u8 = b'M';
+    /// API keys.
+    pub(crate) const API_KEY: u8 = b'K';
+    /// Global metadata.
+    pub(crate) const META: u8 = b'G';
+}
+
+/// `tag ‖ lp(tenant)`, the start of every tenant-scoped key.
+fn tenant_scoped(tag: u8, tenant: &TenantId, extra_capacity: usize) -> Writer {
+    let tenant = tenant.as_str().as_bytes();
+    let mut writer = Writer::with_capacity(1 + 4 + tenant.len() + extra_capacity);
+    writer.u8(tag).lp(tenant, "tenant id");
+    writer
+}
+
+/// `'S' ‖ lp(tenant)`: all subjects of a tenant.
+pub(crate) fn subject_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::SUBJECT, tenant, 0).finish()
+}
+
+/// `'S' ‖ lp(tenant) ‖ subject(16)`.
+pub(crate) fn subject_key(tenant: &TenantId, id: SubjectId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::SUBJECT, tenant, 16)
+        .raw(&id.to_bytes())
+        .finish()
+}
+
+/// `'L' ‖ lp(tenant) ‖ kind(1) ‖ keyed_hash(32)`.
+pub(crate) fn lookup_key(
+    tenant: &TenantId,
+    kind: LookupKind,
+    hash: &[u8; 32],
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::LOOKUP, tenant, 33)
+        .u8(kind.to_byte())
+        .raw(hash)
+        .finish()
+}
+
+/// `'B' ‖ lp(tenant) ‖ lp(field) ‖ lp(bucket)`: all subjects in one bucket.
+pub(crate) fn blind_bucket_prefix(
+    tenant: &TenantId,
+    field: &str,
+    bucket: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::BLIND, tenant, 8 + field.len() + bucket.len() + 16)
+        .lp(field.as_bytes(), "blind-index field name")
+        .lp(bucket, "blind-index bucket")
+        .finish()
+}
+
+/// `'B' ‖ lp(tenant) ‖ lp(field) ‖ lp(bucket) ‖ subject(16)`.
+pub(crate) fn blind_key(
+    tenant: &TenantId,
+    field: &str,
+    bucket: &[u8],
+    subject: SubjectId,
+) -> Result<Vec<u8>, StoreError> {
+    let mut key = blind_bucket_prefix(tenant, field, bucket)?;
+    key.extend_from_slice(&subject.to_bytes());
+    Ok(key)
+}
+
+/// `'E' ‖ lp(tenant) ‖ subject(16)`: all events of a subject.
+pub(crate) fn event_prefix(tenant: &TenantId, subject: SubjectId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::EVENT, tenant, 32)
+        .raw(&subject.to_bytes())
+        .finish()
+}
+
+/// `'E' ‖ lp(tenant) ‖ subject(16) ‖ event(16)`.
+pub(crate) fn event_key(
+    tenant: &TenantId,
+    subject: SubjectId,
+    event: EventId,
+) -> Result<Vec<u8>, StoreError> {
+    let mut key = event_prefix(tenant, subject)?;
+    key.extend_from_slice(&event.to_bytes());
+    Ok(key)
+}
+
+/// `'M' ‖ lp(tenant)`: all merge records of a tenant.
+pub(crate) fn merge_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::MERGE, tenant, 0).finish()
+}
+
+/// `'M' ‖ lp(tenant) ‖ merged_subject(16)`.
+pub(crate) fn merge_key(tenant: &TenantId, merged: SubjectId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::MERGE, tenant, 16)
+        .raw(&merged.to_bytes())
+        .finish()
+}
+
+/// `'K'`: all API keys.
+pub(crate) const API_KEY_PREFIX: &[u8] = &[tag::API_KEY];
+
+/// `'K' ‖ lp(api_key_id)`.
+pub(crate) fn api_key_key(id: &ApiKeyId) -> Result<Vec<u8>, StoreError> {
+    let id = id.as_str().as_bytes();
+    Writer::with_capacity(5 + id.len())
+        .u8(tag::API_KEY)
+        .lp(id, "api key id")
+        .finish()
+}
+
+/// Reads the id back out of an API key's key.
+pub(crate) fn parse_api_key_key(key: &[u8]) -> Result<ApiKeyId, StoreError> {
+    let mut reader = Reader::new(key, "api key key");
+    if reader.u8()? != tag::API_KEY {
+        return Err(reader.corrupt());
+    }
+    let id = reader.lp_str()?.parse().map_err(|_| reader.corrupt())?;
+    reader.finish()?;
+    Ok(id)
+}
+
+/// `'G' ‖ lp(name)`.
+pub(crate) fn meta_key(name: &str) -> Result<Vec<u8>, StoreError> {
+    Writer::with_capacity(5 + name.len())
+        .u8(tag::META)
+        .lp(name.as_bytes(), "metadata name")
+        .finish()
+}
+
+/// The 16-byte id that ends `key`, checking that `key` is exactly `prefix_len` + 16 bytes long
+/// (the caller found it by a scan of that prefix, so the prefix itself matches).
+pub(crate) fn trailing_id(
+    key: &[u8],
+    prefix_len: usize,
+    what: &'static str,
+) -> Result<[u8; 16], StoreError> {
+    match key.get(prefix_len..).map(<[u8; 16]>::try_from) {
+        Some(Ok(id)) => Ok(id),
+        _ => Err(StoreError::Corrupt { what }),
+    }
+}

@@ -1,0 +1,383 @@
+//! The typed store: records in, records out, over any [`KvBackend`]. Every key is built by
+//! `keys.rs` and every value by `records.rs`; nothing here knows the engine.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use custodia_core::{ApiKeyId, EventId, SubjectId, TenantId};
+
+use crate::backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
+use crate::records::{self, ApiKeyRecord, EventRecord, LookupKind, MergeRecord, SubjectRecord};
+use crate::{StoreError, keys};
+
+/// How many entries an unbounded read asks the backend for at a time.
+const SCAN_PAGE: usize = 1024;
+
+/// The persistent store of subjects, index entries, events, merges, API keys and metadata.
+///
+/// Cheap to clone (one `Arc`); every clone sees the same backend.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn KvBackend>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the embedded sled store in `dir`; [`StoreError::Locked`] if `dir` is
+    /// already open.
+    pub fn open_sled(dir: &Path) -> Result<Store, StoreError> {
+        Ok(Store::with_backend(Arc::new(SledBackend::open(dir)?)))
+    }
+
+    /// An empty store in memory, for tests.
+    pub fn in_memory() -> Store {
+        Store::with_backend(Arc::new(MemBackend::new()))
+    }
+
+    /// A store over any engine.
+    pub fn with_backend(backend: Arc<dyn KvBackend>) -> Store {
+        Store { backend }
+    }
+
+    /// The subject `id` of `tenant`, if stored.
+    pub fn subject(
+        &self,
+        tenant: &TenantId,
+        id: SubjectId,
+    ) -> Result<Option<SubjectRecord>, StoreError> {
+        let Some(value) = self.backend.get(&keys::subject_key(tenant, id)?)? else {
+            return Ok(None);
+        };
+        SubjectRecord::decode_value(tenant.clone(), id, &value).map(Some)
+    }
+
+    /// Subjects of a tenant in id order after `after`, at most `limit` (for demo checks, index rebuild, retention later).
+    pub fn subjects(
+        &self,
+        tenant: &TenantId,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectRecord>, StoreError> {
+        let prefix = keys::subject_prefix(tenant)?;
+        let after = after.map(|id| keys::subject_key(tenant, id)).transpose()?;
+        self.backend
+            .scan_prefix(&prefix, after.as_deref(), limit)?
+            .into_iter()
+            .map(|(key, value)| {
+                let id = keys::trailing_id(&key, prefix.len(), "subject key")?;
+                SubjectRecord::decode_value(tenant.clone(), SubjectId::from_bytes(id), &value)
+            })
+            .collect()
+    }
+
+    /// How many subjects `tenant` has (a scan of the tenant's subject keys).
+    pub fn count_subjects(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        self.backend.count_prefix(&keys::subject_prefix(tenant)?)
+    }
+
+    /// Exact look-up of an external id (userId / anonymousId) by its keyed hash.
+    pub fn lookup(
+        &self,
+        tenant: &TenantId,
+        kind: LookupKind,
+        hash: &[u8; 32],
+    ) -> Result<Option<SubjectId>, StoreError> {
+        match self.backend.get(&keys::lookup_key(tenant, kind, hash)?)? {
+            Some(value) => records::decode_lookup_value(&value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// All subjects in a blind-index bucket (several subjects may share one by design).
+    pub fn blind_candidates(
+        &self,
+        tenant: &TenantId,
+        field: &str,
+        bucket: &[u8],
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let prefix = keys::blind_bucket_prefix(tenant, field, bucket)?;
+        self.scan_all(&prefix)?
+            .into_iter()
+            .map(|(key, value)| {
+                records::check_blind_value(&value)?;
+                let id = keys::trailing_id(&key, prefix.len(), "blind-index key")?;
+                Ok(SubjectId::from_bytes(id))
+            })
+            .collect()
+    }
+
+    /// Events of `subject` in id (time) order, strictly after `after` if given, at most `limit`.
+    pub fn events(
+        &self,
+        tenant: &TenantId,
+        subject: SubjectId,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let prefix = keys::event_prefix(tenant, subject)?;
+        let after = after
+            .map(|id| keys::event_key(tenant, subject, id))
+            .transpose()?;
+        self.backend
+            .scan_prefix(&prefix, after.as_deref(), limit)?
+            .into_iter()
+            .map(|(key, value)| {
+                let id = EventId::from_bytes(keys::trailing_id(&key, prefix.len(), "event key")?);
+                EventRecord::decode_value(tenant.clone(), subject, id, &value)
+            })
+            .collect()
+    }
+
+    /// The merge record of a subject that was merged into another, if any.
+    pub fn merge_record(
+        &self,
+        tenant: &TenantId,
+        merged: SubjectId,
+    ) -> Result<Option<MergeRecord>, StoreError> {
+        match self.backend.get(&keys::merge_key(tenant, merged)?)? {
+            Some(value) => MergeRecord::decode_value(tenant.clone(), merged, &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every merge record of `tenant`, in merged-subject id order.
+    pub fn merges(&self, tenant: &TenantId) -> Result<Vec<MergeRecord>, StoreError> {
+        let prefix = keys::merge_prefix(tenant)?;
+        self.scan_all(&prefix)?
+            .into_iter()
+            .map(|(key, value)| {
+                let merged = keys::trailing_id(&key, prefix.len(), "merge key")?;
+                MergeRecord::decode_value(tenant.clone(), SubjectId::from_bytes(merged), &value)
+            })
+            .collect()
+    }
+
+    /// The API key `id`, revoked or not. API keys are global: each names its tenant.
+    pub fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self.backend.get(&keys::api_key_key(id)?)? {
+            Some(value) => ApiKeyRecord::decode_value(id.clone(), &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every API key of every tenant, in id order.
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.scan_all(keys::API_KEY_PREFIX)?
+            .into_iter()
+            .map(|(key, value)| ApiKeyRecord::decode_value(keys::parse_api_key_key(&key)?, &value))
+            .collect()
+    }
+
+    /// The metadata value `name`, as the caller stored it.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend.get(&keys::meta_key(name)?)
+    }
+
+    /// Atomically applies the batch (all or nothing). Not yet durable: call flush() before acknowledging.
+    ///
+    /// A batch that could not be encoded (a field of 4 GiB or more) writes nothing and fails
+    /// with [`StoreError::TooLarge`].
+    pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        if let Some(what) = batch.too_large {
+            return Err(StoreError::TooLarge { what });
+        }
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        self.backend.apply(batch.ops)
+    }
+
+    /// Returns once every write that returned before the call is durable on disk. Concurrent
+    /// callers share flushes.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.backend.flush()
+    }
+
+    /// Bytes on disk, for metrics; 0 if the engine cannot tell.
+    pub fn size_on_disk(&self) -> u64 {
+        self.backend.size_on_disk()
+    }
+
+    /// Every entry under `prefix`, read a page at a time.
+    fn scan_all(&self, prefix: &[u8]) -> Result<Vec<KvEntry>, StoreError> {
+        let mut entries = Vec::new();
+        loop {
+            let after = entries.last().map(|(key, _): &KvEntry| key.as_slice());
+            let page = self.backend.scan_prefix(prefix, after, SCAN_PAGE)?;
+            let n_page = page.len();
+            entries.extend(page);
+            if n_page < SCAN_PAGE {
+                return Ok(entries);
+            }
+        }
+    }
+}
+
+/// Changes to apply together with [`Store::write`]: all of them or none.
+///
+/// Ops apply in the order they were added, so a later change to the same record wins. A record
+/// that cannot be encoded (a field of 4 GiB or more) is not added; the batch remembers it and
+/// `write` refuses the whole batch.
+#[derive(Default)]
+pub struct WriteBatch {
+    ops: Vec<KvOp>,
+    too_large: Option<&'static str>,
+}
+
+impl fmt::Debug for WriteBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("n_ops", &self.ops.len())
+            .field("too_large", &self.too_large)
+            .finish()
+    }
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> WriteBatch {
+        WriteBatch::default()
+    }
+
+    /// Whether the batch holds no change. A batch that refused a record (too large) is not
+    /// empty: `write` must still run to report the refusal.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.too_large.is_none()
+    }
+
+    /// How many key-value ops the batch holds.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Stores (or replaces) a subject record. Its look-up and blind-index entries are separate:
+    /// add them with `put_lookup` / `put_blind`.
+    pub fn put_subject(&mut self, record: &SubjectRecord) {
+        self.put(
+            keys::subject_key(&record.tenant, record.id),
+            record.encode_value(),
+        );
+    }
+
+    /// Deletes a subject record (not its events or index entries).
+    pub fn delete_subject(&mut self, tenant: &TenantId, id: SubjectId) {
+        self.delete(keys::subject_key(tenant, id));
+    }
+
+    /// Points the keyed hash of an external id at `subject`.
+    pub fn put_lookup(
+        &mut self,
+        tenant: &TenantId,
+        kind: LookupKind,
+        hash: &[u8; 32],
+        subject: SubjectId,
+    ) {
+        self.put(
+            keys::lookup_key(tenant, kind, hash),
+            Ok(records::encode_lookup_value(subject)),
+        );
+    }
+
+    /// Removes a look-up entry.
+    pub fn delete_lookup(&mut self, tenant: &TenantId, kind: LookupKind, hash: &[u8; 32]) {
+        self.delete(keys::lookup_key(tenant, kind, hash));
+    }
+
+    /// Adds `subject` to a blind-index bucket.
+    pub fn put_blind(&mut self, tenant: &TenantId, field: &str, bucket: &[u8], subject: SubjectId) {
+        self.put(
+            keys::blind_key(tenant, field, bucket, subject),
+            Ok(records::BLIND_VALUE.to_vec()),
+        );
+    }
+
+    /// Removes `subject` from a blind-index bucket.
+    pub fn delete_blind(
+        &mut self,
+        tenant: &TenantId,
+        field: &str,
+        bucket: &[u8],
+        subject: SubjectId,
+    ) {
+        self.delete(keys::blind_key(tenant, field, bucket, subject));
+    }
+
+    /// Stores (or replaces) an event.
+    pub fn put_event(&mut self, record: &EventRecord) {
+        self.put(
+            keys::event_key(&record.tenant, record.subject, record.id),
+            record.encode_value(),
+        );
+    }
+
+    /// Deletes an event.
+    pub fn delete_event(&mut self, tenant: &TenantId, subject: SubjectId, event: EventId) {
+        self.delete(keys::event_key(tenant, subject, event));
+    }
+
+    /// Stores (or replaces) a merge record.
+    pub fn put_merge(&mut self, record: &MergeRecord) {
+        self.put(
+            keys::merge_key(&record.tenant, record.merged),
+            record.encode_value(),
+        );
+    }
+
+    /// Deletes the merge record of `merged`.
+    pub fn delete_merge(&mut self, tenant: &TenantId, merged: SubjectId) {
+        self.delete(keys::merge_key(tenant, merged));
+    }
+
+    /// Stores (or replaces) an API key.
+    pub fn put_api_key(&mut self, record: &ApiKeyRecord) {
+        self.put(keys::api_key_key(&record.id), record.encode_value());
+    }
+
+    /// Deletes an API key (revoking keeps the record; this forgets it).
+    pub fn delete_api_key(&mut self, id: &ApiKeyId) {
+        self.delete(keys::api_key_key(id));
+    }
+
+    /// Stores (or replaces) a metadata value; its format is the caller's.
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) {
+        self.put(keys::meta_key(name), Ok(value.to_vec()));
+    }
+
+    /// Deletes a metadata value.
+    pub fn delete_meta(&mut self, name: &str) {
+        self.delete(keys::meta_key(name));
+    }
+
+    fn put(&mut self, key: Result<Vec<u8>, StoreError>, value: Result<Vec<u8>, StoreError>) {
+        match (key, value) {
+            (Ok(key), Ok(value)) => self.ops.push(KvOp::Put { key, value }),
+            (Err(error), _) | (_, Err(error)) => self.remember(error),
+        }
+    }
+
+    fn delete(&mut self, key: Result<Vec<u8>, StoreError>) {
+        match key {
+            Ok(key) => self.ops.push(KvOp::Delete { key }),
+            Err(error) => self.remember(error),
+        }
+    }
+
+    fn remember(&mut self, error: StoreError) {
+        // Encoders fail only with `TooLarge`; anything else would be a bug in this crate, and
+        // is still reported as a refusal of the whole batch.
+        let what = match error {
+            StoreError::TooLarge { what } => what,
+            _ => "record",
+        };
+        self.too_large.get_or_insert(what);
+    }
+}
+
+#[cfg(test)]
+mod tests;
