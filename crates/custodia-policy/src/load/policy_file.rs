@@ -1,0 +1,109 @@
+//! `policy.toml`: the version label, the controller, the supervisory authority and the rights text.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Source;
+use crate::{Controller, PolicyError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicyFile {
+    version: Spanned<String>,
+    rights: Spanned<Vec<Spanned<String>>>,
+    controller: RawController,
+    supervisory_authority: RawAuthority,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawController {
+    name: Spanned<String>,
+    contact: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthority {
+    name: Spanned<String>,
+    url: Spanned<String>,
+}
+
+/// What `policy.toml` holds, checked.
+pub(crate) struct PolicyFile {
+    pub(crate) version: String,
+    pub(crate) controller: Controller,
+    pub(crate) rights: Vec<String>,
+}
+
+/// Parses and checks `policy.toml`.
+pub(crate) fn check(source: &Source<'_>) -> Result<PolicyFile, PolicyError> {
+    let raw: RawPolicyFile = source.parse()?;
+
+    // The label goes into ledger entries and consent records, so keep it short and plain.
+    let version = raw.version.get_ref();
+    let version_ok = (1..=64).contains(&version.len())
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !version_ok {
+        return Err(source.error_at(
+            raw.version.span(),
+            format!("invalid version `{version}`: use 1 to 64 characters of letters, digits, `.`, `_` and `-`, such as a date"),
+        ));
+    }
+
+    let contact = source.text(&raw.controller.contact, "contact")?;
+    if !is_plausible_email(&contact) {
+        return Err(source.error_at(
+            raw.controller.contact.span(),
+            format!("`contact` must be the e-mail address of the data protection officer, not `{contact}`"),
+        ));
+    }
+    let url = source.text(&raw.supervisory_authority.url, "url")?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(source.error_at(
+            raw.supervisory_authority.url.span(),
+            format!("`url` must be an http(s) URL, not `{url}`"),
+        ));
+    }
+    let controller = Controller {
+        name: source.text(&raw.controller.name, "name")?,
+        contact,
+        supervisory_authority: source.text(&raw.supervisory_authority.name, "name")?,
+        supervisory_authority_url: url,
+    };
+
+    if raw.rights.get_ref().is_empty() {
+        return Err(source.error_at(
+            raw.rights.span(),
+            "`rights` must describe the subject's rights; it is quoted in every access export",
+        ));
+    }
+    let rights = raw
+        .rights
+        .get_ref()
+        .iter()
+        .map(|right| source.text(right, "rights"))
+        .collect::<Result<_, _>>()?;
+
+    Ok(PolicyFile {
+        version: version.clone(),
+        controller,
+        rights,
+    })
+}
+
+/// One `@` with something on each side and no white space: enough to catch a name or URL written
+/// where the address belongs, without pretending to validate e-mail syntax.
+fn is_plausible_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !text.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
