@@ -1,0 +1,237 @@
+//! One tenant's keys: its key store of subject data keys and the sub-keys derived from its tenant
+//! secret for pseudonyms, blind indexes and look-up hashes.
+
+use std::fmt;
+use std::path::Path;
+
+use custodia_core::{LengthPrefixed, Pseudonym, SubjectId, TenantId};
+use zeroize::Zeroizing;
+
+use crate::key_store::KeyStore;
+use crate::primitives::{SecretKey, hkdf_sha256, hmac_sha256};
+use crate::{DataKey, Keyring, VaultError};
+
+/// Bytes of a blind index: 16-bit buckets.
+///
+/// A blind index is deterministic, so it leaks which records share a value and how often a value
+/// occurs. Truncating it, as CipherSweet does, makes distinct values share buckets: an index entry
+/// then says only "one of the values in this bucket", and a look-up returns candidates that the
+/// caller decrypts and compares exactly. CipherSweet sizes the index so that each bucket is
+/// expected to hold at least two distinct values, i.e. `2^bits ≤ population / 2`, while keeping
+/// the candidate list short enough to decrypt on each look-up.
+///
+/// With 16 bits there are 65,536 buckets: a tenant with one million e-mail addresses has about
+/// 15 per bucket, so a look-up decrypts about 15 candidates; from about 130,000 distinct values up
+/// every bucket is expected to be shared. A small tenant gets mostly unshared buckets and so little
+/// protection from truncation — its values are still hidden by the key (the index is keyed, so it
+/// cannot be brute-forced without it), but equality and frequency show. docs/security.md states
+/// this leakage. The size is one constant so that it can grow with a tenant later; changing it
+/// means rebuilding the stored indexes.
+pub const BLIND_INDEX_BYTES: usize = 2;
+
+/// A field that has a blind index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlindField {
+    /// An e-mail address, normalized by [`normalize_email`](crate::normalize_email).
+    Email,
+    /// A phone number in E.164, normalized by [`normalize_phone`](crate::normalize_phone).
+    Phone,
+}
+
+impl BlindField {
+    /// The name bound into the index: `"email"` or `"phone"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlindField::Email => "email",
+            BlindField::Phone => "phone",
+        }
+    }
+}
+
+/// A truncated, keyed blind index of a normalized value; several values share each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlindIndex(pub [u8; BLIND_INDEX_BYTES]);
+
+/// A full keyed hash of an exact id (`userId`, `anonymousId`) for look-ups.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LookupHash(pub [u8; 32]);
+
+impl fmt::Debug for LookupHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keyed, so printing it reveals nothing without the tenant's look-up key.
+        f.write_str("LookupHash(")?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The long-lived sub-keys of a tenant, each `HKDF-SHA256(tenant secret, salt "custodia/v1",
+/// info lp(label) ‖ lp(tenant))` with its own label. They depend on the tenant secret, not on the
+/// root key, so a root-key rotation leaves pseudonyms, blind indexes and look-up hashes unchanged.
+pub(crate) struct TenantKeys {
+    pseudonym: SecretKey,
+    blind_index: SecretKey,
+    lookup: SecretKey,
+}
+
+impl TenantKeys {
+    pub(crate) fn derive(secret: &SecretKey, tenant: &TenantId) -> Result<TenantKeys, VaultError> {
+        let derive = |label: &str| {
+            let info = LengthPrefixed::new()
+                .part(label)
+                .part(tenant.as_str())
+                .into_bytes();
+            hkdf_sha256(secret.as_bytes(), &info)
+        };
+        Ok(TenantKeys {
+            pseudonym: derive("pseudonym")?,
+            blind_index: derive("blind-index")?,
+            lookup: derive("lookup")?,
+        })
+    }
+
+    pub(crate) fn pseudonym(&self, tenant: &TenantId, subject: SubjectId) -> Pseudonym {
+        let input = LengthPrefixed::new()
+            .part(tenant.as_str())
+            .part(subject.to_bytes());
+        let mac = hmac_sha256(&self.pseudonym, input.as_bytes());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&mac[..16]);
+        Pseudonym(out)
+    }
+
+    pub(crate) fn blind_index(
+        &self,
+        tenant: &TenantId,
+        field: BlindField,
+        normalized: &str,
+    ) -> BlindIndex {
+        // The value is personal data: its encoded copy is wiped after use.
+        let input = Zeroizing::new(
+            LengthPrefixed::new()
+                .part(tenant.as_str())
+                .part(field.as_str())
+                .part(normalized)
+                .into_bytes(),
+        );
+        let mac = hmac_sha256(&self.blind_index, &input);
+        let mut out = [0u8; BLIND_INDEX_BYTES];
+        out.copy_from_slice(&mac[..BLIND_INDEX_BYTES]);
+        BlindIndex(out)
+    }
+
+    pub(crate) fn lookup_hash(&self, tenant: &TenantId, kind: &str, value: &str) -> LookupHash {
+        let input = Zeroizing::new(
+            LengthPrefixed::new()
+                .part(tenant.as_str())
+                .part(kind)
+                .part(value)
+                .into_bytes(),
+        );
+        LookupHash(hmac_sha256(&self.lookup, &input))
+    }
+}
+
+/// One tenant's keys: derived look-up keys and the locked key store of subject data keys.
+///
+/// Shared as `Arc<TenantVault>`; every method takes `&self` and is safe to call from many threads.
+pub struct TenantVault {
+    tenant: TenantId,
+    keys: TenantKeys,
+    store: KeyStore,
+}
+
+impl TenantVault {
+    pub(crate) fn open(
+        keys_dir: &Path,
+        tenant: &TenantId,
+        keyring: &Keyring,
+    ) -> Result<TenantVault, VaultError> {
+        let (store, secret) = KeyStore::open(keys_dir, tenant, keyring)?;
+        let keys = TenantKeys::derive(&secret, tenant)?;
+        Ok(TenantVault {
+            tenant: tenant.clone(),
+            keys,
+            store,
+        })
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The subject's pseudonym: the first 16 bytes of
+    /// `HMAC-SHA256(pseudonym key, lp(tenant) ‖ lp(subject id bytes))`.
+    pub fn pseudonym(&self, subject: SubjectId) -> Pseudonym {
+        self.keys.pseudonym(&self.tenant, subject)
+    }
+
+    /// `HMAC-SHA256(blind-index key, lp(tenant) ‖ lp(field) ‖ lp(normalized))` truncated to
+    /// [`BLIND_INDEX_BYTES`], so that several subjects share a bucket (CipherSweet-style); the
+    /// caller decrypts the candidates and compares exactly. `normalized` must come from
+    /// [`normalize_email`](crate::normalize_email) or [`normalize_phone`](crate::normalize_phone).
+    pub fn blind_index(&self, field: BlindField, normalized: &str) -> BlindIndex {
+        self.keys.blind_index(&self.tenant, field, normalized)
+    }
+
+    /// The full 32-byte `HMAC-SHA256(lookup key, lp(tenant) ‖ lp(kind) ‖ lp(value))`, for exact ids
+    /// such as `userId` or `anonymousId`.
+    pub fn lookup_hash(&self, kind: &str, value: &str) -> LookupHash {
+        self.keys.lookup_hash(&self.tenant, kind, value)
+    }
+
+    /// Generates a random data key for the subject, wraps it (AES-256-GCM) under the tenant's
+    /// wrapping key, writes it to a slot of the key file and syncs it before returning.
+    ///
+    /// Fails with [`VaultError::DataKeyExists`] if the subject already has a key and with
+    /// [`VaultError::WrapLimit`] once the wrapping key's encryption budget is spent.
+    pub fn create_data_key(&self, subject: SubjectId) -> Result<DataKey, VaultError> {
+        self.store.create(subject)
+    }
+
+    /// Reads and unwraps the subject's data key; [`VaultError::KeyNotFound`] if it has none.
+    /// A slot that does not unwrap is an error for this subject only.
+    pub fn data_key(&self, subject: SubjectId) -> Result<DataKey, VaultError> {
+        self.store.get(subject)
+    }
+
+    /// Crypto-shredding: overwrites the subject's slot in place with zeros and syncs.
+    /// `Ok(true)` if a key was destroyed, `Ok(false)` if the subject had none.
+    pub fn destroy_data_key(&self, subject: SubjectId) -> Result<bool, VaultError> {
+        self.store.destroy(subject)
+    }
+
+    /// The number of live data keys.
+    pub fn n_data_keys(&self) -> usize {
+        self.store.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn key_store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    /// Every secret this tenant vault holds in memory, for tests that look for leaks.
+    #[cfg(test)]
+    pub(crate) fn secrets_for_tests(&self) -> Vec<[u8; 32]> {
+        let mut secrets = vec![
+            *self.keys.pseudonym.as_bytes(),
+            *self.keys.blind_index.as_bytes(),
+            *self.keys.lookup.as_bytes(),
+        ];
+        secrets.extend(self.store.wrap_keys_for_tests());
+        secrets
+    }
+}
+
+impl fmt::Debug for TenantVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantVault")
+            .field("tenant", &self.tenant)
+            .field("key_store", &self.store.path())
+            .finish_non_exhaustive()
+    }
+}
