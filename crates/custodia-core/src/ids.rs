@@ -38,7 +38,10 @@ impl FromStr for TenantId {
 
     fn from_str(s: &str) -> Result<Self, IdError> {
         let ok_len = (1..=32).contains(&s.len());
-        let ok_first = s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let ok_first = s
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         let ok_chars = s
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
@@ -149,6 +152,18 @@ impl EventId {
     pub fn from_parts(unix_millis: u64, random: [u8; 10]) -> EventId {
         EventId(uuid::Builder::from_unix_timestamp_millis(unix_millis, &random).into_uuid())
     }
+
+    /// The next id after `self` in sort order, still a valid v7 UUID: the 62-bit random tail
+    /// counts up (RFC 9562 §6.2, monotonic random). Used when two events fall in one millisecond,
+    /// so ids keep ingestion order. `None` if the tail is exhausted (after 2^62 steps).
+    pub fn successor(self) -> Option<EventId> {
+        const TAIL: u128 = (1 << 62) - 1;
+        let value = self.0.as_u128();
+        if value & TAIL == TAIL {
+            return None;
+        }
+        Some(EventId(Uuid::from_u128(value + 1)))
+    }
 }
 
 /// The only subject identifier that the ledger, the search index and analytics carry:
@@ -199,7 +214,10 @@ impl FromStr for ApiKeyId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, IdError> {
-        if s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 16
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(ApiKeyId(s.to_owned()))
         } else {
             Err(IdError { kind: "api key id" })

@@ -22,8 +22,15 @@ pub use timestamp::Timestamp;
 ///
 /// Every trait is personal data and stored encrypted; these are the ones that also get special
 /// handling (blind indexes for `email` and `phone`, the identity category in exports).
-pub const IDENTITY_TRAITS: &[&str] =
-    &["email", "phone", "name", "firstName", "lastName", "address", "birthday"];
+pub const IDENTITY_TRAITS: &[&str] = &[
+    "email",
+    "phone",
+    "name",
+    "firstName",
+    "lastName",
+    "address",
+    "birthday",
+];
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,8 @@ impl PurposeId {
 fn is_snake_id(s: &str, max: usize) -> bool {
     (1..=max).contains(&s.len())
         && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl FromStr for PurposeId {

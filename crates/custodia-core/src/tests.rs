@@ -52,6 +52,18 @@ fn event_ids_sort_by_time() {
 }
 
 #[test]
+fn event_id_successor_stays_v7_and_sorts_after() {
+    let a = EventId::from_parts(1_000, [0x11; 10]);
+    let b = a.successor().unwrap();
+    assert!(a < b);
+    assert_eq!(b.as_uuid().get_version_num(), 7);
+    assert_eq!(b.as_uuid().get_variant(), uuid::Variant::RFC4122);
+    assert_eq!(b.as_uuid().get_timestamp(), a.as_uuid().get_timestamp());
+    let last = EventId::from_parts(1_000, [0xff; 10]);
+    assert!(last.successor().is_none());
+}
+
+#[test]
 fn subject_ids_are_v4() {
     let id = SubjectId::from_random([7; 16]);
     assert_eq!(id.as_uuid().get_version_num(), 4);

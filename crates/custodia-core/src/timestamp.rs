@@ -40,7 +40,9 @@ impl Timestamp {
 
     /// Parses RFC 3339 (any offset; converted to UTC).
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-        OffsetDateTime::parse(s, &Rfc3339).ok().map(Timestamp::from_datetime)
+        OffsetDateTime::parse(s, &Rfc3339)
+            .ok()
+            .map(Timestamp::from_datetime)
     }
 
     /// Adds whole days (negative subtracts).
@@ -73,6 +75,7 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Timestamp::parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom("invalid RFC 3339 time"))
+        Timestamp::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom("invalid RFC 3339 time"))
     }
 }
