@@ -1,1 +1,165 @@
-//! custodia-engine: placeholder while the crate is written.
+//! The domain service of Custodia: ingestion with identity resolution, encrypted profiles and
+//! events, look-ups through blind indexes, API keys and purpose checks.
+//!
+//! Architecture invariant: the engine knows nothing of HTTP and names no crypto or storage
+//! library. It seals and opens through `custodia-vault` and persists ciphertext through
+//! `custodia-store`; the server and the CLI are thin layers over it. Every method blocks (sled
+//! and the key store do file I/O), so async callers run it on a blocking thread.
+
+mod access;
+mod apikeys;
+mod clock;
+mod demo;
+mod error;
+mod ingest;
+mod input;
+mod profile;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use custodia_core::{EventId, TenantId, Timestamp};
+use custodia_policy::Policies;
+use custodia_store::Store;
+use custodia_vault::{Keyring, TenantVault, Vault};
+
+pub use access::{Caller, ReadGrant};
+pub use apikeys::{ApiKeySecret, NewApiKey};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use demo::{DemoSummary, load_demo};
+pub use error::EngineError;
+pub use ingest::{BatchItem, BatchOutcome, IdentifyOutcome, TrackOutcome};
+pub use input::{IdentifyInput, TrackInput, TraitChanges};
+pub use profile::{EventPage, EventView, Lookup, Profile};
+
+/// Where the engine keeps its state and which policies it enforces.
+pub struct EngineConfig {
+    /// The data directory: only ciphertext, keyed hashes and non-personal metadata.
+    pub data_dir: PathBuf,
+    /// The key store directory, apart from the data (design.md "Keys live apart from data").
+    pub keys_dir: PathBuf,
+    /// The root key(s).
+    pub keyring: Keyring,
+    /// The validated policies.
+    pub policies: Policies,
+    /// The clock; tests inject a fixed one.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The domain service. One per process; share it behind an `Arc`.
+pub struct Engine {
+    store: Store,
+    vault: Vault,
+    policies: Arc<Policies>,
+    policy_hash: String,
+    clock: Arc<dyn Clock>,
+    /// Serializes read-modify-write of profiles and identity resolution, so two concurrent
+    /// identify calls cannot create the same person twice or lose a trait update. Flushes run
+    /// outside it, so concurrent requests still share a flush.
+    write_lock: Mutex<()>,
+    /// The last event id handed out, so ids within one millisecond keep ingestion order. Only
+    /// touched under `write_lock`.
+    last_event_id: Mutex<Option<EventId>>,
+    data_dir: PathBuf,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory and the key store.
+    pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        let store = Store::open_sled(&config.data_dir.join("store"))?;
+        let vault = Vault::open(&config.keys_dir, config.keyring)?;
+        Ok(Engine::from_parts(
+            store,
+            vault,
+            config.policies,
+            config.clock,
+            config.data_dir,
+        ))
+    }
+
+    /// Builds an engine over an existing store and vault (tests use an in-memory store).
+    pub fn from_parts(
+        store: Store,
+        vault: Vault,
+        policies: Policies,
+        clock: Arc<dyn Clock>,
+        data_dir: PathBuf,
+    ) -> Engine {
+        let policy_hash = hex::encode(custodia_vault::sha256(&policies.canonical_bytes()));
+        Engine {
+            store,
+            vault,
+            policies: Arc::new(policies),
+            policy_hash,
+            clock,
+            write_lock: Mutex::new(()),
+            last_event_id: Mutex::new(None),
+            data_dir,
+        }
+    }
+
+    /// The policies in force.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// Lower-case hex SHA-256 of the canonical policy bytes: the exact text version in force.
+    pub fn policy_hash(&self) -> &str {
+        &self.policy_hash
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn store_size_on_disk(&self) -> u64 {
+        self.store.size_on_disk()
+    }
+
+    /// Number of live subject data keys of a tenant.
+    pub fn n_data_keys(&self, tenant: &TenantId) -> Result<usize, EngineError> {
+        Ok(self.vault.tenant(tenant)?.n_data_keys())
+    }
+
+    /// Number of subjects of a tenant.
+    pub fn count_subjects(&self, tenant: &TenantId) -> Result<u64, EngineError> {
+        Ok(self.store.count_subjects(tenant)?)
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), EngineError> {
+        Ok(self.store.flush()?)
+    }
+
+    fn keys(&self, tenant: &TenantId) -> Result<Arc<TenantVault>, EngineError> {
+        Ok(self.vault.tenant(tenant)?)
+    }
+
+    /// A new event id (UUID v7) that sorts after every id this process handed out before.
+    fn next_event_id(&self, now: Timestamp) -> Result<EventId, EngineError> {
+        let fresh = EventId::from_parts(now.unix_millis(), custodia_vault::random_array()?);
+        let mut last = self.last_event_id.lock().unwrap_or_else(|p| p.into_inner());
+        let id = match *last {
+            Some(prev) if fresh <= prev => match prev.successor() {
+                Some(next) => next,
+                None => fresh,
+            },
+            _ => fresh,
+        };
+        *last = Some(id);
+        Ok(id)
+    }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        // A panic while holding the lock leaves no half-applied state behind (store batches are
+        // atomic), so a poisoned lock is safe to reuse.
+        self.write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! The demo shop that `serve --demo` loads on first start: a few hundred customers with orders,
+//! reviews, NPS answers, browsing, and a few anonymous visitors who later sign in (so merges
+//! show). Generated from a fixed seed, so every demo looks the same. The names are invented.
+
+use custodia_core::{Personal, TenantId, Timestamp};
+use serde_json::{Map, Value, json};
+
+use crate::ingest::BatchItem;
+use crate::input::{IdentifyInput, TrackInput};
+use crate::{Engine, EngineError};
+
+const FIRST: &[&str] = &[
+    "Anna", "Ben", "Clara", "David", "Elif", "Finn", "Greta", "Hugo", "Ida", "Jonas", "Katja",
+    "Luca", "Mia", "Noah", "Olga", "Paul", "Quinn", "Rosa", "Sami", "Tara", "Umut", "Vera", "Wim",
+    "Xenia", "Yusuf", "Zoe", "Amélie", "Björn", "Chloé", "Dörte",
+];
+const LAST: &[&str] = &[
+    "Albrecht",
+    "Berger",
+    "Castro",
+    "Dimitrov",
+    "Engel",
+    "Fischer",
+    "Gómez",
+    "Hansen",
+    "Ivanova",
+    "Jäger",
+    "Kowalski",
+    "Lindqvist",
+    "Müller",
+    "Nowak",
+    "Okafor",
+    "Petit",
+    "Quast",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Urban",
+    "Vogel",
+    "Weber",
+    "Yilmaz",
+    "Zimmermann",
+];
+const CITIES: &[(&str, &str)] = &[
+    ("Berlin", "DE"),
+    ("Hamburg", "DE"),
+    ("München", "DE"),
+    ("Wien", "AT"),
+    ("Zürich", "CH"),
+    ("Amsterdam", "NL"),
+    ("Lyon", "FR"),
+    ("Kraków", "PL"),
+];
+const PRODUCTS: &[(&str, &str, f64)] = &[
+    ("sku-tea-01", "Sencha Green Tea 100g", 8.90),
+    ("sku-tea-02", "Assam Breakfast 250g", 12.50),
+    ("sku-mug-01", "Stoneware Mug", 14.00),
+    ("sku-pot-01", "Glass Teapot 1l", 29.90),
+    ("sku-set-01", "Tasting Set", 39.00),
+    ("sku-inf-01", "Steel Infuser", 6.50),
+    ("sku-gift-01", "Gift Card", 25.00),
+];
+const REVIEWS: &[&str] = &[
+    "Lovely flavour, will order again.",
+    "Arrived quickly and well packed.",
+    "A bit too bitter for my taste.",
+    "The mug chipped after a week.",
+    "Perfect gift, thank you!",
+];
+
+/// What the demo loader wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoSummary {
+    /// Customers created.
+    pub n_customers: usize,
+    /// Events recorded.
+    pub n_events: usize,
+}
+
+/// A small deterministic generator (SplitMix64). Not for anything secret: it only picks demo
+/// names and amounts.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+fn obj(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn track(user_id: &str, event: &str, properties: Value, at: Timestamp) -> BatchItem {
+    BatchItem::Track(TrackInput {
+        user_id: Some(Personal(user_id.to_owned())),
+        anonymous_id: None,
+        event: event.to_owned(),
+        properties: Personal(obj(properties)),
+        timestamp: Some(at),
+    })
+}
+
+/// The demo shop's calls, in order.
+fn demo_items(n_customers: usize, now: Timestamp) -> Vec<BatchItem> {
+    let mut rng = Rng(0xC0FF_EE00_D15E_A5E5);
+    let mut items = Vec::new();
+    for n in 0..n_customers {
+        let first = *rng.pick(FIRST);
+        let last = *rng.pick(LAST);
+        let (city, country) = *rng.pick(CITIES);
+        let user_id = format!("demo-{n:04}");
+        let email = format!(
+            "{}.{}{n}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase()
+        );
+        let phone = format!("+49 151 {:04} {:04}", rng.below(10_000), rng.below(10_000));
+        let joined = now.plus_days(-(rng.below(720) as i64) - 30);
+        // Every tenth customer first browses anonymously and signs in later: a merge.
+        let anonymous_id = (n % 10 == 3).then(|| format!("demo-anon-{n:04}"));
+        if let Some(anon) = &anonymous_id {
+            items.push(BatchItem::Track(TrackInput {
+                user_id: None,
+                anonymous_id: Some(Personal(anon.clone())),
+                event: "Product Viewed".to_owned(),
+                properties: Personal(obj(
+                    json!({"product_id": PRODUCTS[0].0, "name": PRODUCTS[0].1}),
+                )),
+                timestamp: Some(joined.plus_days(-1)),
+            }));
+        }
+        items.push(BatchItem::Identify(IdentifyInput {
+            user_id: Some(Personal(user_id.clone())),
+            anonymous_id: anonymous_id.map(Personal),
+            traits: Personal(obj(json!({
+                "email": email,
+                "phone": phone,
+                "firstName": first,
+                "lastName": last,
+                "name": format!("{first} {last}"),
+                "address": {"city": city, "country": country},
+                "newsletter_topics": if rng.below(2) == 0 { json!(["tea"]) } else { json!(["tea", "gifts"]) },
+            }))),
+            timestamp: Some(joined),
+        }));
+        let n_orders = rng.below(7);
+        let mut day = joined;
+        for k in 0..n_orders {
+            day = day.plus_days(1 + rng.below(90) as i64);
+            if day > now {
+                break;
+            }
+            let (sku, name, price) = *rng.pick(PRODUCTS);
+            let quantity = 1 + rng.below(3);
+            let total = (price * quantity as f64 * 100.0).round() / 100.0;
+            items.push(track(
+                &user_id,
+                "Product Viewed",
+                json!({"product_id": sku, "name": name}),
+                day,
+            ));
+            items.push(track(
+                &user_id,
+                "Order Completed",
+                json!({
+                    "order_id": format!("D{n:04}-{k}"),
+                    "total": total,
+                    "currency": if country == "CH" { "CHF" } else { "EUR" },
+                    "products": [{"product_id": sku, "name": name, "price": price, "quantity": quantity}],
+                }),
+                day,
+            ));
+            if rng.below(4) == 0 {
+                items.push(track(
+                    &user_id,
+                    "Product Reviewed",
+                    json!({"product_id": sku, "rating": 1 + rng.below(5), "review_body": *rng.pick(REVIEWS)}),
+                    day.plus_days(7),
+                ));
+            }
+        }
+        if rng.below(10) < 6 {
+            items.push(track(
+                &user_id,
+                "NPS Answered",
+                json!({"score": rng.below(11)}),
+                now.plus_days(-(rng.below(60) as i64)),
+            ));
+        }
+        if rng.below(5) == 0 {
+            let (sku, name, _) = *rng.pick(PRODUCTS);
+            items.push(track(
+                &user_id,
+                "Product Added",
+                json!({"product_id": sku, "name": name}),
+                now.plus_days(-2),
+            ));
+        }
+    }
+    items
+}
+
+/// Loads the demo shop into `tenant` unless it already holds subjects (so restarts do not load it
+/// twice). Returns `None` when nothing was loaded.
+pub fn load_demo(
+    engine: &Engine,
+    tenant: &TenantId,
+    n_customers: usize,
+) -> Result<Option<DemoSummary>, EngineError> {
+    if engine.store.count_subjects(tenant)? > 0 {
+        return Ok(None);
+    }
+    let items = demo_items(n_customers, engine.clock.now());
+    let n_events = items
+        .iter()
+        .filter(|i| matches!(i, BatchItem::Track(_)))
+        .count();
+    engine.batch_as_system(tenant, &items)?;
+    Ok(Some(DemoSummary {
+        n_customers,
+        n_events,
+    }))
+}

@@ -1,0 +1,117 @@
+//! The engine's error type: every refusal carries a stable code and, where one input field is at
+//! fault, a JSON pointer to it. No variant carries personal data or a secret.
+
+use custodia_core::{ErrorCode, SubjectId};
+use custodia_store::StoreError;
+use custodia_vault::VaultError;
+
+/// Why an engine call was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// An input field is missing or has a value outside its domain. `field` is a JSON pointer
+    /// (`/traits/email`); `message` describes the rule, never the value.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// JSON pointer to the field at fault.
+        field: String,
+        /// The rule the value broke.
+        message: String,
+    },
+    /// No valid API key.
+    #[error("missing or invalid api key")]
+    Unauthenticated,
+    /// The caller's role may not perform the operation.
+    #[error("role `{role}` may not {operation}")]
+    RoleNotPermitted {
+        /// The caller's role.
+        role: String,
+        /// The operation refused.
+        operation: &'static str,
+    },
+    /// A personal-data read named no purpose.
+    #[error("a purpose is required to read personal data")]
+    PurposeMissing,
+    /// The purpose is not in the policies.
+    #[error("unknown purpose")]
+    UnknownPurpose,
+    /// The role may not use the purpose.
+    #[error("role `{role}` may not use purpose `{purpose}`")]
+    PurposeNotPermitted {
+        /// The caller's role.
+        role: String,
+        /// The purpose refused.
+        purpose: String,
+    },
+    /// The purpose's lawful basis is consent and there is no current grant.
+    #[error("purpose `{purpose}` requires the subject's consent")]
+    ConsentRequired {
+        /// The purpose refused.
+        purpose: String,
+    },
+    /// No such subject (never existed, or erased).
+    #[error("subject not found")]
+    SubjectNotFound,
+    /// The subject was merged into another.
+    #[error("subject was merged into {into}")]
+    SubjectMerged {
+        /// The surviving subject.
+        into: SubjectId,
+    },
+    /// The key store failed.
+    #[error("key store: {0}")]
+    Vault(#[from] VaultError),
+    /// The data store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A stored record did not decode after decryption.
+    #[error("corrupt {0} record")]
+    Corrupt(&'static str),
+}
+
+impl EngineError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::Invalid { .. } => ErrorCode::InvalidField,
+            EngineError::Unauthenticated => ErrorCode::Unauthenticated,
+            EngineError::RoleNotPermitted { .. } => ErrorCode::RoleNotPermitted,
+            EngineError::PurposeMissing => ErrorCode::PurposeMissing,
+            EngineError::UnknownPurpose => ErrorCode::UnknownPurpose,
+            EngineError::PurposeNotPermitted { .. } => ErrorCode::PurposeNotPermitted,
+            EngineError::ConsentRequired { .. } => ErrorCode::ConsentRequired,
+            EngineError::SubjectNotFound => ErrorCode::SubjectNotFound,
+            EngineError::SubjectMerged { .. } => ErrorCode::SubjectMerged,
+            EngineError::Vault(e) => e.code(),
+            EngineError::Store(e) => e.code(),
+            EngineError::Corrupt(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The input field at fault, as a JSON pointer, if one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            EngineError::Invalid { field, .. } => Some(field),
+            EngineError::PurposeMissing | EngineError::UnknownPurpose => Some("purpose"),
+            _ => None,
+        }
+    }
+
+    /// An `Invalid` error for `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {
+        EngineError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error with its field pointer placed under `prefix` (`/batch/3` + `/traits`).
+    pub fn under(self, prefix: &str) -> EngineError {
+        match self {
+            EngineError::Invalid { field, message } => EngineError::Invalid {
+                field: format!("{prefix}{field}"),
+                message,
+            },
+            other => other,
+        }
+    }
+}

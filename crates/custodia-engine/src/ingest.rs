@@ -1,0 +1,514 @@
+//! Ingestion: `identify`, `track` and `batch`, with identity resolution.
+//!
+//! Resolution rules, in the order they are tried:
+//! - the `userId` names a subject and the `anonymousId` names a different, anonymous one: the
+//!   anonymous subject is merged into the known one (its traits fill gaps, its events are
+//!   re-encrypted under the survivor's key, a merge record is kept and its data key destroyed);
+//! - the `userId` names a subject: that subject (the `anonymousId` is linked to it);
+//! - the `anonymousId` names an anonymous subject: that subject (the `userId` is linked to it);
+//! - the `anonymousId` names a subject known under another `userId` (a shared device): the
+//!   anonymous id moves to the subject of the new `userId`, never merging two known people;
+//! - nothing matches: a new subject with a random id and a fresh data key.
+
+use custodia_core::{EventId, Operation, Personal, SubjectId, TenantId, Timestamp};
+use custodia_store::{EventRecord, LookupKind, MergeRecord, SubjectRecord, WriteBatch};
+use custodia_vault::TenantVault;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::input::{IdentifyInput, TrackInput};
+use crate::profile::{
+    EventData, IndexEntries, PROFILE_KIND, ProfileData, event_kind, index_entries, open_json,
+    put_subject, seal_json,
+};
+use crate::{Caller, Engine, EngineError};
+
+/// Anonymous ids kept per subject; the oldest drop out beyond this (devices come and go).
+const MAX_ANONYMOUS_IDS: usize = 64;
+/// Events moved per store batch while merging.
+const MERGE_PAGE: usize = 1_000;
+
+/// The answer to an identify call.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct IdentifyOutcome {
+    /// The subject the call resolved to.
+    pub subject_id: SubjectId,
+    /// Whether the subject was created by this call.
+    pub created: bool,
+}
+
+/// The answer to a track call.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TrackOutcome {
+    /// The subject the call resolved to.
+    pub subject_id: SubjectId,
+    /// The stored event.
+    pub event_id: EventId,
+}
+
+/// One item of a batch.
+#[derive(Debug, Clone)]
+pub enum BatchItem {
+    /// An identify call.
+    Identify(IdentifyInput),
+    /// A track call.
+    Track(TrackInput),
+}
+
+/// The answer for one item of a batch.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum BatchOutcome {
+    /// The item was an identify call.
+    Identify(IdentifyOutcome),
+    /// The item was a track call.
+    Track(TrackOutcome),
+}
+
+/// What one resolved write leaves to do once its batch is durable.
+#[derive(Default)]
+struct AfterCommit {
+    /// Data keys of subjects merged away, destroyed only after the merge is on disk.
+    destroy: Vec<SubjectId>,
+}
+
+impl Engine {
+    /// Records an identify call; durable when it returns.
+    pub fn identify(
+        &self,
+        caller: &Caller,
+        input: &IdentifyInput,
+    ) -> Result<IdentifyOutcome, EngineError> {
+        caller.require(Operation::Ingest)?;
+        let mut after = AfterCommit::default();
+        let outcome = {
+            let _guard = self.lock_writes();
+            self.identify_locked(&caller.tenant, input, &mut after)?
+        };
+        self.commit(&caller.tenant, after)?;
+        Ok(outcome)
+    }
+
+    /// Records a track call; durable when it returns.
+    pub fn track(&self, caller: &Caller, input: &TrackInput) -> Result<TrackOutcome, EngineError> {
+        caller.require(Operation::Ingest)?;
+        let mut after = AfterCommit::default();
+        let outcome = {
+            let _guard = self.lock_writes();
+            self.track_locked(&caller.tenant, input, &mut after)?
+        };
+        self.commit(&caller.tenant, after)?;
+        Ok(outcome)
+    }
+
+    /// Records a batch whose items were all parsed and validated before this call (a batch with
+    /// one bad item never gets here). Items are applied in order and acknowledged together after
+    /// one flush.
+    pub fn batch(
+        &self,
+        caller: &Caller,
+        items: &[BatchItem],
+    ) -> Result<Vec<BatchOutcome>, EngineError> {
+        caller.require(Operation::Ingest)?;
+        let mut after = AfterCommit::default();
+        let outcomes = {
+            let _guard = self.lock_writes();
+            items
+                .iter()
+                .map(|item| match item {
+                    BatchItem::Identify(input) => self
+                        .identify_locked(&caller.tenant, input, &mut after)
+                        .map(BatchOutcome::Identify),
+                    BatchItem::Track(input) => self
+                        .track_locked(&caller.tenant, input, &mut after)
+                        .map(BatchOutcome::Track),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        // Flush what was applied even when a later item failed inside the store, so the state on
+        // disk matches what later reads see.
+        self.commit(&caller.tenant, after)?;
+        outcomes
+    }
+
+    /// Applies a batch for the system itself (the demo loader), without a caller.
+    pub(crate) fn batch_as_system(
+        &self,
+        tenant: &TenantId,
+        items: &[BatchItem],
+    ) -> Result<(), EngineError> {
+        let mut after = AfterCommit::default();
+        let result = {
+            let _guard = self.lock_writes();
+            items.iter().try_for_each(|item| match item {
+                BatchItem::Identify(input) => {
+                    self.identify_locked(tenant, input, &mut after).map(drop)
+                }
+                BatchItem::Track(input) => self.track_locked(tenant, input, &mut after).map(drop),
+            })
+        };
+        self.commit(tenant, after)?;
+        result
+    }
+
+    fn commit(&self, tenant: &TenantId, after: AfterCommit) -> Result<(), EngineError> {
+        self.store.flush()?;
+        if !after.destroy.is_empty() {
+            let keys = self.keys(tenant)?;
+            for id in after.destroy {
+                keys.destroy_data_key(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn identify_locked(
+        &self,
+        tenant: &TenantId,
+        input: &IdentifyInput,
+        after: &mut AfterCommit,
+    ) -> Result<IdentifyOutcome, EngineError> {
+        let keys = self.keys(tenant)?;
+        let ids = Ids {
+            user_id: input.user_id.as_ref(),
+            anonymous_id: input.anonymous_id.as_ref(),
+        };
+        let (subject_id, created) =
+            self.resolve(&keys, tenant, ids, Some(input.traits.expose()), after)?;
+        Ok(IdentifyOutcome {
+            subject_id,
+            created,
+        })
+    }
+
+    fn track_locked(
+        &self,
+        tenant: &TenantId,
+        input: &TrackInput,
+        after: &mut AfterCommit,
+    ) -> Result<TrackOutcome, EngineError> {
+        let keys = self.keys(tenant)?;
+        let ids = Ids {
+            user_id: input.user_id.as_ref(),
+            anonymous_id: input.anonymous_id.as_ref(),
+        };
+        let (subject_id, _) = self.resolve(&keys, tenant, ids, None, after)?;
+        let now = self.clock.now();
+        let event_id = self.next_event_id(now)?;
+        let data = EventData {
+            v: 1,
+            event: input.event.clone(),
+            properties: input.properties.expose().clone(),
+            timestamp: input.timestamp,
+        };
+        let key = keys.data_key(subject_id)?;
+        let record = EventRecord {
+            tenant: tenant.clone(),
+            subject: subject_id,
+            id: event_id,
+            received_at: now,
+            sealed: seal_json(&key, tenant, subject_id, &event_kind(event_id), &data)?,
+        };
+        let mut batch = WriteBatch::new();
+        batch.put_event(&record);
+        self.store.write(batch)?;
+        Ok(TrackOutcome {
+            subject_id,
+            event_id,
+        })
+    }
+
+    /// Finds or creates the subject for the ids, applies trait changes, writes the profile.
+    fn resolve(
+        &self,
+        keys: &TenantVault,
+        tenant: &TenantId,
+        ids: Ids<'_>,
+        traits: Option<&Map<String, Value>>,
+        after: &mut AfterCommit,
+    ) -> Result<(SubjectId, bool), EngineError> {
+        let by_user = match ids.user_id {
+            Some(u) => self
+                .store
+                .lookup(tenant, LookupKind::UserId, &ids.user_hash(keys, u))?,
+            None => None,
+        };
+        let by_anon = match ids.anonymous_id {
+            Some(a) => {
+                self.store
+                    .lookup(tenant, LookupKind::AnonymousId, &ids.anon_hash(keys, a))?
+            }
+            None => None,
+        };
+        let now = self.clock.now();
+        match (by_user, by_anon) {
+            (Some(known), Some(anon)) if known != anon => {
+                let anon_record = self.subject_record(tenant, anon)?;
+                let (_, anon_data) = self.open_profile(keys, &anon_record)?;
+                if anon_data.user_id.is_some() {
+                    // Two known people shared a device: move the anonymous id, merge nobody.
+                    self.unlink_anonymous(keys, anon_record, anon_data, ids, now)?;
+                    self.update(keys, tenant, known, ids, traits, now)?;
+                } else {
+                    self.merge(keys, anon_record, anon_data, known, ids, traits, now, after)?;
+                }
+                Ok((known, false))
+            }
+            (Some(known), _) => {
+                self.update(keys, tenant, known, ids, traits, now)?;
+                Ok((known, false))
+            }
+            (None, Some(anon)) => {
+                let anon_record = self.subject_record(tenant, anon)?;
+                let (_, anon_data) = self.open_profile(keys, &anon_record)?;
+                if ids.user_id.is_some() && anon_data.user_id.is_some() {
+                    // The device's earlier user is someone else: the new user is a new person.
+                    self.unlink_anonymous(keys, anon_record, anon_data, ids, now)?;
+                    let id = self.create(keys, tenant, ids, traits, now)?;
+                    Ok((id, true))
+                } else {
+                    self.update(keys, tenant, anon, ids, traits, now)?;
+                    Ok((anon, false))
+                }
+            }
+            (None, None) => {
+                let id = self.create(keys, tenant, ids, traits, now)?;
+                Ok((id, true))
+            }
+        }
+    }
+
+    fn create(
+        &self,
+        keys: &TenantVault,
+        tenant: &TenantId,
+        ids: Ids<'_>,
+        traits: Option<&Map<String, Value>>,
+        now: Timestamp,
+    ) -> Result<SubjectId, EngineError> {
+        let id = SubjectId::from_random(custodia_vault::random_array()?);
+        // The key is on disk (synced) before any data sealed under it is.
+        let key = keys.create_data_key(id)?;
+        let mut data = ProfileData {
+            v: 1,
+            ..ProfileData::default()
+        };
+        ids.link_into(&mut data);
+        if let Some(changes) = traits {
+            data.apply(changes);
+        }
+        let IndexEntries { lookups, blind } = index_entries(keys, &data);
+        let record = SubjectRecord {
+            tenant: tenant.clone(),
+            id,
+            created_at: now,
+            updated_at: now,
+            sealed_profile: seal_json(&key, tenant, id, PROFILE_KIND, &data)?,
+            lookups,
+            blind,
+        };
+        let mut batch = WriteBatch::new();
+        put_subject(&mut batch, None, &record);
+        self.store.write(batch)?;
+        Ok(id)
+    }
+
+    fn update(
+        &self,
+        keys: &TenantVault,
+        tenant: &TenantId,
+        id: SubjectId,
+        ids: Ids<'_>,
+        traits: Option<&Map<String, Value>>,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let record = self.subject_record(tenant, id)?;
+        let (key, mut data) = self.open_profile(keys, &record)?;
+        let linked = ids.link_into(&mut data);
+        let changed = traits.is_some_and(|t| !t.is_empty());
+        if !linked && !changed {
+            return Ok(());
+        }
+        if let Some(changes) = traits {
+            data.apply(changes);
+        }
+        let IndexEntries { lookups, blind } = index_entries(keys, &data);
+        let new = SubjectRecord {
+            sealed_profile: seal_json(&key, tenant, id, PROFILE_KIND, &data)?,
+            updated_at: now,
+            lookups,
+            blind,
+            ..record.clone()
+        };
+        let mut batch = WriteBatch::new();
+        put_subject(&mut batch, Some(&record), &new);
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    /// Removes the call's anonymous id from a subject known under another user id.
+    fn unlink_anonymous(
+        &self,
+        keys: &TenantVault,
+        record: SubjectRecord,
+        mut data: ProfileData,
+        ids: Ids<'_>,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let Some(anon) = ids.anonymous_id else {
+            return Ok(());
+        };
+        data.anonymous_ids.retain(|a| a != anon.expose());
+        let key = keys.data_key(record.id)?;
+        let IndexEntries { lookups, blind } = index_entries(keys, &data);
+        let new = SubjectRecord {
+            sealed_profile: seal_json(&key, &record.tenant, record.id, PROFILE_KIND, &data)?,
+            updated_at: now,
+            lookups,
+            blind,
+            ..record.clone()
+        };
+        let mut batch = WriteBatch::new();
+        put_subject(&mut batch, Some(&record), &new);
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    /// Merges the anonymous subject into the known one. The events are re-encrypted under the
+    /// survivor's key in pages; the final batch deletes the anonymous subject and rewrites the
+    /// survivor atomically, and the anonymous data key is destroyed after the flush.
+    #[allow(clippy::too_many_arguments)]
+    fn merge(
+        &self,
+        keys: &TenantVault,
+        anon_record: SubjectRecord,
+        anon_data: ProfileData,
+        known: SubjectId,
+        ids: Ids<'_>,
+        traits: Option<&Map<String, Value>>,
+        now: Timestamp,
+        after: &mut AfterCommit,
+    ) -> Result<(), EngineError> {
+        let tenant = anon_record.tenant.clone();
+        let anon = anon_record.id;
+        let known_record = self.subject_record(&tenant, known)?;
+        let (known_key, known_data) = self.open_profile(keys, &known_record)?;
+        let anon_key = keys.data_key(anon)?;
+
+        // Move events page by page. Each page is atomic: an event is either still under the
+        // anonymous subject or already under the survivor, never lost or doubled.
+        let mut n_moved = 0u64;
+        loop {
+            let page = self.store.events(&tenant, anon, None, MERGE_PAGE)?;
+            if page.is_empty() {
+                break;
+            }
+            let mut batch = WriteBatch::new();
+            for old in &page {
+                let kind = event_kind(old.id);
+                let data: EventData =
+                    open_json(&anon_key, &tenant, anon, &kind, &old.sealed, "event")?;
+                let moved = EventRecord {
+                    subject: known,
+                    sealed: seal_json(&known_key, &tenant, known, &kind, &data)?,
+                    ..old.clone()
+                };
+                batch.delete_event(&tenant, anon, old.id);
+                batch.put_event(&moved);
+            }
+            n_moved += page.len() as u64;
+            self.store.write(batch)?;
+        }
+
+        // The survivor's traits win; the anonymous ones fill gaps; the call's own traits last.
+        let mut data = ProfileData { v: 1, ..known_data };
+        for (name, value) in anon_data.traits {
+            data.traits.entry(name).or_insert(value);
+        }
+        for anon_id in anon_data.anonymous_ids {
+            push_anonymous(&mut data.anonymous_ids, &anon_id);
+        }
+        ids.link_into(&mut data);
+        if let Some(changes) = traits {
+            data.apply(changes);
+        }
+        let IndexEntries { lookups, blind } = index_entries(keys, &data);
+        let new = SubjectRecord {
+            sealed_profile: seal_json(&known_key, &tenant, known, PROFILE_KIND, &data)?,
+            updated_at: now,
+            lookups,
+            blind,
+            ..known_record.clone()
+        };
+        let mut batch = WriteBatch::new();
+        // Remove the anonymous subject and its index entries first; `put_subject` then re-points
+        // the look-ups the survivor took over (the last write of a key wins in a batch).
+        for (kind, hash) in &anon_record.lookups {
+            batch.delete_lookup(&tenant, *kind, hash);
+        }
+        for (field, bucket) in &anon_record.blind {
+            batch.delete_blind(&tenant, field, bucket, anon);
+        }
+        batch.delete_subject(&tenant, anon);
+        put_subject(&mut batch, Some(&known_record), &new);
+        batch.put_merge(&MergeRecord {
+            tenant: tenant.clone(),
+            merged: anon,
+            into: known,
+            at: now,
+            n_events_moved: n_moved,
+        });
+        self.store.write(batch)?;
+        after.destroy.push(anon);
+        tracing::info!(merged = %anon, into = %known, n_events_moved = n_moved, "subjects merged");
+        Ok(())
+    }
+}
+
+/// The external ids of one call.
+#[derive(Clone, Copy)]
+struct Ids<'a> {
+    user_id: Option<&'a Personal<String>>,
+    anonymous_id: Option<&'a Personal<String>>,
+}
+
+impl Ids<'_> {
+    fn user_hash(&self, keys: &TenantVault, user_id: &Personal<String>) -> [u8; 32] {
+        keys.lookup_hash(LookupKind::UserId.as_str(), user_id.expose())
+            .0
+    }
+
+    fn anon_hash(&self, keys: &TenantVault, anon: &Personal<String>) -> [u8; 32] {
+        keys.lookup_hash(LookupKind::AnonymousId.as_str(), anon.expose())
+            .0
+    }
+
+    /// Links the call's ids into a profile; returns whether anything changed. A profile that has a
+    /// user id keeps it (a different user id resolves to a different subject).
+    fn link_into(&self, data: &mut ProfileData) -> bool {
+        let mut changed = false;
+        if let Some(user_id) = self.user_id
+            && data.user_id.is_none()
+        {
+            data.user_id = Some(user_id.expose().clone());
+            changed = true;
+        }
+        if let Some(anon) = self.anonymous_id
+            && !data.anonymous_ids.iter().any(|a| a == anon.expose())
+        {
+            push_anonymous(&mut data.anonymous_ids, anon.expose());
+            changed = true;
+        }
+        changed
+    }
+}
+
+fn push_anonymous(list: &mut Vec<String>, anon: &str) {
+    if list.iter().any(|a| a == anon) {
+        return;
+    }
+    list.push(anon.to_owned());
+    if list.len() > MAX_ANONYMOUS_IDS {
+        list.remove(0);
+    }
+}

@@ -1,0 +1,420 @@
+//! Reading profiles and events: each read takes a [`ReadGrant`], so none can skip the purpose
+//! check. Also the sealed form of a profile and the index entries derived from it.
+
+use custodia_core::{EventId, Operation, Personal, SubjectId, TenantId, Timestamp};
+use custodia_store::{EventRecord, LookupKind, SubjectRecord, WriteBatch};
+use custodia_vault::{Aad, BlindField, DataKey, TenantVault};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::input::TraitChanges;
+use crate::{Caller, Engine, EngineError, ReadGrant};
+
+/// The record kind bound into a profile's AAD.
+pub(crate) const PROFILE_KIND: &str = "profile";
+
+/// The record kind bound into an event's AAD: the event id is part of it, so ciphertexts cannot
+/// be swapped between events of one subject either.
+pub(crate) fn event_kind(id: EventId) -> String {
+    format!("event/{id}")
+}
+
+/// The plaintext of a profile, as sealed in the store. Versioned JSON inside the ciphertext.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub(crate) struct ProfileData {
+    pub(crate) v: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) anonymous_ids: Vec<String>,
+    #[serde(default)]
+    pub(crate) traits: Map<String, Value>,
+}
+
+/// The plaintext of an event, as sealed in the store.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct EventData {
+    pub(crate) v: u8,
+    pub(crate) event: String,
+    #[serde(default)]
+    pub(crate) properties: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timestamp: Option<Timestamp>,
+}
+
+impl ProfileData {
+    /// Applies trait changes: a `null` removes the trait, anything else sets it.
+    pub(crate) fn apply(&mut self, changes: &Map<String, Value>) {
+        for (name, value) in changes {
+            if value.is_null() {
+                self.traits.remove(name);
+            } else {
+                self.traits.insert(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// A profile as returned to a caller whose purpose was checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    /// The subject.
+    pub subject_id: SubjectId,
+    /// The app's id for the person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Personal<String>>,
+    /// The anonymous ids linked to the person.
+    pub anonymous_ids: Personal<Vec<String>>,
+    /// The traits.
+    pub traits: Personal<Map<String, Value>>,
+    /// When the subject was created.
+    pub created_at: Timestamp,
+    /// When the profile last changed.
+    pub updated_at: Timestamp,
+}
+
+/// An event as returned to a caller whose purpose was checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// The event id (a UUID v7; also the pagination cursor).
+    pub event_id: EventId,
+    /// The event name.
+    pub event: String,
+    /// The properties.
+    pub properties: Personal<Map<String, Value>>,
+    /// The client's time, if it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    /// When Custodia received it.
+    pub received_at: Timestamp,
+}
+
+/// One page of a subject's events.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventPage {
+    /// The events, oldest first.
+    pub events: Vec<EventView>,
+    /// The cursor for the next page, if there may be one.
+    pub next_cursor: Option<String>,
+}
+
+/// An exact look-up key. The value is personal data.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// By e-mail address (normalized before hashing).
+    Email(Personal<String>),
+    /// By phone number (normalized to E.164 before hashing).
+    Phone(Personal<String>),
+    /// By the app's user id.
+    UserId(Personal<String>),
+}
+
+/// Normalizes a look-up value (`normalize_email`, `normalize_phone`).
+type Normalizer = fn(&str) -> Option<String>;
+
+/// Largest page of events.
+pub const MAX_EVENT_PAGE: usize = 500;
+
+pub(crate) fn seal_json<T: Serialize>(
+    key: &DataKey,
+    tenant: &TenantId,
+    subject: SubjectId,
+    kind: &str,
+    value: &T,
+) -> Result<Vec<u8>, EngineError> {
+    // The serialized plaintext is wiped when dropped.
+    let plain =
+        Zeroizing::new(serde_json::to_vec(value).map_err(|_| EngineError::Corrupt("json"))?);
+    Ok(key.seal(
+        &Aad {
+            tenant,
+            subject,
+            kind,
+        },
+        &plain,
+    )?)
+}
+
+pub(crate) fn open_json<T: for<'de> Deserialize<'de>>(
+    key: &DataKey,
+    tenant: &TenantId,
+    subject: SubjectId,
+    kind: &str,
+    sealed: &[u8],
+    what: &'static str,
+) -> Result<T, EngineError> {
+    let plain = key.open(
+        &Aad {
+            tenant,
+            subject,
+            kind,
+        },
+        sealed,
+    )?;
+    serde_json::from_slice(&plain).map_err(|_| EngineError::Corrupt(what))
+}
+
+/// The index entries that point at a subject: keyed look-up hashes and blind-index buckets.
+pub(crate) struct IndexEntries {
+    pub(crate) lookups: Vec<(LookupKind, [u8; 32])>,
+    pub(crate) blind: Vec<(String, Vec<u8>)>,
+}
+
+/// The look-up hashes and blind-index buckets that should point at a subject with this profile.
+pub(crate) fn index_entries(keys: &TenantVault, data: &ProfileData) -> IndexEntries {
+    let mut lookups = Vec::new();
+    if let Some(user_id) = &data.user_id {
+        lookups.push((
+            LookupKind::UserId,
+            keys.lookup_hash(LookupKind::UserId.as_str(), user_id).0,
+        ));
+    }
+    for anon in &data.anonymous_ids {
+        let kind = LookupKind::AnonymousId;
+        lookups.push((kind, keys.lookup_hash(kind.as_str(), anon).0));
+    }
+    let mut blind = Vec::new();
+    let email = data.traits.get("email").and_then(Value::as_str);
+    if let Some(norm) = email.and_then(custodia_vault::normalize_email) {
+        let field = BlindField::Email;
+        blind.push((
+            field.as_str().to_owned(),
+            keys.blind_index(field, &norm).0.to_vec(),
+        ));
+    }
+    let phone = data.traits.get("phone").and_then(Value::as_str);
+    if let Some(norm) = phone.and_then(custodia_vault::normalize_phone) {
+        let field = BlindField::Phone;
+        blind.push((
+            field.as_str().to_owned(),
+            keys.blind_index(field, &norm).0.to_vec(),
+        ));
+    }
+    IndexEntries { lookups, blind }
+}
+
+/// Puts `new` into the batch and removes the index entries of `old` that `new` no longer has.
+pub(crate) fn put_subject(
+    batch: &mut WriteBatch,
+    old: Option<&SubjectRecord>,
+    new: &SubjectRecord,
+) {
+    if let Some(old) = old {
+        for (kind, hash) in &old.lookups {
+            if !new.lookups.contains(&(*kind, *hash)) {
+                batch.delete_lookup(&old.tenant, *kind, hash);
+            }
+        }
+        for (field, bucket) in &old.blind {
+            if !new.blind.iter().any(|(f, b)| f == field && b == bucket) {
+                batch.delete_blind(&old.tenant, field, bucket, old.id);
+            }
+        }
+    }
+    for (kind, hash) in &new.lookups {
+        batch.put_lookup(&new.tenant, *kind, hash, new.id);
+    }
+    for (field, bucket) in &new.blind {
+        batch.put_blind(&new.tenant, field, bucket, new.id);
+    }
+    batch.put_subject(new);
+}
+
+impl Engine {
+    /// Loads a subject's record, or says why there is none.
+    pub(crate) fn subject_record(
+        &self,
+        tenant: &TenantId,
+        id: SubjectId,
+    ) -> Result<SubjectRecord, EngineError> {
+        if let Some(record) = self.store.subject(tenant, id)? {
+            return Ok(record);
+        }
+        match self.store.merge_record(tenant, id)? {
+            Some(merge) => Err(EngineError::SubjectMerged { into: merge.into }),
+            None => Err(EngineError::SubjectNotFound),
+        }
+    }
+
+    pub(crate) fn open_profile(
+        &self,
+        keys: &TenantVault,
+        record: &SubjectRecord,
+    ) -> Result<(DataKey, ProfileData), EngineError> {
+        let key = keys.data_key(record.id)?;
+        let data = open_json(
+            &key,
+            &record.tenant,
+            record.id,
+            PROFILE_KIND,
+            &record.sealed_profile,
+            "profile",
+        )?;
+        Ok((key, data))
+    }
+
+    fn view(record: &SubjectRecord, data: ProfileData) -> Profile {
+        Profile {
+            subject_id: record.id,
+            user_id: data.user_id.map(Personal),
+            anonymous_ids: Personal(data.anonymous_ids),
+            traits: Personal(data.traits),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+
+    /// A subject's profile.
+    pub fn profile(&self, grant: &ReadGrant, id: SubjectId) -> Result<Profile, EngineError> {
+        let keys = self.keys(grant.tenant())?;
+        let record = self.subject_record(grant.tenant(), id)?;
+        let (_, data) = self.open_profile(&keys, &record)?;
+        Ok(Engine::view(&record, data))
+    }
+
+    /// Exact look-up: keyed hash or blind-index bucket, then decrypt the candidates and compare
+    /// the normalized values exactly. No scan of decrypted data.
+    pub fn lookup(&self, grant: &ReadGrant, by: &Lookup) -> Result<Vec<Profile>, EngineError> {
+        let tenant = grant.tenant();
+        let keys = self.keys(tenant)?;
+        let (field, norm, normalize) = match by {
+            Lookup::UserId(user_id) => {
+                let hash = keys.lookup_hash(LookupKind::UserId.as_str(), user_id.expose());
+                let Some(id) = self.store.lookup(tenant, LookupKind::UserId, &hash.0)? else {
+                    return Ok(Vec::new());
+                };
+                return Ok(vec![self.profile(grant, id)?]);
+            }
+            Lookup::Email(raw) => {
+                let norm = custodia_vault::normalize_email(raw.expose())
+                    .ok_or_else(|| EngineError::invalid("email", "must be an e-mail address"))?;
+                (
+                    BlindField::Email,
+                    norm,
+                    custodia_vault::normalize_email as Normalizer,
+                )
+            }
+            Lookup::Phone(raw) => {
+                let norm = custodia_vault::normalize_phone(raw.expose()).ok_or_else(|| {
+                    EngineError::invalid("phone", "must be an international number (+ and digits)")
+                })?;
+                (
+                    BlindField::Phone,
+                    norm,
+                    custodia_vault::normalize_phone as Normalizer,
+                )
+            }
+        };
+        let bucket = keys.blind_index(field, &norm);
+        let mut found = Vec::new();
+        for id in self
+            .store
+            .blind_candidates(tenant, field.as_str(), &bucket.0)?
+        {
+            let Some(record) = self.store.subject(tenant, id)? else {
+                continue;
+            };
+            let (_, data) = self.open_profile(&keys, &record)?;
+            let value = data.traits.get(field.as_str()).and_then(Value::as_str);
+            if value.and_then(normalize).is_some_and(|v| v == norm) {
+                found.push(Engine::view(&record, data));
+            }
+        }
+        Ok(found)
+    }
+
+    /// A page of a subject's events, oldest first; `cursor` is the `next_cursor` of the page before.
+    pub fn events(
+        &self,
+        grant: &ReadGrant,
+        id: SubjectId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<EventPage, EngineError> {
+        let tenant = grant.tenant();
+        let after = match cursor.filter(|c| !c.is_empty()) {
+            Some(c) => Some(c.parse::<EventId>().map_err(|_| {
+                EngineError::invalid("cursor", "must be a cursor from next_cursor")
+            })?),
+            None => None,
+        };
+        if limit == 0 || limit > MAX_EVENT_PAGE {
+            return Err(EngineError::invalid(
+                "limit",
+                format!("must be from 1 to {MAX_EVENT_PAGE}"),
+            ));
+        }
+        let keys = self.keys(tenant)?;
+        let record = self.subject_record(tenant, id)?;
+        let key = keys.data_key(record.id)?;
+        // One more than asked for tells whether there is a next page.
+        let mut records = self.store.events(tenant, id, after, limit + 1)?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let events = records
+            .iter()
+            .map(|r| open_event(&key, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if more {
+            events.last().map(|e| e.event_id.to_string())
+        } else {
+            None
+        };
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
+    }
+
+    /// Changes a profile's traits; returns the new `updated_at`.
+    pub fn patch_profile(
+        &self,
+        caller: &Caller,
+        id: SubjectId,
+        changes: &TraitChanges,
+    ) -> Result<Timestamp, EngineError> {
+        caller.require(Operation::WriteProfile)?;
+        let tenant = &caller.tenant;
+        let keys = self.keys(tenant)?;
+        let updated_at = {
+            let _guard = self.lock_writes();
+            let record = self.subject_record(tenant, id)?;
+            let (key, mut data) = self.open_profile(&keys, &record)?;
+            data.apply(changes.0.expose());
+            let now = self.clock.now();
+            let IndexEntries { lookups, blind } = index_entries(&keys, &data);
+            let new = SubjectRecord {
+                sealed_profile: seal_json(&key, tenant, id, PROFILE_KIND, &data)?,
+                updated_at: now,
+                lookups,
+                blind,
+                ..record.clone()
+            };
+            let mut batch = WriteBatch::new();
+            put_subject(&mut batch, Some(&record), &new);
+            self.store.write(batch)?;
+            now
+        };
+        self.store.flush()?;
+        Ok(updated_at)
+    }
+}
+
+pub(crate) fn open_event(key: &DataKey, record: &EventRecord) -> Result<EventView, EngineError> {
+    let data: EventData = open_json(
+        key,
+        &record.tenant,
+        record.subject,
+        &event_kind(record.id),
+        &record.sealed,
+        "event",
+    )?;
+    Ok(EventView {
+        event_id: record.id,
+        event: data.event,
+        properties: Personal(data.properties),
+        timestamp: data.timestamp,
+        received_at: record.received_at,
+    })
+}

@@ -1,0 +1,465 @@
+//! Engine tests: identity resolution, look-ups, events, purpose checks, keys, input rules.
+
+use std::sync::Arc;
+
+use custodia_core::{ErrorCode, Operation, Personal, RoleName, SubjectId, TenantId, Timestamp};
+use custodia_policy::Policies;
+use custodia_store::Store;
+use custodia_vault::{Keyring, RootKey, Vault};
+use serde_json::{Value, json};
+
+use crate::*;
+
+struct Fixture {
+    engine: Engine,
+    clock: Arc<FixedClock>,
+    _keys_dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(keys_dir.path(), Keyring::new(RootKey::generate().unwrap())).unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap(),
+    ));
+    let engine = Engine::from_parts(
+        Store::in_memory(),
+        vault,
+        Policies::builtin(),
+        clock.clone(),
+        keys_dir.path().to_path_buf(),
+    );
+    Fixture {
+        engine,
+        clock,
+        _keys_dir: keys_dir,
+    }
+}
+
+impl Fixture {
+    fn caller(&self, role: &str) -> Caller {
+        let key = self
+            .engine
+            .create_api_key(
+                &TenantId::default_tenant(),
+                &role.parse::<RoleName>().unwrap(),
+            )
+            .unwrap();
+        self.engine.authenticate(key.secret.expose()).unwrap()
+    }
+
+    fn identify(&self, caller: &Caller, body: Value) -> IdentifyOutcome {
+        self.engine
+            .identify(caller, &IdentifyInput::from_json(&body, "").unwrap())
+            .unwrap()
+    }
+
+    fn track(&self, caller: &Caller, body: Value) -> TrackOutcome {
+        self.engine
+            .track(caller, &TrackInput::from_json(&body, "").unwrap())
+            .unwrap()
+    }
+
+    fn support(&self, caller: &Caller) -> ReadGrant {
+        self.engine
+            .grant(caller, Operation::ReadProfile, Some("customer_support"))
+            .unwrap()
+    }
+}
+
+fn traits(profile: &Profile) -> &serde_json::Map<String, Value> {
+    profile.traits.expose()
+}
+
+#[test]
+fn identify_creates_then_updates() {
+    let f = fixture();
+    let app = f.caller("app");
+    let first = f.identify(
+        &app,
+        json!({"userId": "u1", "traits": {"email": "Jane@Example.com", "plan": "gold"}}),
+    );
+    assert!(first.created);
+    let again = f.identify(
+        &app,
+        json!({"userId": "u1", "traits": {"plan": null, "city": "Berlin"}}),
+    );
+    assert!(!again.created);
+    assert_eq!(again.subject_id, first.subject_id);
+    let profile = f
+        .engine
+        .profile(&f.support(&app), first.subject_id)
+        .unwrap();
+    assert_eq!(
+        traits(&profile).get("email"),
+        Some(&json!("Jane@Example.com"))
+    );
+    assert_eq!(traits(&profile).get("city"), Some(&json!("Berlin")));
+    assert!(
+        traits(&profile).get("plan").is_none(),
+        "null removes a trait"
+    );
+    assert_eq!(
+        profile
+            .user_id
+            .as_ref()
+            .map(Personal::expose)
+            .map(String::as_str),
+        Some("u1")
+    );
+}
+
+#[test]
+fn look_ups_find_exactly_the_subject() {
+    let f = fixture();
+    let app = f.caller("app");
+    let jane = f.identify(&app, json!({"userId": "u1", "traits": {"email": "jane@example.com", "phone": "+49 30 1234 5678"}}));
+    let _john = f.identify(
+        &app,
+        json!({"userId": "u2", "traits": {"email": "john@example.com"}}),
+    );
+    let grant = f.support(&app);
+    let by = |l: Lookup| -> Vec<SubjectId> {
+        f.engine
+            .lookup(&grant, &l)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.subject_id)
+            .collect()
+    };
+    assert_eq!(
+        by(Lookup::Email(Personal("  JANE@example.COM ".into()))),
+        vec![jane.subject_id]
+    );
+    assert_eq!(
+        by(Lookup::Phone(Personal("0049 (30) 1234-5678".into()))),
+        vec![jane.subject_id]
+    );
+    assert_eq!(
+        by(Lookup::UserId(Personal("u1".into()))),
+        vec![jane.subject_id]
+    );
+    assert!(by(Lookup::Email(Personal("nobody@example.com".into()))).is_empty());
+    assert!(by(Lookup::UserId(Personal("u9".into()))).is_empty());
+
+    // Changing the e-mail moves the blind-index entry.
+    let patch = TraitChanges::from_json(&json!({"traits": {"email": "jane@new.example"}})).unwrap();
+    f.engine
+        .patch_profile(&app, jane.subject_id, &patch)
+        .unwrap();
+    assert!(by(Lookup::Email(Personal("jane@example.com".into()))).is_empty());
+    assert_eq!(
+        by(Lookup::Email(Personal("jane@new.example".into()))),
+        vec![jane.subject_id]
+    );
+
+    let err = f
+        .engine
+        .lookup(&grant, &Lookup::Email(Personal("not-an-email".into())))
+        .unwrap_err();
+    assert_eq!(err.field(), Some("email"));
+}
+
+#[test]
+fn events_page_with_a_cursor() {
+    let f = fixture();
+    let app = f.caller("app");
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        f.clock.set(Timestamp::from_unix_micros(
+            1_800_000_000_000_000 + i * 1_000_000,
+        ));
+        ids.push(
+            f.track(
+                &app,
+                json!({"userId": "u1", "event": "Product Viewed", "properties": {"product_id": i}}),
+            )
+            .event_id,
+        );
+    }
+    let grant = f.support(&app);
+    let subject = f
+        .track(
+            &app,
+            json!({"userId": "u1", "event": "NPS Answered", "properties": {"score": 9}}),
+        )
+        .subject_id;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = f
+            .engine
+            .events(&grant, subject, cursor.as_deref(), 3)
+            .unwrap();
+        seen.extend(page.events.iter().map(|e| e.event_id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 8);
+    assert_eq!(&seen[..7], &ids[..]);
+    let err = f
+        .engine
+        .events(&grant, subject, Some("bogus"), 3)
+        .unwrap_err();
+    assert_eq!(err.field(), Some("cursor"));
+}
+
+#[test]
+fn anonymous_visitor_is_merged_into_known_customer() {
+    let f = fixture();
+    let app = f.caller("app");
+    let tenant = TenantId::default_tenant();
+    let known = f.identify(
+        &app,
+        json!({"userId": "u1", "traits": {"name": "Jane", "plan": "gold"}}),
+    );
+    let anon = f.identify(
+        &app,
+        json!({"anonymousId": "a1", "traits": {"plan": "free", "colour": "green"}}),
+    );
+    assert_ne!(known.subject_id, anon.subject_id);
+    let viewed = f.track(
+        &app,
+        json!({"anonymousId": "a1", "event": "Product Viewed"}),
+    );
+    assert_eq!(viewed.subject_id, anon.subject_id);
+    let keys_before = f.engine.n_data_keys(&tenant).unwrap();
+
+    let linked = f.identify(&app, json!({"userId": "u1", "anonymousId": "a1"}));
+    assert_eq!(linked.subject_id, known.subject_id);
+
+    let grant = f.support(&app);
+    let profile = f.engine.profile(&grant, known.subject_id).unwrap();
+    assert_eq!(
+        traits(&profile).get("plan"),
+        Some(&json!("gold")),
+        "the known profile wins"
+    );
+    assert_eq!(
+        traits(&profile).get("colour"),
+        Some(&json!("green")),
+        "anonymous traits fill gaps"
+    );
+    let events = f.engine.events(&grant, known.subject_id, None, 10).unwrap();
+    assert_eq!(
+        events.events.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        vec![viewed.event_id]
+    );
+    match f.engine.profile(&grant, anon.subject_id) {
+        Err(EngineError::SubjectMerged { into }) => assert_eq!(into, known.subject_id),
+        other => panic!("expected a merge, got {other:?}"),
+    }
+    assert_eq!(
+        f.engine.n_data_keys(&tenant).unwrap(),
+        keys_before - 1,
+        "merged key destroyed"
+    );
+    // Later calls with the anonymous id reach the survivor.
+    let later = f.track(&app, json!({"anonymousId": "a1", "event": "Product Added"}));
+    assert_eq!(later.subject_id, known.subject_id);
+}
+
+#[test]
+fn shared_device_never_merges_two_known_people() {
+    let f = fixture();
+    let app = f.caller("app");
+    let x = f.identify(&app, json!({"userId": "x", "anonymousId": "device"}));
+    let y = f.identify(&app, json!({"userId": "y", "anonymousId": "device"}));
+    assert!(y.created);
+    assert_ne!(x.subject_id, y.subject_id);
+    let grant = f.support(&app);
+    assert!(f.engine.profile(&grant, x.subject_id).is_ok());
+    let anon = f.track(
+        &app,
+        json!({"anonymousId": "device", "event": "Product Viewed"}),
+    );
+    assert_eq!(
+        anon.subject_id, y.subject_id,
+        "the device now belongs to the last user"
+    );
+}
+
+#[test]
+fn purpose_checks_refuse_with_the_right_code() {
+    let f = fixture();
+    let app = f.caller("app");
+    let compliance = f.caller("compliance");
+    let code = |caller: &Caller, op, purpose: Option<&str>| {
+        f.engine.grant(caller, op, purpose).err().map(|e| e.code())
+    };
+    assert_eq!(
+        code(&app, Operation::ReadProfile, None),
+        Some(ErrorCode::PurposeMissing)
+    );
+    assert_eq!(
+        code(&app, Operation::ReadProfile, Some("")),
+        Some(ErrorCode::PurposeMissing)
+    );
+    assert_eq!(
+        code(&app, Operation::ReadProfile, Some("spying")),
+        Some(ErrorCode::UnknownPurpose)
+    );
+    assert_eq!(
+        code(&app, Operation::ReadProfile, Some("Bad Id")),
+        Some(ErrorCode::UnknownPurpose)
+    );
+    assert_eq!(
+        code(&app, Operation::ReadProfile, Some("marketing_email")),
+        Some(ErrorCode::ConsentRequired)
+    );
+    assert_eq!(
+        code(&app, Operation::ReadProfile, Some("order_fulfillment")),
+        None
+    );
+    assert_eq!(
+        code(&compliance, Operation::Ingest, Some("order_fulfillment")),
+        Some(ErrorCode::RoleNotPermitted)
+    );
+    let support = f.caller("support");
+    assert_eq!(
+        code(&support, Operation::ReadProfile, Some("fraud_prevention")),
+        Some(ErrorCode::PurposeNotPermitted)
+    );
+    let input = IdentifyInput::from_json(&json!({"userId": "u"}), "").unwrap();
+    assert_eq!(
+        f.engine.identify(&compliance, &input).unwrap_err().code(),
+        ErrorCode::RoleNotPermitted
+    );
+}
+
+#[test]
+fn api_keys_authenticate_only_with_the_exact_secret() {
+    let f = fixture();
+    let key = f
+        .engine
+        .create_api_key(&TenantId::default_tenant(), &"app".parse().unwrap())
+        .unwrap();
+    let text = key.secret.expose().to_owned();
+    assert!(f.engine.authenticate(&text).is_ok());
+    assert!(
+        !format!("{key:?}").contains(&text[20..]),
+        "Debug hides the secret"
+    );
+    let mut tampered = text.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for bad in [
+        tampered.as_str(),
+        "",
+        "cus_",
+        "cus_0011223344556677_x",
+        "Bearer x",
+        &text[..text.len() - 1],
+    ] {
+        assert_eq!(
+            f.engine.authenticate(bad).unwrap_err().code(),
+            ErrorCode::Unauthenticated,
+            "{bad}"
+        );
+    }
+    let err = f
+        .engine
+        .create_api_key(&TenantId::default_tenant(), &"nobody".parse().unwrap());
+    assert_eq!(err.unwrap_err().code(), ErrorCode::InvalidField);
+}
+
+#[test]
+fn bad_inputs_name_their_field() {
+    let cases: &[(&str, Value, &str)] = &[
+        ("identify", json!({"traits": {}}), "/userId"),
+        (
+            "identify",
+            json!({"userId": "u", "traits": {"email": "nope"}}),
+            "/traits/email",
+        ),
+        ("identify", json!({"userId": "u", "traits": []}), "/traits"),
+        ("identify", json!({"userId": "u", "trait": {}}), "/trait"),
+        ("identify", json!({"userId": ["u"]}), "/userId"),
+        ("identify", json!({"userId": "", "traits": {}}), "/userId"),
+        (
+            "identify",
+            json!({"userId": "u", "timestamp": "yesterday"}),
+            "/timestamp",
+        ),
+        ("identify", json!([1, 2]), "/"),
+        ("track", json!({"userId": "u"}), "/event"),
+        (
+            "track",
+            json!({"userId": "u", "event": "NPS Answered", "properties": {"score": 11}}),
+            "/properties/score",
+        ),
+        (
+            "track",
+            json!({"userId": "u", "event": "NPS Answered"}),
+            "/properties/score",
+        ),
+        (
+            "track",
+            json!({"userId": "u", "event": "Order Completed", "properties": {"currency": "euro"}}),
+            "/properties/currency",
+        ),
+        (
+            "track",
+            json!({"userId": "u", "event": "Order Completed", "properties": {"total": -1}}),
+            "/properties/total",
+        ),
+        (
+            "track",
+            json!({"userId": "u", "event": "Product Reviewed", "properties": {"rating": 7}}),
+            "/properties/rating",
+        ),
+    ];
+    for (kind, body, field) in cases {
+        let err = match *kind {
+            "identify" => IdentifyInput::from_json(body, "").err(),
+            _ => TrackInput::from_json(body, "").err(),
+        };
+        let err = err.unwrap_or_else(|| panic!("{kind} {body} should be refused"));
+        assert_eq!(err.field(), Some(*field), "{kind} {body}");
+        assert_eq!(err.code(), ErrorCode::InvalidField);
+        let text = err.to_string();
+        assert!(
+            !text.contains("nope") && !text.contains("euro"),
+            "errors do not echo values: {text}"
+        );
+    }
+    let nested = IdentifyInput::from_json(&json!({"traits": {}}), "/batch/3").unwrap_err();
+    assert_eq!(nested.field(), Some("/batch/3/userId"));
+}
+
+#[test]
+fn segment_common_fields_are_accepted() {
+    let body = json!({"type": "identify", "messageId": "m1", "userId": 42, "context": {"ip": "1.2.3.4"}, "traits": {}});
+    let input = IdentifyInput::from_json(&body, "").unwrap();
+    assert_eq!(input.user_id.unwrap().expose(), "42");
+}
+
+#[test]
+fn demo_loads_once() {
+    let f = fixture();
+    let tenant = TenantId::default_tenant();
+    let summary = load_demo(&f.engine, &tenant, 40).unwrap().unwrap();
+    assert_eq!(summary.n_customers, 40);
+    assert_eq!(
+        f.engine.count_subjects(&tenant).unwrap(),
+        40,
+        "anonymous visitors were merged"
+    );
+    assert!(load_demo(&f.engine, &tenant, 40).unwrap().is_none());
+    let app = f.caller("app");
+    let found = f
+        .engine
+        .lookup(
+            &f.support(&app),
+            &Lookup::UserId(Personal("demo-0003".into())),
+        )
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(
+        !found[0].anonymous_ids.expose().is_empty(),
+        "demo-0003 browsed anonymously first"
+    );
+}
