@@ -1,1 +1,107 @@
-//! custodia-server: placeholder while the crate is written.
+//! Custodia's HTTP API on axum: authentication, the purpose on every personal-data read, RFC 9457
+//! problem+json errors, the routes of api.md, Prometheus metrics and the OpenAPI document.
+//!
+//! Architecture invariant: the server holds no crypto and no storage of its own. Handlers parse
+//! and check the request, call `custodia-engine` on a blocking thread (sled and the key store do
+//! file I/O), and shape the answer; the one place that maps error codes to HTTP statuses is
+//! `error.rs`.
+
+mod error;
+mod extract;
+mod metrics;
+mod openapi;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use custodia_engine::{Engine, EngineError};
+use tokio::net::TcpListener;
+
+pub use error::{AppError, Problem};
+pub use openapi::{documented_routes, openapi_document};
+pub use routes::{ROUTES, RouteKind, router};
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most items in one `POST /v1/batch`.
+    pub max_batch_items: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_body_bytes: 1024 * 1024,
+            max_batch_items: 1_000,
+        }
+    }
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+/// What the handlers share.
+pub struct App {
+    engine: Arc<Engine>,
+    config: ServerConfig,
+    metrics: metrics::Metrics,
+    started: Instant,
+}
+
+impl AppState {
+    /// State over an engine.
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
+        AppState(Arc::new(App {
+            engine,
+            config,
+            metrics: metrics::Metrics::default(),
+            started: Instant::now(),
+        }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.0.engine
+    }
+
+    /// Runs an engine call on a blocking thread.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
+    {
+        let engine = self.0.engine.clone();
+        match tokio::task::spawn_blocking(move || f(&engine)).await {
+            Ok(result) => result.map_err(AppError::from),
+            Err(join) => Err(AppError::internal(format!("blocking task failed: {join}"))),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// and flushes the store.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app: Router = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let flushed = state.run(|engine| engine.flush()).await;
+    if let Err(e) = flushed {
+        tracing::error!(error = %e.problem().detail, "final flush failed");
+        return Err(std::io::Error::other("final flush failed"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

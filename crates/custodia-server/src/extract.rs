@@ -1,0 +1,156 @@
+//! Extractors that turn every malformed request into the app's own problem+json: the JSON body,
+//! the bearer key, the query parameters and path ids.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use custodia_core::{ErrorCode, SubjectId};
+use custodia_engine::Caller;
+use serde_json::Value;
+
+use crate::{AppError, AppState};
+
+/// A JSON body: `application/json`, within the size limit, syntactically valid. The shape is
+/// checked by the engine's input parsers, which name the field at fault.
+pub struct AppJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for AppJson {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<AppJson, AppError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(AppError::new(
+                ErrorCode::UnsupportedMediaType,
+                "the body must be application/json",
+                None,
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the body is larger than the limit",
+                    None,
+                )
+            } else {
+                AppError::new(ErrorCode::MalformedJson, "the body could not be read", None)
+            }
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            // Only the position: serde_json's message may quote the input.
+            AppError::new(
+                ErrorCode::MalformedJson,
+                format!("invalid JSON at line {} column {}", e.line(), e.column()),
+                None,
+            )
+        })?;
+        Ok(AppJson(value))
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer <api key>`.
+pub struct Auth(pub Caller);
+
+impl<S> FromRequestParts<S> for Auth
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Auth, AppError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_owned())
+            .ok_or_else(|| {
+                AppError::new(
+                    ErrorCode::Unauthenticated,
+                    "send an api key as Authorization: Bearer <key>",
+                    None,
+                )
+            })?;
+        let state = AppState::from_ref(state);
+        let caller = state.run(move |engine| engine.authenticate(&token)).await?;
+        Ok(Auth(caller))
+    }
+}
+
+/// Query parameters, each at most once.
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    /// A parameter's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Removes and returns a parameter's value.
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+
+    /// A whole number parameter, with a default.
+    pub fn usize_or(&self, name: &str, default: usize) -> Result<usize, AppError> {
+        match self.get(name) {
+            None | Some("") => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                AppError::new(
+                    ErrorCode::InvalidField,
+                    "must be a whole number",
+                    Some(name.to_owned()),
+                )
+            }),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Params, AppError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::new(ErrorCode::MalformedJson, "malformed query string", None))?;
+        let mut map = HashMap::new();
+        for (name, value) in pairs {
+            if map.insert(name.clone(), value).is_some() {
+                return Err(AppError::new(
+                    ErrorCode::InvalidField,
+                    "parameter given more than once",
+                    Some(name),
+                ));
+            }
+        }
+        Ok(Params(map))
+    }
+}
+
+/// Parses a subject id from the path.
+pub fn subject_id(raw: &str) -> Result<SubjectId, AppError> {
+    raw.parse().map_err(|_| {
+        AppError::new(
+            ErrorCode::InvalidId,
+            "not a subject id",
+            Some("subject_id".to_owned()),
+        )
+    })
+}

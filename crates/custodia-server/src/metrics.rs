@@ -1,0 +1,58 @@
+//! Prometheus text metrics: requests by route and status, their latency, and store gauges.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// (method, matched route, status).
+type RequestKey = (String, String, u16);
+
+/// Request counters: count and seconds spent, by request key.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
+}
+
+impl Metrics {
+    /// Counts one request.
+    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let mut map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += elapsed.as_secs_f64();
+    }
+
+    /// Renders the counters and the given gauges in the Prometheus text format.
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP custodia_http_requests_total HTTP requests answered.\n");
+        out.push_str("# TYPE custodia_http_requests_total counter\n");
+        let map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        for ((method, route, status), (count, _)) in map.iter() {
+            let _ = writeln!(
+                out,
+                "custodia_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
+            );
+        }
+        out.push_str(
+            "# HELP custodia_http_request_seconds_sum Time spent answering HTTP requests.\n",
+        );
+        out.push_str("# TYPE custodia_http_request_seconds_sum counter\n");
+        for ((method, route, status), (_, seconds)) in map.iter() {
+            let _ = writeln!(
+                out,
+                "custodia_http_request_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {seconds}"
+            );
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,308 @@
+//! The OpenAPI 3.1 document served at `GET /openapi.json`, built from one table of operations.
+//! A test checks the table against the router's route list, so neither can drift.
+
+use serde_json::{Value, json};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Required,
+};
+
+/// One query or path parameter: name, location, required, description.
+type Param = (&'static str, ParameterIn, bool, &'static str);
+
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    auth: bool,
+    params: &'static [Param],
+    body: Option<fn() -> Value>,
+    responses: &'static [(&'static str, &'static str)],
+}
+
+const PURPOSE: Param = (
+    "purpose",
+    ParameterIn::Query,
+    true,
+    "The purpose of the read (GET /v1/purposes).",
+);
+const SUBJECT: Param = ("subject_id", ParameterIn::Path, true, "The subject's id.");
+const REFUSALS: (&str, &str) = (
+    "4XX",
+    "Refused: problem+json with a stable `code` and the `field` at fault.",
+);
+
+const OPS: &[Op] = &[
+    Op {
+        method: "GET",
+        path: "/healthz",
+        tag: "operations",
+        summary: "Liveness: the process answers and the store flushes.",
+        auth: false,
+        params: &[],
+        body: None,
+        responses: &[("200", "`{\"status\":\"ok\"}`")],
+    },
+    Op {
+        method: "GET",
+        path: "/metrics",
+        tag: "operations",
+        summary: "Prometheus metrics.",
+        auth: false,
+        params: &[],
+        body: None,
+        responses: &[("200", "Prometheus text format.")],
+    },
+    Op {
+        method: "GET",
+        path: "/openapi.json",
+        tag: "operations",
+        summary: "This document.",
+        auth: false,
+        params: &[],
+        body: None,
+        responses: &[("200", "OpenAPI 3.1 JSON.")],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/purposes",
+        tag: "policies",
+        summary: "The purposes of processing in force, with lawful basis, categories, retention and recipients.",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"purposes\": [...], \"policy_version\", \"policy_hash\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/identify",
+        tag: "ingestion",
+        summary: "Create or update a customer (Segment identify); links userId and anonymousId, merging an anonymous visitor into a known customer.",
+        auth: true,
+        params: &[],
+        body: Some(identify_example),
+        responses: &[("200", "`{\"subject_id\", \"created\"}`"), REFUSALS],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/track",
+        tag: "ingestion",
+        summary: "Record an event (Segment track): e-commerce events and NPS Answered are validated.",
+        auth: true,
+        params: &[],
+        body: Some(track_example),
+        responses: &[("200", "`{\"subject_id\", \"event_id\"}`"), REFUSALS],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/batch",
+        tag: "ingestion",
+        summary: "Several identify/track calls; validated whole before anything is written.",
+        auth: true,
+        params: &[],
+        body: Some(batch_example),
+        responses: &[
+            ("200", "`{\"results\": [...]}`, one per item in order"),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/subjects",
+        tag: "profiles",
+        summary: "Exact look-up by e-mail, phone (E.164) or user id, through blind indexes.",
+        auth: true,
+        params: &[
+            ("email", ParameterIn::Query, false, "E-mail address."),
+            (
+                "phone",
+                ParameterIn::Query,
+                false,
+                "Phone number with country code.",
+            ),
+            ("user_id", ParameterIn::Query, false, "The app's user id."),
+            PURPOSE,
+        ],
+        body: None,
+        responses: &[("200", "`{\"subjects\": [profile...]}`"), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/subjects/{subject_id}",
+        tag: "profiles",
+        summary: "A subject's profile.",
+        auth: true,
+        params: &[SUBJECT, PURPOSE],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"subject_id\", \"user_id\", \"anonymous_ids\", \"traits\", \"created_at\", \"updated_at\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "PATCH",
+        path: "/v1/subjects/{subject_id}",
+        tag: "profiles",
+        summary: "Change traits; a null value removes a trait.",
+        auth: true,
+        params: &[SUBJECT],
+        body: Some(patch_example),
+        responses: &[("200", "`{\"subject_id\", \"updated_at\"}`"), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/subjects/{subject_id}/events",
+        tag: "profiles",
+        summary: "A subject's events, oldest first, with cursor pagination.",
+        auth: true,
+        params: &[
+            SUBJECT,
+            PURPOSE,
+            (
+                "limit",
+                ParameterIn::Query,
+                false,
+                "Page size, 1 to 500 (default 50).",
+            ),
+            (
+                "cursor",
+                ParameterIn::Query,
+                false,
+                "`next_cursor` of the previous page.",
+            ),
+        ],
+        body: None,
+        responses: &[("200", "`{\"events\": [...], \"next_cursor\"}`"), REFUSALS],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/admin/keys",
+        tag: "admin",
+        summary: "Create an API key of the caller's tenant (admin role); the key is shown once.",
+        auth: true,
+        params: &[],
+        body: Some(key_example),
+        responses: &[
+            ("201", "`{\"key_id\", \"role\", \"tenant\", \"api_key\"}`"),
+            REFUSALS,
+        ],
+    },
+];
+
+fn identify_example() -> Value {
+    json!({"userId": "user-123", "anonymousId": "anon-9", "traits": {"email": "jane@example.com", "firstName": "Jane"}})
+}
+
+fn track_example() -> Value {
+    json!({"userId": "user-123", "event": "Order Completed", "properties": {"order_id": "O-1", "total": 42.5, "currency": "EUR"}})
+}
+
+fn batch_example() -> Value {
+    json!({"batch": [{"type": "identify", "userId": "user-123", "traits": {}}, {"type": "track", "userId": "user-123", "event": "NPS Answered", "properties": {"score": 9}}]})
+}
+
+fn patch_example() -> Value {
+    json!({"traits": {"phone": "+49 30 1234567", "nickname": null}})
+}
+
+fn key_example() -> Value {
+    json!({"role": "app"})
+}
+
+/// The (method, path) of every documented operation.
+pub fn documented_routes() -> Vec<(&'static str, &'static str)> {
+    OPS.iter().map(|op| (op.method, op.path)).collect()
+}
+
+/// The OpenAPI document as JSON.
+pub fn openapi_document() -> Value {
+    let mut paths = PathsBuilder::new();
+    for op in OPS {
+        let mut builder = OperationBuilder::new()
+            .tag(op.tag)
+            .summary(Some(op.summary));
+        for (name, location, required, description) in op.params {
+            let required = if *required {
+                Required::True
+            } else {
+                Required::False
+            };
+            builder = builder.parameter(
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(location.clone())
+                    .required(required)
+                    .description(Some(*description)),
+            );
+        }
+        if let Some(example) = op.body {
+            builder = builder.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().example(Some(example())).build(),
+                    )
+                    .build(),
+            ));
+        }
+        for (status, description) in op.responses {
+            let content_type = if status.starts_with('2') {
+                "application/json"
+            } else {
+                "application/problem+json"
+            };
+            builder = builder.response(
+                *status,
+                ResponseBuilder::new()
+                    .description(*description)
+                    .content(content_type, ContentBuilder::new().build()),
+            );
+        }
+        if op.auth {
+            builder = builder.security(SecurityRequirement::new("api_key", Vec::<String>::new()));
+        }
+        let method = match op.method {
+            "GET" => HttpMethod::Get,
+            "POST" => HttpMethod::Post,
+            "PATCH" => HttpMethod::Patch,
+            "PUT" => HttpMethod::Put,
+            _ => HttpMethod::Delete,
+        };
+        paths = paths.path(op.path, utoipa::openapi::PathItem::new(method, builder));
+    }
+    let components = ComponentsBuilder::new()
+        .security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        )
+        .build();
+    let doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Custodia")
+                .version("1")
+                .description(Some(
+                    "Privacy-first customer data platform. Errors are RFC 9457 problem details \
+                     with a stable `code`. Every read of personal data names a `purpose`.",
+                ))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(components))
+        .build();
+    serde_json::to_value(doc).unwrap_or_else(|_| json!({}))
+}

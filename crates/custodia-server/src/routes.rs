@@ -1,0 +1,127 @@
+//! The router: every route of api.md that exists so far, and the middleware around them.
+
+mod admin;
+mod ingest;
+mod meta;
+mod subjects;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use custodia_core::ErrorCode;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{AppError, AppState};
+
+/// What a route returns, for the test that every personal-data route demands a purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Returns personal data: takes `purpose=`.
+    PersonalRead,
+    /// Writes personal data; returns ids only.
+    PersonalWrite,
+    /// Returns no personal data.
+    Other,
+}
+
+/// Every route: method, path, kind. The router and the OpenAPI document are both checked
+/// against this table.
+pub const ROUTES: &[(&str, &str, RouteKind)] = &[
+    ("GET", "/healthz", RouteKind::Other),
+    ("GET", "/metrics", RouteKind::Other),
+    ("GET", "/openapi.json", RouteKind::Other),
+    ("GET", "/v1/purposes", RouteKind::Other),
+    ("POST", "/v1/identify", RouteKind::PersonalWrite),
+    ("POST", "/v1/track", RouteKind::PersonalWrite),
+    ("POST", "/v1/batch", RouteKind::PersonalWrite),
+    ("GET", "/v1/subjects", RouteKind::PersonalRead),
+    ("GET", "/v1/subjects/{subject_id}", RouteKind::PersonalRead),
+    (
+        "PATCH",
+        "/v1/subjects/{subject_id}",
+        RouteKind::PersonalWrite,
+    ),
+    (
+        "GET",
+        "/v1/subjects/{subject_id}/events",
+        RouteKind::PersonalRead,
+    ),
+    ("POST", "/v1/admin/keys", RouteKind::Other),
+];
+
+/// The API's router over `state`.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.0.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/metrics", get(meta::metrics))
+        .route("/openapi.json", get(meta::openapi))
+        .route("/v1/purposes", get(meta::purposes))
+        .route("/v1/identify", post(ingest::identify))
+        .route("/v1/track", post(ingest::track))
+        .route("/v1/batch", post(ingest::batch))
+        .route("/v1/subjects", get(subjects::look_up))
+        .route(
+            "/v1/subjects/{subject_id}",
+            get(subjects::read).patch(subjects::patch),
+        )
+        .route("/v1/subjects/{subject_id}/events", get(subjects::events))
+        .route("/v1/admin/keys", post(admin::create_key))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                // The panic payload may quote data; it is not logged here (the binary's panic hook
+                // logs the location only).
+                use axum::response::IntoResponse;
+                AppError::internal("handler panicked").into_response()
+            },
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::new(ErrorCode::NotFound, "no such route", None)
+}
+
+async fn method_not_allowed() -> Response {
+    use axum::response::IntoResponse;
+    let mut response = AppError::new(
+        ErrorCode::NotFound,
+        "method not allowed on this route",
+        None,
+    )
+    .into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// Logs and counts each request by its route template: never the raw URI, whose query may hold
+/// an e-mail address or a phone number.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.0.metrics.record(&method, &route, status, elapsed);
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status,
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    response
+}

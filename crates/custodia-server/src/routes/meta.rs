@@ -1,0 +1,78 @@
+//! Operational routes and the purposes list.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::extract::Auth;
+use crate::{AppError, AppState};
+
+/// `GET /healthz`: the process answers and the store flushes.
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    state.run(|engine| engine.flush()).await?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
+    let tenant = custodia_core::TenantId::default_tenant();
+    let (store_bytes, n_keys) = state
+        .run(move |engine| Ok((engine.store_size_on_disk(), engine.n_data_keys(&tenant)?)))
+        .await?;
+    let uptime = state.0.started.elapsed().as_secs_f64();
+    let text = state.0.metrics.render(&[
+        (
+            "custodia_store_bytes",
+            "Bytes the store occupies on disk.",
+            store_bytes as f64,
+        ),
+        (
+            "custodia_subject_keys",
+            "Live subject data keys of the default tenant.",
+            n_keys as f64,
+        ),
+        (
+            "custodia_uptime_seconds",
+            "Seconds since the server started.",
+            uptime,
+        ),
+    ]);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Json<Value> {
+    Json(crate::openapi_document())
+}
+
+/// `GET /v1/purposes` (any key).
+pub async fn purposes(State(state): State<AppState>, Auth(_caller): Auth) -> Json<Value> {
+    let engine = state.engine();
+    let policies = engine.policies();
+    let purposes: Vec<Value> = policies
+        .purposes()
+        .iter()
+        .map(|p| {
+            let retention_days = policies.retention_days(p);
+            json!({
+                "id": p.id,
+                "name": p.name,
+                "description": p.description,
+                "lawful_basis": p.lawful_basis,
+                "requires_consent": p.requires_consent,
+                "categories": p.categories,
+                "retention": format!("P{retention_days}D"),
+                "retention_days": retention_days,
+                "recipients": p.recipients,
+                "consent_expiry_days": p.consent_expiry_days,
+            })
+        })
+        .collect();
+    Json(json!({
+        "purposes": purposes,
+        "policy_version": policies.version(),
+        "policy_hash": engine.policy_hash(),
+    }))
+}

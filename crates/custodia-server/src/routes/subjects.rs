@@ -1,0 +1,103 @@
+//! Profiles: read, look up, change, and list events. Every read names a purpose.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use custodia_core::{ErrorCode, Operation, Personal, Timestamp};
+use custodia_engine::{EventPage, Lookup, Profile, TraitChanges};
+use serde_json::{Value, json};
+
+use crate::extract::{AppJson, Auth, Params, subject_id};
+use crate::{AppError, AppState};
+
+/// Default and largest page of events.
+const DEFAULT_EVENT_PAGE: usize = 50;
+
+/// `GET /v1/subjects/{subject_id}?purpose=P`.
+pub async fn read(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(raw_id): Path<String>,
+    params: Params,
+) -> Result<Json<Profile>, AppError> {
+    let id = subject_id(&raw_id)?;
+    let purpose = params.get("purpose").map(str::to_owned);
+    let profile = state
+        .run(move |engine| {
+            let grant = engine.grant(&caller, Operation::ReadProfile, purpose.as_deref())?;
+            engine.profile(&grant, id)
+        })
+        .await?;
+    Ok(Json(profile))
+}
+
+/// `GET /v1/subjects?email=E&purpose=P` (or `phone=`, `user_id=`): exact look-up.
+pub async fn look_up(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    mut params: Params,
+) -> Result<Json<Value>, AppError> {
+    let purpose = params.take("purpose");
+    let mut keys = Vec::new();
+    if let Some(v) = params.take("email") {
+        keys.push(Lookup::Email(Personal(v)));
+    }
+    if let Some(v) = params.take("phone") {
+        keys.push(Lookup::Phone(Personal(v)));
+    }
+    if let Some(v) = params.take("user_id") {
+        keys.push(Lookup::UserId(Personal(v)));
+    }
+    let by = match keys.len() {
+        1 => keys.remove(0),
+        _ => {
+            return Err(AppError::new(
+                ErrorCode::InvalidField,
+                "give exactly one of email, phone or user_id",
+                Some("email".to_owned()),
+            ));
+        }
+    };
+    let subjects = state
+        .run(move |engine| {
+            let grant = engine.grant(&caller, Operation::ReadProfile, purpose.as_deref())?;
+            engine.lookup(&grant, &by)
+        })
+        .await?;
+    Ok(Json(json!({ "subjects": subjects })))
+}
+
+/// `PATCH /v1/subjects/{subject_id}` with `{"traits": {...}}`; `null` removes a trait.
+pub async fn patch(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(raw_id): Path<String>,
+    AppJson(body): AppJson,
+) -> Result<Json<Value>, AppError> {
+    let id = subject_id(&raw_id)?;
+    caller.require(Operation::WriteProfile)?;
+    let changes = TraitChanges::from_json(&body)?;
+    let updated_at: Timestamp = state
+        .run(move |engine| engine.patch_profile(&caller, id, &changes))
+        .await?;
+    Ok(Json(json!({ "subject_id": id, "updated_at": updated_at })))
+}
+
+/// `GET /v1/subjects/{subject_id}/events?purpose=P&limit=&cursor=`.
+pub async fn events(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(raw_id): Path<String>,
+    params: Params,
+) -> Result<Json<EventPage>, AppError> {
+    let id = subject_id(&raw_id)?;
+    let purpose = params.get("purpose").map(str::to_owned);
+    let cursor = params.get("cursor").map(str::to_owned);
+    let limit = params.usize_or("limit", DEFAULT_EVENT_PAGE)?;
+    let page = state
+        .run(move |engine| {
+            let grant = engine.grant(&caller, Operation::ReadProfile, purpose.as_deref())?;
+            engine.events(&grant, id, cursor.as_deref(), limit)
+        })
+        .await?;
+    Ok(Json(page))
+}

@@ -1,0 +1,361 @@
+//! In-process tests of the HTTP layer: problem+json for every refusal, purpose on every
+//! personal-data route, the OpenAPI table in step with the router, response shapes.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Method, Request, StatusCode, header};
+use custodia_core::{TenantId, Timestamp};
+use custodia_engine::{Engine, FixedClock};
+use custodia_policy::Policies;
+use custodia_store::Store;
+use custodia_vault::{Keyring, RootKey, Vault};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::routes::{ROUTES, RouteKind};
+use crate::{AppState, ServerConfig, documented_routes, router};
+
+struct Harness {
+    state: AppState,
+    app_key: String,
+    compliance_key: String,
+    _keys: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let keys = tempfile::tempdir().unwrap();
+    let vault = Vault::open(keys.path(), Keyring::new(RootKey::generate().unwrap())).unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap(),
+    ));
+    let engine = Engine::from_parts(
+        Store::in_memory(),
+        vault,
+        Policies::builtin(),
+        clock,
+        keys.path().into(),
+    );
+    let tenant = TenantId::default_tenant();
+    let app_key = engine
+        .create_api_key(&tenant, &"app".parse().unwrap())
+        .unwrap();
+    let compliance_key = engine
+        .create_api_key(&tenant, &"compliance".parse().unwrap())
+        .unwrap();
+    let config = ServerConfig {
+        max_body_bytes: 4096,
+        max_batch_items: 10,
+    };
+    Harness {
+        state: AppState::new(Arc::new(engine), config),
+        app_key: app_key.secret.expose().to_owned(),
+        compliance_key: compliance_key.secret.expose().to_owned(),
+        _keys: keys,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    body: Value,
+}
+
+impl Harness {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let req = match body {
+            Some((content_type, bytes)) => req
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Body::from(bytes)),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let response = router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> Answer {
+        self.call(
+            Method::POST,
+            uri,
+            Some(&self.app_key),
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+        .await
+    }
+
+    async fn get(&self, uri: &str) -> Answer {
+        self.call(Method::GET, uri, Some(&self.app_key), None).await
+    }
+
+    fn n_subjects(&self) -> u64 {
+        self.state
+            .engine()
+            .count_subjects(&TenantId::default_tenant())
+            .unwrap()
+    }
+}
+
+fn assert_problem(answer: &Answer, status: u16, code: &str, field: Option<&str>) {
+    assert_eq!(answer.status.as_u16(), status, "{:?}", answer.body);
+    assert_eq!(answer.content_type, "application/problem+json");
+    assert_eq!(answer.body["status"], status);
+    assert_eq!(answer.body["code"], code, "{:?}", answer.body);
+    assert_eq!(answer.body["type"], format!("urn:custodia:problem:{code}"));
+    assert!(answer.body["title"].is_string() && answer.body["detail"].is_string());
+    assert_eq!(answer.body["field"].as_str(), field, "{:?}", answer.body);
+}
+
+#[test]
+fn openapi_documents_exactly_the_routes() {
+    let mut routed: Vec<_> = ROUTES.iter().map(|(m, p, _)| (*m, *p)).collect();
+    let mut documented = documented_routes();
+    routed.sort();
+    documented.sort();
+    assert_eq!(routed, documented);
+    let doc = crate::openapi_document();
+    assert_eq!(
+        doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+        Some(true)
+    );
+    assert!(doc["paths"]["/v1/subjects/{subject_id}"]["patch"].is_object());
+}
+
+#[tokio::test]
+async fn every_personal_read_route_demands_a_purpose() {
+    let h = harness();
+    let created = h
+        .post(
+            "/v1/identify",
+            json!({"userId": "u1", "traits": {"email": "a@example.com"}}),
+        )
+        .await;
+    let id = created.body["subject_id"].as_str().unwrap().to_owned();
+    let mut checked = 0;
+    for (method, path, kind) in ROUTES {
+        if *kind != RouteKind::PersonalRead {
+            continue;
+        }
+        assert_eq!(*method, "GET");
+        let base = path.replace("{subject_id}", &id);
+        let uri = if *path == "/v1/subjects" {
+            format!("{base}?email=a@example.com")
+        } else {
+            base.clone()
+        };
+        assert_problem(&h.get(&uri).await, 400, "purpose_missing", Some("purpose"));
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        let consent = h.get(&format!("{uri}{sep}purpose=marketing_email")).await;
+        assert_problem(&consent, 403, "consent_required", None);
+        let ok = h.get(&format!("{uri}{sep}purpose=customer_support")).await;
+        assert_eq!(ok.status, StatusCode::OK, "{uri}: {:?}", ok.body);
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_problem_details_and_change_nothing() {
+    let h = harness();
+    let json_body = |v: Value| Some(("application/json", v.to_string().into_bytes()));
+    let no_key = h
+        .call(
+            Method::POST,
+            "/v1/identify",
+            None,
+            json_body(json!({"userId": "u"})),
+        )
+        .await;
+    assert_problem(&no_key, 401, "unauthenticated", None);
+    let bad_key = h
+        .call(
+            Method::POST,
+            "/v1/identify",
+            Some("cus_0000000000000000_AAAA"),
+            json_body(json!({"userId": "u"})),
+        )
+        .await;
+    assert_problem(&bad_key, 401, "unauthenticated", None);
+    let text = h
+        .call(
+            Method::POST,
+            "/v1/identify",
+            Some(&h.app_key),
+            Some(("text/plain", b"{}".to_vec())),
+        )
+        .await;
+    assert_problem(&text, 415, "unsupported_media_type", None);
+    let broken = h
+        .call(
+            Method::POST,
+            "/v1/identify",
+            Some(&h.app_key),
+            Some(("application/json", b"{\"userId\": ".to_vec())),
+        )
+        .await;
+    assert_problem(&broken, 400, "malformed_json", None);
+    let huge = json!({"userId": "u", "traits": {"notes": "x".repeat(5000)}});
+    assert_problem(
+        &h.post("/v1/identify", huge).await,
+        413,
+        "payload_too_large",
+        None,
+    );
+    assert_problem(
+        &h.post(
+            "/v1/identify",
+            json!({"userId": "u", "traits": {"email": "nope"}}),
+        )
+        .await,
+        422,
+        "invalid_field",
+        Some("/traits/email"),
+    );
+    assert_problem(
+        &h.get("/v1/subjects/not-a-uuid?purpose=customer_support")
+            .await,
+        400,
+        "invalid_id",
+        Some("subject_id"),
+    );
+    assert_problem(
+        &h.get("/v1/subjects/1b4e28ba-2fa1-41d2-883f-0016d3cca427?purpose=customer_support")
+            .await,
+        404,
+        "subject_not_found",
+        None,
+    );
+    assert_problem(&h.get("/v1/nothing").await, 404, "not_found", None);
+    let compliance = h
+        .call(
+            Method::POST,
+            "/v1/identify",
+            Some(&h.compliance_key),
+            json_body(json!({"userId": "u"})),
+        )
+        .await;
+    assert_problem(&compliance, 403, "role_not_permitted", None);
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "ok"},
+        {"type": "track", "userId": "ok", "event": "NPS Answered", "properties": {"score": 42}},
+    ]});
+    assert_problem(
+        &h.post("/v1/batch", batch).await,
+        422,
+        "invalid_field",
+        Some("/batch/1/properties/score"),
+    );
+    assert_problem(
+        &h.post("/v1/batch", json!({"batch": [{"type": "alias"}]}))
+            .await,
+        422,
+        "invalid_field",
+        Some("/batch/0/type"),
+    );
+    assert_eq!(h.n_subjects(), 0, "no refused request wrote anything");
+}
+
+#[tokio::test]
+async fn batch_answers_one_result_per_item() {
+    let h = harness();
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "u1", "traits": {"name": "Jane"}},
+        {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"total": 10, "currency": "EUR"}},
+        {"type": "track", "anonymousId": "a9", "event": "Product Viewed"},
+    ]});
+    let answer = h.post("/v1/batch", batch).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let results = answer.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["created"], true);
+    assert_eq!(results[1]["subject_id"], results[0]["subject_id"]);
+    assert!(results[1]["event_id"].is_string());
+    assert_ne!(results[2]["subject_id"], results[0]["subject_id"]);
+    assert_eq!(h.n_subjects(), 2);
+}
+
+#[tokio::test]
+async fn profile_read_shape() {
+    let h = harness();
+    h.post("/v1/identify", json!({"userId": "u1", "anonymousId": "a1", "traits": {"email": "jane@example.com", "firstName": "Jane"}})).await;
+    let found = h
+        .get("/v1/subjects?user_id=u1&purpose=order_fulfillment")
+        .await;
+    assert_eq!(found.status, StatusCode::OK);
+    insta::assert_json_snapshot!(found.body, {
+        ".subjects[].subject_id" => "[subject_id]",
+    }, @r###"
+    {
+      "subjects": [
+        {
+          "anonymous_ids": [
+            "a1"
+          ],
+          "created_at": "2026-11-24T12:00:00Z",
+          "subject_id": "[subject_id]",
+          "traits": {
+            "email": "jane@example.com",
+            "firstName": "Jane"
+          },
+          "updated_at": "2026-11-24T12:00:00Z",
+          "user_id": "u1"
+        }
+      ]
+    }
+    "###);
+}
+
+#[tokio::test]
+async fn admin_creates_keys_others_cannot() {
+    let h = harness();
+    let admin = h
+        .state
+        .engine()
+        .create_api_key(&TenantId::default_tenant(), &"admin".parse().unwrap())
+        .unwrap();
+    let body = Some((
+        "application/json",
+        json!({"role": "support"}).to_string().into_bytes(),
+    ));
+    let created = h
+        .call(
+            Method::POST,
+            "/v1/admin/keys",
+            Some(admin.secret.expose()),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let new_key = created.body["api_key"].as_str().unwrap();
+    let purposes = h
+        .call(Method::GET, "/v1/purposes", Some(new_key), None)
+        .await;
+    assert_eq!(purposes.status, StatusCode::OK);
+    assert!(purposes.body["purposes"].as_array().unwrap().len() >= 8);
+    let refused = h
+        .call(Method::POST, "/v1/admin/keys", Some(&h.app_key), body)
+        .await;
+    assert_problem(&refused, 403, "role_not_permitted", None);
+}
