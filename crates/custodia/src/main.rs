@@ -1,1 +1,244 @@
-fn main() {}
+//! The `custodia` command: `serve`, `keys create`, `bench ingest`.
+
+mod bench;
+mod master_key;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use custodia_core::{RoleName, TenantId};
+use custodia_engine::{Engine, EngineConfig, SystemClock};
+use custodia_policy::Policies;
+use custodia_server::{AppState, ServerConfig};
+use custodia_vault::Keyring;
+
+/// Custodia: a privacy-first customer data platform.
+#[derive(Parser)]
+#[command(name = "custodia", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Measure throughput against the building blocks' own limits.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key on a data directory not held by a running server; prints the key alone
+    /// on stdout (only its hash is stored).
+    Create(KeysCreateArgs),
+}
+
+/// Where the data and the keys are.
+#[derive(Args, Clone)]
+struct Dirs {
+    /// The data directory (only ciphertext and keyed hashes).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// The key store, kept apart from the data directory.
+    #[arg(long, default_value = "./keys")]
+    keys_dir: PathBuf,
+    /// A file holding the root key (base64 of 32 bytes), outside the data directory and the key
+    /// store. `CUSTODIA_MASTER_KEY` takes precedence.
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
+    /// The policies directory; when the default does not exist, the built-in policies apply.
+    #[arg(long, default_value = "./policies")]
+    policies: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    dirs: Dirs,
+    /// Address to listen on; port 0 picks a free port (the real address is logged).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Load a small demo shop on first start; without a root key, create one in
+    /// ./custodia-master.key (for trying Custodia out, not for production).
+    #[arg(long)]
+    demo: bool,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+}
+
+#[derive(Args)]
+struct KeysCreateArgs {
+    #[command(flatten)]
+    dirs: Dirs,
+    /// The role of the key, from the policies (app, compliance, admin, ...).
+    #[arg(long)]
+    role: String,
+    /// The tenant the key belongs to.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Keys(KeysCommand::Create(args)) => keys_create(args),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Errors name files, ids and rules, never personal data or key material.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CUSTODIA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    // A panic message may quote a value; log where it happened, not what it said.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        tracing::error!(location = location.as_deref().unwrap_or("unknown"), "panic");
+    }));
+}
+
+fn load_policies(dir: &Path) -> anyhow::Result<Policies> {
+    if dir == Path::new("./policies") && !dir.exists() {
+        tracing::info!("no ./policies directory: using the built-in policies");
+        return Ok(Policies::builtin());
+    }
+    // The error names file, line and problem.
+    Policies::load_dir(dir).map_err(|e| anyhow::anyhow!("invalid policies: {e}"))
+}
+
+fn open_engine(dirs: &Dirs, demo: bool) -> anyhow::Result<Engine> {
+    let root = master_key::resolve(dirs, demo)?;
+    let policies = load_policies(&dirs.policies)?;
+    std::fs::create_dir_all(&dirs.data_dir)
+        .with_context(|| format!("cannot create {}", dirs.data_dir.display()))?;
+    Engine::open(EngineConfig {
+        data_dir: dirs.data_dir.clone(),
+        keys_dir: dirs.keys_dir.clone(),
+        keyring: Keyring::new(root),
+        policies,
+        clock: Arc::new(SystemClock),
+    })
+    .map_err(|e| anyhow::anyhow!("cannot open the data directory: {e}"))
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let engine = Arc::new(open_engine(&args.dirs, args.demo)?);
+    if args.demo {
+        load_demo(&engine)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "listening on {addr}");
+        let config = ServerConfig {
+            max_body_bytes: args.max_body_bytes,
+            ..ServerConfig::default()
+        };
+        let state = AppState::new(engine, config);
+        custodia_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Where `--demo` writes the demo API keys: beside the demo root key, outside data and keys.
+const DEMO_KEYS_FILE: &str = "./custodia-demo-api-keys.txt";
+
+fn load_demo(engine: &Engine) -> anyhow::Result<()> {
+    let tenant = TenantId::default_tenant();
+    let Some(summary) = custodia_engine::load_demo(engine, &tenant, 300)? else {
+        tracing::info!("demo data already loaded");
+        return Ok(());
+    };
+    let mut lines = String::from(
+        "# Demo API keys of Custodia (created with the demo data). Keep this file private.\n",
+    );
+    for role in ["app", "compliance", "admin"] {
+        let role: RoleName = role.parse().map_err(|_| anyhow::anyhow!("bad role"))?;
+        let key = engine.create_api_key(&tenant, &role)?;
+        lines.push_str(&format!("{role}={}\n", key.secret.expose()));
+    }
+    master_key::write_private(Path::new(DEMO_KEYS_FILE), lines.as_bytes())?;
+    tracing::info!(
+        n_customers = summary.n_customers,
+        n_events = summary.n_events,
+        keys_file = DEMO_KEYS_FILE,
+        "demo shop loaded; its api keys are in the keys file"
+    );
+    Ok(())
+}
+
+fn keys_create(args: KeysCreateArgs) -> anyhow::Result<()> {
+    let role: RoleName = args
+        .role
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid role name"))?;
+    let tenant: TenantId = args
+        .tenant
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid tenant id"))?;
+    let engine = open_engine(&args.dirs, false)?;
+    if engine.policies().role(&role).is_none() {
+        bail!("no role `{role}` in the policies");
+    }
+    let key = engine.create_api_key(&tenant, &role)?;
+    println!("{}", key.secret.expose());
+    Ok(())
+}
