@@ -1,1 +1,2 @@
-//! End-to-end tests live in `tests/e2e.rs`; this library holds nothing.
+//! The end-to-end test crate. The tests live in `e2e/` (one test binary with modules); this
+//! library is empty.

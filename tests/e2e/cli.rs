@@ -1,0 +1,174 @@
+//! The command line as an operator meets it: key creation, refusing to start without a root key
+//! or with a bad policy file, the demo, and `--help` everywhere.
+
+use serde_json::json;
+
+use crate::harness::{Site, repo_root};
+
+#[test]
+fn serve_refuses_without_a_root_key() {
+    let site = Site::new();
+    let out = site
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("CUSTODIA_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CUSTODIA_MASTER_KEY"), "{stderr}");
+    assert!(!site.data_dir().exists(), "nothing was created");
+}
+
+#[test]
+fn a_bad_policy_file_stops_start_up_naming_file_and_line() {
+    let site = Site::new();
+    let policies = site.dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("policies"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
+    }
+    let purposes = policies.join("purposes.toml");
+    let text = std::fs::read_to_string(&purposes).unwrap();
+    let broken = text.replacen(
+        "lawful_basis = \"contract\"",
+        "lawful_basis = \"because\"",
+        1,
+    );
+    assert_ne!(
+        text, broken,
+        "the fixture found a contract purpose to break"
+    );
+    let line = broken
+        .lines()
+        .position(|l| l.contains("\"because\""))
+        .unwrap()
+        + 1;
+    std::fs::write(&purposes, broken).unwrap();
+    let out = site
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--policies",
+            policies.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("purposes.toml:{line}")),
+        "names file and line {line}: {stderr}"
+    );
+}
+
+#[test]
+fn keys_create_refuses_while_a_server_holds_the_data() {
+    let site = Site::new();
+    let key = site.create_key("admin");
+    let server = site.serve(&[]);
+    let out = site.run(&["keys", "create", "--role", "app"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    // A running server creates keys through the API instead.
+    let created = server.post(&key, "/v1/admin/keys", &json!({"role": "app"}));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let app_key = created.body["api_key"].as_str().unwrap();
+    assert_eq!(server.get(app_key, "/v1/purposes").status, 200);
+    let out = site.run(&["keys", "create", "--role", "no_such_role"]);
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_works() {
+    let site = Site::new();
+    let out = site.command(&["serve", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["keys", "create", "--help"],
+        &["bench", "ingest", "--help"],
+    ] {
+        let out = site.command(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn demo_creates_a_private_root_key_and_a_usable_shop() {
+    let site = Site::new();
+    let data = site.data_dir();
+    let keys = site.keys_dir();
+    let mut cmd = site.command(&[
+        "serve",
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--keys-dir",
+        keys.to_str().unwrap(),
+    ]);
+    cmd.env_remove("CUSTODIA_MASTER_KEY");
+    let log = std::fs::File::create(site.log_path()).unwrap();
+    let mut child = cmd.stderr(log).spawn().unwrap();
+    let started = std::time::Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(site.log_path()).unwrap_or_default();
+        if let Some(rest) = text.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "demo did not start: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let master = site.dir.path().join("custodia-master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&master).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let keys_text =
+        std::fs::read_to_string(site.dir.path().join("custodia-demo-api-keys.txt")).unwrap();
+    let app_key = keys_text
+        .lines()
+        .find_map(|l| l.strip_prefix("app="))
+        .unwrap()
+        .to_owned();
+    let server = crate::harness::Server::attach(addr);
+    let found = server.get(
+        &app_key,
+        "/v1/subjects?user_id=demo-0001&purpose=customer_support",
+    );
+    assert_eq!(found.status, 200, "{:?}", found.body);
+    let subject = found.body["subjects"][0]["subject_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = server.get(
+        &app_key,
+        &format!("/v1/subjects/{subject}/events?purpose=order_fulfillment"),
+    );
+    assert_eq!(events.status, 200);
+    let log = std::fs::read_to_string(site.log_path()).unwrap();
+    assert!(
+        log.contains("DEMO MODE"),
+        "the generated key is announced loudly"
+    );
+    assert!(!log.contains(&app_key), "api keys are not logged");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,337 @@
+//! Starting, stopping and killing the real binary, and talking HTTP to it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `custodia` binary: `CUSTODIA_BIN` if set, else built once with the cargo running the tests.
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(path) = std::env::var("CUSTODIA_BIN") {
+            return PathBuf::from(path);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = Command::new(cargo)
+            .current_dir(repo_root())
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "custodia",
+                "--bin",
+                "custodia",
+                "--message-format=json",
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("cargo build runs");
+        assert!(out.status.success(), "building the custodia binary failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "custodia")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reports the custodia executable")
+    })
+}
+
+/// A fresh base64 root key.
+pub fn new_master_key() -> String {
+    let mut bytes = [0u8; 32];
+    // Test keys need no crypto-grade randomness, only distinctness between runs.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (seed >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(37);
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A working directory with a data directory, a key store and a root key, for one test.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub master_key: String,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        Site {
+            dir: tempfile::tempdir().unwrap(),
+            master_key: new_master_key(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// A `custodia` command in the site's directory with its root key in the environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("CUSTODIA_MASTER_KEY", &self.master_key)
+            .env_remove("CUSTODIA_LOG");
+        cmd
+    }
+
+    /// Runs a CLI command with the site's directories.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let data = self.data_dir();
+        let keys = self.keys_dir();
+        let policies = repo_root().join("policies");
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--keys-dir",
+            keys.to_str().unwrap(),
+            "--policies",
+            policies.to_str().unwrap(),
+        ]);
+        self.command(&full).output().expect("custodia runs")
+    }
+
+    /// Creates an API key with `custodia keys create`.
+    pub fn create_key(&self, role: &str) -> String {
+        let out = self.run(&["keys", "create", "--role", role]);
+        assert!(
+            out.status.success(),
+            "keys create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(key.starts_with("cus_") && !key.contains('\n'));
+        key
+    }
+
+    /// Starts `custodia serve` on a free port and waits until it listens.
+    pub fn serve(&self, extra: &[&str]) -> Server {
+        let data = self.data_dir();
+        let keys = self.keys_dir();
+        let policies = repo_root().join("policies");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--keys-dir",
+            keys.to_str().unwrap(),
+            "--policies",
+            policies.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let already = std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .matches("listening on ")
+            .count();
+        let child = self
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serve starts");
+        // Owned by the handle at once, so a failed start still kills and reaps the process.
+        let mut server = Server {
+            child: Some(child),
+            base: String::new(),
+        };
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            if let Some(line) = text.split("listening on ").nth(already + 1) {
+                let addr = line.split_whitespace().next().unwrap();
+                server.base = format!("http://{addr}");
+                return server;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "server did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every file under the site's directory (data, keys, log, anything else written there).
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), &mut out);
+        out
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// The process, unless this handle attached to a server started elsewhere.
+    child: Option<Child>,
+    pub base: String,
+}
+
+/// An HTTP answer.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Server {
+    /// A handle to a server started elsewhere (not killed on drop).
+    pub fn attach(addr: String) -> Server {
+        Server {
+            child: None,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into()
+    }
+
+    fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+        let mut response = response.expect("the server answers");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut text = String::new();
+        response
+            .body_mut()
+            .as_reader()
+            .read_to_string(&mut text)
+            .unwrap();
+        Answer {
+            status,
+            content_type,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        }
+    }
+
+    pub fn get(&self, key: &str, path: &str) -> Answer {
+        let url = format!("{}{path}", self.base);
+        Server::answer(
+            Server::agent()
+                .get(&url)
+                .header("Authorization", &format!("Bearer {key}"))
+                .call(),
+        )
+    }
+
+    pub fn post(&self, key: &str, path: &str, body: &Value) -> Answer {
+        self.send(
+            key,
+            "POST",
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+    }
+
+    pub fn send(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let agent = Server::agent();
+        let auth = format!("Bearer {key}");
+        let response = match method {
+            "POST" => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", content_type)
+                .send(body),
+            "PATCH" => agent
+                .patch(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", content_type)
+                .send(body),
+            other => panic!("unsupported method {other}"),
+        };
+        Server::answer(response)
+    }
+
+    /// SIGTERM, then wait: the server finishes in-flight requests, flushes and exits 0.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("a server this handle started");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().expect("a server this handle started");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The architecture invariants of docs/architecture.md, checked over `cargo metadata`: one crate
+//! owns each outside dependency, and the core crate does no I/O.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::repo_root;
+
+/// Each workspace crate's direct normal dependencies.
+fn direct_dependencies() -> BTreeMap<String, Vec<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .current_dir(repo_root())
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn one_crate_owns_each_outside_dependency() {
+    let deps = direct_dependencies();
+    assert!(
+        deps.len() >= 7,
+        "found the workspace crates: {:?}",
+        deps.keys()
+    );
+    let owners: &[(&str, &str)] = &[
+        ("ring", "custodia-vault"),
+        ("aes-gcm", "custodia-vault"),
+        ("sled", "custodia-store"),
+        ("tantivy", "custodia-search"),
+        ("axum", "custodia-server"),
+        ("tower-http", "custodia-server"),
+        ("utoipa", "custodia-server"),
+    ];
+    for (dependency, owner) in owners {
+        for (krate, list) in &deps {
+            if list.iter().any(|d| d == dependency) {
+                assert_eq!(
+                    krate, owner,
+                    "{krate} depends on {dependency}; only {owner} may"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn core_does_no_io() {
+    let deps = direct_dependencies();
+    let core = &deps["custodia-core"];
+    for io in [
+        "tokio", "sled", "ring", "aes-gcm", "axum", "tantivy", "tracing",
+    ] {
+        assert!(
+            !core.iter().any(|d| d == io),
+            "custodia-core depends on {io}"
+        );
+    }
+    let engine = &deps["custodia-engine"];
+    for http in ["axum", "tokio", "tower", "ring", "sled"] {
+        assert!(
+            !engine.iter().any(|d| d == http),
+            "custodia-engine depends on {http}"
+        );
+    }
+}

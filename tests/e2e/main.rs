@@ -1,0 +1,10 @@
+//! End-to-end tests: each starts the real `custodia` binary on a fresh data directory and speaks
+//! HTTP to it, or runs its CLI, the way an operator would.
+
+mod harness;
+
+mod cli;
+mod input;
+mod invariants;
+mod p1_no_plaintext;
+mod p5_durability;

@@ -1,0 +1,195 @@
+//! P1: no plaintext personal data on disk. Distinctive canaries go in through every ingestion
+//! path, the server stops, and every byte under the site (data directory, key store, log) is
+//! scanned for each canary raw, lower-cased, upper-cased, hex and base64 (at every alignment).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::json;
+
+use crate::harness::Site;
+
+/// The encodings in which a canary must not appear.
+fn needles(canary: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![
+        ("raw".to_owned(), canary.as_bytes().to_vec()),
+        ("lower".to_owned(), canary.to_lowercase().into_bytes()),
+        ("upper".to_owned(), canary.to_uppercase().into_bytes()),
+        ("hex".to_owned(), hex::encode(canary).into_bytes()),
+        ("HEX".to_owned(), hex::encode_upper(canary).into_bytes()),
+    ];
+    // Inside a longer base64 text, the canary's encoding depends on its offset modulo 3: encode it
+    // behind 0, 1 and 2 filler bytes and keep only the characters that depend on the canary alone.
+    for engine in [&STANDARD, &URL_SAFE_NO_PAD] {
+        for pad in 0..3usize {
+            let mut input = vec![0u8; pad];
+            input.extend_from_slice(canary.as_bytes());
+            let encoded = engine.encode(&input);
+            let skip = pad.div_ceil(3) * 4;
+            let usable = (input.len() / 3) * 4;
+            if usable > skip + 8 {
+                out.push((
+                    format!("base64+{pad}"),
+                    encoded.as_bytes()[skip..usable].to_vec(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn canaries_never_reach_the_disk_or_the_log() {
+    let site = Site::new();
+    let key = site.create_key("app");
+    let server = site.serve(&[]);
+
+    let canaries = [
+        "CanaryEmailLocalPart7731",
+        "Zyxwvutsrq-Surname-5521",
+        "Quixotic-FirstName-0042",
+        "+4915799887766",
+        "Canary-Street-Lane 99",
+        "canary-user-id-81726354",
+        "canary-anon-id-55443322",
+        "CANARY-ORDER-ID-998877",
+        "This review canary text mentions marmalade 1234",
+        "nps-comment-canary-rhubarb",
+        "patched-trait-canary-kumquat",
+        "Müller-Canary-Ünïcode",
+    ];
+    let email = format!("{}@canary-domain-ex.com", canaries[0]);
+
+    let id = server.post(
+        &key,
+        "/v1/identify",
+        &json!({
+            "userId": canaries[5],
+            "anonymousId": canaries[6],
+            "traits": {
+                "email": email,
+                "lastName": canaries[1],
+                "firstName": canaries[2],
+                "phone": canaries[3],
+                "address": {"street": canaries[4], "city": canaries[11]},
+            },
+        }),
+    );
+    assert_eq!(id.status, 200, "{:?}", id.body);
+    let subject = id.body["subject_id"].as_str().unwrap().to_owned();
+    let batch = server.post(
+        &key,
+        "/v1/batch",
+        &json!({"batch": [
+            {"type": "track", "userId": canaries[5], "event": "Order Completed",
+             "properties": {"order_id": canaries[7], "total": 12.5, "currency": "EUR"}},
+            {"type": "track", "userId": canaries[5], "event": "Product Reviewed",
+             "properties": {"rating": 4, "review_body": canaries[8]}},
+            {"type": "track", "anonymousId": canaries[6], "event": "NPS Answered",
+             "properties": {"score": 9, "comment": canaries[9]}},
+        ]}),
+    );
+    assert_eq!(batch.status, 200, "{:?}", batch.body);
+    let patch = server.send(
+        &key,
+        "PATCH",
+        &format!("/v1/subjects/{subject}"),
+        "application/json",
+        json!({"traits": {"note": canaries[10]}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(patch.status, 200, "{:?}", patch.body);
+
+    // Reads and look-ups with personal data in the query string must not leave it in the log.
+    let found = server.get(
+        &key,
+        &format!("/v1/subjects?email={email}&purpose=customer_support"),
+    );
+    assert_eq!(found.status, 200);
+    assert_eq!(
+        found.body["subjects"][0]["traits"]["lastName"], canaries[1],
+        "the canary is really stored"
+    );
+    let by_phone = server.get(
+        &key,
+        "/v1/subjects?phone=%2B4915799887766&purpose=customer_support",
+    );
+    assert_eq!(by_phone.body["subjects"].as_array().map(Vec::len), Some(1));
+    let events = server.get(
+        &key,
+        &format!("/v1/subjects/{subject}/events?purpose=customer_support"),
+    );
+    assert_eq!(events.body["events"].as_array().map(Vec::len), Some(3));
+    // A refused request that carries personal data.
+    let refused = server.post(
+        &key,
+        "/v1/identify",
+        &json!({"userId": canaries[5], "traits": {"email": canaries[2]}}),
+    );
+    assert_eq!(refused.status, 422);
+    assert!(
+        !refused.body.to_string().contains(canaries[2]),
+        "errors do not echo values"
+    );
+
+    assert!(server.stop().success());
+
+    let files = site.all_files();
+    assert!(
+        files.iter().any(|f| f.starts_with(site.data_dir())),
+        "the data directory was written"
+    );
+    assert!(
+        files.iter().any(|f| f.starts_with(site.keys_dir())),
+        "the key store was written"
+    );
+    assert!(files.contains(&site.log_path()), "the log was written");
+    let mut all = canaries.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    all.push(email.clone());
+    let mut hits = Vec::new();
+    let mut n_bytes = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        n_bytes += bytes.len();
+        for canary in &all {
+            for (encoding, needle) in needles(canary) {
+                if find(&bytes, &needle) {
+                    hits.push(format!(
+                        "{} holds canary #{} ({encoding})",
+                        file.display(),
+                        all.iter().position(|c| c == canary).unwrap()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(n_bytes > 10_000, "scanned {n_bytes} bytes only");
+    assert!(
+        hits.is_empty(),
+        "plaintext personal data on disk:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_would_find_plaintext() {
+    // The scanner itself: a canary hidden in each encoding is found.
+    let canary = "Scanner-Self-Test-Canary";
+    for (encoding, needle) in needles(canary) {
+        let mut blob = b"some prefix bytes ".to_vec();
+        blob.extend_from_slice(&needle);
+        blob.extend_from_slice(b" suffix");
+        assert!(find(&blob, &needle), "{encoding}");
+    }
+    let embedded = STANDARD.encode(format!("xx{canary}yy"));
+    assert!(
+        needles(canary)
+            .iter()
+            .any(|(_, n)| find(embedded.as_bytes(), n)),
+        "base64 at an offset"
+    );
+}
