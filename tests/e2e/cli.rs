@@ -118,20 +118,7 @@ fn demo_creates_a_private_root_key_and_a_usable_shop() {
         keys.to_str().unwrap(),
     ]);
     cmd.env_remove("CUSTODIA_MASTER_KEY");
-    let log = std::fs::File::create(site.log_path()).unwrap();
-    let mut child = cmd.stderr(log).spawn().unwrap();
-    let started = std::time::Instant::now();
-    let addr = loop {
-        let text = std::fs::read_to_string(site.log_path()).unwrap_or_default();
-        if let Some(rest) = text.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(
-            started.elapsed().as_secs() < 120,
-            "demo did not start: {text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let server = site.spawn_server(cmd);
     let master = site.dir.path().join("custodia-master.key");
     #[cfg(unix)]
     {
@@ -148,7 +135,6 @@ fn demo_creates_a_private_root_key_and_a_usable_shop() {
         .find_map(|l| l.strip_prefix("app="))
         .unwrap()
         .to_owned();
-    let server = crate::harness::Server::attach(addr);
     let found = server.get(
         &app_key,
         "/v1/subjects?user_id=demo-0001&purpose=customer_support",
@@ -169,6 +155,5 @@ fn demo_creates_a_private_root_key_and_a_usable_shop() {
         "the generated key is announced loudly"
     );
     assert!(!log.contains(&app_key), "api keys are not logged");
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(server.stop().success());
 }

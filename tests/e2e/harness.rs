@@ -99,20 +99,24 @@ impl Site {
         cmd
     }
 
+    /// `--data-dir`, `--keys-dir` and `--policies` for this site.
+    fn dir_args(&self) -> Vec<String> {
+        let path = |p: PathBuf| p.to_str().expect("utf-8 temp path").to_owned();
+        vec![
+            "--data-dir".to_owned(),
+            path(self.data_dir()),
+            "--keys-dir".to_owned(),
+            path(self.keys_dir()),
+            "--policies".to_owned(),
+            path(repo_root().join("policies")),
+        ]
+    }
+
     /// Runs a CLI command with the site's directories.
     pub fn run(&self, args: &[&str]) -> Output {
-        let data = self.data_dir();
-        let keys = self.keys_dir();
-        let policies = repo_root().join("policies");
+        let dirs = self.dir_args();
         let mut full: Vec<&str> = args.to_vec();
-        full.extend([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--keys-dir",
-            keys.to_str().unwrap(),
-            "--policies",
-            policies.to_str().unwrap(),
-        ]);
+        full.extend(dirs.iter().map(String::as_str));
         self.command(&full).output().expect("custodia runs")
     }
 
@@ -131,32 +135,23 @@ impl Site {
 
     /// Starts `custodia serve` on a free port and waits until it listens.
     pub fn serve(&self, extra: &[&str]) -> Server {
-        let data = self.data_dir();
-        let keys = self.keys_dir();
-        let policies = repo_root().join("policies");
+        let dirs = self.dir_args();
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend(dirs.iter().map(String::as_str));
+        args.extend(extra);
+        self.spawn_server(self.command(&args))
+    }
+
+    /// Spawns a prepared `serve` command with its log appended to the site's log, and waits until
+    /// it listens.
+    pub fn spawn_server(&self, mut command: Command) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let mut args = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--keys-dir",
-            keys.to_str().unwrap(),
-            "--policies",
-            policies.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        let already = std::fs::read_to_string(self.log_path())
-            .unwrap_or_default()
-            .matches("listening on ")
-            .count();
-        let child = self
-            .command(&args)
+        let already = self.n_listening();
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -175,11 +170,19 @@ impl Site {
                 return server;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(60),
+                started.elapsed() < Duration::from_secs(120),
                 "server did not start:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// How many times a server of this site has logged that it listens.
+    fn n_listening(&self) -> usize {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .matches("listening on ")
+            .count()
     }
 
     /// Every file under the site's directory (data, keys, log, anything else written there).
@@ -215,14 +218,6 @@ pub struct Answer {
 }
 
 impl Server {
-    /// A handle to a server started elsewhere (not killed on drop).
-    pub fn attach(addr: String) -> Server {
-        Server {
-            child: None,
-            base: format!("http://{addr}"),
-        }
-    }
-
     fn agent() -> ureq::Agent {
         ureq::Agent::config_builder()
             .http_status_as_error(false)

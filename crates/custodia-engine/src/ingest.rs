@@ -65,6 +65,19 @@ pub enum BatchOutcome {
     Track(TrackOutcome),
 }
 
+/// A merge, as shown to auditors: ids, time and counts, no personal data.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MergeView {
+    /// The anonymous subject that was merged away.
+    pub merged: SubjectId,
+    /// The subject that holds its data now.
+    pub into: SubjectId,
+    /// When.
+    pub at: Timestamp,
+    /// How many events moved.
+    pub n_events_moved: u64,
+}
+
 /// What one resolved write leaves to do once its batch is durable.
 #[derive(Default)]
 struct AfterCommit {
@@ -131,6 +144,24 @@ impl Engine {
         outcomes
     }
 
+    /// Every merge of the caller's tenant, oldest first (role needs the `audit` operation).
+    pub fn merges(&self, caller: &Caller) -> Result<Vec<MergeView>, EngineError> {
+        caller.require(Operation::Audit)?;
+        let mut merges: Vec<MergeView> = self
+            .store
+            .merges(&caller.tenant)?
+            .into_iter()
+            .map(|m| MergeView {
+                merged: m.merged,
+                into: m.into,
+                at: m.at,
+                n_events_moved: m.n_events_moved,
+            })
+            .collect();
+        merges.sort_by_key(|m| m.at);
+        Ok(merges)
+    }
+
     /// Applies a batch for the system itself (the demo loader), without a caller.
     pub(crate) fn batch_as_system(
         &self,
@@ -169,10 +200,7 @@ impl Engine {
         after: &mut AfterCommit,
     ) -> Result<IdentifyOutcome, EngineError> {
         let keys = self.keys(tenant)?;
-        let ids = Ids {
-            user_id: input.user_id.as_ref(),
-            anonymous_id: input.anonymous_id.as_ref(),
-        };
+        let ids = Ids::of(&input.user_id, &input.anonymous_id);
         let (subject_id, created) =
             self.resolve(&keys, tenant, ids, Some(input.traits.expose()), after)?;
         Ok(IdentifyOutcome {
@@ -188,10 +216,7 @@ impl Engine {
         after: &mut AfterCommit,
     ) -> Result<TrackOutcome, EngineError> {
         let keys = self.keys(tenant)?;
-        let ids = Ids {
-            user_id: input.user_id.as_ref(),
-            anonymous_id: input.anonymous_id.as_ref(),
-        };
+        let ids = Ids::of(&input.user_id, &input.anonymous_id);
         let (subject_id, _) = self.resolve(&keys, tenant, ids, None, after)?;
         let now = self.clock.now();
         let event_id = self.next_event_id(now)?;
@@ -332,18 +357,7 @@ impl Engine {
         if let Some(changes) = traits {
             data.apply(changes);
         }
-        let IndexEntries { lookups, blind } = index_entries(keys, &data);
-        let new = SubjectRecord {
-            sealed_profile: seal_json(&key, tenant, id, PROFILE_KIND, &data)?,
-            updated_at: now,
-            lookups,
-            blind,
-            ..record.clone()
-        };
-        let mut batch = WriteBatch::new();
-        put_subject(&mut batch, Some(&record), &new);
-        self.store.write(batch)?;
-        Ok(())
+        self.write_profile(keys, &key, &record, &data, now)
     }
 
     /// Removes the call's anonymous id from a subject known under another user id.
@@ -360,18 +374,7 @@ impl Engine {
         };
         data.anonymous_ids.retain(|a| a != anon.expose());
         let key = keys.data_key(record.id)?;
-        let IndexEntries { lookups, blind } = index_entries(keys, &data);
-        let new = SubjectRecord {
-            sealed_profile: seal_json(&key, &record.tenant, record.id, PROFILE_KIND, &data)?,
-            updated_at: now,
-            lookups,
-            blind,
-            ..record.clone()
-        };
-        let mut batch = WriteBatch::new();
-        put_subject(&mut batch, Some(&record), &new);
-        self.store.write(batch)?;
-        Ok(())
+        self.write_profile(keys, &key, &record, &data, now)
     }
 
     /// Merges the anonymous subject into the known one. The events are re-encrypted under the
@@ -432,14 +435,7 @@ impl Engine {
         if let Some(changes) = traits {
             data.apply(changes);
         }
-        let IndexEntries { lookups, blind } = index_entries(keys, &data);
-        let new = SubjectRecord {
-            sealed_profile: seal_json(&known_key, &tenant, known, PROFILE_KIND, &data)?,
-            updated_at: now,
-            lookups,
-            blind,
-            ..known_record.clone()
-        };
+        let new = self.resealed(keys, &known_key, &known_record, &data, now)?;
         let mut batch = WriteBatch::new();
         // Remove the anonymous subject and its index entries first; `put_subject` then re-points
         // the look-ups the survivor took over (the last write of a key wins in a batch).
@@ -472,7 +468,17 @@ struct Ids<'a> {
     anonymous_id: Option<&'a Personal<String>>,
 }
 
-impl Ids<'_> {
+impl<'a> Ids<'a> {
+    fn of(
+        user_id: &'a Option<Personal<String>>,
+        anonymous_id: &'a Option<Personal<String>>,
+    ) -> Ids<'a> {
+        Ids {
+            user_id: user_id.as_ref(),
+            anonymous_id: anonymous_id.as_ref(),
+        }
+    }
+
     fn user_hash(&self, keys: &TenantVault, user_id: &Personal<String>) -> [u8; 32] {
         keys.lookup_hash(LookupKind::UserId.as_str(), user_id.expose())
             .0

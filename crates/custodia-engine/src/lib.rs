@@ -28,7 +28,7 @@ pub use apikeys::{ApiKeySecret, NewApiKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::{DemoSummary, load_demo};
 pub use error::EngineError;
-pub use ingest::{BatchItem, BatchOutcome, IdentifyOutcome, TrackOutcome};
+pub use ingest::{BatchItem, BatchOutcome, IdentifyOutcome, MergeView, TrackOutcome};
 pub use input::{IdentifyInput, TrackInput, TraitChanges};
 pub use profile::{EventPage, EventView, Lookup, Profile};
 
@@ -96,6 +96,23 @@ impl Engine {
             last_event_id: Mutex::new(None),
             data_dir,
         }
+    }
+
+    /// An engine over an in-memory store and a fresh random root key, with its key store in
+    /// `keys_dir`: for tests and experiments, nothing of the data outlives the process.
+    pub fn in_memory(
+        keys_dir: &Path,
+        policies: Policies,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        let vault = Vault::open(keys_dir, Keyring::new(custodia_vault::RootKey::generate()?))?;
+        Ok(Engine::from_parts(
+            Store::in_memory(),
+            vault,
+            policies,
+            clock,
+            keys_dir.to_path_buf(),
+        ))
     }
 
     /// The policies in force.

@@ -265,6 +265,41 @@ impl Engine {
         }
     }
 
+    /// `record` with `data` sealed afresh under the subject's key and its index entries
+    /// recomputed from `data`.
+    pub(crate) fn resealed(
+        &self,
+        keys: &TenantVault,
+        key: &DataKey,
+        record: &SubjectRecord,
+        data: &ProfileData,
+        now: Timestamp,
+    ) -> Result<SubjectRecord, EngineError> {
+        let IndexEntries { lookups, blind } = index_entries(keys, data);
+        Ok(SubjectRecord {
+            sealed_profile: seal_json(key, &record.tenant, record.id, PROFILE_KIND, data)?,
+            updated_at: now,
+            lookups,
+            blind,
+            ..record.clone()
+        })
+    }
+
+    /// Replaces the subject's profile with `data` (atomically, with its index entries).
+    pub(crate) fn write_profile(
+        &self,
+        keys: &TenantVault,
+        key: &DataKey,
+        record: &SubjectRecord,
+        data: &ProfileData,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let new = self.resealed(keys, key, record, data, now)?;
+        let mut batch = WriteBatch::new();
+        put_subject(&mut batch, Some(record), &new);
+        Ok(self.store.write(batch)?)
+    }
+
     /// A subject's profile.
     pub fn profile(&self, grant: &ReadGrant, id: SubjectId) -> Result<Profile, EngineError> {
         let keys = self.keys(grant.tenant())?;
@@ -383,17 +418,7 @@ impl Engine {
             let (key, mut data) = self.open_profile(&keys, &record)?;
             data.apply(changes.0.expose());
             let now = self.clock.now();
-            let IndexEntries { lookups, blind } = index_entries(&keys, &data);
-            let new = SubjectRecord {
-                sealed_profile: seal_json(&key, tenant, id, PROFILE_KIND, &data)?,
-                updated_at: now,
-                lookups,
-                blind,
-                ..record.clone()
-            };
-            let mut batch = WriteBatch::new();
-            put_subject(&mut batch, Some(&record), &new);
-            self.store.write(batch)?;
+            self.write_profile(&keys, &key, &record, &data, now)?;
             now
         };
         self.store.flush()?;

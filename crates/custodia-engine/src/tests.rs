@@ -4,8 +4,6 @@ use std::sync::Arc;
 
 use custodia_core::{ErrorCode, Operation, Personal, RoleName, SubjectId, TenantId, Timestamp};
 use custodia_policy::Policies;
-use custodia_store::Store;
-use custodia_vault::{Keyring, RootKey, Vault};
 use serde_json::{Value, json};
 
 use crate::*;
@@ -18,17 +16,10 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let keys_dir = tempfile::tempdir().unwrap();
-    let vault = Vault::open(keys_dir.path(), Keyring::new(RootKey::generate().unwrap())).unwrap();
     let clock = Arc::new(FixedClock::new(
         Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap(),
     ));
-    let engine = Engine::from_parts(
-        Store::in_memory(),
-        vault,
-        Policies::builtin(),
-        clock.clone(),
-        keys_dir.path().to_path_buf(),
-    );
+    let engine = Engine::in_memory(keys_dir.path(), Policies::builtin(), clock.clone()).unwrap();
     Fixture {
         engine,
         clock,

@@ -202,6 +202,23 @@ const OPS: &[Op] = &[
     },
 ];
 
+const AUDIT_OPS: &[Op] = &[Op {
+    method: "GET",
+    path: "/v1/audit/merges",
+    tag: "audit",
+    summary: "Subjects merged by identity resolution (audit role): merged id, surviving id, time, events moved.",
+    auth: true,
+    params: &[],
+    body: None,
+    responses: &[
+        (
+            "200",
+            "`{\"merges\": [{\"merged\", \"into\", \"at\", \"n_events_moved\"}]}`",
+        ),
+        REFUSALS,
+    ],
+}];
+
 fn identify_example() -> Value {
     json!({"userId": "user-123", "anonymousId": "anon-9", "traits": {"email": "jane@example.com", "firstName": "Jane"}})
 }
@@ -224,13 +241,16 @@ fn key_example() -> Value {
 
 /// The (method, path) of every documented operation.
 pub fn documented_routes() -> Vec<(&'static str, &'static str)> {
-    OPS.iter().map(|op| (op.method, op.path)).collect()
+    OPS.iter()
+        .chain(AUDIT_OPS)
+        .map(|op| (op.method, op.path))
+        .collect()
 }
 
 /// The OpenAPI document as JSON.
 pub fn openapi_document() -> Value {
     let mut paths = PathsBuilder::new();
-    for op in OPS {
+    for op in OPS.iter().chain(AUDIT_OPS) {
         let mut builder = OperationBuilder::new()
             .tag(op.tag)
             .summary(Some(op.summary));

@@ -14,6 +14,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use custodia_core::ErrorCode;
 use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
 
 use crate::{AppError, AppState};
 
@@ -51,6 +52,7 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
         RouteKind::PersonalRead,
     ),
     ("POST", "/v1/admin/keys", RouteKind::Other),
+    ("GET", "/v1/audit/merges", RouteKind::Other),
 ];
 
 /// The API's router over `state`.
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/subjects/{subject_id}/events", get(subjects::events))
         .route("/v1/admin/keys", post(admin::create_key))
+        .route("/v1/audit/merges", get(admin::merges))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -112,7 +115,9 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(req).await;
+    // Errors logged while handling the request carry its method and route.
+    let span = tracing::info_span!("request", method = %method, route = %route);
+    let response = next.run(req).instrument(span).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state.0.metrics.record(&method, &route, status, elapsed);

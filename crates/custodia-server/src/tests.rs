@@ -8,8 +8,6 @@ use axum::http::{Method, Request, StatusCode, header};
 use custodia_core::{TenantId, Timestamp};
 use custodia_engine::{Engine, FixedClock};
 use custodia_policy::Policies;
-use custodia_store::Store;
-use custodia_vault::{Keyring, RootKey, Vault};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -25,17 +23,10 @@ struct Harness {
 
 fn harness() -> Harness {
     let keys = tempfile::tempdir().unwrap();
-    let vault = Vault::open(keys.path(), Keyring::new(RootKey::generate().unwrap())).unwrap();
     let clock = Arc::new(FixedClock::new(
         Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap(),
     ));
-    let engine = Engine::from_parts(
-        Store::in_memory(),
-        vault,
-        Policies::builtin(),
-        clock,
-        keys.path().into(),
-    );
+    let engine = Engine::in_memory(keys.path(), Policies::builtin(), clock).unwrap();
     let tenant = TenantId::default_tenant();
     let app_key = engine
         .create_api_key(&tenant, &"app".parse().unwrap())
@@ -358,4 +349,38 @@ async fn admin_creates_keys_others_cannot() {
         .call(Method::POST, "/v1/admin/keys", Some(&h.app_key), body)
         .await;
     assert_problem(&refused, 403, "role_not_permitted", None);
+}
+
+#[tokio::test]
+async fn compliance_audits_merges_app_cannot() {
+    let h = harness();
+    let anon = h
+        .post(
+            "/v1/track",
+            json!({"anonymousId": "a1", "event": "Product Viewed"}),
+        )
+        .await;
+    let known = h.post("/v1/identify", json!({"userId": "u1"})).await;
+    h.post("/v1/identify", json!({"userId": "u1", "anonymousId": "a1"}))
+        .await;
+    let audit = h
+        .call(
+            Method::GET,
+            "/v1/audit/merges",
+            Some(&h.compliance_key),
+            None,
+        )
+        .await;
+    assert_eq!(audit.status, StatusCode::OK, "{:?}", audit.body);
+    let merges = audit.body["merges"].as_array().unwrap();
+    assert_eq!(merges.len(), 1);
+    assert_eq!(merges[0]["merged"], anon.body["subject_id"]);
+    assert_eq!(merges[0]["into"], known.body["subject_id"]);
+    assert_eq!(merges[0]["n_events_moved"], 1);
+    assert_problem(
+        &h.get("/v1/audit/merges").await,
+        403,
+        "role_not_permitted",
+        None,
+    );
 }

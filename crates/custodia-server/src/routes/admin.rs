@@ -1,4 +1,5 @@
-//! `POST /v1/admin/keys`: an admin creates an API key of its own tenant.
+//! Administration and audit: `POST /v1/admin/keys` (an admin creates an API key of its own
+//! tenant) and `GET /v1/audit/merges` (which subjects identity resolution merged).
 
 use axum::Json;
 use axum::extract::State;
@@ -64,4 +65,14 @@ pub async fn create_key(
             "api_key": key.secret.expose(),
         })),
     ))
+}
+
+/// `GET /v1/audit/merges`: every merge of the caller's tenant, oldest first. Ids, times and counts
+/// only: no personal data.
+pub async fn merges(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<Value>, AppError> {
+    let merges = state.run(move |engine| engine.merges(&caller)).await?;
+    Ok(Json(json!({ "merges": merges })))
 }
