@@ -14,7 +14,9 @@
 //!    ├─ tenant secret (random 256 bits, created once, wrapped in the key store header)
 //!    │  ├─ pseudonym key   = HKDF-SHA256(tenant secret, "custodia/v1", lp("pseudonym")   ‖ lp(tenant))
 //!    │  ├─ blind-index key = HKDF-SHA256(tenant secret, "custodia/v1", lp("blind-index") ‖ lp(tenant))
-//!    │  └─ look-up key     = HKDF-SHA256(tenant secret, "custodia/v1", lp("lookup")      ‖ lp(tenant))
+//!    │  ├─ look-up key     = HKDF-SHA256(tenant secret, "custodia/v1", lp("lookup")      ‖ lp(tenant))
+//!    │  └─ log signing     = HKDF-SHA256(tenant secret, "custodia/v1", lp("log-signing") ‖ lp(tenant))
+//!    │     └─ Ed25519 seed of log L = HKDF-SHA256(log signing, "custodia/v1", lp(L))
 //!    └─ subject data keys (random 256 bits each, wrapped in the key store's slots)
 //!       └─ every personal field and event payload: AES-256-GCM, random 96-bit nonce
 //! ```
@@ -56,14 +58,16 @@ mod key_store;
 mod normalize;
 mod primitives;
 mod root_key;
+mod signing;
 mod tenant;
 mod vault;
 
 pub use data_key::{Aad, DataKey, SEAL_FORMAT_VERSION, SEAL_OVERHEAD};
 pub use error::VaultError;
 pub use normalize::{normalize_email, normalize_phone};
-pub use primitives::{constant_time_eq, random_array, sha256};
+pub use primitives::{constant_time_eq, random_array, sha256, sha256_parts};
 pub use root_key::{Keyring, RootKey, RootKeyId};
+pub use signing::{ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, SigningKey, verify_ed25519};
 pub use tenant::{BLIND_INDEX_BYTES, BlindField, BlindIndex, LookupHash, TenantVault};
 pub use vault::Vault;
 

@@ -60,6 +60,19 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// SHA-256 of the concatenation of `parts`, without copying them together. Callers that hash
+/// variable-length parts must make the split unambiguous themselves (fixed sizes, or
+/// length prefixes): the Merkle tree's `0x00 ‖ entry` and `0x01 ‖ left ‖ right` do.
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    for part in parts {
+        context.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let digest = digest::digest(&digest::SHA256, data);

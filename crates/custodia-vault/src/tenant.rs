@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::key_store::KeyStore;
 use crate::primitives::{SecretKey, hkdf_sha256, hmac_sha256};
-use crate::{DataKey, Keyring, VaultError};
+use crate::{DataKey, Keyring, SigningKey, VaultError};
 
 /// Bytes of a blind index: 16-bit buckets.
 ///
@@ -74,6 +74,7 @@ pub(crate) struct TenantKeys {
     pseudonym: SecretKey,
     blind_index: SecretKey,
     lookup: SecretKey,
+    log_signing: SecretKey,
 }
 
 impl TenantKeys {
@@ -89,6 +90,7 @@ impl TenantKeys {
             pseudonym: derive("pseudonym")?,
             blind_index: derive("blind-index")?,
             lookup: derive("lookup")?,
+            log_signing: derive("log-signing")?,
         })
     }
 
@@ -205,6 +207,15 @@ impl TenantVault {
     }
 
     /// The number of live data keys.
+    /// The Ed25519 key that signs the checkpoints of the tenant's log `log` (`"ledger"`,
+    /// `"audit"`): seed = HKDF-SHA256(log-signing key, lp(log)). Stable across root-key rotations.
+    pub fn log_signing_key(&self, log: &str) -> Result<SigningKey, VaultError> {
+        let info = LengthPrefixed::new().part(log).into_bytes();
+        let seed = hkdf_sha256(self.keys.log_signing.as_bytes(), &info)?;
+        SigningKey::from_seed(seed.as_bytes())
+    }
+
+    /// Number of live subject data keys.
     pub fn n_data_keys(&self) -> usize {
         self.store.len()
     }
@@ -221,6 +232,7 @@ impl TenantVault {
             *self.keys.pseudonym.as_bytes(),
             *self.keys.blind_index.as_bytes(),
             *self.keys.lookup.as_bytes(),
+            *self.keys.log_signing.as_bytes(),
         ];
         secrets.extend(self.store.wrap_keys_for_tests());
         secrets

@@ -147,3 +147,81 @@ fn tenant_vaults_are_cached() {
     assert_eq!(first.tenant().as_str(), "acme");
     assert_eq!(vault.keys_dir(), dir.path());
 }
+
+#[test]
+fn log_signing_keys_sign_and_verify_and_differ_per_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = crate::Vault::open(
+        dir.path(),
+        crate::Keyring::new(crate::RootKey::generate().unwrap()),
+    )
+    .unwrap();
+    let tenant: custodia_core::TenantId = "default".parse().unwrap();
+    let keys = vault.tenant(&tenant).unwrap();
+    let ledger = keys.log_signing_key("ledger").unwrap();
+    let audit = keys.log_signing_key("audit").unwrap();
+    assert_ne!(ledger.public_key(), audit.public_key());
+    assert_eq!(
+        ledger.public_key(),
+        keys.log_signing_key("ledger").unwrap().public_key(),
+        "deterministic"
+    );
+    let sig = ledger.sign(b"checkpoint");
+    assert!(crate::verify_ed25519(
+        &ledger.public_key(),
+        b"checkpoint",
+        &sig
+    ));
+    assert!(!crate::verify_ed25519(
+        &ledger.public_key(),
+        b"checkpoinT",
+        &sig
+    ));
+    assert!(!crate::verify_ed25519(
+        &audit.public_key(),
+        b"checkpoint",
+        &sig
+    ));
+    let mut bad = sig;
+    bad[0] ^= 1;
+    assert!(!crate::verify_ed25519(
+        &ledger.public_key(),
+        b"checkpoint",
+        &bad
+    ));
+}
+
+#[test]
+fn ed25519_matches_rfc8032_test_1() {
+    // RFC 8032 section 7.1, TEST 1 (empty message).
+    let seed: [u8; 32] = hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+    let key = crate::SigningKey::from_seed(&seed).unwrap();
+    assert_eq!(
+        key.public_key(),
+        hex32("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    );
+    let sig = key.sign(b"");
+    let expected = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+    let hex: String = sig.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, expected);
+    assert!(
+        !format!("{key:?}").contains("9d61b19d"),
+        "Debug shows no seed"
+    );
+}
+
+#[test]
+fn sha256_parts_equals_sha256_of_the_concatenation() {
+    assert_eq!(
+        crate::sha256_parts(&[b"ab", b"", b"c"]),
+        crate::sha256(b"abc")
+    );
+}
+
+fn hex32(text: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
