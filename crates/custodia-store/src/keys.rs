@@ -12,6 +12,8 @@
 //! | `b'B'` | `'B' ‖ lp(tenant) ‖ lp(field) ‖ lp(bucket) ‖ subject(16)`              | blind-index value      |
 //! | `b'E'` | `'E' ‖ lp(tenant) ‖ subject(16) ‖ event(16)`                           | event record           |
 //! | `b'M'` | `'M' ‖ lp(tenant) ‖ merged_subject(16)`                                | merge record           |
+//! | `b'C'` | `'C' ‖ lp(tenant) ‖ pseudonym(16) ‖ lp(purpose)`                       | consent state          |
+//! | `b'H'` | `'H' ‖ lp(tenant) ‖ pseudonym(16) ‖ seq(u64 BE)`                       | `01` (history index)   |
 //! | `b'K'` | `'K' ‖ lp(api_key_id)`                                                 | API key record         |
 //! | `b'G'` | `'G' ‖ lp(name)`                                                       | the caller's own bytes |
 //!
@@ -25,10 +27,13 @@
 //! the entries of one prefix (the subjects of a tenant, the events of a subject, the subjects of
 //! a bucket) contiguous and sorted by id.
 //!
+//! Consent state and the consent-history index are views of the tenant's consent ledger, keyed by
+//! the subject's pseudonym (the only subject id the ledger carries); both can be rebuilt from it.
+//!
 //! API keys and metadata are global: an API key names its tenant inside its record, and it is
 //! looked up before the tenant is known.
 
-use custodia_core::{ApiKeyId, EventId, SubjectId, TenantId};
+use custodia_core::{ApiKeyId, EventId, Pseudonym, PurposeId, SubjectId, TenantId};
 
 use crate::codec::{Reader, Writer};
 use crate::{LookupKind, StoreError};
@@ -45,6 +50,10 @@ pub(crate) mod tag {
     pub(crate) const EVENT: u8 = b'E';
     /// Merge records.
     pub(crate) const MERGE: u8 = b'M';
+    /// Current consent state per subject and purpose (a view of the ledger).
+    pub(crate) const CONSENT: u8 = b'C';
+    /// Ledger sequence numbers per subject (a view of the ledger).
+    pub(crate) const HISTORY: u8 = b'H';
     /// API keys.
     pub(crate) const API_KEY: u8 = b'K';
     /// Global metadata.
@@ -135,6 +144,72 @@ pub(crate) fn merge_key(tenant: &TenantId, merged: SubjectId) -> Result<Vec<u8>,
     tenant_scoped(tag::MERGE, tenant, 16)
         .raw(&merged.to_bytes())
         .finish()
+}
+
+/// `'C' ‖ lp(tenant) ‖ pseudonym(16)`: the consent state of one subject for every purpose.
+pub(crate) fn consent_prefix(
+    tenant: &TenantId,
+    subject: &Pseudonym,
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::CONSENT, tenant, 16)
+        .raw(&subject.0)
+        .finish()
+}
+
+/// `'C' ‖ lp(tenant) ‖ pseudonym(16) ‖ lp(purpose)`.
+pub(crate) fn consent_key(
+    tenant: &TenantId,
+    subject: &Pseudonym,
+    purpose: &PurposeId,
+) -> Result<Vec<u8>, StoreError> {
+    let purpose = purpose.as_str().as_bytes();
+    tenant_scoped(tag::CONSENT, tenant, 16 + 4 + purpose.len())
+        .raw(&subject.0)
+        .lp(purpose, "purpose id")
+        .finish()
+}
+
+/// Reads the purpose back out of a consent key found under `consent_prefix` (`prefix_len` long).
+pub(crate) fn parse_consent_key(key: &[u8], prefix_len: usize) -> Result<PurposeId, StoreError> {
+    let rest = key.get(prefix_len..).ok_or(StoreError::Corrupt {
+        what: "consent key",
+    })?;
+    let mut reader = Reader::new(rest, "consent key");
+    let purpose = reader.lp_str()?.parse().map_err(|_| reader.corrupt())?;
+    reader.finish()?;
+    Ok(purpose)
+}
+
+/// `'H' ‖ lp(tenant) ‖ pseudonym(16)`: the ledger entries of one subject.
+pub(crate) fn history_prefix(
+    tenant: &TenantId,
+    subject: &Pseudonym,
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::HISTORY, tenant, 24)
+        .raw(&subject.0)
+        .finish()
+}
+
+/// `'H' ‖ lp(tenant) ‖ pseudonym(16) ‖ seq(u64 BE)`: big-endian, so entries sort by sequence.
+pub(crate) fn history_key(
+    tenant: &TenantId,
+    subject: &Pseudonym,
+    seq: u64,
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::HISTORY, tenant, 24)
+        .raw(&subject.0)
+        .u64(seq)
+        .finish()
+}
+
+/// Reads the sequence number back out of a history key found under `history_prefix`.
+pub(crate) fn parse_history_key(key: &[u8], prefix_len: usize) -> Result<u64, StoreError> {
+    match key.get(prefix_len..).map(<[u8; 8]>::try_from) {
+        Some(Ok(seq)) => Ok(u64::from_be_bytes(seq)),
+        _ => Err(StoreError::Corrupt {
+            what: "consent history key",
+        }),
+    }
 }
 
 /// `'K'`: all API keys.

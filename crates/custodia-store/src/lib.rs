@@ -22,5 +22,7 @@ mod store;
 
 pub use backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
 pub use error::StoreError;
-pub use records::{ApiKeyRecord, EventRecord, LookupKind, MergeRecord, SubjectRecord};
+pub use records::{
+    ApiKeyRecord, ConsentRecord, ConsentState, EventRecord, LookupKind, MergeRecord, SubjectRecord,
+};
 pub use store::{Store, WriteBatch};

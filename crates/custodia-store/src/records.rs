@@ -23,7 +23,9 @@
 
 use std::fmt;
 
-use custodia_core::{ApiKeyId, EventId, RoleName, SubjectId, TenantId, Timestamp};
+use custodia_core::{
+    ApiKeyId, EventId, Pseudonym, PurposeId, RoleName, SubjectId, TenantId, Timestamp,
+};
 
 use crate::StoreError;
 use crate::codec::{Reader, Writer};
@@ -377,3 +379,84 @@ pub(crate) fn check_blind_value(value: &[u8]) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether a subject currently agrees to a purpose, as the consent ledger last recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConsentState {
+    /// The latest decision granted the purpose.
+    Granted,
+    /// The latest decision withdrew it.
+    Withdrawn,
+}
+
+impl ConsentState {
+    fn to_byte(self) -> u8 {
+        match self {
+            ConsentState::Granted => 1,
+            ConsentState::Withdrawn => 2,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<ConsentState> {
+        match byte {
+            1 => Some(ConsentState::Granted),
+            2 => Some(ConsentState::Withdrawn),
+            _ => None,
+        }
+    }
+}
+
+/// The current consent of one subject (by pseudonym) for one purpose: a view of the consent
+/// ledger, rebuildable from it.
+///
+/// Value, version 1: `01 ‖ state u8 (1 granted, 2 withdrawn) ‖ since i64 (µs) ‖ seq u64`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The subject's pseudonym.
+    pub subject: Pseudonym,
+    /// The purpose.
+    pub purpose: PurposeId,
+    /// The latest decision.
+    pub state: ConsentState,
+    /// When it was made.
+    pub since: Timestamp,
+    /// Its ledger sequence number.
+    pub seq: u64,
+}
+
+impl ConsentRecord {
+    /// The version-1 value.
+    pub(crate) fn encode_value(&self) -> Result<Vec<u8>, StoreError> {
+        Writer::with_capacity(1 + 1 + 8 + 8)
+            .u8(VERSION_1)
+            .u8(self.state.to_byte())
+            .i64(self.since.unix_micros())
+            .u64(self.seq)
+            .finish()
+    }
+
+    /// Decodes a value stored under the key of `tenant`, `subject` and `purpose`.
+    pub(crate) fn decode_value(
+        tenant: TenantId,
+        subject: Pseudonym,
+        purpose: PurposeId,
+        value: &[u8],
+    ) -> Result<ConsentRecord, StoreError> {
+        let mut reader = Reader::new(value, "consent record");
+        reader.version(VERSION_1)?;
+        let state = ConsentState::from_byte(reader.u8()?).ok_or_else(|| reader.corrupt())?;
+        let since = Timestamp::from_unix_micros(reader.i64()?);
+        let seq = reader.u64()?;
+        reader.finish()?;
+        Ok(ConsentRecord {
+            tenant,
+            subject,
+            purpose,
+            state,
+            since,
+            seq,
+        })
+    }
+}

@@ -5,10 +5,12 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use custodia_core::{ApiKeyId, EventId, SubjectId, TenantId};
+use custodia_core::{ApiKeyId, EventId, Pseudonym, PurposeId, SubjectId, TenantId};
 
 use crate::backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
-use crate::records::{self, ApiKeyRecord, EventRecord, LookupKind, MergeRecord, SubjectRecord};
+use crate::records::{
+    self, ApiKeyRecord, ConsentRecord, EventRecord, LookupKind, MergeRecord, SubjectRecord,
+};
 use crate::{StoreError, keys};
 
 /// How many entries an unbounded read asks the backend for at a time.
@@ -155,6 +157,54 @@ impl Store {
                 let merged = keys::trailing_id(&key, prefix.len(), "merge key")?;
                 MergeRecord::decode_value(tenant.clone(), SubjectId::from_bytes(merged), &value)
             })
+            .collect()
+    }
+
+    /// The current consent of a subject (by pseudonym) for every purpose it ever decided on.
+    pub fn consents(
+        &self,
+        tenant: &TenantId,
+        subject: &Pseudonym,
+    ) -> Result<Vec<ConsentRecord>, StoreError> {
+        let prefix = keys::consent_prefix(tenant, subject)?;
+        self.scan_all(&prefix)?
+            .into_iter()
+            .map(|(key, value)| {
+                let purpose = keys::parse_consent_key(&key, prefix.len())?;
+                ConsentRecord::decode_value(tenant.clone(), *subject, purpose, &value)
+            })
+            .collect()
+    }
+
+    /// The current consent of a subject for one purpose, if it ever decided on it.
+    pub fn consent(
+        &self,
+        tenant: &TenantId,
+        subject: &Pseudonym,
+        purpose: &PurposeId,
+    ) -> Result<Option<ConsentRecord>, StoreError> {
+        match self
+            .backend
+            .get(&keys::consent_key(tenant, subject, purpose)?)?
+        {
+            Some(value) => {
+                ConsentRecord::decode_value(tenant.clone(), *subject, purpose.clone(), &value)
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The ledger sequence numbers of a subject's consent entries, in order.
+    pub fn consent_history(
+        &self,
+        tenant: &TenantId,
+        subject: &Pseudonym,
+    ) -> Result<Vec<u64>, StoreError> {
+        let prefix = keys::history_prefix(tenant, subject)?;
+        self.scan_all(&prefix)?
+            .into_iter()
+            .map(|(key, _)| keys::parse_history_key(&key, prefix.len()))
             .collect()
     }
 
@@ -332,6 +382,20 @@ impl WriteBatch {
     /// Deletes the merge record of `merged`.
     pub fn delete_merge(&mut self, tenant: &TenantId, merged: SubjectId) {
         self.delete(keys::merge_key(tenant, merged));
+    }
+
+    /// Stores (or replaces) the current consent of a subject for a purpose.
+    pub fn put_consent(&mut self, record: &ConsentRecord) {
+        self.put(
+            keys::consent_key(&record.tenant, &record.subject, &record.purpose),
+            record.encode_value(),
+        );
+    }
+
+    /// Records that ledger entry `seq` concerns `subject`.
+    pub fn put_consent_history(&mut self, tenant: &TenantId, subject: &Pseudonym, seq: u64) {
+        // The value is only a version byte: the key says everything.
+        self.put(keys::history_key(tenant, subject, seq), Ok(vec![1]));
     }
 
     /// Stores (or replaces) an API key.

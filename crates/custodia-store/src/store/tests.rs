@@ -423,3 +423,60 @@ fn stores_are_shared_across_threads() {
     assert_eq!(store.count_subjects(&a).unwrap(), 4);
     assert_eq!(format!("{store:?}"), "Store");
 }
+
+#[test]
+fn consent_view_per_subject_and_purpose_with_ordered_history() {
+    use custodia_core::{Pseudonym, PurposeId};
+
+    use crate::{ConsentRecord, ConsentState};
+
+    on_both_engines(|store| {
+        let t = tenant("shop");
+        let other = tenant("shop2");
+        let jane = Pseudonym([1; 16]);
+        let john = Pseudonym([2; 16]);
+        let marketing: PurposeId = "marketing_email".parse().unwrap();
+        let analytics: PurposeId = "analytics".parse().unwrap();
+        let record = |subject, purpose: &PurposeId, state, seq| ConsentRecord {
+            tenant: t.clone(),
+            subject,
+            purpose: purpose.clone(),
+            state,
+            since: Timestamp::from_unix_micros(1_000 + seq as i64),
+            seq,
+        };
+        let mut batch = WriteBatch::new();
+        batch.put_consent(&record(jane, &marketing, ConsentState::Granted, 0));
+        batch.put_consent(&record(jane, &analytics, ConsentState::Granted, 1));
+        batch.put_consent(&record(john, &marketing, ConsentState::Granted, 2));
+        // A later decision replaces the state.
+        batch.put_consent(&record(jane, &marketing, ConsentState::Withdrawn, 300));
+        for seq in [300, 0, 1, 256] {
+            batch.put_consent_history(&t, &jane, seq);
+        }
+        batch.put_consent_history(&t, &john, 2);
+        store.write(batch).unwrap();
+
+        let mut states = store.consents(&t, &jane).unwrap();
+        states.sort_by(|a, b| a.purpose.cmp(&b.purpose));
+        assert_eq!(states.len(), 2);
+        assert_eq!(states[0].purpose, analytics);
+        assert_eq!(states[1].state, ConsentState::Withdrawn);
+        assert_eq!(states[1].seq, 300);
+        assert_eq!(
+            store
+                .consent(&t, &jane, &marketing)
+                .unwrap()
+                .map(|c| c.state),
+            Some(ConsentState::Withdrawn)
+        );
+        assert_eq!(store.consent(&other, &jane, &marketing).unwrap(), None);
+        assert_eq!(
+            store.consent_history(&t, &jane).unwrap(),
+            vec![0, 1, 256, 300],
+            "in seq order"
+        );
+        assert_eq!(store.consent_history(&t, &john).unwrap(), vec![2]);
+        assert!(store.consent_history(&other, &jane).unwrap().is_empty());
+    });
+}
