@@ -44,7 +44,11 @@ fn vaults_print_no_key_material() {
     assert_hides(&printed, &root_bytes);
     assert_hides(&printed, data_key.as_bytes());
     let secrets = tenant_vault.secrets_for_tests();
-    assert_eq!(secrets.len(), 5, "three look-up keys, the log-signing key, the wrapping key");
+    assert_eq!(
+        secrets.len(),
+        5,
+        "three look-up keys, the log-signing key, the wrapping key"
+    );
     for secret in &secrets {
         assert_hides(&printed, secret);
     }
