@@ -183,6 +183,12 @@ impl fmt::Debug for Pseudonym {
     }
 }
 
+impl Serialize for Pseudonym {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl FromStr for Pseudonym {
     type Err = IdError;
 

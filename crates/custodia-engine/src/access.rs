@@ -1,10 +1,10 @@
 //! Who is calling, and whether they may read personal data for the purpose they name.
 //!
-//! Until the consent ledger exists, a purpose whose lawful basis is consent is refused with
-//! `consent_required` for every subject: there is no way yet to record a grant, and refusing is
-//! the only answer that cannot be wrong.
+//! A grant is checked in two steps: `grant` decides what does not depend on the subject (role,
+//! operation, purpose), and every reading function then checks the subject's own consent when
+//! the purpose rests on consent (`check_subject`), so no read can skip either step.
 
-use custodia_core::{ApiKeyId, LawfulBasis, Operation, PurposeId, RoleName, TenantId};
+use custodia_core::{ApiKeyId, LawfulBasis, Operation, PurposeId, RoleName, SubjectId, TenantId};
 use custodia_policy::{Purpose, Role};
 
 use crate::{Engine, EngineError};
@@ -46,6 +46,7 @@ pub struct ReadGrant {
     tenant: TenantId,
     purpose: PurposeId,
     basis: LawfulBasis,
+    requires_consent: bool,
 }
 
 impl ReadGrant {
@@ -82,16 +83,30 @@ impl Engine {
                 purpose: purpose.id.to_string(),
             });
         }
-        if purpose.requires_consent || purpose.lawful_basis == LawfulBasis::Consent {
-            return Err(EngineError::ConsentRequired {
-                purpose: purpose.id.to_string(),
-            });
-        }
         Ok(ReadGrant {
             tenant: caller.tenant.clone(),
             purpose: purpose.id.clone(),
             basis: purpose.lawful_basis,
+            requires_consent: purpose.requires_consent
+                || purpose.lawful_basis == LawfulBasis::Consent,
         })
+    }
+
+    /// The subject-dependent half of the check: a purpose that rests on consent needs the
+    /// subject's current, unexpired grant in the ledger.
+    pub(crate) fn check_subject(
+        &self,
+        grant: &ReadGrant,
+        subject: SubjectId,
+    ) -> Result<(), EngineError> {
+        if grant.requires_consent
+            && !self.has_current_consent(&grant.tenant, subject, &grant.purpose)?
+        {
+            return Err(EngineError::ConsentRequired {
+                purpose: grant.purpose.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Resolves a purpose named in a request.

@@ -2,6 +2,7 @@
 //! fault, a JSON pointer to it. No variant carries personal data or a secret.
 
 use custodia_core::{ErrorCode, SubjectId};
+use custodia_ledger::LedgerError;
 use custodia_store::StoreError;
 use custodia_vault::VaultError;
 
@@ -48,6 +49,14 @@ pub enum EngineError {
         /// The purpose refused.
         purpose: String,
     },
+    /// The request contradicts the current state (`field` as for `Invalid`).
+    #[error("{field}: {message}")]
+    Conflict {
+        /// JSON pointer to the field at fault.
+        field: String,
+        /// Why.
+        message: String,
+    },
     /// No such subject (never existed, or erased).
     #[error("subject not found")]
     SubjectNotFound,
@@ -63,6 +72,17 @@ pub enum EngineError {
     /// The data store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The consent ledger failed.
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    /// A file outside the store could not be written.
+    #[error("cannot write the {what}: {source}")]
+    Io {
+        /// Which file.
+        what: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// A stored record did not decode after decryption.
     #[error("corrupt {0} record")]
     Corrupt(&'static str),
@@ -79,18 +99,20 @@ impl EngineError {
             EngineError::UnknownPurpose => ErrorCode::UnknownPurpose,
             EngineError::PurposeNotPermitted { .. } => ErrorCode::PurposeNotPermitted,
             EngineError::ConsentRequired { .. } => ErrorCode::ConsentRequired,
+            EngineError::Conflict { .. } => ErrorCode::Conflict,
             EngineError::SubjectNotFound => ErrorCode::SubjectNotFound,
             EngineError::SubjectMerged { .. } => ErrorCode::SubjectMerged,
             EngineError::Vault(e) => e.code(),
             EngineError::Store(e) => e.code(),
-            EngineError::Corrupt(_) => ErrorCode::Internal,
+            EngineError::Ledger(e) => e.code(),
+            EngineError::Io { .. } | EngineError::Corrupt(_) => ErrorCode::Internal,
         }
     }
 
     /// The input field at fault, as a JSON pointer, if one is.
     pub fn field(&self) -> Option<&str> {
         match self {
-            EngineError::Invalid { field, .. } => Some(field),
+            EngineError::Invalid { field, .. } | EngineError::Conflict { field, .. } => Some(field),
             EngineError::PurposeMissing | EngineError::UnknownPurpose => Some("purpose"),
             _ => None,
         }

@@ -9,10 +9,12 @@
 mod access;
 mod apikeys;
 mod clock;
+mod consent;
 mod demo;
 mod error;
 mod ingest;
 mod input;
+mod ledger;
 mod profile;
 
 use std::path::{Path, PathBuf};
@@ -26,10 +28,14 @@ use custodia_vault::{Keyring, TenantVault, Vault};
 pub use access::{Caller, ReadGrant};
 pub use apikeys::{ApiKeySecret, NewApiKey};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use consent::{
+    ConsentHistory, ConsentInput, ConsentOutcome, EntryView, PurposeConsent, SubjectRef,
+};
 pub use demo::{DemoSummary, load_demo};
 pub use error::EngineError;
 pub use ingest::{BatchItem, BatchOutcome, IdentifyOutcome, MergeView, TrackOutcome};
 pub use input::{IdentifyInput, TrackInput, TraitChanges};
+pub use ledger::CheckpointPolicy;
 pub use profile::{EventPage, EventView, Lookup, Profile};
 
 /// Where the engine keeps its state and which policies it enforces.
@@ -44,6 +50,29 @@ pub struct EngineConfig {
     pub policies: Policies,
     /// The clock; tests inject a fixed one.
     pub clock: Arc<dyn Clock>,
+    /// How the consent ledgers are named, witnessed and checkpointed.
+    pub ledger: LedgerConfig,
+}
+
+/// Settings of the consent ledgers.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Checkpoint origins are `<prefix>/<tenant>/ledger`; give each deployment its own prefix.
+    pub origin_prefix: String,
+    /// A directory outside the operator's reach where every checkpoint is also written.
+    pub witness_dir: Option<PathBuf>,
+    /// When appends also write a checkpoint.
+    pub checkpoints: CheckpointPolicy,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> LedgerConfig {
+        LedgerConfig {
+            origin_prefix: "custodia.local".to_owned(),
+            witness_dir: None,
+            checkpoints: CheckpointPolicy::default(),
+        }
+    }
 }
 
 /// The domain service. One per process; share it behind an `Arc`.
@@ -52,6 +81,8 @@ pub struct Engine {
     vault: Vault,
     policies: Arc<Policies>,
     policy_hash: String,
+    policy_hash_bytes: [u8; 32],
+    ledgers: ledger::Ledgers,
     clock: Arc<dyn Clock>,
     /// Serializes read-modify-write of profiles and identity resolution, so two concurrent
     /// identify calls cannot create the same person twice or lose a trait update. Flushes run
@@ -74,23 +105,34 @@ impl Engine {
             config.policies,
             config.clock,
             config.data_dir,
+            config.ledger,
         ))
     }
 
-    /// Builds an engine over an existing store and vault (tests use an in-memory store).
+    /// Builds an engine over an existing store and vault; the ledgers live under
+    /// `data_dir/ledger/<tenant>/`.
     pub fn from_parts(
         store: Store,
         vault: Vault,
         policies: Policies,
         clock: Arc<dyn Clock>,
         data_dir: PathBuf,
+        ledger: LedgerConfig,
     ) -> Engine {
-        let policy_hash = hex::encode(custodia_vault::sha256(&policies.canonical_bytes()));
+        let policy_hash_bytes = custodia_vault::sha256(&policies.canonical_bytes());
+        let ledgers = ledger::Ledgers::new(
+            data_dir.join("ledger"),
+            ledger.origin_prefix,
+            ledger.witness_dir,
+            ledger.checkpoints,
+        );
         Engine {
             store,
             vault,
             policies: Arc::new(policies),
-            policy_hash,
+            policy_hash: hex::encode(policy_hash_bytes),
+            policy_hash_bytes,
+            ledgers,
             clock,
             write_lock: Mutex::new(()),
             last_event_id: Mutex::new(None),
@@ -99,19 +141,21 @@ impl Engine {
     }
 
     /// An engine over an in-memory store and a fresh random root key, with its key store in
-    /// `keys_dir`: for tests and experiments, nothing of the data outlives the process.
+    /// `dir/keys` and its ledgers in `dir/ledger`: for tests and experiments.
     pub fn in_memory(
-        keys_dir: &Path,
+        dir: &Path,
         policies: Policies,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
-        let vault = Vault::open(keys_dir, Keyring::new(custodia_vault::RootKey::generate()?))?;
+        let root = custodia_vault::RootKey::generate()?;
+        let vault = Vault::open(&dir.join("keys"), Keyring::new(root))?;
         Ok(Engine::from_parts(
             Store::in_memory(),
             vault,
             policies,
             clock,
-            keys_dir.to_path_buf(),
+            dir.to_path_buf(),
+            LedgerConfig::default(),
         ))
     }
 
@@ -123,6 +167,11 @@ impl Engine {
     /// Lower-case hex SHA-256 of the canonical policy bytes: the exact text version in force.
     pub fn policy_hash(&self) -> &str {
         &self.policy_hash
+    }
+
+    /// The policy hash as bytes.
+    pub(crate) fn policy_hash_bytes(&self) -> [u8; 32] {
+        self.policy_hash_bytes
     }
 
     /// The data directory.

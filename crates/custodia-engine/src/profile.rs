@@ -304,6 +304,7 @@ impl Engine {
     pub fn profile(&self, grant: &ReadGrant, id: SubjectId) -> Result<Profile, EngineError> {
         let keys = self.keys(grant.tenant())?;
         let record = self.subject_record(grant.tenant(), id)?;
+        self.check_subject(grant, id)?;
         let (_, data) = self.open_profile(&keys, &record)?;
         Ok(Engine::view(&record, data))
     }
@@ -343,6 +344,7 @@ impl Engine {
         };
         let bucket = keys.blind_index(field, &norm);
         let mut found = Vec::new();
+        let mut refused = None;
         for id in self
             .store
             .blind_candidates(tenant, field.as_str(), &bucket.0)?
@@ -353,10 +355,18 @@ impl Engine {
             let (_, data) = self.open_profile(&keys, &record)?;
             let value = data.traits.get(field.as_str()).and_then(Value::as_str);
             if value.and_then(normalize).is_some_and(|v| v == norm) {
-                found.push(Engine::view(&record, data));
+                // A match whose consent does not allow the purpose is left out; if every match
+                // is, the caller learns why rather than "nobody".
+                match self.check_subject(grant, id) {
+                    Ok(()) => found.push(Engine::view(&record, data)),
+                    Err(e) => refused = Some(e),
+                }
             }
         }
-        Ok(found)
+        match refused {
+            Some(e) if found.is_empty() => Err(e),
+            _ => Ok(found),
+        }
     }
 
     /// A page of a subject's events, oldest first; `cursor` is the `next_cursor` of the page before.
@@ -382,6 +392,7 @@ impl Engine {
         }
         let keys = self.keys(tenant)?;
         let record = self.subject_record(tenant, id)?;
+        self.check_subject(grant, id)?;
         let key = keys.data_key(record.id)?;
         // One more than asked for tells whether there is a next page.
         let mut records = self.store.events(tenant, id, after, limit + 1)?;

@@ -296,9 +296,10 @@ fn purpose_checks_refuse_with_the_right_code() {
         code(&app, Operation::ReadProfile, Some("Bad Id")),
         Some(ErrorCode::UnknownPurpose)
     );
+    // A consent purpose passes the role check; each subject's own consent is checked at the read.
     assert_eq!(
         code(&app, Operation::ReadProfile, Some("marketing_email")),
-        Some(ErrorCode::ConsentRequired)
+        None
     );
     assert_eq!(
         code(&app, Operation::ReadProfile, Some("order_fulfillment")),
@@ -452,5 +453,294 @@ fn demo_loads_once() {
     assert!(
         !found[0].anonymous_ids.expose().is_empty(),
         "demo-0003 browsed anonymously first"
+    );
+}
+
+fn consent(f: &Fixture, caller: &Caller, body: Value) -> Result<ConsentOutcome, EngineError> {
+    f.engine
+        .record_consent(caller, &ConsentInput::from_json(&body)?)
+}
+
+fn state_of(f: &Fixture, caller: &Caller, subject: SubjectId, purpose: &str) -> &'static str {
+    f.engine
+        .consent_state(caller, subject)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.purpose.as_str() == purpose)
+        .unwrap()
+        .state
+}
+
+#[test]
+fn consent_gates_consent_based_reads() {
+    let f = fixture();
+    let app = f.caller("app");
+    let jane = f.identify(
+        &app,
+        json!({"userId": "u1", "traits": {"email": "jane@example.com"}}),
+    );
+    let marketing = f
+        .engine
+        .grant(&app, Operation::ReadProfile, Some("marketing_email"))
+        .unwrap();
+    let code = |r: Result<Profile, EngineError>| r.err().map(|e| e.code());
+    assert_eq!(
+        code(f.engine.profile(&marketing, jane.subject_id)),
+        Some(ErrorCode::ConsentRequired)
+    );
+    assert_eq!(
+        state_of(&f, &app, jane.subject_id, "marketing_email"),
+        "not_set"
+    );
+
+    let granted = consent(
+        &f,
+        &app,
+        json!({"user_id": "u1", "purpose": "marketing_email", "decision": "granted",
+        "source": {"channel": "web"}, "evidence": {"ip": "203.0.113.9", "form_id": "nl-3"}}),
+    )
+    .unwrap();
+    assert_eq!(granted.entry.kind, "consent.granted");
+    assert!(granted.entry.evidence);
+    assert_eq!(granted.entry.attributes["form_id"], "nl-3");
+    assert!(f.engine.profile(&marketing, jane.subject_id).is_ok());
+    let by_email = f
+        .engine
+        .lookup(
+            &marketing,
+            &Lookup::Email(Personal("jane@example.com".into())),
+        )
+        .unwrap();
+    assert_eq!(by_email.len(), 1);
+    assert_eq!(
+        state_of(&f, &app, jane.subject_id, "marketing_email"),
+        "granted"
+    );
+
+    consent(&f, &app, json!({"subject_id": jane.subject_id, "purpose": "marketing_email", "decision": "withdrawn"})).unwrap();
+    assert_eq!(
+        code(f.engine.profile(&marketing, jane.subject_id)),
+        Some(ErrorCode::ConsentRequired)
+    );
+    let refused = f.engine.lookup(
+        &marketing,
+        &Lookup::Email(Personal("jane@example.com".into())),
+    );
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::ConsentRequired);
+    assert_eq!(
+        state_of(&f, &app, jane.subject_id, "marketing_email"),
+        "withdrawn"
+    );
+    // A purpose on another basis is unaffected.
+    let support = f.support(&app);
+    assert!(f.engine.profile(&support, jane.subject_id).is_ok());
+}
+
+#[test]
+fn consent_expires_after_the_policy_period() {
+    let f = fixture();
+    let app = f.caller("app");
+    let jane = f.identify(&app, json!({"userId": "u1"}));
+    consent(
+        &f,
+        &app,
+        json!({"user_id": "u1", "purpose": "marketing_email", "decision": "granted"}),
+    )
+    .unwrap();
+    let days = f
+        .engine
+        .policies()
+        .purpose(&"marketing_email".parse().unwrap())
+        .unwrap()
+        .consent_expiry_days
+        .unwrap();
+    let start = f.clock.now();
+    f.clock.set(start.plus_days(i64::from(days) - 1));
+    assert_eq!(
+        state_of(&f, &app, jane.subject_id, "marketing_email"),
+        "granted"
+    );
+    f.clock.set(start.plus_days(i64::from(days)));
+    assert_eq!(
+        state_of(&f, &app, jane.subject_id, "marketing_email"),
+        "expired"
+    );
+    let marketing = f
+        .engine
+        .grant(&app, Operation::ReadProfile, Some("marketing_email"))
+        .unwrap();
+    assert_eq!(
+        f.engine
+            .profile(&marketing, jane.subject_id)
+            .unwrap_err()
+            .code(),
+        ErrorCode::ConsentRequired
+    );
+}
+
+#[test]
+fn global_privacy_control_withdraws_sale_and_share_purposes() {
+    let f = fixture();
+    let app = f.caller("app");
+    let jane = f.identify(&app, json!({"userId": "u1"}));
+    consent(
+        &f,
+        &app,
+        json!({"user_id": "u1", "purpose": "third_party_sharing", "decision": "granted"}),
+    )
+    .unwrap();
+    let outcome = consent(
+        &f,
+        &app,
+        json!({"user_id": "u1", "purpose": "analytics", "decision": "granted", "gpc": true}),
+    )
+    .unwrap();
+    assert_eq!(outcome.gpc_withdrawals.len(), 1);
+    assert_eq!(
+        outcome.gpc_withdrawals[0]
+            .purpose
+            .as_ref()
+            .map(|p| p.as_str()),
+        Some("third_party_sharing")
+    );
+    assert_eq!(
+        state_of(&f, &app, jane.subject_id, "third_party_sharing"),
+        "withdrawn"
+    );
+    assert_eq!(state_of(&f, &app, jane.subject_id, "analytics"), "granted");
+    let conflict = consent(
+        &f,
+        &app,
+        json!({"user_id": "u1", "purpose": "third_party_sharing", "decision": "granted", "gpc": true}),
+    );
+    assert_eq!(conflict.unwrap_err().code(), ErrorCode::Conflict);
+}
+
+#[test]
+fn consent_refusals_name_their_field() {
+    let f = fixture();
+    let app = f.caller("app");
+    f.identify(&app, json!({"userId": "u1"}));
+    let cases: &[(Value, ErrorCode, &str)] = &[
+        (
+            json!({"user_id": "u1", "purpose": "order_fulfillment", "decision": "granted"}),
+            ErrorCode::InvalidField,
+            "/purpose",
+        ),
+        (
+            json!({"user_id": "u1", "purpose": "nope", "decision": "granted"}),
+            ErrorCode::UnknownPurpose,
+            "purpose",
+        ),
+        (
+            json!({"user_id": "u1", "purpose": "analytics", "decision": "maybe"}),
+            ErrorCode::InvalidField,
+            "/decision",
+        ),
+        (
+            json!({"purpose": "analytics", "decision": "granted"}),
+            ErrorCode::InvalidField,
+            "/subject_id",
+        ),
+        (
+            json!({"user_id": "u1", "purpose": "analytics", "decision": "granted", "policy_version": "1999-01-01"}),
+            ErrorCode::Conflict,
+            "/policy_version",
+        ),
+        (
+            json!({"user_id": "u1", "purpose": "analytics", "decision": "granted", "source": {"channel": "a b"}}),
+            ErrorCode::InvalidField,
+            "/source/channel",
+        ),
+        (
+            json!({"user_id": "u1", "purpose": "analytics", "decision": "granted", "extra": 1}),
+            ErrorCode::InvalidField,
+            "/extra",
+        ),
+    ];
+    for (body, code, field) in cases {
+        let err = consent(&f, &app, body.clone()).unwrap_err();
+        assert_eq!((err.code(), err.field()), (*code, Some(*field)), "{body}");
+    }
+    let unknown = consent(
+        &f,
+        &app,
+        json!({"user_id": "nobody", "purpose": "analytics", "decision": "granted"}),
+    );
+    assert_eq!(unknown.unwrap_err().code(), ErrorCode::SubjectNotFound);
+    let ok = consent(
+        &f,
+        &app,
+        json!({"user_id": "u1", "purpose": "analytics", "decision": "granted", "policy_version": f.engine.policies().version()}),
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn history_proofs_verify_against_the_checkpoint() {
+    let f = fixture();
+    let app = f.caller("app");
+    let compliance = f.caller("compliance");
+    let jane = f.identify(&app, json!({"userId": "u1"}));
+    f.identify(&app, json!({"userId": "u2"}));
+    for (user, decision) in [
+        ("u1", "granted"),
+        ("u2", "granted"),
+        ("u1", "withdrawn"),
+        ("u2", "withdrawn"),
+        ("u1", "granted"),
+    ] {
+        consent(
+            &f,
+            &app,
+            json!({"user_id": user, "purpose": "personalization", "decision": decision}),
+        )
+        .unwrap();
+    }
+    let history = f.engine.consent_history(&app, jane.subject_id).unwrap();
+    assert_eq!(history.entries.len(), 3);
+    let checkpoint = custodia_ledger::Checkpoint::parse(&history.checkpoint).unwrap();
+    let key: custodia_ledger::VerifierKey =
+        f.engine.ledger_public_key(&compliance).unwrap()["verifier_key"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    assert!(checkpoint.verify(&key));
+    for proven in &history.entries {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&proven.entry.bytes_b64)
+            .unwrap();
+        let hashes: Vec<[u8; 32]> = proven.inclusion_proof["hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                hex::decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            })
+            .collect();
+        let leaf = custodia_ledger::merkle::leaf_hash(&bytes);
+        assert!(custodia_ledger::merkle::verify_inclusion(
+            &leaf,
+            proven.entry.seq,
+            checkpoint.tree_size,
+            &hashes,
+            &checkpoint.root
+        ));
+    }
+    // The first entry of every tenant ledger publishes the policy version in force.
+    let entries = f.engine.ledger_entries(&compliance, 0, 10).unwrap();
+    assert_eq!(entries[0].kind, "policy.published");
+    assert_eq!(
+        entries[0].policy_hash.as_deref(),
+        Some(f.engine.policy_hash())
+    );
+    assert_eq!(
+        f.engine.ledger_entries(&app, 0, 10).unwrap_err().code(),
+        ErrorCode::RoleNotPermitted
     );
 }

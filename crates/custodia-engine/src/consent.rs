@@ -1,0 +1,647 @@
+//! Consent decisions: recording them in the ledger (`POST /v1/consents`), the current state per
+//! purpose, the history with inclusion proofs, and the ledger's read API for compliance.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use custodia_core::{
+    LawfulBasis, Operation, Personal, Pseudonym, PurposeId, SubjectId, TenantId, Timestamp,
+};
+use custodia_ledger::{LedgerEntry, Source, merkle};
+use custodia_store::{ConsentState, LookupKind};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::ledger::{kind, new_entry};
+use crate::profile::seal_json;
+use crate::{Caller, Engine, EngineError};
+
+/// Longest accepted source label (channel, app, form id).
+const MAX_LABEL_LEN: usize = 64;
+/// Longest accepted piece of evidence (IP address, user agent).
+const MAX_EVIDENCE_LEN: usize = 1_024;
+/// Most entries in one page of `GET /v1/ledger/entries`.
+pub const MAX_ENTRY_PAGE: usize = 1_000;
+
+/// Who a consent decision is about.
+#[derive(Debug, Clone)]
+pub enum SubjectRef {
+    /// By subject id.
+    Id(SubjectId),
+    /// By the app's user id.
+    UserId(Personal<String>),
+}
+
+/// A consent decision as a client sends it.
+#[derive(Debug, Clone)]
+pub struct ConsentInput {
+    /// Who decided.
+    pub subject: SubjectRef,
+    /// For which purpose (raw, checked against the policies).
+    pub purpose: String,
+    /// Granted (`true`) or withdrawn.
+    pub granted: bool,
+    /// Where the decision was made (non-personal labels).
+    pub channel: Option<String>,
+    /// Which app recorded it.
+    pub app: Option<String>,
+    /// The policy version the person saw (label or hash); must be the one in force.
+    pub policy_version: Option<String>,
+    /// The person's IP address, if the app sends it: personal, sealed under the subject's key.
+    pub ip: Option<Personal<String>>,
+    /// The person's user agent: personal, sealed.
+    pub user_agent: Option<Personal<String>>,
+    /// The id of the form wording shown (non-personal).
+    pub form_id: Option<String>,
+    /// The Global Privacy Control signal, if the app saw one.
+    pub gpc: Option<bool>,
+}
+
+fn label(
+    obj: &Map<String, Value>,
+    name: &str,
+    prefix: &str,
+) -> Result<Option<String>, EngineError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if (1..=MAX_LABEL_LEN).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) =>
+        {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(EngineError::invalid(
+            format!("{prefix}/{name}"),
+            format!(
+                "must be a label of 1 to {MAX_LABEL_LEN} letters, digits, '_', '.', ':' or '-'"
+            ),
+        )),
+    }
+}
+
+fn evidence_text(
+    obj: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<Personal<String>>, EngineError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if s.len() <= MAX_EVIDENCE_LEN && !s.chars().any(char::is_control) =>
+        {
+            Ok(Some(Personal(s.clone())))
+        }
+        Some(_) => Err(EngineError::invalid(
+            format!("/evidence/{name}"),
+            format!("must be a string of at most {MAX_EVIDENCE_LEN} bytes"),
+        )),
+    }
+}
+
+fn unknown(obj: &Map<String, Value>, prefix: &str, allowed: &[&str]) -> Result<(), EngineError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(EngineError::invalid(
+            format!("{prefix}/{}", crate::input::pointer_escape(k)),
+            "unknown field",
+        )),
+        None => Ok(()),
+    }
+}
+
+impl ConsentInput {
+    /// Parses a `POST /v1/consents` body.
+    pub fn from_json(value: &Value) -> Result<ConsentInput, EngineError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| EngineError::invalid("/", "must be a JSON object"))?;
+        unknown(
+            obj,
+            "",
+            &[
+                "subject_id",
+                "user_id",
+                "purpose",
+                "decision",
+                "source",
+                "policy_version",
+                "evidence",
+                "gpc",
+            ],
+        )?;
+        let subject = match (obj.get("subject_id"), obj.get("user_id")) {
+            (Some(Value::String(id)), None) => SubjectRef::Id(
+                id.parse()
+                    .map_err(|_| EngineError::invalid("/subject_id", "must be a subject id"))?,
+            ),
+            (None, Some(Value::String(u)))
+                if !u.is_empty() && u.len() <= crate::input::MAX_ID_LEN =>
+            {
+                SubjectRef::UserId(Personal(u.clone()))
+            }
+            (Some(_), Some(_)) => {
+                return Err(EngineError::invalid(
+                    "/subject_id",
+                    "give subject_id or user_id, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(EngineError::invalid(
+                    "/subject_id",
+                    "subject_id or user_id is required",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(EngineError::invalid("/subject_id", "must be a subject id"));
+            }
+            (None, Some(_)) => {
+                return Err(EngineError::invalid(
+                    "/user_id",
+                    "must be a non-empty string",
+                ));
+            }
+        };
+        let purpose = match obj.get("purpose") {
+            Some(Value::String(p)) => p.clone(),
+            _ => return Err(EngineError::invalid("/purpose", "is required")),
+        };
+        let granted = match obj.get("decision").and_then(Value::as_str) {
+            Some("granted") => true,
+            Some("withdrawn") => false,
+            _ => {
+                return Err(EngineError::invalid(
+                    "/decision",
+                    "must be \"granted\" or \"withdrawn\"",
+                ));
+            }
+        };
+        let (channel, app) = match obj.get("source") {
+            None | Some(Value::Null) => (None, None),
+            Some(Value::Object(source)) => {
+                unknown(source, "/source", &["channel", "app"])?;
+                (
+                    label(source, "channel", "/source")?,
+                    label(source, "app", "/source")?,
+                )
+            }
+            Some(_) => return Err(EngineError::invalid("/source", "must be a JSON object")),
+        };
+        let policy_version = match obj.get("policy_version") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(v)) if v.len() <= 128 => Some(v.clone()),
+            Some(_) => return Err(EngineError::invalid("/policy_version", "must be a string")),
+        };
+        let (ip, user_agent, form_id) = match obj.get("evidence") {
+            None | Some(Value::Null) => (None, None, None),
+            Some(Value::Object(evidence)) => {
+                unknown(evidence, "/evidence", &["ip", "user_agent", "form_id"])?;
+                (
+                    evidence_text(evidence, "ip")?,
+                    evidence_text(evidence, "user_agent")?,
+                    label(evidence, "form_id", "/evidence")?,
+                )
+            }
+            Some(_) => return Err(EngineError::invalid("/evidence", "must be a JSON object")),
+        };
+        let gpc = match obj.get("gpc") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return Err(EngineError::invalid("/gpc", "must be true or false")),
+        };
+        Ok(ConsentInput {
+            subject,
+            purpose,
+            granted,
+            channel,
+            app,
+            policy_version,
+            ip,
+            user_agent,
+            form_id,
+            gpc,
+        })
+    }
+}
+
+/// A ledger entry as shown by the API: its position, its hash and its decoded, non-personal
+/// fields (evidence stays sealed; only whether there is some is shown).
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryView {
+    /// Leaf index in the Merkle tree.
+    pub seq: u64,
+    /// RFC 9162 leaf hash, hex.
+    pub leaf_hash: String,
+    /// When it was recorded.
+    pub time: Timestamp,
+    /// `consent.granted`, `consent.withdrawn`, `policy.published`, ...
+    pub kind: String,
+    /// The subject's pseudonym, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Pseudonym>,
+    /// The purpose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<PurposeId>,
+    /// The purpose's lawful basis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lawful_basis: Option<LawfulBasis>,
+    /// SHA-256 of the policy text in force, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_hash: Option<String>,
+    /// Channel, app and GPC signal.
+    pub source: Value,
+    /// Kind-specific attributes (form id, policy version label, ...).
+    pub attributes: Value,
+    /// Whether sealed evidence (IP, user agent) is attached.
+    pub evidence: bool,
+    /// The canonical entry bytes, base64: what the leaf hash covers.
+    pub bytes_b64: String,
+}
+
+impl EntryView {
+    fn new(seq: u64, bytes: &[u8], entry: &LedgerEntry) -> EntryView {
+        EntryView {
+            seq,
+            leaf_hash: hex::encode(merkle::leaf_hash(bytes)),
+            time: entry.time,
+            kind: entry.kind.clone(),
+            subject: entry.subject,
+            purpose: entry.purpose.clone(),
+            lawful_basis: entry.lawful_basis,
+            policy_hash: entry.policy_hash.map(hex::encode),
+            source: json!({"channel": entry.source.channel, "app": entry.source.app, "gpc": entry.source.gpc}),
+            attributes: json!(entry.attributes),
+            evidence: entry.evidence.is_some(),
+            bytes_b64: STANDARD.encode(bytes),
+        }
+    }
+}
+
+/// The answer to a recorded decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentOutcome {
+    /// The decision's entry.
+    pub entry: EntryView,
+    /// Withdrawals the Global Privacy Control signal caused for sale/share purposes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpc_withdrawals: Vec<EntryView>,
+}
+
+/// One purpose's current consent for a subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurposeConsent {
+    /// The purpose.
+    pub purpose: PurposeId,
+    /// `granted`, `withdrawn`, `not_set` or `expired`.
+    pub state: &'static str,
+    /// Whether the purpose rests on consent at all.
+    pub requires_consent: bool,
+    /// The purpose's lawful basis.
+    pub lawful_basis: LawfulBasis,
+    /// When the current decision was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Its ledger entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// An entry with its inclusion proof in the checkpoint's tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvenEntry {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: EntryView,
+    /// `{"tree_size", "hashes"}`: the RFC 9162 inclusion proof against the checkpoint.
+    pub inclusion_proof: Value,
+}
+
+/// A subject's consent history, provable offline against the checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentHistory {
+    /// Every ledger entry about the subject, oldest first.
+    pub entries: Vec<ProvenEntry>,
+    /// The signed checkpoint (C2SP tlog-checkpoint note) the proofs lead to.
+    pub checkpoint: String,
+}
+
+impl Engine {
+    /// The subject a consent names (it must exist), with its tenant's pseudonym for it.
+    fn consent_subject(
+        &self,
+        caller: &Caller,
+        subject: &SubjectRef,
+    ) -> Result<(SubjectId, Pseudonym), EngineError> {
+        let tenant = &caller.tenant;
+        let keys = self.keys(tenant)?;
+        let id = match subject {
+            SubjectRef::Id(id) => *id,
+            SubjectRef::UserId(user_id) => {
+                let hash = keys.lookup_hash(LookupKind::UserId.as_str(), user_id.expose());
+                self.store
+                    .lookup(tenant, LookupKind::UserId, &hash.0)?
+                    .ok_or(EngineError::SubjectNotFound)?
+            }
+        };
+        self.subject_record(tenant, id)?;
+        Ok((id, keys.pseudonym(id)))
+    }
+
+    /// Records a consent decision (and, with a Global Privacy Control signal, the withdrawal of
+    /// every sale/share purpose) in the ledger; durable when it returns.
+    pub fn record_consent(
+        &self,
+        caller: &Caller,
+        input: &ConsentInput,
+    ) -> Result<ConsentOutcome, EngineError> {
+        caller.require(Operation::ConsentWrite)?;
+        let tenant = &caller.tenant;
+        let purpose = self.purpose(Some(&input.purpose))?.clone();
+        if !purpose.requires_consent {
+            return Err(EngineError::invalid(
+                "/purpose",
+                format!(
+                    "purpose `{}` rests on {}, not on consent",
+                    purpose.id,
+                    purpose.lawful_basis.as_str()
+                ),
+            ));
+        }
+        if let Some(version) = &input.policy_version
+            && version != self.policies.version()
+            && version != self.policy_hash()
+        {
+            return Err(EngineError::Conflict {
+                field: "/policy_version".to_owned(),
+                message: "is not the policy version in force; show the current text again"
+                    .to_owned(),
+            });
+        }
+        let gpc = input.gpc == Some(true);
+        if gpc && input.granted && purpose.gpc_opt_out {
+            return Err(EngineError::Conflict {
+                field: "/decision".to_owned(),
+                message: "a Global Privacy Control signal opts out of this purpose; it cannot be granted with it".to_owned(),
+            });
+        }
+        let (subject_id, pseudonym) = self.consent_subject(caller, &input.subject)?;
+        let ledger = self.ledger(tenant)?;
+        let now = self.clock.now();
+        let source = Source {
+            channel: input.channel.clone(),
+            app: input.app.clone(),
+            gpc: input.gpc,
+        };
+
+        let mut entry = new_entry(
+            now,
+            tenant,
+            if input.granted {
+                kind::GRANTED
+            } else {
+                kind::WITHDRAWN
+            },
+        );
+        entry.subject = Some(pseudonym);
+        entry.purpose = Some(purpose.id.clone());
+        entry.lawful_basis = Some(purpose.lawful_basis);
+        entry.policy_hash = Some(self.policy_hash_bytes());
+        entry.source = source.clone();
+        if let Some(form_id) = &input.form_id {
+            entry
+                .attributes
+                .insert("form_id".to_owned(), form_id.clone());
+        }
+        if input.ip.is_some() || input.user_agent.is_some() {
+            let evidence_id = hex::encode(custodia_vault::random_array::<8>()?);
+            let key = self.keys(tenant)?.data_key(subject_id)?;
+            let plain = json!({
+                "ip": input.ip.as_ref().map(Personal::expose),
+                "user_agent": input.user_agent.as_ref().map(Personal::expose),
+            });
+            entry.evidence = Some(seal_json(
+                &key,
+                tenant,
+                subject_id,
+                &format!("consent-evidence/{evidence_id}"),
+                &plain,
+            )?);
+            entry
+                .attributes
+                .insert("evidence_id".to_owned(), evidence_id);
+        }
+        let mut entries = vec![entry];
+        if gpc {
+            for other in self
+                .policies
+                .purposes()
+                .iter()
+                .filter(|p| p.gpc_opt_out && p.id != purpose.id)
+            {
+                let current = self.store.consent(tenant, &pseudonym, &other.id)?;
+                if current.is_some_and(|c| c.state == ConsentState::Withdrawn) {
+                    continue;
+                }
+                let mut withdrawal = new_entry(now, tenant, kind::WITHDRAWN);
+                withdrawal.subject = Some(pseudonym);
+                withdrawal.purpose = Some(other.id.clone());
+                withdrawal.lawful_basis = Some(other.lawful_basis);
+                withdrawal.policy_hash = Some(self.policy_hash_bytes());
+                withdrawal.source = source.clone();
+                withdrawal
+                    .attributes
+                    .insert("cause".to_owned(), "global_privacy_control".to_owned());
+                entries.push(withdrawal);
+            }
+        }
+        let first = self.append_entries(tenant, &ledger, &entries)?;
+        let mut views = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| EntryView::new(first + i as u64, &e.encode(), e));
+        let entry = views.next().ok_or(EngineError::Corrupt("ledger append"))?;
+        Ok(ConsentOutcome {
+            entry,
+            gpc_withdrawals: views.collect(),
+        })
+    }
+
+    /// The subject's current consent for every purpose of the policies.
+    pub fn consent_state(
+        &self,
+        caller: &Caller,
+        subject: SubjectId,
+    ) -> Result<Vec<PurposeConsent>, EngineError> {
+        caller.require(Operation::ConsentRead)?;
+        let (_, pseudonym) = self.consent_subject(caller, &SubjectRef::Id(subject))?;
+        self.ledger(&caller.tenant)?;
+        let recorded = self.store.consents(&caller.tenant, &pseudonym)?;
+        let now = self.clock.now();
+        Ok(self
+            .policies
+            .purposes()
+            .iter()
+            .map(|p| {
+                let current = recorded.iter().find(|c| c.purpose == p.id);
+                let state = match current {
+                    None => "not_set",
+                    Some(c) if c.state == ConsentState::Withdrawn => "withdrawn",
+                    Some(c) if self.is_expired(&p.id, c.since, now) => "expired",
+                    Some(_) => "granted",
+                };
+                PurposeConsent {
+                    purpose: p.id.clone(),
+                    state,
+                    requires_consent: p.requires_consent,
+                    lawful_basis: p.lawful_basis,
+                    since: current.map(|c| c.since),
+                    seq: current.map(|c| c.seq),
+                }
+            })
+            .collect())
+    }
+
+    /// Every ledger entry about the subject, each with an inclusion proof against a fresh signed
+    /// checkpoint, so the subject or an auditor can verify the history offline.
+    pub fn consent_history(
+        &self,
+        caller: &Caller,
+        subject: SubjectId,
+    ) -> Result<ConsentHistory, EngineError> {
+        caller.require(Operation::ConsentRead)?;
+        let (_, pseudonym) = self.consent_subject(caller, &SubjectRef::Id(subject))?;
+        let tenant = &caller.tenant;
+        let ledger = self.ledger(tenant)?;
+        // Sequence numbers first, checkpoint second: every listed entry is inside the checkpoint.
+        let seqs = self.store.consent_history(tenant, &pseudonym)?;
+        let checkpoint = ledger.log.checkpoint(&ledger.signer)?;
+        let entries = seqs
+            .into_iter()
+            .filter(|seq| *seq < checkpoint.tree_size)
+            .map(|seq| {
+                let bytes = ledger.log.entry(seq)?;
+                let entry = LedgerEntry::decode(&bytes)?;
+                let hashes = ledger.log.inclusion_proof(seq, checkpoint.tree_size)?;
+                Ok(ProvenEntry {
+                    entry: EntryView::new(seq, &bytes, &entry),
+                    inclusion_proof: json!({
+                        "tree_size": checkpoint.tree_size,
+                        "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+                    }),
+                })
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        Ok(ConsentHistory {
+            entries,
+            checkpoint: checkpoint.to_text(),
+        })
+    }
+
+    /// The signed checkpoint of the caller's tenant's ledger (a new one if it grew).
+    pub fn ledger_checkpoint(&self, caller: &Caller) -> Result<String, EngineError> {
+        caller.require(Operation::Ledger)?;
+        Ok(self.fresh_checkpoint(&caller.tenant)?.to_text())
+    }
+
+    /// The verifier key of the caller's tenant's ledger: note format and raw hex.
+    pub fn ledger_public_key(&self, caller: &Caller) -> Result<Value, EngineError> {
+        caller.require(Operation::Ledger)?;
+        let key = self.verifier_key(&caller.tenant)?;
+        Ok(json!({
+            "verifier_key": key.to_string(),
+            "name": key.name,
+            "key_id": hex::encode(key.key_id),
+            "public_key_hex": hex::encode(key.public_key),
+            "algorithm": "ed25519",
+        }))
+    }
+
+    /// Entries `from..from+limit` of the caller's tenant's ledger.
+    pub fn ledger_entries(
+        &self,
+        caller: &Caller,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<EntryView>, EngineError> {
+        caller.require(Operation::Ledger)?;
+        if limit == 0 || limit > MAX_ENTRY_PAGE {
+            return Err(EngineError::invalid(
+                "limit",
+                format!("must be from 1 to {MAX_ENTRY_PAGE}"),
+            ));
+        }
+        let ledger = self.ledger(&caller.tenant)?;
+        ledger
+            .log
+            .entries(from, limit)?
+            .into_iter()
+            .map(|(seq, bytes)| Ok(EntryView::new(seq, &bytes, &LedgerEntry::decode(&bytes)?)))
+            .collect()
+    }
+
+    /// An inclusion proof of entry `seq` in the tree of size `tree_size` (default: the latest
+    /// checkpoint's).
+    pub fn ledger_inclusion_proof(
+        &self,
+        caller: &Caller,
+        seq: u64,
+        tree_size: Option<u64>,
+    ) -> Result<Value, EngineError> {
+        caller.require(Operation::Ledger)?;
+        let ledger = self.ledger(&caller.tenant)?;
+        let tree_size = match tree_size {
+            Some(size) => size,
+            None => ledger.log.checkpoint(&ledger.signer)?.tree_size,
+        };
+        if seq >= tree_size || tree_size > ledger.log.tree_size() {
+            return Err(EngineError::invalid(
+                "seq",
+                "must be an entry inside a tree size the ledger has reached",
+            ));
+        }
+        let hashes = ledger.log.inclusion_proof(seq, tree_size)?;
+        Ok(json!({
+            "seq": seq,
+            "tree_size": tree_size,
+            "leaf_hash": hex::encode(ledger.log.leaf_hash(seq)?),
+            "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// A consistency proof between two tree sizes of the caller's tenant's ledger.
+    pub fn ledger_consistency_proof(
+        &self,
+        caller: &Caller,
+        from: u64,
+        to: u64,
+    ) -> Result<Value, EngineError> {
+        caller.require(Operation::Ledger)?;
+        let ledger = self.ledger(&caller.tenant)?;
+        if from == 0 || from > to || to > ledger.log.tree_size() {
+            return Err(EngineError::invalid(
+                "from",
+                "need 0 < from <= to <= the ledger's size",
+            ));
+        }
+        let hashes = ledger.log.consistency_proof(from, to)?;
+        Ok(json!({
+            "from": from,
+            "to": to,
+            "from_root": hex::encode(ledger.log.root(from)?),
+            "to_root": hex::encode(ledger.log.root(to)?),
+            "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Whether the subject's consent allows a read for a purpose that needs consent.
+    pub(crate) fn has_current_consent(
+        &self,
+        tenant: &TenantId,
+        subject: SubjectId,
+        purpose: &PurposeId,
+    ) -> Result<bool, EngineError> {
+        let pseudonym = self.keys(tenant)?.pseudonym(subject);
+        let now = self.clock.now();
+        Ok(match self.consent_of(tenant, &pseudonym, purpose)? {
+            Some(c) => c.state == ConsentState::Granted && !self.is_expired(purpose, c.since, now),
+            None => false,
+        })
+    }
+}

@@ -1,0 +1,308 @@
+//! The tenants' consent ledgers: one append-only Merkle log per tenant under `DATA/ledger/<tenant>/`,
+//! its checkpoint signer, and the consent view in the store that is derived from it.
+//!
+//! Order of writes, and why it is safe: an entry is appended to the ledger (durable) before the
+//! view is updated; the view records the last ledger sequence it reflects (a watermark), and
+//! opening a tenant's ledger replays every entry past the watermark. So a crash between the two
+//! loses nothing, and the view can always be rebuilt from the ledger alone.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use custodia_core::{Pseudonym, PurposeId, TenantId, Timestamp};
+use custodia_ledger::{Checkpoint, LedgerEntry, Log, NoteSigner, VerifierKey};
+use custodia_store::{ConsentRecord, ConsentState, WriteBatch};
+
+use crate::{Engine, EngineError};
+
+/// Entry kinds this module writes or reads.
+pub mod kind {
+    /// A subject granted a purpose.
+    pub const GRANTED: &str = "consent.granted";
+    /// A subject withdrew a purpose.
+    pub const WITHDRAWN: &str = "consent.withdrawn";
+    /// A version of the policies took effect.
+    pub const POLICY_PUBLISHED: &str = "policy.published";
+}
+
+/// The name of the consent ledger among a tenant's logs (and its signing-key label).
+pub(crate) const LEDGER_LOG: &str = "ledger";
+
+/// Checkpoint cadence: a new checkpoint once this many entries are past the latest one (the server
+/// also checkpoints on a timer and on demand).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    /// Entries after which an append also writes a checkpoint.
+    pub every_entries: u64,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> CheckpointPolicy {
+        CheckpointPolicy { every_entries: 64 }
+    }
+}
+
+/// One tenant's ledger.
+pub(crate) struct TenantLedger {
+    pub(crate) log: Log,
+    pub(crate) signer: NoteSigner,
+    /// Serializes append-then-update-view, so the view applies entries in ledger order.
+    pub(crate) append_lock: Mutex<()>,
+}
+
+/// The open ledgers, by tenant.
+pub(crate) struct Ledgers {
+    root: PathBuf,
+    origin_prefix: String,
+    witness_dir: Option<PathBuf>,
+    policy: CheckpointPolicy,
+    open: Mutex<HashMap<TenantId, Arc<TenantLedger>>>,
+}
+
+impl Ledgers {
+    pub(crate) fn new(
+        root: PathBuf,
+        origin_prefix: String,
+        witness_dir: Option<PathBuf>,
+        policy: CheckpointPolicy,
+    ) -> Ledgers {
+        Ledgers {
+            root,
+            origin_prefix,
+            witness_dir,
+            policy,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory of a tenant's ledger.
+    pub fn dir(root: &Path, tenant: &TenantId) -> PathBuf {
+        root.join(tenant.as_str())
+    }
+}
+
+/// An entry of `kind` with no subject, purpose, source, evidence or attributes yet.
+pub(crate) fn new_entry(time: Timestamp, tenant: &TenantId, kind: &str) -> LedgerEntry {
+    LedgerEntry {
+        time,
+        tenant: tenant.clone(),
+        subject: None,
+        kind: kind.to_owned(),
+        purpose: None,
+        lawful_basis: None,
+        policy_hash: None,
+        source: custodia_ledger::Source::default(),
+        evidence: None,
+        attributes: Default::default(),
+    }
+}
+
+/// The watermark of a tenant's consent view: the number of ledger entries it reflects.
+fn watermark_name(tenant: &TenantId) -> String {
+    format!("consent-view/{tenant}")
+}
+
+/// The policy hash last published in a tenant's ledger.
+fn published_name(tenant: &TenantId) -> String {
+    format!("policy-published/{tenant}")
+}
+
+impl Engine {
+    /// A tenant's ledger, opened (and its view caught up, the policy version published) on
+    /// first use.
+    pub(crate) fn ledger(&self, tenant: &TenantId) -> Result<Arc<TenantLedger>, EngineError> {
+        let mut open = self.ledgers.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ledger) = open.get(tenant) {
+            return Ok(ledger.clone());
+        }
+        let dir = Ledgers::dir(&self.ledgers.root, tenant);
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io {
+            what: "ledger directory",
+            source: e,
+        })?;
+        let log = Log::open(&dir)?;
+        log.set_witness_dir(self.ledgers.witness_dir.clone());
+        let key = self.keys(tenant)?.log_signing_key(LEDGER_LOG)?;
+        let origin = format!("{}/{tenant}/{LEDGER_LOG}", self.ledgers.origin_prefix);
+        let signer = NoteSigner::new(&origin, key)?;
+        let verifier = signer.verifier_key().to_string();
+        let key_file = dir.join("verifier-key");
+        if !key_file.exists() {
+            std::fs::write(&key_file, format!("{verifier}\n")).map_err(|e| EngineError::Io {
+                what: "ledger verifier key",
+                source: e,
+            })?;
+        }
+        let ledger = Arc::new(TenantLedger {
+            log,
+            signer,
+            append_lock: Mutex::new(()),
+        });
+        self.catch_up_view(tenant, &ledger)?;
+        self.publish_policy(tenant, &ledger)?;
+        open.insert(tenant.clone(), ledger.clone());
+        Ok(ledger)
+    }
+
+    /// Appends entries to a tenant's ledger, durable when it returns, then brings the consent view
+    /// up to date and writes a checkpoint if one is due. Returns the first entry's sequence number.
+    pub(crate) fn append_entries(
+        &self,
+        tenant: &TenantId,
+        ledger: &TenantLedger,
+        entries: &[LedgerEntry],
+    ) -> Result<u64, EngineError> {
+        for entry in entries {
+            // The log takes opaque bytes; an entry that breaks the field rules would encode to
+            // bytes that `decode` refuses, so it never gets that far.
+            entry.validate()?;
+        }
+        let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes: Vec<Vec<u8>> = entries.iter().map(LedgerEntry::encode).collect();
+        let first = ledger.log.append(&bytes)?;
+        self.apply_to_view(tenant, first, entries)?;
+        let latest = ledger.log.latest_checkpoint()?.map_or(0, |c| c.tree_size);
+        if ledger.log.tree_size() - latest >= self.ledgers.policy.every_entries {
+            ledger.log.checkpoint(&ledger.signer)?;
+        }
+        Ok(first)
+    }
+
+    /// Updates the consent view with entries `first..` and moves the watermark past them.
+    fn apply_to_view(
+        &self,
+        tenant: &TenantId,
+        first: u64,
+        entries: &[LedgerEntry],
+    ) -> Result<(), EngineError> {
+        let mut batch = WriteBatch::new();
+        for (offset, entry) in entries.iter().enumerate() {
+            let seq = first + offset as u64;
+            let Some(subject) = entry.subject else {
+                continue;
+            };
+            batch.put_consent_history(tenant, &subject, seq);
+            let state = match entry.kind.as_str() {
+                kind::GRANTED => ConsentState::Granted,
+                kind::WITHDRAWN => ConsentState::Withdrawn,
+                _ => continue,
+            };
+            if let Some(purpose) = &entry.purpose {
+                batch.put_consent(&ConsentRecord {
+                    tenant: tenant.clone(),
+                    subject,
+                    purpose: purpose.clone(),
+                    state,
+                    since: entry.time,
+                    seq,
+                });
+            }
+        }
+        let end = first + entries.len() as u64;
+        batch.put_meta(&watermark_name(tenant), &end.to_be_bytes());
+        self.store.write(batch)?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Replays ledger entries the view has not seen (after a crash between append and view
+    /// update, or when the view was deleted to be rebuilt).
+    fn catch_up_view(&self, tenant: &TenantId, ledger: &TenantLedger) -> Result<(), EngineError> {
+        const PAGE: usize = 1_000;
+        let mut next = match self.store.meta(&watermark_name(tenant))? {
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| EngineError::Corrupt("consent view watermark"))?,
+            ),
+            None => 0,
+        };
+        let size = ledger.log.tree_size();
+        if next > size {
+            // The view claims more than the ledger holds: the ledger lost entries. Refuse to run
+            // on a view that no longer matches its source.
+            return Err(EngineError::Corrupt("consent view ahead of the ledger"));
+        }
+        while next < size {
+            let page = ledger.log.entries(next, PAGE)?;
+            let entries = page
+                .iter()
+                .map(|(_, bytes)| LedgerEntry::decode(bytes))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.apply_to_view(tenant, next, &entries)?;
+            next += entries.len() as u64;
+            if entries.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a `policy.published` entry when the policies in force differ from the last ones
+    /// published in this tenant's ledger, so every consent points at a published version.
+    fn publish_policy(&self, tenant: &TenantId, ledger: &TenantLedger) -> Result<(), EngineError> {
+        let hash = self.policy_hash_bytes();
+        if self.store.meta(&published_name(tenant))?.as_deref() == Some(&hash[..]) {
+            return Ok(());
+        }
+        let mut entry = new_entry(self.clock.now(), tenant, kind::POLICY_PUBLISHED);
+        entry.policy_hash = Some(hash);
+        entry
+            .attributes
+            .insert("version".to_owned(), self.policies.version().to_owned());
+        self.append_entries(tenant, ledger, std::slice::from_ref(&entry))?;
+        let mut batch = WriteBatch::new();
+        batch.put_meta(&published_name(tenant), &hash);
+        self.store.write(batch)?;
+        self.store.flush()?;
+        tracing::info!(tenant = %tenant, version = self.policies.version(), "policy version published in the ledger");
+        Ok(())
+    }
+
+    /// The latest checkpoint of a tenant's ledger, signing a new one if entries were added since.
+    pub(crate) fn fresh_checkpoint(&self, tenant: &TenantId) -> Result<Checkpoint, EngineError> {
+        let ledger = self.ledger(tenant)?;
+        Ok(ledger.log.checkpoint(&ledger.signer)?)
+    }
+
+    /// The verifier key of a tenant's ledger.
+    pub(crate) fn verifier_key(&self, tenant: &TenantId) -> Result<VerifierKey, EngineError> {
+        Ok(self.ledger(tenant)?.signer.verifier_key())
+    }
+
+    /// Signs a checkpoint for every open ledger that grew since its last one (the server calls
+    /// this on a timer).
+    pub fn checkpoint_open_ledgers(&self) -> Result<(), EngineError> {
+        let open: Vec<Arc<TenantLedger>> = {
+            let map = self.ledgers.open.lock().unwrap_or_else(|p| p.into_inner());
+            map.values().cloned().collect()
+        };
+        for ledger in open {
+            ledger.log.checkpoint(&ledger.signer)?;
+        }
+        Ok(())
+    }
+
+    /// The current consent of a subject for a purpose: `None` if never decided.
+    pub(crate) fn consent_of(
+        &self,
+        tenant: &TenantId,
+        subject: &Pseudonym,
+        purpose: &PurposeId,
+    ) -> Result<Option<ConsentRecord>, EngineError> {
+        // Opening the ledger first replays anything the view missed.
+        self.ledger(tenant)?;
+        Ok(self.store.consent(tenant, subject, purpose)?)
+    }
+
+    /// Whether a granted consent given at `since` has expired by `now` under the purpose's rule.
+    pub(crate) fn is_expired(&self, purpose: &PurposeId, since: Timestamp, now: Timestamp) -> bool {
+        let days = self
+            .policies
+            .purpose(purpose)
+            .and_then(|p| p.consent_expiry_days);
+        days.is_some_and(|d| since.plus_days(i64::from(d)) <= now)
+    }
+}
