@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most items in one `POST /v1/batch`.
     pub max_batch_items: usize,
+    /// How often the open ledgers that grew get a new signed checkpoint.
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +40,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_batch_items: 1_000,
+            checkpoint_interval: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -92,15 +95,35 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app: Router = router(state.clone());
+    let ticker = tokio::spawn(checkpoint_ticker(state.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
-    let flushed = state.run(|engine| engine.flush()).await;
+    ticker.abort();
+    // A last checkpoint covers everything appended before the stop.
+    let flushed = state
+        .run(|engine| {
+            engine.checkpoint_open_ledgers()?;
+            engine.flush()
+        })
+        .await;
     if let Err(e) = flushed {
         tracing::error!(error = %e.problem().detail, "final flush failed");
         return Err(std::io::Error::other("final flush failed"));
     }
     Ok(())
+}
+
+/// Signs a checkpoint of every ledger that grew, every `checkpoint_interval`.
+async fn checkpoint_ticker(state: AppState) {
+    let mut interval = tokio::time::interval(state.0.config.checkpoint_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(e) = state.run(|engine| engine.checkpoint_open_ledgers()).await {
+            tracing::error!(error = %e.problem().detail, "periodic checkpoint failed");
+        }
+    }
 }
 
 #[cfg(test)]

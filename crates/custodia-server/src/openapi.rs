@@ -202,6 +202,151 @@ const OPS: &[Op] = &[
     },
 ];
 
+const SEQ: Param = (
+    "seq",
+    ParameterIn::Query,
+    true,
+    "Entry sequence number (leaf index).",
+);
+
+const CONSENT_OPS: &[Op] = &[
+    Op {
+        method: "POST",
+        path: "/v1/consents",
+        tag: "consent",
+        summary: "Record a consent decision in the ledger (granted or withdrawn; a GPC signal also withdraws sale/share purposes).",
+        auth: true,
+        params: &[],
+        body: Some(consent_example),
+        responses: &[
+            (
+                "201",
+                "`{\"entry\": {\"seq\", \"leaf_hash\", \"time\", \"kind\", \"purpose\", ...}, \"gpc_withdrawals\"?}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/subjects/{subject_id}/consents",
+        tag: "consent",
+        summary: "Current consent per purpose: granted, withdrawn, not_set or expired.",
+        auth: true,
+        params: &[SUBJECT],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"purposes\": [{\"purpose\", \"state\", \"since\", \"seq\"}]}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/subjects/{subject_id}/consents/history",
+        tag: "consent",
+        summary: "Every ledger entry about the subject with an inclusion proof, and the signed checkpoint they lead to.",
+        auth: true,
+        params: &[SUBJECT],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"entries\": [{..., \"inclusion_proof\": {\"tree_size\", \"hashes\"}}], \"checkpoint\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/ledger/checkpoint",
+        tag: "ledger",
+        summary: "The latest signed checkpoint (C2SP tlog-checkpoint note), as text/plain.",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[("200", "Signed note text."), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/ledger/public-key",
+        tag: "ledger",
+        summary: "The ledger's verifier key (note verifier-key format) and raw Ed25519 key.",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            ("200", "`{\"verifier_key\", \"public_key_hex\"}`"),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/ledger/entries",
+        tag: "ledger",
+        summary: "Ledger entries with their canonical bytes and decoded fields.",
+        auth: true,
+        params: &[
+            (
+                "from",
+                ParameterIn::Query,
+                false,
+                "First sequence number (default 0).",
+            ),
+            (
+                "limit",
+                ParameterIn::Query,
+                false,
+                "1 to 1000 (default 100).",
+            ),
+        ],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"entries\": [{\"seq\", \"leaf_hash\", \"bytes_b64\", ...}]}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/ledger/proof/inclusion",
+        tag: "ledger",
+        summary: "RFC 9162 inclusion proof.",
+        auth: true,
+        params: &[
+            SEQ,
+            (
+                "tree_size",
+                ParameterIn::Query,
+                false,
+                "Tree size (default: the latest checkpoint's).",
+            ),
+        ],
+        body: None,
+        responses: &[("200", "`{\"seq\", \"tree_size\", \"hashes\"}`"), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/ledger/proof/consistency",
+        tag: "ledger",
+        summary: "RFC 9162 consistency proof between two tree sizes.",
+        auth: true,
+        params: &[
+            ("from", ParameterIn::Query, true, "Older tree size."),
+            ("to", ParameterIn::Query, true, "Newer tree size."),
+        ],
+        body: None,
+        responses: &[("200", "`{\"from\", \"to\", \"hashes\"}`"), REFUSALS],
+    },
+];
+
+fn consent_example() -> Value {
+    json!({"user_id": "user-123", "purpose": "marketing_email", "decision": "granted", "source": {"channel": "web", "app": "checkout"}, "evidence": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0", "form_id": "newsletter-v3"}})
+}
+
 const AUDIT_OPS: &[Op] = &[Op {
     method: "GET",
     path: "/v1/audit/merges",
@@ -239,18 +384,19 @@ fn key_example() -> Value {
     json!({"role": "app"})
 }
 
+fn all_ops() -> impl Iterator<Item = &'static Op> {
+    OPS.iter().chain(AUDIT_OPS).chain(CONSENT_OPS)
+}
+
 /// The (method, path) of every documented operation.
 pub fn documented_routes() -> Vec<(&'static str, &'static str)> {
-    OPS.iter()
-        .chain(AUDIT_OPS)
-        .map(|op| (op.method, op.path))
-        .collect()
+    all_ops().map(|op| (op.method, op.path)).collect()
 }
 
 /// The OpenAPI document as JSON.
 pub fn openapi_document() -> Value {
     let mut paths = PathsBuilder::new();
-    for op in OPS.iter().chain(AUDIT_OPS) {
+    for op in all_ops() {
         let mut builder = OperationBuilder::new()
             .tag(op.tag)
             .summary(Some(op.summary));

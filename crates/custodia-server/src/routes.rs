@@ -1,7 +1,9 @@
 //! The router: every route of api.md that exists so far, and the middleware around them.
 
 mod admin;
+mod consents;
 mod ingest;
+mod ledger;
 mod meta;
 mod subjects;
 
@@ -25,6 +27,10 @@ pub enum RouteKind {
     PersonalRead,
     /// Writes personal data; returns ids only.
     PersonalWrite,
+    /// The consent record itself (state, history, ledger): read under the `consent_read` or
+    /// `ledger` operation rather than for a processing purpose; subjects appear by id or
+    /// pseudonym, evidence stays sealed.
+    ConsentRecord,
     /// Returns no personal data.
     Other,
 }
@@ -53,6 +59,30 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ),
     ("POST", "/v1/admin/keys", RouteKind::Other),
     ("GET", "/v1/audit/merges", RouteKind::Other),
+    ("POST", "/v1/consents", RouteKind::PersonalWrite),
+    (
+        "GET",
+        "/v1/subjects/{subject_id}/consents",
+        RouteKind::ConsentRecord,
+    ),
+    (
+        "GET",
+        "/v1/subjects/{subject_id}/consents/history",
+        RouteKind::ConsentRecord,
+    ),
+    ("GET", "/v1/ledger/checkpoint", RouteKind::ConsentRecord),
+    ("GET", "/v1/ledger/public-key", RouteKind::Other),
+    ("GET", "/v1/ledger/entries", RouteKind::ConsentRecord),
+    (
+        "GET",
+        "/v1/ledger/proof/inclusion",
+        RouteKind::ConsentRecord,
+    ),
+    (
+        "GET",
+        "/v1/ledger/proof/consistency",
+        RouteKind::ConsentRecord,
+    ),
 ];
 
 /// The API's router over `state`.
@@ -74,6 +104,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subjects/{subject_id}/events", get(subjects::events))
         .route("/v1/admin/keys", post(admin::create_key))
         .route("/v1/audit/merges", get(admin::merges))
+        .route("/v1/consents", post(consents::record))
+        .route("/v1/subjects/{subject_id}/consents", get(consents::state))
+        .route(
+            "/v1/subjects/{subject_id}/consents/history",
+            get(consents::history),
+        )
+        .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
+        .route("/v1/ledger/public-key", get(ledger::public_key))
+        .route("/v1/ledger/entries", get(ledger::entries))
+        .route("/v1/ledger/proof/inclusion", get(ledger::inclusion))
+        .route("/v1/ledger/proof/consistency", get(ledger::consistency))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -37,6 +37,7 @@ fn harness() -> Harness {
     let config = ServerConfig {
         max_body_bytes: 4096,
         max_batch_items: 10,
+        ..ServerConfig::default()
     };
     Harness {
         state: AppState::new(Arc::new(engine), config),

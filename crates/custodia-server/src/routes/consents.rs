@@ -1,0 +1,51 @@
+//! Consent: `POST /v1/consents`, a subject's current consent per purpose, and its history with
+//! inclusion proofs.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use custodia_engine::{ConsentHistory, ConsentInput, ConsentOutcome};
+use serde_json::{Value, json};
+
+use crate::extract::{AppJson, Auth, subject_id};
+use crate::{AppError, AppState};
+
+/// `POST /v1/consents`: records a decision in the ledger; 201 once it is durable.
+pub async fn record(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    AppJson(body): AppJson,
+) -> Result<(StatusCode, Json<ConsentOutcome>), AppError> {
+    caller.require(custodia_core::Operation::ConsentWrite)?;
+    let input = ConsentInput::from_json(&body)?;
+    let outcome = state
+        .run(move |engine| engine.record_consent(&caller, &input))
+        .await?;
+    Ok((StatusCode::CREATED, Json(outcome)))
+}
+
+/// `GET /v1/subjects/{subject_id}/consents`: one row per purpose of the policies.
+pub async fn state(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(raw_id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = subject_id(&raw_id)?;
+    let purposes = state
+        .run(move |engine| engine.consent_state(&caller, id))
+        .await?;
+    Ok(Json(json!({ "subject_id": id, "purposes": purposes })))
+}
+
+/// `GET /v1/subjects/{subject_id}/consents/history`: entries, inclusion proofs, checkpoint.
+pub async fn history(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(raw_id): Path<String>,
+) -> Result<Json<ConsentHistory>, AppError> {
+    let id = subject_id(&raw_id)?;
+    let history = state
+        .run(move |engine| engine.consent_history(&caller, id))
+        .await?;
+    Ok(Json(history))
+}
