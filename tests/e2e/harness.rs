@@ -120,6 +120,17 @@ impl Site {
         self.command(&full).output().expect("custodia runs")
     }
 
+    /// `custodia ledger verify --data-dir <site data> [extra]`: offline, needs no keys.
+    pub fn verify_ledger(&self, extra: &[&str]) -> Output {
+        let data = self.data_dir();
+        let mut args = vec!["ledger", "verify", "--data-dir", data.to_str().unwrap()];
+        args.extend(extra);
+        self.command(&args)
+            .env_remove("CUSTODIA_MASTER_KEY")
+            .output()
+            .expect("custodia runs")
+    }
+
     /// Creates an API key with `custodia keys create`.
     pub fn create_key(&self, role: &str) -> String {
         let out = self.run(&["keys", "create", "--role", role]);

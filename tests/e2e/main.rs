@@ -7,4 +7,5 @@ mod cli;
 mod input;
 mod invariants;
 mod p1_no_plaintext;
+mod p3_consent;
 mod p5_durability;

@@ -60,6 +60,8 @@ fn canaries_never_reach_the_disk_or_the_log() {
         "nps-comment-canary-rhubarb",
         "patched-trait-canary-kumquat",
         "Müller-Canary-Ünïcode",
+        "198.51.100.213",
+        "CanaryAgent-Okapi/7.3 (X11; Quokka)",
     ];
     let email = format!("{}@canary-domain-ex.com", canaries[0]);
 
@@ -103,6 +105,19 @@ fn canaries_never_reach_the_disk_or_the_log() {
             .as_bytes(),
     );
     assert_eq!(patch.status, 200, "{:?}", patch.body);
+
+    // Consent evidence (IP address, user agent) goes into the ledger, sealed.
+    let consent = server.post(
+        &key,
+        "/v1/consents",
+        &json!({
+            "user_id": canaries[5],
+            "purpose": "marketing_email",
+            "decision": "granted",
+            "evidence": {"ip": canaries[12], "user_agent": canaries[13], "form_id": "signup-v2"},
+        }),
+    );
+    assert_eq!(consent.status, 201, "{:?}", consent.body);
 
     // Reads and look-ups with personal data in the query string must not leave it in the log.
     let found = server.get(

@@ -97,6 +97,7 @@ fn open_engine(dir: &std::path::Path) -> anyhow::Result<Arc<Engine>> {
         keyring: Keyring::new(RootKey::generate()?),
         policies: Policies::builtin(),
         clock: Arc::new(SystemClock),
+        ledger: custodia_engine::LedgerConfig::default(),
     })?;
     Ok(Arc::new(engine))
 }

@@ -1,6 +1,7 @@
 //! The `custodia` command: `serve`, `keys create`, `bench ingest`.
 
 mod bench;
+mod ledger;
 mod master_key;
 
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use custodia_core::{RoleName, TenantId};
-use custodia_engine::{Engine, EngineConfig, SystemClock};
+use custodia_engine::{CheckpointPolicy, Engine, EngineConfig, LedgerConfig, SystemClock};
 use custodia_policy::Policies;
 use custodia_server::{AppState, ServerConfig};
 use custodia_vault::Keyring;
@@ -31,6 +32,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Verify the consent ledger and its proofs offline.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
     /// Measure throughput against the building blocks' own limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -75,6 +79,26 @@ struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// Prefix of the ledgers' checkpoint origins (`<prefix>/<tenant>/ledger`); give each
+    /// deployment its own, e.g. its host name.
+    #[arg(long, default_value = "custodia.local")]
+    ledger_origin: String,
+    /// Also write every checkpoint to an outside witness: `dir:PATH`.
+    #[arg(long, value_parser = parse_witness)]
+    checkpoint_witness: Option<PathBuf>,
+    /// Sign a checkpoint once this many entries were appended since the last one.
+    #[arg(long, default_value_t = 64)]
+    checkpoint_every: u64,
+    /// Sign a checkpoint of every ledger that grew at this interval, in seconds.
+    #[arg(long, default_value_t = 30)]
+    checkpoint_interval: u64,
+}
+
+fn parse_witness(text: &str) -> Result<PathBuf, String> {
+    match text.strip_prefix("dir:") {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Err("expected dir:PATH".to_owned()),
+    }
 }
 
 #[derive(Args)]
@@ -101,6 +125,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Keys(KeysCommand::Create(args)) => keys_create(args),
+        Command::Ledger(cmd) => ledger::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
@@ -141,7 +166,7 @@ fn load_policies(dir: &Path) -> anyhow::Result<Policies> {
     Policies::load_dir(dir).map_err(|e| anyhow::anyhow!("invalid policies: {e}"))
 }
 
-fn open_engine(dirs: &Dirs, demo: bool) -> anyhow::Result<Engine> {
+fn open_engine(dirs: &Dirs, demo: bool, ledger: LedgerConfig) -> anyhow::Result<Engine> {
     let root = master_key::resolve(dirs, demo)?;
     let policies = load_policies(&dirs.policies)?;
     std::fs::create_dir_all(&dirs.data_dir)
@@ -152,12 +177,25 @@ fn open_engine(dirs: &Dirs, demo: bool) -> anyhow::Result<Engine> {
         keyring: Keyring::new(root),
         policies,
         clock: Arc::new(SystemClock),
+        ledger,
     })
     .map_err(|e| anyhow::anyhow!("cannot open the data directory: {e}"))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let engine = Arc::new(open_engine(&args.dirs, args.demo)?);
+    if let Some(witness) = &args.checkpoint_witness {
+        std::fs::create_dir_all(witness).with_context(|| {
+            format!("cannot create the witness directory {}", witness.display())
+        })?;
+    }
+    let ledger = LedgerConfig {
+        origin_prefix: args.ledger_origin.clone(),
+        witness_dir: args.checkpoint_witness.clone(),
+        checkpoints: CheckpointPolicy {
+            every_entries: args.checkpoint_every.max(1),
+        },
+    };
+    let engine = Arc::new(open_engine(&args.dirs, args.demo, ledger)?);
     if args.demo {
         load_demo(&engine)?;
     }
@@ -241,7 +279,7 @@ fn keys_create(args: KeysCreateArgs) -> anyhow::Result<()> {
         .tenant
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid tenant id"))?;
-    let engine = open_engine(&args.dirs, false)?;
+    let engine = open_engine(&args.dirs, false, LedgerConfig::default())?;
     if engine.policies().role(&role).is_none() {
         bail!("no role `{role}` in the policies");
     }

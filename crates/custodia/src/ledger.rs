@@ -1,0 +1,227 @@
+//! `custodia ledger verify | verify-proof | verify-consistency`: offline checks of the consent
+//! ledger. None of them needs the root key or a running server: a verifier key (published by the
+//! server at `GET /v1/ledger/public-key`) and the files are enough.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use clap::{Args, Subcommand};
+use custodia_ledger::{Checkpoint, Hash, VerifierKey, merkle};
+use serde_json::Value;
+
+/// Offline ledger verification.
+#[derive(Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every hash of the ledger files and check every stored checkpoint; exit 1 naming
+    /// the first bad entry, node or checkpoint.
+    Verify(VerifyArgs),
+    /// Check that an entry is in the tree of a signed checkpoint (inclusion proof).
+    VerifyProof(VerifyProofArgs),
+    /// Check that a newer signed checkpoint extends an older one (consistency proof).
+    VerifyConsistency(VerifyConsistencyArgs),
+}
+
+/// Options of `ledger verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The data directory (its `ledger/<tenant>/` directories are checked).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Only this tenant's ledger (default: every tenant's).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The verifier key to check signatures with (note format, from GET /v1/ledger/public-key).
+    /// Without it, the key stored beside the ledger is used: that proves the files agree with
+    /// themselves; pinning a key published elsewhere proves they are the operator's.
+    #[arg(long)]
+    verifier_key: Option<String>,
+}
+
+/// Options of `ledger verify-proof`.
+#[derive(Args)]
+pub struct VerifyProofArgs {
+    /// The signed checkpoint (note text), e.g. saved from GET /v1/ledger/checkpoint or the
+    /// `checkpoint` of a consent history.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The verifier key (note format).
+    #[arg(long)]
+    verifier_key: String,
+    /// JSON with `seq`, the proof (`hashes` and `tree_size`, or an `inclusion_proof` object
+    /// holding them) and, unless --entry is given, the entry's `bytes_b64`: an entry of a consent
+    /// history works as it is.
+    #[arg(long)]
+    proof: PathBuf,
+    /// The entry's canonical bytes (raw), if the proof JSON does not carry `bytes_b64`.
+    #[arg(long)]
+    entry: Option<PathBuf>,
+}
+
+/// Options of `ledger verify-consistency`.
+#[derive(Args)]
+pub struct VerifyConsistencyArgs {
+    /// The older signed checkpoint.
+    #[arg(long)]
+    old: PathBuf,
+    /// The newer signed checkpoint.
+    #[arg(long)]
+    new: PathBuf,
+    /// The verifier key (note format).
+    #[arg(long)]
+    verifier_key: String,
+    /// JSON with `hashes`, as from GET /v1/ledger/proof/consistency.
+    #[arg(long)]
+    proof: PathBuf,
+}
+
+/// Runs a ledger command.
+pub fn run(cmd: LedgerCommand) -> anyhow::Result<()> {
+    match cmd {
+        LedgerCommand::Verify(args) => verify(args),
+        LedgerCommand::VerifyProof(args) => verify_proof(args),
+        LedgerCommand::VerifyConsistency(args) => verify_consistency(args),
+    }
+}
+
+fn verifier_key(text: &str) -> anyhow::Result<VerifierKey> {
+    text.trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid verifier key: {e}"))
+}
+
+fn read_checkpoint(path: &Path, key: &VerifierKey) -> anyhow::Result<Checkpoint> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let checkpoint =
+        Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if !checkpoint.verify(key) {
+        bail!("{}: no valid signature by {}", path.display(), key.name);
+    }
+    Ok(checkpoint)
+}
+
+fn hashes(value: &Value) -> anyhow::Result<Vec<Hash>> {
+    let list = value
+        .get("hashes")
+        .and_then(Value::as_array)
+        .context("the proof has no `hashes` list")?;
+    list.iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            let text = h.as_str().context("a proof hash is not a string")?;
+            hex::decode_to_slice(text, &mut out).context("a proof hash is not 64 hex digits")?;
+            Ok(out)
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let root = args.data_dir.join("ledger");
+    let tenants: Vec<String> = match &args.tenant {
+        Some(t) => vec![t.clone()],
+        None => {
+            let mut names: Vec<String> = std::fs::read_dir(&root)
+                .with_context(|| format!("no ledger under {}", root.display()))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    if tenants.is_empty() {
+        bail!("no ledger under {}", root.display());
+    }
+    for tenant in tenants {
+        let dir = root.join(&tenant);
+        let key = match &args.verifier_key {
+            Some(text) => verifier_key(text)?,
+            None => {
+                let stored = dir.join("verifier-key");
+                verifier_key(
+                    &std::fs::read_to_string(&stored)
+                        .with_context(|| format!("cannot read {}", stored.display()))?,
+                )?
+            }
+        };
+        match custodia_ledger::verify_dir(&dir, &key) {
+            Ok(report) => println!(
+                "ledger {tenant}: ok: {} entries, {} checkpoints, root {}",
+                report.n_entries,
+                report.n_checkpoints,
+                hex::encode(report.root)
+            ),
+            Err(failure) => bail!("ledger {tenant}: {failure}"),
+        }
+    }
+    Ok(())
+}
+
+fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<()> {
+    let key = verifier_key(&args.verifier_key)?;
+    let checkpoint = read_checkpoint(&args.checkpoint, &key)?;
+    let json = read_json(&args.proof)?;
+    let seq = json
+        .get("seq")
+        .and_then(Value::as_u64)
+        .context("the proof has no `seq`")?;
+    let proof = json.get("inclusion_proof").unwrap_or(&json);
+    let tree_size = proof
+        .get("tree_size")
+        .and_then(Value::as_u64)
+        .context("the proof has no `tree_size`")?;
+    if tree_size != checkpoint.tree_size {
+        bail!(
+            "the proof is for tree size {tree_size}, the checkpoint for {}",
+            checkpoint.tree_size
+        );
+    }
+    let entry = match (&args.entry, json.get("bytes_b64").and_then(Value::as_str)) {
+        (Some(path), _) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        (None, Some(b64)) => STANDARD.decode(b64).context("`bytes_b64` is not base64")?,
+        (None, None) => bail!("give the entry with --entry or `bytes_b64` in the proof"),
+    };
+    let leaf = merkle::leaf_hash(&entry);
+    if !merkle::verify_inclusion(&leaf, seq, tree_size, &hashes(proof)?, &checkpoint.root) {
+        bail!(
+            "entry {seq} is NOT in the tree of size {tree_size} signed by {}",
+            key.name
+        );
+    }
+    println!(
+        "ok: entry {seq} (leaf {}) is in the tree of size {tree_size} signed by {}",
+        hex::encode(leaf),
+        key.name
+    );
+    Ok(())
+}
+
+fn verify_consistency(args: VerifyConsistencyArgs) -> anyhow::Result<()> {
+    let key = verifier_key(&args.verifier_key)?;
+    let old = read_checkpoint(&args.old, &key)?;
+    let new = read_checkpoint(&args.new, &key)?;
+    let proof = hashes(&read_json(&args.proof)?)?;
+    if !merkle::verify_consistency(old.tree_size, new.tree_size, &old.root, &new.root, &proof) {
+        bail!(
+            "the tree of size {} does NOT extend the tree of size {}",
+            new.tree_size,
+            old.tree_size
+        );
+    }
+    println!(
+        "ok: the tree of size {} extends the tree of size {} (both signed by {})",
+        new.tree_size, old.tree_size, key.name
+    );
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! P3: consent is provable. Decisions go in over HTTP; their history comes back with inclusion
+//! proofs that the CLI verifies offline against the signed checkpoint; consistency between two
+//! checkpoints verifies; a flipped byte in the ledger files or a truncated ledger makes
+//! `custodia ledger verify` exit 1 naming what is wrong; acknowledged decisions survive kill -9.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Server, Site};
+
+fn grant(server: &Server, key: &str, user: &str, purpose: &str, decision: &str) -> Value {
+    let answer = server.post(key, "/v1/consents", &json!({
+        "user_id": user,
+        "purpose": purpose,
+        "decision": decision,
+        "source": {"channel": "web", "app": "checkout"},
+        "evidence": {"ip": "198.51.100.23", "user_agent": "ConsentTestAgent/1.0", "form_id": "newsletter-v3"},
+    }));
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    answer.body
+}
+
+fn ledger_dir(site: &Site) -> PathBuf {
+    site.data_dir().join("ledger").join("default")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn consent_gates_reads_and_its_history_verifies_offline() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let server = site.serve(&[]);
+    let created = server.post(
+        &app,
+        "/v1/identify",
+        &json!({"userId": "c1", "traits": {"email": "c1@example.com"}}),
+    );
+    let subject = created.body["subject_id"].as_str().unwrap().to_owned();
+    let read = format!("/v1/subjects/{subject}?purpose=marketing_email");
+
+    assert_eq!(server.get(&app, &read).body["code"], "consent_required");
+    let first_checkpoint = server.get(&compliance, "/v1/ledger/checkpoint");
+    assert_eq!(first_checkpoint.status, 200);
+
+    let granted = grant(&server, &app, "c1", "marketing_email", "granted");
+    assert_eq!(granted["entry"]["kind"], "consent.granted");
+    assert_eq!(granted["entry"]["evidence"], true);
+    assert_eq!(
+        server.get(&app, &read).status,
+        200,
+        "granted: the read is allowed"
+    );
+    let state = server.get(&app, &format!("/v1/subjects/{subject}/consents"));
+    let marketing = state.body["purposes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["purpose"] == "marketing_email")
+        .unwrap()
+        .clone();
+    assert_eq!(marketing["state"], "granted");
+
+    grant(&server, &app, "c1", "marketing_email", "withdrawn");
+    assert_eq!(
+        server.get(&app, &read).body["code"],
+        "consent_required",
+        "withdrawn: refused again"
+    );
+
+    // The history, verified offline by the CLI.
+    let history = server.get(&app, &format!("/v1/subjects/{subject}/consents/history"));
+    assert_eq!(history.status, 200, "{:?}", history.body);
+    let entries = history.body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let key = server.get(&compliance, "/v1/ledger/public-key").body["verifier_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let work = tempfile::tempdir().unwrap();
+    let checkpoint = write(
+        work.path(),
+        "checkpoint",
+        history.body["checkpoint"].as_str().unwrap(),
+    );
+    for (i, entry) in entries.iter().enumerate() {
+        let proof = write(work.path(), &format!("entry-{i}.json"), &entry.to_string());
+        let out = site
+            .command(&[
+                "ledger",
+                "verify-proof",
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
+                "--verifier-key",
+                &key,
+                "--proof",
+                proof.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "entry {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The same proof for a changed entry fails.
+        let mut forged = entry.clone();
+        forged["seq"] = json!(entry["seq"].as_u64().unwrap() + 1);
+        let forged = write(
+            work.path(),
+            &format!("forged-{i}.json"),
+            &forged.to_string(),
+        );
+        let out = site
+            .command(&[
+                "ledger",
+                "verify-proof",
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
+                "--verifier-key",
+                &key,
+                "--proof",
+                forged.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "a proof for another position must fail"
+        );
+    }
+
+    // Consistency between the first checkpoint and the latest one.
+    let old = write(work.path(), "old", first_checkpoint.body.as_str().unwrap());
+    let new_text = server
+        .get(&compliance, "/v1/ledger/checkpoint")
+        .body
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new = write(work.path(), "new", &new_text);
+    let size = |text: &str| text.lines().nth(1).unwrap().parse::<u64>().unwrap();
+    let (from, to) = (
+        size(first_checkpoint.body.as_str().unwrap()),
+        size(&new_text),
+    );
+    assert!(from < to);
+    let proof = server.get(
+        &compliance,
+        &format!("/v1/ledger/proof/consistency?from={from}&to={to}"),
+    );
+    let proof = write(work.path(), "consistency.json", &proof.body.to_string());
+    let out = site
+        .command(&[
+            "ledger",
+            "verify-consistency",
+            "--old",
+            old.to_str().unwrap(),
+            "--new",
+            new.to_str().unwrap(),
+            "--verifier-key",
+            &key,
+            "--proof",
+            proof.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Roles: an app key cannot read the ledger; a compliance key cannot record consent.
+    assert_eq!(server.get(&app, "/v1/ledger/checkpoint").status, 403);
+    let refused = server.post(
+        &compliance,
+        "/v1/consents",
+        &json!({"user_id": "c1", "purpose": "marketing_email", "decision": "granted"}),
+    );
+    assert_eq!(refused.status, 403);
+    let unknown = server.post(
+        &app,
+        "/v1/consents",
+        &json!({"user_id": "c1", "purpose": "spying", "decision": "granted"}),
+    );
+    assert_eq!(unknown.status, 422);
+    assert_eq!(unknown.body["code"], "unknown_purpose");
+
+    assert!(server.stop().success());
+    let out = site.verify_ledger(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Pinning the published key works too.
+    let out = site.verify_ledger(&["--verifier-key", &key]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes a few decisions and stops the server, leaving a ledger with checkpoints.
+fn site_with_ledger() -> Site {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let server = site.serve(&["--checkpoint-every", "2"]);
+    server.post(&app, "/v1/identify", &json!({"userId": "t1"}));
+    for decision in ["granted", "withdrawn", "granted", "withdrawn", "granted"] {
+        grant(&server, &app, "t1", "personalization", decision);
+    }
+    assert!(server.stop().success());
+    let out = site.verify_ledger(&[]);
+    assert!(
+        out.status.success(),
+        "the untouched ledger verifies: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site
+}
+
+fn verify_fails_with(site: &Site, expected: &str) {
+    let out = site.verify_ledger(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "verify must fail: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in: {stderr}"
+    );
+}
+
+/// Flips one byte at `offset` (negative: from the end) of a file of the ledger.
+fn flip(site: &Site, file: &str, offset: i64) {
+    let path = ledger_dir(site).join(file);
+    let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let at = if offset < 0 {
+        bytes.len() as i64 + offset
+    } else {
+        offset
+    } as usize;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn a_flipped_entry_byte_is_named() {
+    let site = site_with_ledger();
+    flip(&site, ENTRIES_FILE, -3);
+    verify_fails_with(&site, "entry");
+}
+
+#[test]
+fn a_flipped_checkpoint_byte_is_named() {
+    let site = site_with_ledger();
+    flip(&site, CHECKPOINTS_FILE, -5);
+    verify_fails_with(&site, "checkpoint");
+}
+
+#[test]
+fn truncation_is_caught_against_the_last_checkpoint() {
+    let site = site_with_ledger();
+    truncate_last_entry(&ledger_dir(&site));
+    verify_fails_with(&site, "log truncated");
+}
+
+#[test]
+fn acknowledged_decisions_survive_kill_9() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let server = site.serve(&[]);
+    for i in 0..10 {
+        server.post(&app, "/v1/identify", &json!({"userId": format!("k{i}")}));
+    }
+    let mut acked = Vec::new();
+    for round in 0..3 {
+        for i in 0..10 {
+            let decision = if round % 2 == 0 {
+                "granted"
+            } else {
+                "withdrawn"
+            };
+            let body = grant(&server, &app, &format!("k{i}"), "analytics", decision);
+            acked.push(body["entry"]["seq"].as_u64().unwrap());
+        }
+    }
+    server.kill9();
+    let server = site.serve(&[]);
+    let entries = server.get(&compliance, "/v1/ledger/entries?from=0&limit=1000");
+    let seqs: Vec<u64> = entries.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    for seq in &acked {
+        assert!(seqs.contains(seq), "acknowledged entry {seq} lost");
+    }
+    // The view agrees with the ledger: the last round granted.
+    let found = server.get(&app, "/v1/subjects?user_id=k3&purpose=analytics");
+    assert_eq!(found.status, 200, "{:?}", found.body);
+    assert!(server.stop().success());
+    let out = site.verify_ledger(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The ledger's files (crates/custodia-ledger/src/log.rs documents the format).
+const ENTRIES_FILE: &str = "entries";
+const CHECKPOINTS_FILE: &str = "checkpoints";
+
+/// Removes the last entry the way someone rewriting history would: every file cut back
+/// consistently to one entry less (`hashes` holds 2n − popcount(n) complete-subtree hashes).
+fn truncate_last_entry(dir: &Path) {
+    let offsets = std::fs::read(dir.join("offsets")).unwrap();
+    let n = offsets.len() as u64 / 8;
+    assert!(n >= 2);
+    let last = u64::from_be_bytes(offsets[offsets.len() - 8..].try_into().unwrap());
+    let cut = |name: &str, len: u64| {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(name))
+            .unwrap();
+        file.set_len(len).unwrap();
+    };
+    cut("entries", last);
+    cut("offsets", (n - 1) * 8);
+    let stored = |size: u64| 2 * size - u64::from(size.count_ones());
+    cut("hashes", stored(n - 1) * 32);
+}
