@@ -20,6 +20,23 @@ use serde_json::{Value, json};
 pub enum BenchCommand {
     /// Ingestion throughput against the building blocks' limits.
     Ingest(IngestArgs),
+    /// Consent ledger: durable appends, verification, proofs at scale, checkpoints, consent
+    /// decisions and checks.
+    Ledger(LedgerArgs),
+}
+
+/// Options of `bench ledger`.
+#[derive(Args)]
+pub struct LedgerArgs {
+    /// Entries in the large log that proofs and verification run over.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) entries: u64,
+    /// Durable single-entry appends to time.
+    #[arg(long, default_value_t = 2_000)]
+    pub(crate) appends: usize,
+    /// Concurrent clients for the grouped appends and the engine measurements.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) concurrency: usize,
 }
 
 /// Options of `bench ingest`.
@@ -37,22 +54,27 @@ pub struct IngestArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(args),
+        BenchCommand::Ledger(args) => crate::bench_ledger::run(args),
     }
 }
 
-struct Row {
-    what: String,
-    n: usize,
-    elapsed: Duration,
+pub(crate) struct Row {
+    pub(crate) what: String,
+    pub(crate) n: usize,
+    pub(crate) elapsed: Duration,
 }
 
 impl Row {
-    fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         self.n as f64 / self.elapsed.as_secs_f64()
     }
 }
 
-fn time<F: FnOnce() -> anyhow::Result<()>>(what: &str, n: usize, f: F) -> anyhow::Result<Row> {
+pub(crate) fn time<F: FnOnce() -> anyhow::Result<()>>(
+    what: &str,
+    n: usize,
+    f: F,
+) -> anyhow::Result<Row> {
     let started = Instant::now();
     f()?;
     let row = Row {
@@ -103,7 +125,7 @@ fn open_engine(dir: &std::path::Path) -> anyhow::Result<Arc<Engine>> {
 }
 
 /// Splits `0..n` over `threads` threads running `f(i)`.
-fn parallel<F>(n: usize, threads: usize, f: F) -> anyhow::Result<()>
+pub(crate) fn parallel<F>(n: usize, threads: usize, f: F) -> anyhow::Result<()>
 where
     F: Fn(usize) -> anyhow::Result<()> + Send + Sync,
 {
@@ -282,9 +304,15 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         Ok(())
     })?);
 
+    print_rows(&rows);
+    Ok(())
+}
+
+/// Prints the rows as a Markdown table.
+pub(crate) fn print_rows(rows: &[Row]) {
     println!("| measurement | operations | seconds | per second |");
     println!("|---|---:|---:|---:|");
-    for row in &rows {
+    for row in rows {
         println!(
             "| {} | {} | {:.3} | {:.0} |",
             row.what,
@@ -293,5 +321,4 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             row.per_second()
         );
     }
-    Ok(())
 }

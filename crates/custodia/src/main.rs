@@ -1,6 +1,7 @@
 //! The `custodia` command: `serve`, `keys create`, `bench ingest`.
 
 mod bench;
+mod bench_ledger;
 mod ledger;
 mod master_key;
 
