@@ -326,10 +326,9 @@ impl Engine {
     /// The subject a consent names (it must exist), with its tenant's pseudonym for it.
     fn consent_subject(
         &self,
-        caller: &Caller,
+        tenant: &TenantId,
         subject: &SubjectRef,
     ) -> Result<(SubjectId, Pseudonym), EngineError> {
-        let tenant = &caller.tenant;
         let keys = self.keys(tenant)?;
         let id = match subject {
             SubjectRef::Id(id) => *id,
@@ -352,7 +351,16 @@ impl Engine {
         input: &ConsentInput,
     ) -> Result<ConsentOutcome, EngineError> {
         caller.require(Operation::ConsentWrite)?;
-        let tenant = &caller.tenant;
+        self.record_consent_in(&caller.tenant, input)
+    }
+
+    /// Records a decision in `tenant`'s ledger; the caller's role was checked (or the system
+    /// itself records, as the demo loader does).
+    pub(crate) fn record_consent_in(
+        &self,
+        tenant: &TenantId,
+        input: &ConsentInput,
+    ) -> Result<ConsentOutcome, EngineError> {
         let purpose = self.purpose(Some(&input.purpose))?.clone();
         if !purpose.requires_consent {
             return Err(EngineError::invalid(
@@ -381,7 +389,7 @@ impl Engine {
                 message: "a Global Privacy Control signal opts out of this purpose; it cannot be granted with it".to_owned(),
             });
         }
-        let (subject_id, pseudonym) = self.consent_subject(caller, &input.subject)?;
+        let (subject_id, pseudonym) = self.consent_subject(tenant, &input.subject)?;
         let ledger = self.ledger(tenant)?;
         let now = self.clock.now();
         let source = Source {
@@ -470,7 +478,7 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<Vec<PurposeConsent>, EngineError> {
         caller.require(Operation::ConsentRead)?;
-        let (_, pseudonym) = self.consent_subject(caller, &SubjectRef::Id(subject))?;
+        let (_, pseudonym) = self.consent_subject(&caller.tenant, &SubjectRef::Id(subject))?;
         self.ledger(&caller.tenant)?;
         let recorded = self.store.consents(&caller.tenant, &pseudonym)?;
         let now = self.clock.now();
@@ -506,7 +514,7 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<ConsentHistory, EngineError> {
         caller.require(Operation::ConsentRead)?;
-        let (_, pseudonym) = self.consent_subject(caller, &SubjectRef::Id(subject))?;
+        let (_, pseudonym) = self.consent_subject(&caller.tenant, &SubjectRef::Id(subject))?;
         let tenant = &caller.tenant;
         let ledger = self.ledger(tenant)?;
         // Sequence numbers first, checkpoint second: every listed entry is inside the checkpoint.

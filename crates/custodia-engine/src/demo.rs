@@ -5,6 +5,7 @@
 use custodia_core::{Personal, TenantId, Timestamp};
 use serde_json::{Map, Value, json};
 
+use crate::consent::{ConsentInput, SubjectRef};
 use crate::ingest::BatchItem;
 use crate::input::{IdentifyInput, TrackInput};
 use crate::{Engine, EngineError};
@@ -75,6 +76,8 @@ pub struct DemoSummary {
     pub n_customers: usize,
     /// Events recorded.
     pub n_events: usize,
+    /// Consent decisions recorded in the ledger.
+    pub n_consents: usize,
 }
 
 /// A small deterministic generator (SplitMix64). Not for anything secret: it only picks demo
@@ -216,6 +219,46 @@ fn demo_items(n_customers: usize, now: Timestamp) -> Vec<BatchItem> {
     items
 }
 
+/// The demo's consent decisions: newsletter sign-ups at checkout (some withdrawn later),
+/// personalization from the cookie banner, a few with a Global Privacy Control signal.
+fn demo_consents(n_customers: usize) -> Vec<ConsentInput> {
+    let mut rng = Rng(0x5EED_C0DE_0000_0001);
+    let mut decisions = Vec::new();
+    let decide = |n: usize, purpose: &str, granted: bool, channel: &str, gpc: bool| ConsentInput {
+        subject: SubjectRef::UserId(Personal(format!("demo-{n:04}"))),
+        purpose: purpose.to_owned(),
+        granted,
+        channel: Some(channel.to_owned()),
+        app: Some("demo-shop".to_owned()),
+        policy_version: None,
+        ip: None,
+        user_agent: None,
+        form_id: Some(format!("{purpose}-v1")),
+        gpc: gpc.then_some(true),
+    };
+    for n in 0..n_customers {
+        if rng.below(2) == 0 {
+            decisions.push(decide(n, "marketing_email", true, "checkout", false));
+            if rng.below(5) == 0 {
+                decisions.push(decide(n, "marketing_email", false, "email_footer", false));
+            }
+        }
+        if rng.below(3) == 0 {
+            decisions.push(decide(n, "personalization", true, "cookie_banner", false));
+        }
+        if rng.below(4) == 0 {
+            decisions.push(decide(
+                n,
+                "analytics",
+                true,
+                "cookie_banner",
+                rng.below(4) == 0,
+            ));
+        }
+    }
+    decisions
+}
+
 /// Loads the demo shop into `tenant` unless it already holds subjects (so restarts do not load it
 /// twice). Returns `None` when nothing was loaded.
 pub fn load_demo(
@@ -232,8 +275,13 @@ pub fn load_demo(
         .filter(|i| matches!(i, BatchItem::Track(_)))
         .count();
     engine.batch_as_system(tenant, &items)?;
+    let decisions = demo_consents(n_customers);
+    for decision in &decisions {
+        engine.record_consent_in(tenant, decision)?;
+    }
     Ok(Some(DemoSummary {
         n_customers,
         n_events,
+        n_consents: decisions.len(),
     }))
 }

@@ -435,6 +435,10 @@ fn demo_loads_once() {
     let tenant = TenantId::default_tenant();
     let summary = load_demo(&f.engine, &tenant, 40).unwrap().unwrap();
     assert_eq!(summary.n_customers, 40);
+    assert!(
+        summary.n_consents > 10,
+        "the demo records consent decisions"
+    );
     assert_eq!(
         f.engine.count_subjects(&tenant).unwrap(),
         40,

@@ -265,6 +265,7 @@ fn load_demo(engine: &Engine) -> anyhow::Result<()> {
     tracing::info!(
         n_customers = summary.n_customers,
         n_events = summary.n_events,
+        n_consents = summary.n_consents,
         keys_file = DEMO_KEYS_FILE,
         "demo shop loaded; its api keys are in the keys file"
     );
