@@ -83,6 +83,8 @@ pub struct MergeView {
 struct AfterCommit {
     /// Data keys of subjects merged away, destroyed only after the merge is on disk.
     destroy: Vec<SubjectId>,
+    /// Merges to record in the consent ledger: (merged, survivor).
+    merges: Vec<(SubjectId, SubjectId)>,
 }
 
 impl Engine {
@@ -184,6 +186,10 @@ impl Engine {
 
     fn commit(&self, tenant: &TenantId, after: AfterCommit) -> Result<(), EngineError> {
         self.store.flush()?;
+        // The ledger learns of merges once they are on disk; their consent carries over.
+        for (merged, into) in &after.merges {
+            self.record_merge(tenant, *merged, *into)?;
+        }
         if !after.destroy.is_empty() {
             let keys = self.keys(tenant)?;
             for id in after.destroy {
@@ -456,6 +462,7 @@ impl Engine {
         });
         self.store.write(batch)?;
         after.destroy.push(anon);
+        after.merges.push((anon, known));
         tracing::info!(merged = %anon, into = %known, n_events_moved = n_moved, "subjects merged");
         Ok(())
     }

@@ -24,6 +24,8 @@ pub mod kind {
     pub const WITHDRAWN: &str = "consent.withdrawn";
     /// A version of the policies took effect.
     pub const POLICY_PUBLISHED: &str = "policy.published";
+    /// Identity resolution merged an anonymous subject into a known one.
+    pub const SUBJECT_MERGED: &str = "subject.merged";
 }
 
 /// The name of the consent ledger among a tenant's logs (and its signing-key label).
@@ -258,6 +260,58 @@ impl Engine {
         self.store.write(batch)?;
         self.store.flush()?;
         tracing::info!(tenant = %tenant, version = self.policies.version(), "policy version published in the ledger");
+        Ok(())
+    }
+
+    /// Records in the ledger that `merged` was merged into `into`, and carries the merged
+    /// subject's consent decisions over where they are newer than the survivor's own (the same
+    /// person decided them before signing in). Each carried decision is a new entry for the
+    /// survivor that names the entry it carries (`carried_from_seq`); evidence stays with the
+    /// original entry.
+    pub(crate) fn record_merge(
+        &self,
+        tenant: &TenantId,
+        merged: custodia_core::SubjectId,
+        into: custodia_core::SubjectId,
+    ) -> Result<(), EngineError> {
+        let ledger = self.ledger(tenant)?;
+        let keys = self.keys(tenant)?;
+        let (from, to) = (keys.pseudonym(merged), keys.pseudonym(into));
+        let now = self.clock.now();
+        let mut note = new_entry(now, tenant, kind::SUBJECT_MERGED);
+        note.subject = Some(to);
+        note.attributes
+            .insert("merged_from".to_owned(), from.to_string());
+        let mut entries = vec![note];
+        let survivor = self.store.consents(tenant, &to)?;
+        for decision in self.store.consents(tenant, &from)? {
+            let current = survivor.iter().find(|c| c.purpose == decision.purpose);
+            if current.is_some_and(|c| c.since >= decision.since) {
+                continue;
+            }
+            let Some(purpose) = self.policies.purpose(&decision.purpose) else {
+                continue;
+            };
+            let granted = decision.state == ConsentState::Granted;
+            let mut carried = new_entry(
+                now,
+                tenant,
+                if granted {
+                    kind::GRANTED
+                } else {
+                    kind::WITHDRAWN
+                },
+            );
+            carried.subject = Some(to);
+            carried.purpose = Some(decision.purpose.clone());
+            carried.lawful_basis = Some(purpose.lawful_basis);
+            carried.policy_hash = Some(self.policy_hash_bytes());
+            carried
+                .attributes
+                .insert("carried_from_seq".to_owned(), decision.seq.to_string());
+            entries.push(carried);
+        }
+        self.append_entries(tenant, &ledger, &entries)?;
         Ok(())
     }
 

@@ -748,3 +748,73 @@ fn history_proofs_verify_against_the_checkpoint() {
         ErrorCode::RoleNotPermitted
     );
 }
+
+#[test]
+fn a_merge_is_in_the_ledger_and_carries_consent_over() {
+    let f = fixture();
+    let app = f.caller("app");
+    let compliance = f.caller("compliance");
+    let known = f.identify(&app, json!({"userId": "u1"}));
+    let anon = f.identify(&app, json!({"anonymousId": "a1"}));
+    // The visitor accepts personalization on the cookie banner before signing in.
+    consent(
+        &f,
+        &app,
+        json!({"subject_id": anon.subject_id, "purpose": "personalization", "decision": "granted"}),
+    )
+    .unwrap();
+    // The known customer had withdrawn analytics; the visitor's older grant must not override it.
+    consent(
+        &f,
+        &app,
+        json!({"subject_id": anon.subject_id, "purpose": "analytics", "decision": "granted"}),
+    )
+    .unwrap();
+    f.clock.set(f.clock.now().plus_days(1));
+    consent(
+        &f,
+        &app,
+        json!({"user_id": "u1", "purpose": "analytics", "decision": "withdrawn"}),
+    )
+    .unwrap();
+    f.clock.set(f.clock.now().plus_days(1));
+
+    f.identify(&app, json!({"userId": "u1", "anonymousId": "a1"}));
+
+    assert_eq!(
+        state_of(&f, &app, known.subject_id, "personalization"),
+        "granted",
+        "carried over"
+    );
+    assert_eq!(
+        state_of(&f, &app, known.subject_id, "analytics"),
+        "withdrawn",
+        "the newer decision stands"
+    );
+    let entries = f.engine.ledger_entries(&compliance, 0, 100).unwrap();
+    let merged = entries
+        .iter()
+        .find(|e| e.kind == "subject.merged")
+        .expect("merge in the ledger");
+    assert_eq!(
+        merged.attributes["merged_from"].as_str().map(str::len),
+        Some(32),
+        "a pseudonym, not an id"
+    );
+    let carried: Vec<_> = entries
+        .iter()
+        .filter(|e| e.attributes.get("carried_from_seq").is_some())
+        .collect();
+    assert_eq!(carried.len(), 1);
+    assert_eq!(
+        carried[0].purpose.as_ref().map(|p| p.as_str()),
+        Some("personalization")
+    );
+    let history = f.engine.consent_history(&app, known.subject_id).unwrap();
+    assert!(
+        history
+            .entries
+            .iter()
+            .any(|e| e.entry.kind == "subject.merged")
+    );
+}
