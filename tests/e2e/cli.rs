@@ -157,3 +157,17 @@ fn demo_creates_a_private_root_key_and_a_usable_shop() {
     assert!(!log.contains(&app_key), "api keys are not logged");
     assert!(server.stop().success());
 }
+
+#[test]
+fn rate_limit_flags_apply_per_key() {
+    let site = Site::new();
+    let key = site.create_key("app");
+    let other = site.create_key("app");
+    let server = site.serve(&["--rate-limit", "0.2", "--rate-limit-burst", "2"]);
+    assert_eq!(server.get(&key, "/v1/purposes").status, 200);
+    assert_eq!(server.get(&key, "/v1/purposes").status, 200);
+    let limited = server.get(&key, "/v1/purposes");
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.body["code"], "rate_limited");
+    assert_eq!(server.get(&other, "/v1/purposes").status, 200);
+}

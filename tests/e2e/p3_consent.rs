@@ -341,3 +341,50 @@ fn truncate_last_entry(dir: &Path) {
     let stored = |size: u64| 2 * size - u64::from(size.count_ones());
     cut("hashes", stored(n - 1) * 32);
 }
+
+#[test]
+fn the_timer_writes_checkpoints_to_the_witness_directory() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let witness = site.dir.path().join("witness");
+    let witness_arg = format!("dir:{}", witness.display());
+    // Appends alone would not checkpoint (every 1000 entries): the 1-second timer must.
+    let server = site.serve(&[
+        "--checkpoint-witness",
+        &witness_arg,
+        "--checkpoint-interval",
+        "1",
+        "--checkpoint-every",
+        "1000",
+    ]);
+    server.post(&app, "/v1/identify", &json!({"userId": "w1"}));
+    grant(&server, &app, "w1", "analytics", "granted");
+    let started = std::time::Instant::now();
+    let found = loop {
+        let notes: Vec<String> = std::fs::read_dir(&witness)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The policy entry and the decision: a checkpoint of size 2.
+        if let Some(note) = notes.into_iter().find(|n| n.lines().nth(1) == Some("2")) {
+            break note;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "no checkpoint of size 2 reached the witness"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        found.starts_with("custodia.local/default/ledger\n"),
+        "{found}"
+    );
+    assert!(
+        found.contains("\n\n\u{2014} custodia.local/default/ledger "),
+        "a signature line: {found}"
+    );
+    assert!(server.stop().success());
+}

@@ -39,6 +39,8 @@ pub struct AppError {
     problem: Box<Problem>,
     /// Logged, never sent.
     internal_cause: Option<String>,
+    /// For 429: seconds until the client may try again (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 /// Status and title of each code.
@@ -83,7 +85,19 @@ impl AppError {
                 merged_into: None,
             }),
             internal_cause: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 `rate_limited`, with `Retry-After` rounded up to whole seconds.
+    pub fn rate_limited(wait: std::time::Duration) -> AppError {
+        let mut error = AppError::new(
+            ErrorCode::RateLimited,
+            "too many requests for this api key; slow down",
+            None,
+        );
+        error.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        error
     }
 
     /// A server error: the cause is logged, the client reads "internal error".
@@ -130,6 +144,9 @@ impl IntoResponse for AppError {
         );
         if unauthenticated {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -90,6 +90,14 @@ where
             })?;
         let state = AppState::from_ref(state);
         let caller = state.run(move |engine| engine.authenticate(&token)).await?;
+        let limit = state.0.config.rate_limit;
+        if let Err(wait) = state
+            .0
+            .limiter
+            .take(&caller.key_id, limit, std::time::Instant::now())
+        {
+            return Err(AppError::rate_limited(wait));
+        }
         Ok(Auth(caller))
     }
 }

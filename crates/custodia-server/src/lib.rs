@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod metrics;
 mod openapi;
+mod rate_limit;
 mod routes;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 
 pub use error::{AppError, Problem};
 pub use openapi::{documented_routes, openapi_document};
+pub use rate_limit::RateLimit;
 pub use routes::{ROUTES, RouteKind, router};
 
 /// Settings of the HTTP layer.
@@ -33,6 +35,8 @@ pub struct ServerConfig {
     pub max_batch_items: usize,
     /// How often the open ledgers that grew get a new signed checkpoint.
     pub checkpoint_interval: std::time::Duration,
+    /// Requests per API key.
+    pub rate_limit: RateLimit,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +45,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_batch_items: 1_000,
             checkpoint_interval: std::time::Duration::from_secs(30),
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -54,6 +59,7 @@ pub struct App {
     engine: Arc<Engine>,
     config: ServerConfig,
     metrics: metrics::Metrics,
+    limiter: rate_limit::Limiter,
     started: Instant,
 }
 
@@ -64,6 +70,7 @@ impl AppState {
             engine,
             config,
             metrics: metrics::Metrics::default(),
+            limiter: rate_limit::Limiter::default(),
             started: Instant::now(),
         }))
     }

@@ -385,3 +385,32 @@ async fn compliance_audits_merges_app_cannot() {
         None,
     );
 }
+
+#[tokio::test]
+async fn each_key_is_rate_limited_with_retry_after() {
+    let mut h = harness();
+    let config = ServerConfig {
+        rate_limit: crate::RateLimit {
+            per_second: 0.5,
+            burst: 2.0,
+        },
+        ..ServerConfig::default()
+    };
+    h.state = AppState::new(h.state.engine().clone(), config);
+    assert_eq!(h.get("/v1/purposes").await.status, StatusCode::OK);
+    assert_eq!(h.get("/v1/purposes").await.status, StatusCode::OK);
+    let mut req = Request::builder().uri("/v1/purposes");
+    req = req.header(header::AUTHORIZATION, format!("Bearer {}", h.app_key));
+    let response = router(h.state.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    let other = h
+        .call(Method::GET, "/v1/purposes", Some(&h.compliance_key), None)
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "another key is not affected");
+    let limited = h.get("/v1/purposes").await;
+    assert_problem(&limited, 429, "rate_limited", None);
+}

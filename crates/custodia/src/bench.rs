@@ -206,7 +206,15 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(engine.clone(), ServerConfig::default());
+    // The benchmark is one key sending as fast as it can: no rate limit.
+    let config = ServerConfig {
+        rate_limit: custodia_server::RateLimit {
+            per_second: 0.0,
+            burst: 0.0,
+        },
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(engine.clone(), config);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(custodia_server::serve(listener, state, async move {
         let _ = stop_rx.await;

@@ -93,6 +93,12 @@ struct ServeArgs {
     /// Sign a checkpoint of every ledger that grew at this interval, in seconds.
     #[arg(long, default_value_t = 30)]
     checkpoint_interval: u64,
+    /// Sustained requests per second per API key (0 turns limiting off); more answer 429.
+    #[arg(long, default_value_t = 200.0)]
+    rate_limit: f64,
+    /// Requests an API key may make at once after being idle.
+    #[arg(long, default_value_t = 400.0)]
+    rate_limit_burst: f64,
 }
 
 fn parse_witness(text: &str) -> Result<PathBuf, String> {
@@ -211,6 +217,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, "listening on {addr}");
         let config = ServerConfig {
             max_body_bytes: args.max_body_bytes,
+            checkpoint_interval: std::time::Duration::from_secs(args.checkpoint_interval.max(1)),
+            rate_limit: custodia_server::RateLimit {
+                per_second: args.rate_limit.max(0.0),
+                burst: args.rate_limit_burst.max(1.0),
+            },
             ..ServerConfig::default()
         };
         let state = AppState::new(engine, config);
