@@ -388,3 +388,103 @@ fn the_timer_writes_checkpoints_to_the_witness_directory() {
     );
     assert!(server.stop().success());
 }
+
+/// A stand-in outside witness: accepts HTTP POSTs on loopback and keeps their bodies.
+fn witness_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/witness", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(value) = lower.strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_ok() {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let mut stream = reader.into_inner();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn a_webhook_witness_receives_signed_checkpoints() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let (url, received) = witness_server();
+    let witness_arg = format!("webhook:{url}");
+    let server = site.serve(&[
+        "--checkpoint-witness",
+        &witness_arg,
+        "--checkpoint-interval",
+        "1",
+    ]);
+    server.post(&app, "/v1/identify", &json!({"userId": "w1"}));
+    grant(&server, &app, "w1", "analytics", "granted");
+    let key: String = server.get(&compliance, "/v1/ledger/public-key").body["verifier_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = std::time::Instant::now();
+    let note = loop {
+        let found = received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|n| n.lines().nth(1) == Some("2"))
+            .cloned();
+        if let Some(note) = found {
+            break note;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the witness got no checkpoint of size 2"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // What the witness holds verifies offline with the published key.
+    let work = tempfile::tempdir().unwrap();
+    let checkpoint = write(work.path(), "witnessed", &note);
+    let entries = server.get(&compliance, "/v1/ledger/entries?from=1&limit=1");
+    let proof = server.get(&compliance, "/v1/ledger/proof/inclusion?seq=1&tree_size=2");
+    let mut proof = proof.body.clone();
+    proof["bytes_b64"] = entries.body["entries"][0]["bytes_b64"].clone();
+    let proof = write(work.path(), "proof.json", &proof.to_string());
+    let out = site
+        .command(&[
+            "ledger",
+            "verify-proof",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--verifier-key",
+            &key,
+            "--proof",
+            proof.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(server.stop().success());
+}

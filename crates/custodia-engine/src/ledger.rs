@@ -327,16 +327,15 @@ impl Engine {
     }
 
     /// Signs a checkpoint for every open ledger that grew since its last one (the server calls
-    /// this on a timer).
-    pub fn checkpoint_open_ledgers(&self) -> Result<(), EngineError> {
-        let open: Vec<Arc<TenantLedger>> = {
+    /// this on a timer) and returns every open ledger's latest checkpoint, for outside witnesses.
+    pub fn checkpoint_open_ledgers(&self) -> Result<Vec<(TenantId, Checkpoint)>, EngineError> {
+        let open: Vec<(TenantId, Arc<TenantLedger>)> = {
             let map = self.ledgers.open.lock().unwrap_or_else(|p| p.into_inner());
-            map.values().cloned().collect()
+            map.iter().map(|(t, l)| (t.clone(), l.clone())).collect()
         };
-        for ledger in open {
-            ledger.log.checkpoint(&ledger.signer)?;
-        }
-        Ok(())
+        open.into_iter()
+            .map(|(tenant, ledger)| Ok((tenant, ledger.log.checkpoint(&ledger.signer)?)))
+            .collect()
     }
 
     /// The current consent of a subject for a purpose: `None` if never decided.

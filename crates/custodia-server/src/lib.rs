@@ -12,6 +12,7 @@ mod metrics;
 mod openapi;
 mod rate_limit;
 mod routes;
+mod witness;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub checkpoint_interval: std::time::Duration,
     /// Requests per API key.
     pub rate_limit: RateLimit,
+    /// Outside witnesses that receive every new checkpoint by `POST` (`http://` URLs).
+    pub witness_webhooks: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             max_batch_items: 1_000,
             checkpoint_interval: std::time::Duration::from_secs(30),
             rate_limit: RateLimit::default(),
+            witness_webhooks: Vec::new(),
         }
     }
 }
@@ -102,7 +106,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app: Router = router(state.clone());
-    let ticker = tokio::spawn(checkpoint_ticker(state.clone()));
+    let pushed = Arc::new(std::sync::Mutex::new(witness::Pushed::default()));
+    let ticker = tokio::spawn(checkpoint_ticker(state.clone(), pushed.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
@@ -110,10 +115,14 @@ pub async fn serve(
     // A last checkpoint covers everything appended before the stop.
     let flushed = state
         .run(|engine| {
-            engine.checkpoint_open_ledgers()?;
-            engine.flush()
+            let checkpoints = engine.checkpoint_open_ledgers()?;
+            engine.flush()?;
+            Ok(checkpoints)
         })
         .await;
+    if let Ok(checkpoints) = &flushed {
+        witness::push(&state, checkpoints.clone(), &pushed).await;
+    }
     if let Err(e) = flushed {
         tracing::error!(error = %e.problem().detail, "final flush failed");
         return Err(std::io::Error::other("final flush failed"));
@@ -121,14 +130,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// Signs a checkpoint of every ledger that grew, every `checkpoint_interval`.
-async fn checkpoint_ticker(state: AppState) {
+/// Signs a checkpoint of every ledger that grew, every `checkpoint_interval`, and hands the
+/// newest ones to the webhook witnesses.
+async fn checkpoint_ticker(state: AppState, pushed: Arc<std::sync::Mutex<witness::Pushed>>) {
     let mut interval = tokio::time::interval(state.0.config.checkpoint_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if let Err(e) = state.run(|engine| engine.checkpoint_open_ledgers()).await {
-            tracing::error!(error = %e.problem().detail, "periodic checkpoint failed");
+        match state.run(|engine| engine.checkpoint_open_ledgers()).await {
+            Ok(checkpoints) => witness::push(&state, checkpoints, &pushed).await,
+            Err(e) => tracing::error!(error = %e.problem().detail, "periodic checkpoint failed"),
         }
     }
 }

@@ -84,9 +84,11 @@ struct ServeArgs {
     /// deployment its own, e.g. its host name.
     #[arg(long, default_value = "custodia.local")]
     ledger_origin: String,
-    /// Also write every checkpoint to an outside witness: `dir:PATH`.
+    /// Also hand every checkpoint to an outside witness: `dir:PATH` (a directory, e.g. a mount the
+    /// operator cannot rewrite) or `webhook:http://HOST/PATH` (a POST of the signed note). May be
+    /// given several times; at most one directory.
     #[arg(long, value_parser = parse_witness)]
-    checkpoint_witness: Option<PathBuf>,
+    checkpoint_witness: Vec<Witness>,
     /// Sign a checkpoint once this many entries were appended since the last one.
     #[arg(long, default_value_t = 64)]
     checkpoint_every: u64,
@@ -101,11 +103,29 @@ struct ServeArgs {
     rate_limit_burst: f64,
 }
 
-fn parse_witness(text: &str) -> Result<PathBuf, String> {
-    match text.strip_prefix("dir:") {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => Err("expected dir:PATH".to_owned()),
+/// An outside witness of the ledgers' checkpoints.
+#[derive(Clone, Debug)]
+enum Witness {
+    /// A directory that receives one file per checkpoint.
+    Dir(PathBuf),
+    /// A URL that receives a POST of each new checkpoint.
+    Webhook(String),
+}
+
+fn parse_witness(text: &str) -> Result<Witness, String> {
+    if let Some(path) = text.strip_prefix("dir:").filter(|p| !p.is_empty()) {
+        return Ok(Witness::Dir(PathBuf::from(path)));
     }
+    if let Some(url) = text.strip_prefix("webhook:") {
+        if url.starts_with("http://") && url.len() > "http://".len() {
+            return Ok(Witness::Webhook(url.to_owned()));
+        }
+        return Err(
+            "a webhook witness takes an http:// URL (put a TLS relay in front for https)"
+                .to_owned(),
+        );
+    }
+    Err("expected dir:PATH or webhook:http://HOST/PATH".to_owned())
 }
 
 #[derive(Args)]
@@ -190,14 +210,30 @@ fn open_engine(dirs: &Dirs, demo: bool, ledger: LedgerConfig) -> anyhow::Result<
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(witness) = &args.checkpoint_witness {
+    let mut witness_dirs = args.checkpoint_witness.iter().filter_map(|w| match w {
+        Witness::Dir(dir) => Some(dir.clone()),
+        Witness::Webhook(_) => None,
+    });
+    let witness_dir = witness_dirs.next();
+    if witness_dirs.next().is_some() {
+        bail!("give at most one dir: witness");
+    }
+    let witness_webhooks: Vec<String> = args
+        .checkpoint_witness
+        .iter()
+        .filter_map(|w| match w {
+            Witness::Webhook(url) => Some(url.clone()),
+            Witness::Dir(_) => None,
+        })
+        .collect();
+    if let Some(witness) = &witness_dir {
         std::fs::create_dir_all(witness).with_context(|| {
             format!("cannot create the witness directory {}", witness.display())
         })?;
     }
     let ledger = LedgerConfig {
         origin_prefix: args.ledger_origin.clone(),
-        witness_dir: args.checkpoint_witness.clone(),
+        witness_dir,
         checkpoints: CheckpointPolicy {
             every_entries: args.checkpoint_every.max(1),
         },
@@ -222,6 +258,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 per_second: args.rate_limit.max(0.0),
                 burst: args.rate_limit_burst.max(1.0),
             },
+            witness_webhooks,
             ..ServerConfig::default()
         };
         let state = AppState::new(engine, config);
