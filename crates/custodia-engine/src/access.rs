@@ -7,6 +7,8 @@
 use custodia_core::{ApiKeyId, LawfulBasis, Operation, PurposeId, RoleName, SubjectId, TenantId};
 use custodia_policy::{Purpose, Role};
 
+use crate::decision::{self, ConsentStatus, Refusal, SubjectFlags};
+
 use crate::{Engine, EngineError};
 
 /// An authenticated caller: an API key of one tenant and one role.
@@ -44,9 +46,9 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct ReadGrant {
     tenant: TenantId,
-    purpose: PurposeId,
-    basis: LawfulBasis,
-    requires_consent: bool,
+    role: Role,
+    operation: Operation,
+    purpose: Purpose,
 }
 
 impl ReadGrant {
@@ -57,18 +59,19 @@ impl ReadGrant {
 
     /// The purpose the read serves.
     pub fn purpose(&self) -> &PurposeId {
-        &self.purpose
+        &self.purpose.id
     }
 
     /// The purpose's lawful basis.
     pub fn basis(&self) -> LawfulBasis {
-        self.basis
+        self.purpose.lawful_basis
     }
 }
 
 impl Engine {
     /// Checks that `caller` may perform `op` on personal data for `purpose` (the raw query
-    /// parameter), and returns the grant that reading functions require.
+    /// parameter): the caller-only rules of [`decision::decide_caller`]. Returns the grant that
+    /// reading functions require; they apply the subject's rules with [`Engine::check_subject`].
     pub fn grant(
         &self,
         caller: &Caller,
@@ -77,36 +80,34 @@ impl Engine {
     ) -> Result<ReadGrant, EngineError> {
         caller.require(op)?;
         let purpose = self.purpose(purpose)?;
-        if !caller.role.may_use(&purpose.id) {
-            return Err(EngineError::PurposeNotPermitted {
-                role: caller.role.name.to_string(),
-                purpose: purpose.id.to_string(),
-            });
-        }
+        decision::decide_caller(&caller.role, op, purpose)
+            .map_err(|refusal| refused(refusal, &caller.role, op, purpose))?;
         Ok(ReadGrant {
             tenant: caller.tenant.clone(),
-            purpose: purpose.id.clone(),
-            basis: purpose.lawful_basis,
-            requires_consent: purpose.requires_consent
-                || purpose.lawful_basis == LawfulBasis::Consent,
+            role: caller.role.clone(),
+            operation: op,
+            purpose: purpose.clone(),
         })
     }
 
-    /// The subject-dependent half of the check: a purpose that rests on consent needs the
-    /// subject's current, unexpired grant in the ledger.
+    /// The subject-dependent rules of [`decision::decide`]: the subject's consent for the purpose
+    /// (looked up only when the purpose rests on consent) and its restriction and objection
+    /// flags.
     pub(crate) fn check_subject(
         &self,
         grant: &ReadGrant,
         subject: SubjectId,
     ) -> Result<(), EngineError> {
-        if grant.requires_consent
-            && !self.has_current_consent(&grant.tenant, subject, &grant.purpose)?
-        {
-            return Err(EngineError::ConsentRequired {
-                purpose: grant.purpose.to_string(),
-            });
-        }
-        Ok(())
+        let consent = if decision::needs_consent(&grant.purpose) {
+            self.consent_status(&grant.tenant, subject, &grant.purpose.id)?
+        } else {
+            ConsentStatus::NotSet
+        };
+        // Restriction (Art. 18) and objection (Art. 21) are set by data-subject requests, which
+        // have no store yet: until they do, no subject carries either flag.
+        let flags = SubjectFlags::default();
+        decision::decide(&grant.role, grant.operation, &grant.purpose, consent, flags)
+            .map_err(|refusal| refused(refusal, &grant.role, grant.operation, &grant.purpose))
     }
 
     /// Resolves a purpose named in a request.
@@ -118,5 +119,23 @@ impl Engine {
         self.policies
             .purpose(&id)
             .ok_or(EngineError::UnknownPurpose)
+    }
+}
+
+/// The engine error for a refusal of the access decision.
+fn refused(refusal: Refusal, role: &Role, operation: Operation, purpose: &Purpose) -> EngineError {
+    let purpose = purpose.id.to_string();
+    match refusal {
+        Refusal::RoleNotPermitted => EngineError::RoleNotPermitted {
+            role: role.name.to_string(),
+            operation: operation.as_str(),
+        },
+        Refusal::PurposeNotPermitted => EngineError::PurposeNotPermitted {
+            role: role.name.to_string(),
+            purpose,
+        },
+        Refusal::ProcessingRestricted => EngineError::ProcessingRestricted { purpose },
+        Refusal::ObjectionRecorded => EngineError::ObjectionRecorded { purpose },
+        Refusal::ConsentRequired => EngineError::ConsentRequired { purpose },
     }
 }

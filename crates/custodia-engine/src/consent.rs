@@ -11,6 +11,7 @@ use custodia_store::{ConsentState, LookupKind};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::decision::ConsentStatus;
 use crate::ledger::{kind, new_entry};
 use crate::profile::seal_json;
 use crate::{Caller, Engine, EngineError};
@@ -638,18 +639,20 @@ impl Engine {
         }))
     }
 
-    /// Whether the subject's consent allows a read for a purpose that needs consent.
-    pub(crate) fn has_current_consent(
+    /// The subject's consent for a purpose as of now (an old grant may have expired).
+    pub(crate) fn consent_status(
         &self,
         tenant: &TenantId,
         subject: SubjectId,
         purpose: &PurposeId,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<ConsentStatus, EngineError> {
         let pseudonym = self.keys(tenant)?.pseudonym(subject);
         let now = self.clock.now();
         Ok(match self.consent_of(tenant, &pseudonym, purpose)? {
-            Some(c) => c.state == ConsentState::Granted && !self.is_expired(purpose, c.since, now),
-            None => false,
+            None => ConsentStatus::NotSet,
+            Some(c) if c.state == ConsentState::Withdrawn => ConsentStatus::Withdrawn,
+            Some(c) if self.is_expired(purpose, c.since, now) => ConsentStatus::Expired,
+            Some(_) => ConsentStatus::Granted,
         })
     }
 }

@@ -57,6 +57,18 @@ pub enum EngineError {
         /// Why.
         message: String,
     },
+    /// The subject restricted processing (GDPR Art. 18).
+    #[error("the subject restricted processing; purpose `{purpose}` may not be used")]
+    ProcessingRestricted {
+        /// The purpose refused.
+        purpose: String,
+    },
+    /// The subject objected to processing on legitimate interests (GDPR Art. 21).
+    #[error("the subject objected to purpose `{purpose}`")]
+    ObjectionRecorded {
+        /// The purpose refused.
+        purpose: String,
+    },
     /// No such subject (never existed, or erased).
     #[error("subject not found")]
     SubjectNotFound,
@@ -100,6 +112,8 @@ impl EngineError {
             EngineError::PurposeNotPermitted { .. } => ErrorCode::PurposeNotPermitted,
             EngineError::ConsentRequired { .. } => ErrorCode::ConsentRequired,
             EngineError::Conflict { .. } => ErrorCode::Conflict,
+            EngineError::ProcessingRestricted { .. } => ErrorCode::ProcessingRestricted,
+            EngineError::ObjectionRecorded { .. } => ErrorCode::ObjectionRecorded,
             EngineError::SubjectNotFound => ErrorCode::SubjectNotFound,
             EngineError::SubjectMerged { .. } => ErrorCode::SubjectMerged,
             EngineError::Vault(e) => e.code(),

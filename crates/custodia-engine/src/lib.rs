@@ -10,6 +10,7 @@ mod access;
 mod apikeys;
 mod clock;
 mod consent;
+mod decision;
 mod demo;
 mod error;
 mod ingest;
@@ -31,6 +32,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::{
     ConsentHistory, ConsentInput, ConsentOutcome, EntryView, PurposeConsent, SubjectRef,
 };
+pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
 pub use error::EngineError;
 pub use ingest::{BatchItem, BatchOutcome, IdentifyOutcome, MergeView, TrackOutcome};
