@@ -120,6 +120,17 @@ impl Site {
         self.command(&full).output().expect("custodia runs")
     }
 
+    /// Runs `custodia ARGS` (no site directories added) and asserts it exits 0.
+    pub fn cli_ok(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("custodia runs");
+        assert!(
+            out.status.success(),
+            "custodia {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// `custodia ledger verify --data-dir <site data> [extra]`: offline, needs no keys.
     pub fn verify_ledger(&self, extra: &[&str]) -> Output {
         let data = self.data_dir();

@@ -157,26 +157,18 @@ fn consent_gates_reads_and_its_history_verifies_offline() {
         &format!("/v1/ledger/proof/consistency?from={from}&to={to}"),
     );
     let proof = write(work.path(), "consistency.json", &proof.body.to_string());
-    let out = site
-        .command(&[
-            "ledger",
-            "verify-consistency",
-            "--old",
-            old.to_str().unwrap(),
-            "--new",
-            new.to_str().unwrap(),
-            "--verifier-key",
-            &key,
-            "--proof",
-            proof.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    site.cli_ok(&[
+        "ledger",
+        "verify-consistency",
+        "--old",
+        old.to_str().unwrap(),
+        "--new",
+        new.to_str().unwrap(),
+        "--verifier-key",
+        &key,
+        "--proof",
+        proof.to_str().unwrap(),
+    ]);
 
     // Roles: an app key cannot read the ledger; a compliance key cannot record consent.
     assert_eq!(server.get(&app, "/v1/ledger/checkpoint").status, 403);
@@ -468,23 +460,15 @@ fn a_webhook_witness_receives_signed_checkpoints() {
     let mut proof = proof.body.clone();
     proof["bytes_b64"] = entries.body["entries"][0]["bytes_b64"].clone();
     let proof = write(work.path(), "proof.json", &proof.to_string());
-    let out = site
-        .command(&[
-            "ledger",
-            "verify-proof",
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--verifier-key",
-            &key,
-            "--proof",
-            proof.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    site.cli_ok(&[
+        "ledger",
+        "verify-proof",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--verifier-key",
+        &key,
+        "--proof",
+        proof.to_str().unwrap(),
+    ]);
     assert!(server.stop().success());
 }

@@ -12,7 +12,6 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::decision::ConsentStatus;
-use crate::ledger::{kind, new_entry};
 use crate::profile::seal_json;
 use crate::{Caller, Engine, EngineError};
 
@@ -399,19 +398,7 @@ impl Engine {
             gpc: input.gpc,
         };
 
-        let mut entry = new_entry(
-            now,
-            tenant,
-            if input.granted {
-                kind::GRANTED
-            } else {
-                kind::WITHDRAWN
-            },
-        );
-        entry.subject = Some(pseudonym);
-        entry.purpose = Some(purpose.id.clone());
-        entry.lawful_basis = Some(purpose.lawful_basis);
-        entry.policy_hash = Some(self.policy_hash_bytes());
+        let mut entry = self.decision_entry(now, tenant, pseudonym, &purpose, input.granted);
         entry.source = source.clone();
         if let Some(form_id) = &input.form_id {
             entry
@@ -448,11 +435,7 @@ impl Engine {
                 if current.is_some_and(|c| c.state == ConsentState::Withdrawn) {
                     continue;
                 }
-                let mut withdrawal = new_entry(now, tenant, kind::WITHDRAWN);
-                withdrawal.subject = Some(pseudonym);
-                withdrawal.purpose = Some(other.id.clone());
-                withdrawal.lawful_basis = Some(other.lawful_basis);
-                withdrawal.policy_hash = Some(self.policy_hash_bytes());
+                let mut withdrawal = self.decision_entry(now, tenant, pseudonym, other, false);
                 withdrawal.source = source.clone();
                 withdrawal
                     .attributes

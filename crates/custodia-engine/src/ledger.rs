@@ -100,6 +100,34 @@ pub(crate) fn new_entry(time: Timestamp, tenant: &TenantId, kind: &str) -> Ledge
     }
 }
 
+impl Engine {
+    /// A `consent.granted` / `consent.withdrawn` entry for `subject` and `purpose`, pointing at the
+    /// policy version in force; source, evidence and attributes are the caller's to add.
+    pub(crate) fn decision_entry(
+        &self,
+        time: Timestamp,
+        tenant: &TenantId,
+        subject: Pseudonym,
+        purpose: &custodia_policy::Purpose,
+        granted: bool,
+    ) -> LedgerEntry {
+        let mut entry = new_entry(
+            time,
+            tenant,
+            if granted {
+                kind::GRANTED
+            } else {
+                kind::WITHDRAWN
+            },
+        );
+        entry.subject = Some(subject);
+        entry.purpose = Some(purpose.id.clone());
+        entry.lawful_basis = Some(purpose.lawful_basis);
+        entry.policy_hash = Some(self.policy_hash_bytes());
+        entry
+    }
+}
+
 /// The watermark of a tenant's consent view: the number of ledger entries it reflects.
 fn watermark_name(tenant: &TenantId) -> String {
     format!("consent-view/{tenant}")
@@ -293,19 +321,7 @@ impl Engine {
                 continue;
             };
             let granted = decision.state == ConsentState::Granted;
-            let mut carried = new_entry(
-                now,
-                tenant,
-                if granted {
-                    kind::GRANTED
-                } else {
-                    kind::WITHDRAWN
-                },
-            );
-            carried.subject = Some(to);
-            carried.purpose = Some(decision.purpose.clone());
-            carried.lawful_basis = Some(purpose.lawful_basis);
-            carried.policy_hash = Some(self.policy_hash_bytes());
+            let mut carried = self.decision_entry(now, tenant, to, purpose, granted);
             carried
                 .attributes
                 .insert("carried_from_seq".to_owned(), decision.seq.to_string());
