@@ -110,8 +110,17 @@ pub enum Lookup {
     UserId(Personal<String>),
 }
 
-/// Normalizes a look-up value (`normalize_email`, `normalize_phone`).
-type Normalizer = fn(&str) -> Option<String>;
+/// The traits with a blind index, each with the normalization applied before hashing (and before
+/// the exact comparison of candidates).
+const BLIND_TRAITS: [BlindField; 2] = [BlindField::Email, BlindField::Phone];
+
+/// The normalization of a blind-indexed trait.
+fn normalize(field: BlindField, raw: &str) -> Option<String> {
+    match field {
+        BlindField::Email => custodia_vault::normalize_email(raw),
+        BlindField::Phone => custodia_vault::normalize_phone(raw),
+    }
+}
 
 /// Largest page of events.
 pub const MAX_EVENT_PAGE: usize = 500;
@@ -174,23 +183,17 @@ pub(crate) fn index_entries(keys: &TenantVault, data: &ProfileData) -> IndexEntr
         let kind = LookupKind::AnonymousId;
         lookups.push((kind, keys.lookup_hash(kind.as_str(), anon).0));
     }
-    let mut blind = Vec::new();
-    let email = data.traits.get("email").and_then(Value::as_str);
-    if let Some(norm) = email.and_then(custodia_vault::normalize_email) {
-        let field = BlindField::Email;
-        blind.push((
-            field.as_str().to_owned(),
-            keys.blind_index(field, &norm).0.to_vec(),
-        ));
-    }
-    let phone = data.traits.get("phone").and_then(Value::as_str);
-    if let Some(norm) = phone.and_then(custodia_vault::normalize_phone) {
-        let field = BlindField::Phone;
-        blind.push((
-            field.as_str().to_owned(),
-            keys.blind_index(field, &norm).0.to_vec(),
-        ));
-    }
+    let blind = BLIND_TRAITS
+        .iter()
+        .filter_map(|&field| {
+            let raw = data.traits.get(field.as_str()).and_then(Value::as_str)?;
+            let norm = normalize(field, raw)?;
+            Some((
+                field.as_str().to_owned(),
+                keys.blind_index(field, &norm).0.to_vec(),
+            ))
+        })
+        .collect();
     IndexEntries { lookups, blind }
 }
 
@@ -314,7 +317,7 @@ impl Engine {
     pub fn lookup(&self, grant: &ReadGrant, by: &Lookup) -> Result<Vec<Profile>, EngineError> {
         let tenant = grant.tenant();
         let keys = self.keys(tenant)?;
-        let (field, norm, normalize) = match by {
+        let (field, raw, rule) = match by {
             Lookup::UserId(user_id) => {
                 let hash = keys.lookup_hash(LookupKind::UserId.as_str(), user_id.expose());
                 let Some(id) = self.store.lookup(tenant, LookupKind::UserId, &hash.0)? else {
@@ -322,26 +325,15 @@ impl Engine {
                 };
                 return Ok(vec![self.profile(grant, id)?]);
             }
-            Lookup::Email(raw) => {
-                let norm = custodia_vault::normalize_email(raw.expose())
-                    .ok_or_else(|| EngineError::invalid("email", "must be an e-mail address"))?;
-                (
-                    BlindField::Email,
-                    norm,
-                    custodia_vault::normalize_email as Normalizer,
-                )
-            }
-            Lookup::Phone(raw) => {
-                let norm = custodia_vault::normalize_phone(raw.expose()).ok_or_else(|| {
-                    EngineError::invalid("phone", "must be an international number (+ and digits)")
-                })?;
-                (
-                    BlindField::Phone,
-                    norm,
-                    custodia_vault::normalize_phone as Normalizer,
-                )
-            }
+            Lookup::Email(raw) => (BlindField::Email, raw, "must be an e-mail address"),
+            Lookup::Phone(raw) => (
+                BlindField::Phone,
+                raw,
+                "must be an international number (+ and digits)",
+            ),
         };
+        let norm = normalize(field, raw.expose())
+            .ok_or_else(|| EngineError::invalid(field.as_str(), rule))?;
         let bucket = keys.blind_index(field, &norm);
         let mut found = Vec::new();
         let mut refused = None;
@@ -354,7 +346,10 @@ impl Engine {
             };
             let (_, data) = self.open_profile(&keys, &record)?;
             let value = data.traits.get(field.as_str()).and_then(Value::as_str);
-            if value.and_then(normalize).is_some_and(|v| v == norm) {
+            if value
+                .and_then(|v| normalize(field, v))
+                .is_some_and(|v| v == norm)
+            {
                 // A match whose consent does not allow the purpose is left out; if every match
                 // is, the caller learns why rather than "nobody".
                 match self.check_subject(grant, id) {
