@@ -8,4 +8,5 @@ mod input;
 mod invariants;
 mod p1_no_plaintext;
 mod p3_consent;
+mod p4_access;
 mod p5_durability;

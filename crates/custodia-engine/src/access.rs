@@ -46,6 +46,7 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct ReadGrant {
     tenant: TenantId,
+    key_id: ApiKeyId,
     role: Role,
     operation: Operation,
     purpose: Purpose,
@@ -66,6 +67,21 @@ impl ReadGrant {
     pub fn basis(&self) -> LawfulBasis {
         self.purpose.lawful_basis
     }
+
+    /// The API key the read is made with.
+    pub fn key_id(&self) -> &ApiKeyId {
+        &self.key_id
+    }
+
+    /// The caller's role.
+    pub fn role_name(&self) -> &RoleName {
+        &self.role.name
+    }
+
+    /// The operation granted.
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
 }
 
 impl Engine {
@@ -84,6 +100,7 @@ impl Engine {
             .map_err(|refusal| refused(refusal, &caller.role, op, purpose))?;
         Ok(ReadGrant {
             tenant: caller.tenant.clone(),
+            key_id: caller.key_id.clone(),
             role: caller.role.clone(),
             operation: op,
             purpose: purpose.clone(),
@@ -106,8 +123,19 @@ impl Engine {
         // Restriction (Art. 18) and objection (Art. 21) are set by data-subject requests, which
         // have no store yet: until they do, no subject carries either flag.
         let flags = SubjectFlags::default();
-        decision::decide(&grant.role, grant.operation, &grant.purpose, consent, flags)
-            .map_err(|refusal| refused(refusal, &grant.role, grant.operation, &grant.purpose))
+        match decision::decide(&grant.role, grant.operation, &grant.purpose, consent, flags) {
+            Ok(()) => Ok(()),
+            Err(refusal) => {
+                // A refusal about this subject is part of its access history too.
+                self.record_access(grant, "refused", &[subject], Some(refusal.code()))?;
+                Err(refused(
+                    refusal,
+                    &grant.role,
+                    grant.operation,
+                    &grant.purpose,
+                ))
+            }
+        }
     }
 
     /// Resolves a purpose named in a request.

@@ -13,6 +13,9 @@ use serde_json::{Map, Value, json};
 
 use crate::decision::ConsentStatus;
 use crate::profile::seal_json;
+use std::sync::Arc;
+
+use crate::ledger::TenantLedger;
 use crate::{Caller, Engine, EngineError};
 
 /// Longest accepted source label (channel, app, form id).
@@ -284,6 +287,15 @@ pub struct ConsentOutcome {
     pub gpc_withdrawals: Vec<EntryView>,
 }
 
+/// Which of a tenant's tamper-evident logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// The consent ledger (`DATA/ledger/`), read with the `ledger` operation.
+    Consent,
+    /// The access log (`DATA/audit/`), read with the `audit` operation.
+    Access,
+}
+
 /// One purpose's current consent for a subject.
 #[derive(Debug, Clone, Serialize)]
 pub struct PurposeConsent {
@@ -526,16 +538,76 @@ impl Engine {
         })
     }
 
+    /// One of the caller's tenant's logs, if the caller's role may read it.
+    fn readable_log(
+        &self,
+        caller: &Caller,
+        kind: LogKind,
+    ) -> Result<Arc<TenantLedger>, EngineError> {
+        match kind {
+            LogKind::Consent => {
+                caller.require(Operation::Ledger)?;
+                self.ledger(&caller.tenant)
+            }
+            LogKind::Access => {
+                caller.require(Operation::Audit)?;
+                self.access_log(&caller.tenant)
+            }
+        }
+    }
+
+    /// The access log's entries about one subject (or all), oldest first, in a time window. A scan
+    /// of the log: fine for audits, not for a hot path.
+    pub fn access_entries(
+        &self,
+        caller: &Caller,
+        subject: Option<SubjectId>,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<EntryView>, EngineError> {
+        let ledger = self.readable_log(caller, LogKind::Access)?;
+        if limit == 0 || limit > MAX_ENTRY_PAGE {
+            return Err(EngineError::invalid(
+                "limit",
+                format!("must be from 1 to {MAX_ENTRY_PAGE}"),
+            ));
+        }
+        let pseudonym = match subject {
+            Some(id) => Some(self.keys(&caller.tenant)?.pseudonym(id)),
+            None => None,
+        };
+        let mut found = Vec::new();
+        let mut next = 0;
+        let size = ledger.log.tree_size();
+        while next < size && found.len() < limit {
+            let page = ledger.log.entries(next, MAX_ENTRY_PAGE)?;
+            if page.is_empty() {
+                break;
+            }
+            next += page.len() as u64;
+            for (seq, bytes) in page {
+                let entry = LedgerEntry::decode(&bytes)?;
+                let matches = pseudonym.is_none_or(|p| entry.subject == Some(p))
+                    && from.is_none_or(|t| entry.time >= t)
+                    && to.is_none_or(|t| entry.time <= t);
+                if matches && found.len() < limit {
+                    found.push(EntryView::new(seq, &bytes, &entry));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The signed checkpoint of the caller's tenant's ledger (a new one if it grew).
-    pub fn ledger_checkpoint(&self, caller: &Caller) -> Result<String, EngineError> {
-        caller.require(Operation::Ledger)?;
-        Ok(self.fresh_checkpoint(&caller.tenant)?.to_text())
+    pub fn ledger_checkpoint(&self, caller: &Caller, kind: LogKind) -> Result<String, EngineError> {
+        let ledger = self.readable_log(caller, kind)?;
+        Ok(ledger.log.checkpoint(&ledger.signer)?.to_text())
     }
 
     /// The verifier key of the caller's tenant's ledger: note format and raw hex.
-    pub fn ledger_public_key(&self, caller: &Caller) -> Result<Value, EngineError> {
-        caller.require(Operation::Ledger)?;
-        let key = self.verifier_key(&caller.tenant)?;
+    pub fn ledger_public_key(&self, caller: &Caller, kind: LogKind) -> Result<Value, EngineError> {
+        let key = self.readable_log(caller, kind)?.signer.verifier_key();
         Ok(json!({
             "verifier_key": key.to_string(),
             "name": key.name,
@@ -549,17 +621,17 @@ impl Engine {
     pub fn ledger_entries(
         &self,
         caller: &Caller,
+        kind: LogKind,
         from: u64,
         limit: usize,
     ) -> Result<Vec<EntryView>, EngineError> {
-        caller.require(Operation::Ledger)?;
+        let ledger = self.readable_log(caller, kind)?;
         if limit == 0 || limit > MAX_ENTRY_PAGE {
             return Err(EngineError::invalid(
                 "limit",
                 format!("must be from 1 to {MAX_ENTRY_PAGE}"),
             ));
         }
-        let ledger = self.ledger(&caller.tenant)?;
         ledger
             .log
             .entries(from, limit)?
@@ -573,11 +645,11 @@ impl Engine {
     pub fn ledger_inclusion_proof(
         &self,
         caller: &Caller,
+        kind: LogKind,
         seq: u64,
         tree_size: Option<u64>,
     ) -> Result<Value, EngineError> {
-        caller.require(Operation::Ledger)?;
-        let ledger = self.ledger(&caller.tenant)?;
+        let ledger = self.readable_log(caller, kind)?;
         let tree_size = match tree_size {
             Some(size) => size,
             None => ledger.log.checkpoint(&ledger.signer)?.tree_size,
@@ -601,11 +673,11 @@ impl Engine {
     pub fn ledger_consistency_proof(
         &self,
         caller: &Caller,
+        kind: LogKind,
         from: u64,
         to: u64,
     ) -> Result<Value, EngineError> {
-        caller.require(Operation::Ledger)?;
-        let ledger = self.ledger(&caller.tenant)?;
+        let ledger = self.readable_log(caller, kind)?;
         if from == 0 || from > to || to > ledger.log.tree_size() {
             return Err(EngineError::invalid(
                 "from",

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use custodia_core::{Pseudonym, PurposeId, TenantId, Timestamp};
-use custodia_ledger::{Checkpoint, LedgerEntry, Log, NoteSigner, VerifierKey};
+use custodia_ledger::{Checkpoint, LedgerEntry, Log, NoteSigner};
 use custodia_store::{ConsentRecord, ConsentState, WriteBatch};
 
 use crate::{Engine, EngineError};
@@ -30,6 +30,8 @@ pub mod kind {
 
 /// The name of the consent ledger among a tenant's logs (and its signing-key label).
 pub(crate) const LEDGER_LOG: &str = "ledger";
+/// The name of the access log (directory `DATA/audit/`, signing-key label `audit`).
+pub(crate) const ACCESS_LOG: &str = "audit";
 
 /// Checkpoint cadence: a new checkpoint once this many entries are past the latest one (the server
 /// also checkpoints on a timer and on demand).
@@ -55,6 +57,8 @@ pub(crate) struct TenantLedger {
 
 /// The open ledgers, by tenant.
 pub(crate) struct Ledgers {
+    /// The log's name: its directory under `DATA/`, its origin suffix, its signing-key label.
+    name: &'static str,
     root: PathBuf,
     origin_prefix: String,
     witness_dir: Option<PathBuf>,
@@ -64,13 +68,15 @@ pub(crate) struct Ledgers {
 
 impl Ledgers {
     pub(crate) fn new(
-        root: PathBuf,
+        name: &'static str,
+        data_dir: &Path,
         origin_prefix: String,
         witness_dir: Option<PathBuf>,
         policy: CheckpointPolicy,
     ) -> Ledgers {
         Ledgers {
-            root,
+            name,
+            root: data_dir.join(if name == LEDGER_LOG { "ledger" } else { name }),
             origin_prefix,
             witness_dir,
             policy,
@@ -142,25 +148,44 @@ impl Engine {
     /// A tenant's ledger, opened (and its view caught up, the policy version published) on
     /// first use.
     pub(crate) fn ledger(&self, tenant: &TenantId) -> Result<Arc<TenantLedger>, EngineError> {
-        let mut open = self.ledgers.open.lock().unwrap_or_else(|p| p.into_inner());
+        self.open_log(&self.ledgers, tenant, |ledger| {
+            self.catch_up_view(tenant, ledger)?;
+            self.publish_policy(tenant, ledger)
+        })
+    }
+
+    /// A tenant's access log (`DATA/audit/<tenant>/`), opened on first use.
+    pub(crate) fn access_log(&self, tenant: &TenantId) -> Result<Arc<TenantLedger>, EngineError> {
+        self.open_log(&self.access_logs, tenant, |_| Ok(()))
+    }
+
+    /// Opens one of a tenant's logs with its signer and published verifier key, running
+    /// `on_open` once before anyone else can use it.
+    fn open_log(
+        &self,
+        logs: &Ledgers,
+        tenant: &TenantId,
+        on_open: impl FnOnce(&TenantLedger) -> Result<(), EngineError>,
+    ) -> Result<Arc<TenantLedger>, EngineError> {
+        let mut open = logs.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ledger) = open.get(tenant) {
             return Ok(ledger.clone());
         }
-        let dir = Ledgers::dir(&self.ledgers.root, tenant);
+        let dir = Ledgers::dir(&logs.root, tenant);
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io {
-            what: "ledger directory",
+            what: "log directory",
             source: e,
         })?;
         let log = Log::open(&dir)?;
-        log.set_witness_dir(self.ledgers.witness_dir.clone());
-        let key = self.keys(tenant)?.log_signing_key(LEDGER_LOG)?;
-        let origin = format!("{}/{tenant}/{LEDGER_LOG}", self.ledgers.origin_prefix);
+        log.set_witness_dir(logs.witness_dir.clone());
+        let key = self.keys(tenant)?.log_signing_key(logs.name)?;
+        let origin = format!("{}/{tenant}/{}", logs.origin_prefix, logs.name);
         let signer = NoteSigner::new(&origin, key)?;
         let verifier = signer.verifier_key().to_string();
         let key_file = dir.join("verifier-key");
         if !key_file.exists() {
             std::fs::write(&key_file, format!("{verifier}\n")).map_err(|e| EngineError::Io {
-                what: "ledger verifier key",
+                what: "log verifier key",
                 source: e,
             })?;
         }
@@ -169,8 +194,7 @@ impl Engine {
             signer,
             append_lock: Mutex::new(()),
         });
-        self.catch_up_view(tenant, &ledger)?;
-        self.publish_policy(tenant, &ledger)?;
+        on_open(&ledger)?;
         open.insert(tenant.clone(), ledger.clone());
         Ok(ledger)
     }
@@ -192,11 +216,17 @@ impl Engine {
         let bytes: Vec<Vec<u8>> = entries.iter().map(LedgerEntry::encode).collect();
         let first = ledger.log.append(&bytes)?;
         self.apply_to_view(tenant, first, entries)?;
+        self.checkpoint_if_due(ledger)?;
+        Ok(first)
+    }
+
+    /// Signs a checkpoint once enough entries were appended since the last one.
+    pub(crate) fn checkpoint_if_due(&self, ledger: &TenantLedger) -> Result<(), EngineError> {
         let latest = ledger.log.latest_checkpoint()?.map_or(0, |c| c.tree_size);
         if ledger.log.tree_size() - latest >= self.ledgers.policy.every_entries {
             ledger.log.checkpoint(&ledger.signer)?;
         }
-        Ok(first)
+        Ok(())
     }
 
     /// Updates the consent view with entries `first..` and moves the watermark past them.
@@ -331,24 +361,14 @@ impl Engine {
         Ok(())
     }
 
-    /// The latest checkpoint of a tenant's ledger, signing a new one if entries were added since.
-    pub(crate) fn fresh_checkpoint(&self, tenant: &TenantId) -> Result<Checkpoint, EngineError> {
-        let ledger = self.ledger(tenant)?;
-        Ok(ledger.log.checkpoint(&ledger.signer)?)
-    }
-
-    /// The verifier key of a tenant's ledger.
-    pub(crate) fn verifier_key(&self, tenant: &TenantId) -> Result<VerifierKey, EngineError> {
-        Ok(self.ledger(tenant)?.signer.verifier_key())
-    }
-
     /// Signs a checkpoint for every open ledger that grew since its last one (the server calls
     /// this on a timer) and returns every open ledger's latest checkpoint, for outside witnesses.
     pub fn checkpoint_open_ledgers(&self) -> Result<Vec<(TenantId, Checkpoint)>, EngineError> {
-        let open: Vec<(TenantId, Arc<TenantLedger>)> = {
-            let map = self.ledgers.open.lock().unwrap_or_else(|p| p.into_inner());
-            map.iter().map(|(t, l)| (t.clone(), l.clone())).collect()
-        };
+        let mut open: Vec<(TenantId, Arc<TenantLedger>)> = Vec::new();
+        for logs in [&self.ledgers, &self.access_logs] {
+            let map = logs.open.lock().unwrap_or_else(|p| p.into_inner());
+            open.extend(map.iter().map(|(t, l)| (t.clone(), l.clone())));
+        }
         open.into_iter()
             .map(|(tenant, ledger)| Ok((tenant, ledger.log.checkpoint(&ledger.signer)?)))
             .collect()

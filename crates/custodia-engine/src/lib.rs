@@ -7,6 +7,7 @@
 //! and the key store do file I/O), so async callers run it on a blocking thread.
 
 mod access;
+mod access_log;
 mod apikeys;
 mod clock;
 mod consent;
@@ -30,7 +31,7 @@ pub use access::{Caller, ReadGrant};
 pub use apikeys::{ApiKeySecret, NewApiKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::{
-    ConsentHistory, ConsentInput, ConsentOutcome, EntryView, PurposeConsent, SubjectRef,
+    ConsentHistory, ConsentInput, ConsentOutcome, EntryView, LogKind, PurposeConsent, SubjectRef,
 };
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
@@ -85,6 +86,8 @@ pub struct Engine {
     policy_hash: String,
     policy_hash_bytes: [u8; 32],
     ledgers: ledger::Ledgers,
+    /// The tenants' access logs (issue 4, P4): every read of personal data.
+    access_logs: ledger::Ledgers,
     clock: Arc<dyn Clock>,
     /// Serializes read-modify-write of profiles and identity resolution, so two concurrent
     /// identify calls cannot create the same person twice or lose a trait update. Flushes run
@@ -123,7 +126,15 @@ impl Engine {
     ) -> Engine {
         let policy_hash_bytes = custodia_vault::sha256(&policies.canonical_bytes());
         let ledgers = ledger::Ledgers::new(
-            data_dir.join("ledger"),
+            ledger::LEDGER_LOG,
+            &data_dir,
+            ledger.origin_prefix.clone(),
+            ledger.witness_dir.clone(),
+            ledger.checkpoints,
+        );
+        let access_logs = ledger::Ledgers::new(
+            ledger::ACCESS_LOG,
+            &data_dir,
             ledger.origin_prefix,
             ledger.witness_dir,
             ledger.checkpoints,
@@ -135,6 +146,7 @@ impl Engine {
             policy_hash: hex::encode(policy_hash_bytes),
             policy_hash_bytes,
             ledgers,
+            access_logs,
             clock,
             write_lock: Mutex::new(()),
             last_event_id: Mutex::new(None),
@@ -189,6 +201,17 @@ impl Engine {
     /// Number of live subject data keys of a tenant.
     pub fn n_data_keys(&self, tenant: &TenantId) -> Result<usize, EngineError> {
         Ok(self.vault.tenant(tenant)?.n_data_keys())
+    }
+
+    /// The pseudonym of a subject of the default tenant, for tests that compare log entries.
+    #[cfg(test)]
+    pub(crate) fn pseudonym_for_tests(
+        &self,
+        subject: custodia_core::SubjectId,
+    ) -> custodia_core::Pseudonym {
+        self.keys(&TenantId::default_tenant())
+            .map(|k| k.pseudonym(subject))
+            .unwrap_or(custodia_core::Pseudonym([0; 16]))
     }
 
     /// Number of subjects of a tenant.

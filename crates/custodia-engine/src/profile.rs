@@ -309,6 +309,8 @@ impl Engine {
         let record = self.subject_record(grant.tenant(), id)?;
         self.check_subject(grant, id)?;
         let (_, data) = self.open_profile(&keys, &record)?;
+        // In the access log before the data leaves.
+        self.record_access(grant, "profile", &[id], None)?;
         Ok(Engine::view(&record, data))
     }
 
@@ -360,7 +362,11 @@ impl Engine {
         }
         match refused {
             Some(e) if found.is_empty() => Err(e),
-            _ => Ok(found),
+            _ => {
+                let ids: Vec<SubjectId> = found.iter().map(|p| p.subject_id).collect();
+                self.record_access(grant, "lookup", &ids, None)?;
+                Ok(found)
+            }
         }
     }
 
@@ -402,6 +408,7 @@ impl Engine {
         } else {
             None
         };
+        self.record_access(grant, "events", &[id], None)?;
         Ok(EventPage {
             events,
             next_cursor,

@@ -704,12 +704,14 @@ fn history_proofs_verify_against_the_checkpoint() {
     let history = f.engine.consent_history(&app, jane.subject_id).unwrap();
     assert_eq!(history.entries.len(), 3);
     let checkpoint = custodia_ledger::Checkpoint::parse(&history.checkpoint).unwrap();
-    let key: custodia_ledger::VerifierKey =
-        f.engine.ledger_public_key(&compliance).unwrap()["verifier_key"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+    let key: custodia_ledger::VerifierKey = f
+        .engine
+        .ledger_public_key(&compliance, LogKind::Consent)
+        .unwrap()["verifier_key"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(checkpoint.verify(&key));
     for proven in &history.entries {
         use base64::Engine as _;
@@ -737,14 +739,20 @@ fn history_proofs_verify_against_the_checkpoint() {
         ));
     }
     // The first entry of every tenant ledger publishes the policy version in force.
-    let entries = f.engine.ledger_entries(&compliance, 0, 10).unwrap();
+    let entries = f
+        .engine
+        .ledger_entries(&compliance, LogKind::Consent, 0, 10)
+        .unwrap();
     assert_eq!(entries[0].kind, "policy.published");
     assert_eq!(
         entries[0].policy_hash.as_deref(),
         Some(f.engine.policy_hash())
     );
     assert_eq!(
-        f.engine.ledger_entries(&app, 0, 10).unwrap_err().code(),
+        f.engine
+            .ledger_entries(&app, LogKind::Consent, 0, 10)
+            .unwrap_err()
+            .code(),
         ErrorCode::RoleNotPermitted
     );
 }
@@ -791,7 +799,10 @@ fn a_merge_is_in_the_ledger_and_carries_consent_over() {
         "withdrawn",
         "the newer decision stands"
     );
-    let entries = f.engine.ledger_entries(&compliance, 0, 100).unwrap();
+    let entries = f
+        .engine
+        .ledger_entries(&compliance, LogKind::Consent, 0, 100)
+        .unwrap();
     let merged = entries
         .iter()
         .find(|e| e.kind == "subject.merged")
@@ -817,4 +828,86 @@ fn a_merge_is_in_the_ledger_and_carries_consent_over() {
             .iter()
             .any(|e| e.entry.kind == "subject.merged")
     );
+}
+
+#[test]
+fn every_read_is_in_the_access_log_before_the_data_leaves() {
+    let f = fixture();
+    let app = f.caller("app");
+    let compliance = f.caller("compliance");
+    let jane = f.identify(
+        &app,
+        json!({"userId": "u1", "traits": {"email": "jane@example.com"}}),
+    );
+    let support = f.support(&app);
+    f.engine.profile(&support, jane.subject_id).unwrap();
+    f.engine
+        .lookup(
+            &support,
+            &Lookup::Email(Personal("jane@example.com".into())),
+        )
+        .unwrap();
+    f.engine
+        .events(&support, jane.subject_id, None, 10)
+        .unwrap();
+    let marketing = f
+        .engine
+        .grant(&app, Operation::ReadProfile, Some("marketing_email"))
+        .unwrap();
+    assert!(f.engine.profile(&marketing, jane.subject_id).is_err());
+
+    let log = f
+        .engine
+        .access_entries(&compliance, Some(jane.subject_id), None, None, 100)
+        .unwrap();
+    let seen: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|e| {
+            (
+                e.kind.as_str(),
+                e.attributes["what"].as_str().unwrap(),
+                e.attributes["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("access.read", "profile", "allowed"),
+            ("access.read", "lookup", "allowed"),
+            ("access.read", "events", "allowed"),
+            ("access.refused", "refused", "refused:consent_required"),
+        ]
+    );
+    assert_eq!(
+        log[0].purpose.as_ref().map(|p| p.as_str()),
+        Some("customer_support")
+    );
+    assert_eq!(log[0].attributes["key_id"], app.key_id.as_str());
+    assert_eq!(log[0].attributes["role"], "app");
+    assert_eq!(
+        log[0].subject,
+        Some(f.engine.pseudonym_for_tests(jane.subject_id))
+    );
+    // Nobody else's reads, and a window in the future holds nothing.
+    let later = f.clock.now().plus_days(1);
+    assert!(
+        f.engine
+            .access_entries(&compliance, Some(jane.subject_id), Some(later), None, 100)
+            .unwrap()
+            .is_empty()
+    );
+    // The app role may not read the access log; it is a separate, verifiable log.
+    assert_eq!(
+        f.engine
+            .access_entries(&app, None, None, None, 10)
+            .unwrap_err()
+            .code(),
+        ErrorCode::RoleNotPermitted
+    );
+    let note = f
+        .engine
+        .ledger_checkpoint(&compliance, LogKind::Access)
+        .unwrap();
+    assert!(note.starts_with("custodia.local/default/audit\n"), "{note}");
 }

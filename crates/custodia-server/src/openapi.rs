@@ -343,6 +343,93 @@ const CONSENT_OPS: &[Op] = &[
     },
 ];
 
+const ACCESS_OPS: &[Op] = &[
+    Op {
+        method: "GET",
+        path: "/v1/audit/access",
+        tag: "audit",
+        summary: "The access log: who (key id, role) read whose data (pseudonym), for which purpose, what, when, with what result.",
+        auth: true,
+        params: &[
+            (
+                "subject_id",
+                ParameterIn::Query,
+                false,
+                "Only reads of this subject.",
+            ),
+            ("from", ParameterIn::Query, false, "RFC 3339: not before."),
+            ("to", ParameterIn::Query, false, "RFC 3339: not after."),
+            (
+                "limit",
+                ParameterIn::Query,
+                false,
+                "1 to 1000 (default 100).",
+            ),
+        ],
+        body: None,
+        responses: &[("200", "`{\"entries\": [...]}`"), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/audit/access/checkpoint",
+        tag: "audit",
+        summary: "The access log's latest signed checkpoint (C2SP tlog-checkpoint note).",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[("200", "Signed note text."), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/audit/access/public-key",
+        tag: "audit",
+        summary: "The access log's verifier key.",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            ("200", "`{\"verifier_key\", \"public_key_hex\"}`"),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/audit/access/entries",
+        tag: "audit",
+        summary: "Access-log entries with their canonical bytes.",
+        auth: true,
+        params: &[
+            ("from", ParameterIn::Query, false, "First sequence number."),
+            ("limit", ParameterIn::Query, false, "1 to 1000."),
+        ],
+        body: None,
+        responses: &[("200", "`{\"entries\": [...]}`"), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/audit/access/proof/inclusion",
+        tag: "audit",
+        summary: "RFC 9162 inclusion proof in the access log.",
+        auth: true,
+        params: &[SEQ, ("tree_size", ParameterIn::Query, false, "Tree size.")],
+        body: None,
+        responses: &[("200", "`{\"seq\", \"tree_size\", \"hashes\"}`"), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/audit/access/proof/consistency",
+        tag: "audit",
+        summary: "RFC 9162 consistency proof in the access log.",
+        auth: true,
+        params: &[
+            ("from", ParameterIn::Query, true, "Older size."),
+            ("to", ParameterIn::Query, true, "Newer size."),
+        ],
+        body: None,
+        responses: &[("200", "`{\"from\", \"to\", \"hashes\"}`"), REFUSALS],
+    },
+];
+
 fn consent_example() -> Value {
     json!({"user_id": "user-123", "purpose": "marketing_email", "decision": "granted", "source": {"channel": "web", "app": "checkout"}, "evidence": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0", "form_id": "newsletter-v3"}})
 }
@@ -385,7 +472,10 @@ fn key_example() -> Value {
 }
 
 fn all_ops() -> impl Iterator<Item = &'static Op> {
-    OPS.iter().chain(AUDIT_OPS).chain(CONSENT_OPS)
+    OPS.iter()
+        .chain(AUDIT_OPS)
+        .chain(CONSENT_OPS)
+        .chain(ACCESS_OPS)
 }
 
 /// The (method, path) of every documented operation.

@@ -83,6 +83,24 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
         "/v1/ledger/proof/consistency",
         RouteKind::ConsentRecord,
     ),
+    ("GET", "/v1/audit/access", RouteKind::ConsentRecord),
+    (
+        "GET",
+        "/v1/audit/access/checkpoint",
+        RouteKind::ConsentRecord,
+    ),
+    ("GET", "/v1/audit/access/public-key", RouteKind::Other),
+    ("GET", "/v1/audit/access/entries", RouteKind::ConsentRecord),
+    (
+        "GET",
+        "/v1/audit/access/proof/inclusion",
+        RouteKind::ConsentRecord,
+    ),
+    (
+        "GET",
+        "/v1/audit/access/proof/consistency",
+        RouteKind::ConsentRecord,
+    ),
 ];
 
 /// The API's router over `state`.
@@ -110,11 +128,35 @@ pub fn router(state: AppState) -> Router {
             "/v1/subjects/{subject_id}/consents/history",
             get(consents::history),
         )
-        .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
-        .route("/v1/ledger/public-key", get(ledger::public_key))
-        .route("/v1/ledger/entries", get(ledger::entries))
-        .route("/v1/ledger/proof/inclusion", get(ledger::inclusion))
-        .route("/v1/ledger/proof/consistency", get(ledger::consistency))
+        .route("/v1/audit/access", get(ledger::access))
+        .route(
+            "/v1/audit/access/checkpoint",
+            get(ledger::audit::checkpoint),
+        )
+        .route(
+            "/v1/audit/access/public-key",
+            get(ledger::audit::public_key),
+        )
+        .route("/v1/audit/access/entries", get(ledger::audit::entries))
+        .route(
+            "/v1/audit/access/proof/inclusion",
+            get(ledger::audit::inclusion),
+        )
+        .route(
+            "/v1/audit/access/proof/consistency",
+            get(ledger::audit::consistency),
+        )
+        .route("/v1/ledger/checkpoint", get(ledger::consent::checkpoint))
+        .route("/v1/ledger/public-key", get(ledger::consent::public_key))
+        .route("/v1/ledger/entries", get(ledger::consent::entries))
+        .route(
+            "/v1/ledger/proof/inclusion",
+            get(ledger::consent::inclusion),
+        )
+        .route(
+            "/v1/ledger/proof/consistency",
+            get(ledger::consent::consistency),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -79,7 +79,7 @@ pub struct VerifyConsistencyArgs {
 /// Runs a ledger command.
 pub fn run(cmd: LedgerCommand) -> anyhow::Result<()> {
     match cmd {
-        LedgerCommand::Verify(args) => verify(args),
+        LedgerCommand::Verify(args) => verify(args, "ledger"),
         LedgerCommand::VerifyProof(args) => verify_proof(args),
         LedgerCommand::VerifyConsistency(args) => verify_consistency(args),
     }
@@ -123,8 +123,24 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
-fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let root = args.data_dir.join("ledger");
+/// `custodia audit ...`: the access log, which has the ledger's format.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every hash of the access logs and check every stored checkpoint; exit 1 naming
+    /// the first bad entry, node or checkpoint.
+    Verify(VerifyArgs),
+}
+
+/// Runs an audit command.
+pub fn run_audit(cmd: AuditCommand) -> anyhow::Result<()> {
+    match cmd {
+        AuditCommand::Verify(args) => verify(args, "audit"),
+    }
+}
+
+/// Verifies the logs under `<data dir>/<log>/<tenant>/`.
+fn verify(args: VerifyArgs, log: &str) -> anyhow::Result<()> {
+    let root = args.data_dir.join(log);
     let tenants: Vec<String> = match &args.tenant {
         Some(t) => vec![t.clone()],
         None => {
@@ -155,12 +171,12 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         };
         match custodia_ledger::verify_dir(&dir, &key) {
             Ok(report) => println!(
-                "ledger {tenant}: ok: {} entries, {} checkpoints, root {}",
+                "{log} {tenant}: ok: {} entries, {} checkpoints, root {}",
                 report.n_entries,
                 report.n_checkpoints,
                 hex::encode(report.root)
             ),
-            Err(failure) => bail!("ledger {tenant}: {failure}"),
+            Err(failure) => bail!("{log} {tenant}: {failure}"),
         }
     }
     Ok(())

@@ -36,6 +36,9 @@ enum Command {
     /// Verify the consent ledger and its proofs offline.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Verify the access log offline.
+    #[command(subcommand)]
+    Audit(ledger::AuditCommand),
     /// Measure throughput against the building blocks' own limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -153,6 +156,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Keys(KeysCommand::Create(args)) => keys_create(args),
         Command::Ledger(cmd) => ledger::run(cmd),
+        Command::Audit(cmd) => ledger::run_audit(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

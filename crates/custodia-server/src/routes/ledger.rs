@@ -1,12 +1,15 @@
-//! The consent ledger for compliance: checkpoint, verifier key, entries, proofs.
+//! The tamper-evident logs for compliance: the consent ledger (`/v1/ledger/...`) and the access log
+//! (`/v1/audit/access/...`) have the same checkpoint, verifier-key, entries and proof routes; the
+//! handlers below are written once per log kind through the `log_routes!` macro.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use custodia_core::ErrorCode;
-use custodia_engine::EntryView;
+use custodia_engine::{Caller, EntryView, LogKind};
 use serde_json::{Value, json};
+
+use axum::extract::State;
 
 use crate::extract::{Auth, Params};
 use crate::{AppError, AppState};
@@ -34,69 +37,168 @@ fn required(params: &Params, name: &str) -> Result<u64, AppError> {
     })
 }
 
-/// `GET /v1/ledger/checkpoint`: the signed note, as text.
+/// `GET .../checkpoint`: the signed note, as text.
 pub async fn checkpoint(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
+    kind: LogKind,
+    state: AppState,
+    caller: Caller,
 ) -> Result<Response, AppError> {
     let note = state
-        .run(move |engine| engine.ledger_checkpoint(&caller))
+        .run(move |engine| engine.ledger_checkpoint(&caller, kind))
         .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
-/// `GET /v1/ledger/public-key`: the verifier key (note format) and the raw key.
+/// `GET .../public-key`: the verifier key (note format) and the raw key.
 pub async fn public_key(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
+    kind: LogKind,
+    state: AppState,
+    caller: Caller,
 ) -> Result<Json<Value>, AppError> {
     Ok(Json(
         state
-            .run(move |engine| engine.ledger_public_key(&caller))
+            .run(move |engine| engine.ledger_public_key(&caller, kind))
             .await?,
     ))
 }
 
-/// `GET /v1/ledger/entries?from=&limit=`.
+/// `GET .../entries?from=&limit=`.
 pub async fn entries(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
+    kind: LogKind,
+    state: AppState,
+    caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, AppError> {
     let from = u64_param(&params, "from")?.unwrap_or(0);
     let limit = params.usize_or("limit", 100)?;
     let entries: Vec<EntryView> = state
-        .run(move |engine| engine.ledger_entries(&caller, from, limit))
+        .run(move |engine| engine.ledger_entries(&caller, kind, from, limit))
         .await?;
     Ok(Json(json!({ "entries": entries })))
 }
 
-/// `GET /v1/ledger/proof/inclusion?seq=&tree_size=`.
+/// `GET .../proof/inclusion?seq=&tree_size=`.
 pub async fn inclusion(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
+    kind: LogKind,
+    state: AppState,
+    caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, AppError> {
     let seq = required(&params, "seq")?;
     let tree_size = u64_param(&params, "tree_size")?;
     Ok(Json(
         state
-            .run(move |engine| engine.ledger_inclusion_proof(&caller, seq, tree_size))
+            .run(move |engine| engine.ledger_inclusion_proof(&caller, kind, seq, tree_size))
             .await?,
     ))
 }
 
-/// `GET /v1/ledger/proof/consistency?from=&to=`.
+/// `GET .../proof/consistency?from=&to=`.
 pub async fn consistency(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
+    kind: LogKind,
+    state: AppState,
+    caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, AppError> {
     let from = required(&params, "from")?;
     let to = required(&params, "to")?;
     Ok(Json(
         state
-            .run(move |engine| engine.ledger_consistency_proof(&caller, from, to))
+            .run(move |engine| engine.ledger_consistency_proof(&caller, kind, from, to))
             .await?,
     ))
 }
+
+/// `GET /v1/audit/access?subject_id=&from=&to=&limit=`: who read whose data, for which purpose.
+pub async fn access(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Json<Value>, AppError> {
+    let subject = match params.get("subject_id").filter(|s| !s.is_empty()) {
+        Some(raw) => Some(crate::extract::subject_id(raw)?),
+        None => None,
+    };
+    let time = |name: &str| -> Result<Option<custodia_core::Timestamp>, AppError> {
+        match params.get(name).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(raw) => custodia_core::Timestamp::parse_rfc3339(raw)
+                .map(Some)
+                .ok_or_else(|| {
+                    AppError::new(
+                        ErrorCode::InvalidField,
+                        "must be an RFC 3339 time",
+                        Some(name.to_owned()),
+                    )
+                }),
+        }
+    };
+    let (from, to) = (time("from")?, time("to")?);
+    let limit = params.usize_or("limit", 100)?;
+    let entries = state
+        .run(move |engine| engine.access_entries(&caller, subject, from, to, limit))
+        .await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+/// Handlers of one log kind, for the router.
+macro_rules! log_routes {
+    ($module:ident, $kind:expr) => {
+        /// The routes of one log kind.
+        pub mod $module {
+            use axum::Json;
+            use axum::extract::State;
+            use axum::response::Response;
+            use serde_json::Value;
+
+            use crate::extract::{Auth, Params};
+            use crate::{AppError, AppState};
+
+            /// `GET .../checkpoint`.
+            pub async fn checkpoint(
+                State(s): State<AppState>,
+                Auth(c): Auth,
+            ) -> Result<Response, AppError> {
+                super::checkpoint($kind, s, c).await
+            }
+
+            /// `GET .../public-key`.
+            pub async fn public_key(
+                State(s): State<AppState>,
+                Auth(c): Auth,
+            ) -> Result<Json<Value>, AppError> {
+                super::public_key($kind, s, c).await
+            }
+
+            /// `GET .../entries`.
+            pub async fn entries(
+                State(s): State<AppState>,
+                Auth(c): Auth,
+                p: Params,
+            ) -> Result<Json<Value>, AppError> {
+                super::entries($kind, s, c, p).await
+            }
+
+            /// `GET .../proof/inclusion`.
+            pub async fn inclusion(
+                State(s): State<AppState>,
+                Auth(c): Auth,
+                p: Params,
+            ) -> Result<Json<Value>, AppError> {
+                super::inclusion($kind, s, c, p).await
+            }
+
+            /// `GET .../proof/consistency`.
+            pub async fn consistency(
+                State(s): State<AppState>,
+                Auth(c): Auth,
+                p: Params,
+            ) -> Result<Json<Value>, AppError> {
+                super::consistency($kind, s, c, p).await
+            }
+        }
+    };
+}
+
+log_routes!(consent, custodia_engine::LogKind::Consent);
+log_routes!(audit, custodia_engine::LogKind::Access);
