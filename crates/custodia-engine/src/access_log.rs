@@ -30,7 +30,7 @@ impl Engine {
         subjects: &[SubjectId],
         refused: Option<ErrorCode>,
     ) -> Result<(), EngineError> {
-        if subjects.is_empty() {
+        if subjects.is_empty() || !self.record_reads {
             return Ok(());
         }
         let tenant = grant.tenant();

@@ -66,6 +66,9 @@ pub struct LedgerConfig {
     pub witness_dir: Option<PathBuf>,
     /// When appends also write a checkpoint.
     pub checkpoints: CheckpointPolicy,
+    /// Whether reads go into the access log. Always true in `custodia serve` (it has no flag
+    /// for this); `custodia bench` turns it off once to measure what the access log costs.
+    pub record_reads: bool,
 }
 
 impl Default for LedgerConfig {
@@ -74,6 +77,7 @@ impl Default for LedgerConfig {
             origin_prefix: "custodia.local".to_owned(),
             witness_dir: None,
             checkpoints: CheckpointPolicy::default(),
+            record_reads: true,
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct Engine {
     ledgers: ledger::Ledgers,
     /// The tenants' access logs (issue 4, P4): every read of personal data.
     access_logs: ledger::Ledgers,
+    /// See [`LedgerConfig::record_reads`].
+    record_reads: bool,
     clock: Arc<dyn Clock>,
     /// Serializes read-modify-write of profiles and identity resolution, so two concurrent
     /// identify calls cannot create the same person twice or lose a trait update. Flushes run
@@ -132,6 +138,7 @@ impl Engine {
             ledger.witness_dir.clone(),
             ledger.checkpoints,
         );
+        let record_reads = ledger.record_reads;
         let access_logs = ledger::Ledgers::new(
             ledger::ACCESS_LOG,
             &data_dir,
@@ -147,6 +154,7 @@ impl Engine {
             policy_hash_bytes,
             ledgers,
             access_logs,
+            record_reads,
             clock,
             write_lock: Mutex::new(()),
             last_event_id: Mutex::new(None),
@@ -161,6 +169,16 @@ impl Engine {
         policies: Policies,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
+        Engine::in_memory_with(dir, policies, clock, LedgerConfig::default())
+    }
+
+    /// [`Engine::in_memory`] with ledger settings of its own.
+    pub fn in_memory_with(
+        dir: &Path,
+        policies: Policies,
+        clock: Arc<dyn Clock>,
+        ledger: LedgerConfig,
+    ) -> Result<Engine, EngineError> {
         let root = custodia_vault::RootKey::generate()?;
         let vault = Vault::open(&dir.join("keys"), Keyring::new(root))?;
         Ok(Engine::from_parts(
@@ -169,7 +187,7 @@ impl Engine {
             policies,
             clock,
             dir.to_path_buf(),
-            LedgerConfig::default(),
+            ledger,
         ))
     }
 

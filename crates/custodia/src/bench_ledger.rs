@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use custodia_core::{Operation, Pseudonym, RoleName, TenantId, Timestamp};
 use custodia_engine::{ConsentInput, Engine, IdentifyInput};
 use custodia_ledger::{LedgerEntry, Log, NoteSigner, Source, merkle};
@@ -50,7 +52,7 @@ fn latency_row(what: &str, samples: Vec<Duration>) -> String {
     let n = samples.len();
     let (p50, p99) = percentiles(samples);
     let line = format!(
-        "| {what} | {n} | {:.1} µs | {:.1} µs |",
+        "| {what} | {n} | {:.3} µs | {:.3} µs |",
         p50.as_secs_f64() * 1e6,
         p99.as_secs_f64() * 1e6
     );
@@ -253,13 +255,64 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         }
     }
     latencies.push(latency_row(
-        "profile read, contract purpose (no consent check)",
+        "profile read, 1 client, contract purpose (access log synced per read)",
         plain,
     ));
     latencies.push(latency_row(
-        "profile read, consent purpose (with consent check)",
+        "profile read, 1 client, consent purpose (+ consent check)",
         checked,
     ));
+
+    // The access decision alone (pure function), and reads over HTTP with and without the access log.
+    let policies = Policies::builtin();
+    let role = policies
+        .role(&"app".parse().map_err(|_| anyhow::anyhow!("role"))?)
+        .cloned()
+        .context("app role")?;
+    let purpose = policies
+        .purpose(
+            &"marketing_email"
+                .parse()
+                .map_err(|_| anyhow::anyhow!("purpose"))?,
+        )
+        .cloned()
+        .context("purpose")?;
+    let mut decisions = Vec::with_capacity(100_000);
+    for i in 0..100_000u32 {
+        let status = if i % 2 == 0 {
+            custodia_engine::ConsentStatus::Granted
+        } else {
+            custodia_engine::ConsentStatus::Withdrawn
+        };
+        let started = Instant::now();
+        let _ = std::hint::black_box(custodia_engine::decide(
+            &role,
+            Operation::ReadProfile,
+            &purpose,
+            status,
+            custodia_engine::SubjectFlags::default(),
+        ));
+        decisions.push(started.elapsed());
+    }
+    latencies.push(latency_row("access decision (pure function)", decisions));
+    for record_reads in [true, false] {
+        let label = if record_reads {
+            "with the access log"
+        } else {
+            "without the access log"
+        };
+        let ledger = custodia_engine::LedgerConfig {
+            record_reads,
+            ..custodia_engine::LedgerConfig::default()
+        };
+        let engine = Arc::new(Engine::in_memory_with(
+            &dir.path().join(format!("reads-{record_reads}")),
+            Policies::builtin(),
+            Arc::new(custodia_engine::SystemClock),
+            ledger,
+        )?);
+        rows.push(http_reads(engine, 2_000, c, label)?);
+    }
 
     print_rows(&rows);
     println!();
@@ -269,4 +322,75 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// Profile reads over HTTP on loopback from `clients` threads, for the purpose customer_support.
+fn http_reads(
+    engine: Arc<Engine>,
+    n: usize,
+    clients: usize,
+    label: &str,
+) -> anyhow::Result<crate::bench::Row> {
+    let tenant = TenantId::default_tenant();
+    let key = engine.create_api_key(
+        &tenant,
+        &"app"
+            .parse::<RoleName>()
+            .map_err(|_| anyhow::anyhow!("role"))?,
+    )?;
+    let caller = engine.authenticate(key.secret.expose())?;
+    let subjects = (0..100)
+        .map(|i| {
+            let input = IdentifyInput::from_json(
+                &json!({"userId": format!("r{i}"), "traits": {"name": "Reader"}}),
+                "",
+            )?;
+            Ok(engine.identify(&caller, &input)?.subject_id)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let config = custodia_server::ServerConfig {
+        rate_limit: custodia_server::RateLimit {
+            per_second: 0.0,
+            burst: 0.0,
+        },
+        ..custodia_server::ServerConfig::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(custodia_server::serve(
+        listener,
+        custodia_server::AppState::new(engine, config),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let bearer = format!("Bearer {}", key.secret.expose());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(true)
+        .build()
+        .into();
+    let row = time(
+        &format!("HTTP profile read, {label} ({clients} clients)"),
+        n,
+        || {
+            parallel(n, clients, |i| {
+                let subject = subjects[i % subjects.len()];
+                agent
+                    .get(&format!(
+                        "http://{addr}/v1/subjects/{subject}?purpose=customer_support"
+                    ))
+                    .header("Authorization", &bearer)
+                    .call()
+                    .map(drop)
+                    .map_err(|e| anyhow::anyhow!("GET profile: {e}"))
+            })
+        },
+    )?;
+    let _ = stop_tx.send(());
+    runtime.block_on(server)??;
+    Ok(row)
 }

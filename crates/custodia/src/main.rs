@@ -241,6 +241,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         checkpoints: CheckpointPolicy {
             every_entries: args.checkpoint_every.max(1),
         },
+        // The server always records reads: the access log is not optional.
+        record_reads: true,
     };
     let engine = Arc::new(open_engine(&args.dirs, args.demo, ledger)?);
     if args.demo {
