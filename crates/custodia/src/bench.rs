@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use custodia_core::{RoleName, SubjectId, TenantId};
-use custodia_engine::{Caller, Engine, EngineConfig, IdentifyInput, SystemClock, TrackInput};
+use custodia_engine::{
+    Caller, Engine, EngineConfig, IdentifyInput, NewApiKey, SystemClock, TrackInput,
+};
 use custodia_policy::Policies;
 use custodia_server::{AppState, ServerConfig};
 use custodia_store::{KvBackend, KvOp, SledBackend};
@@ -158,14 +160,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
 
     // The engine, in-process.
     let engine = open_engine(dir.path())?;
-    let tenant = TenantId::default_tenant();
-    let key = engine.create_api_key(
-        &tenant,
-        &"app"
-            .parse::<RoleName>()
-            .map_err(|_| anyhow::anyhow!("role"))?,
-    )?;
-    let caller: Caller = engine.authenticate(key.secret.expose())?;
+    let (key, caller) = app_key(&engine)?;
     let inputs = |run: &str| -> anyhow::Result<Vec<(IdentifyInput, TrackInput)>> {
         (0..n)
             .map(|i| {
@@ -201,32 +196,12 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     )?);
 
     // Over HTTP on loopback.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    // The benchmark is one key sending as fast as it can: no rate limit.
-    let config = ServerConfig {
-        rate_limit: custodia_server::RateLimit {
-            per_second: 0.0,
-            burst: 0.0,
-        },
-        ..ServerConfig::default()
-    };
-    let state = AppState::new(engine.clone(), config);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(custodia_server::serve(listener, state, async move {
-        let _ = stop_rx.await;
-    }));
+    let server = LoopbackServer::start(engine.clone())?;
     let bearer = format!("Bearer {}", key.secret.expose());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(true)
-        .build()
-        .into();
+    let agent = http_agent();
     let post = |path: &str, body: &Value| -> anyhow::Result<()> {
         agent
-            .post(&format!("http://{addr}{path}"))
+            .post(&format!("{}{path}", server.base))
             .header("Authorization", &bearer)
             .send_json(body)
             .with_context(|| format!("POST {path}"))?;
@@ -242,8 +217,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             })
         },
     )?);
-    let _ = stop_tx.send(());
-    runtime.block_on(server)??;
+    server.stop()?;
     drop(engine);
 
     // The building blocks, in the same run.
@@ -275,6 +249,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         &dir.path().join("raw-keys"),
         Keyring::new(RootKey::generate()?),
     )?;
+    let tenant = TenantId::default_tenant();
     let keys = vault.tenant(&tenant)?;
     let subjects: Vec<SubjectId> = (0..n)
         .map(|_| Ok(SubjectId::from_random(custodia_vault::random_array()?)))
@@ -328,5 +303,88 @@ pub(crate) fn print_rows(rows: &[Row]) {
             row.elapsed.as_secs_f64(),
             row.per_second()
         );
+    }
+}
+
+/// An API key of role `app` in the default tenant, and the caller it authenticates as.
+pub(crate) fn app_key(engine: &Engine) -> anyhow::Result<(NewApiKey, Caller)> {
+    let role = "app"
+        .parse::<RoleName>()
+        .map_err(|_| anyhow::anyhow!("role"))?;
+    let key = engine.create_api_key(&TenantId::default_tenant(), &role)?;
+    let caller = engine.authenticate(key.secret.expose())?;
+    Ok((key, caller))
+}
+
+/// Creates `n` customers `<prefix><i>` with a name only; their subject ids.
+pub(crate) fn customers(
+    engine: &Engine,
+    caller: &Caller,
+    prefix: &str,
+    n: usize,
+) -> anyhow::Result<Vec<SubjectId>> {
+    (0..n)
+        .map(|i| {
+            let body = json!({"userId": format!("{prefix}{i}"), "traits": {"name": "Bench"}});
+            let input = IdentifyInput::from_json(&body, "")?;
+            Ok(engine.identify(caller, &input)?.subject_id)
+        })
+        .collect()
+}
+
+/// A blocking HTTP client that treats error statuses as errors.
+pub(crate) fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(true)
+        .build()
+        .into()
+}
+
+/// The real server on a free loopback port, without rate limits: a benchmark is one key sending
+/// as fast as it can.
+pub(crate) struct LoopbackServer {
+    runtime: tokio::runtime::Runtime,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LoopbackServer {
+    /// Starts serving `engine`.
+    pub(crate) fn start(engine: Arc<Engine>) -> anyhow::Result<LoopbackServer> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let config = ServerConfig {
+            rate_limit: custodia_server::RateLimit {
+                per_second: 0.0,
+                burst: 0.0,
+            },
+            ..ServerConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = runtime.spawn(custodia_server::serve(
+            listener,
+            AppState::new(engine, config),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(LoopbackServer {
+            runtime,
+            base,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it.
+    pub(crate) fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.runtime.block_on(self.task)??;
+        Ok(())
     }
 }

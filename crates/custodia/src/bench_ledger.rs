@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use custodia_core::{Operation, Pseudonym, RoleName, TenantId, Timestamp};
-use custodia_engine::{ConsentInput, Engine, IdentifyInput};
+use custodia_core::{Operation, Pseudonym, TenantId, Timestamp};
+use custodia_engine::{ConsentInput, Engine};
 use custodia_ledger::{LedgerEntry, Log, NoteSigner, Source, merkle};
 use custodia_policy::Policies;
 use serde_json::json;
 
-use crate::bench::{LedgerArgs, parallel, print_rows, time};
+use crate::bench::{
+    LedgerArgs, LoopbackServer, app_key, customers, http_agent, parallel, print_rows, time,
+};
 
 /// A consent entry of realistic size (about 150 bytes).
 fn entry(n: u64) -> Vec<u8> {
@@ -198,24 +200,9 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         Policies::builtin(),
         Arc::new(custodia_engine::SystemClock),
     )?);
-    let tenant = TenantId::default_tenant();
-    let key = engine.create_api_key(
-        &tenant,
-        &"app"
-            .parse::<RoleName>()
-            .map_err(|_| anyhow::anyhow!("role"))?,
-    )?;
-    let caller = engine.authenticate(key.secret.expose())?;
+    let (_, caller) = app_key(&engine)?;
     let n_subjects = 1_000;
-    let subjects = (0..n_subjects)
-        .map(|i| {
-            let input = IdentifyInput::from_json(
-                &json!({"userId": format!("c{i}"), "traits": {"name": "Bench"}}),
-                "",
-            )?;
-            Ok(engine.identify(&caller, &input)?.subject_id)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let subjects = customers(&engine, &caller, "c", n_subjects)?;
     let decisions: Vec<ConsentInput> = (0..n_subjects)
         .map(|i| {
             ConsentInput::from_json(&json!({"user_id": format!("c{i}"), "purpose": "marketing_email", "decision": "granted",
@@ -331,48 +318,11 @@ fn http_reads(
     clients: usize,
     label: &str,
 ) -> anyhow::Result<crate::bench::Row> {
-    let tenant = TenantId::default_tenant();
-    let key = engine.create_api_key(
-        &tenant,
-        &"app"
-            .parse::<RoleName>()
-            .map_err(|_| anyhow::anyhow!("role"))?,
-    )?;
-    let caller = engine.authenticate(key.secret.expose())?;
-    let subjects = (0..100)
-        .map(|i| {
-            let input = IdentifyInput::from_json(
-                &json!({"userId": format!("r{i}"), "traits": {"name": "Reader"}}),
-                "",
-            )?;
-            Ok(engine.identify(&caller, &input)?.subject_id)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let config = custodia_server::ServerConfig {
-        rate_limit: custodia_server::RateLimit {
-            per_second: 0.0,
-            burst: 0.0,
-        },
-        ..custodia_server::ServerConfig::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(custodia_server::serve(
-        listener,
-        custodia_server::AppState::new(engine, config),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let (key, caller) = app_key(&engine)?;
+    let subjects = customers(&engine, &caller, "r", 100)?;
+    let server = LoopbackServer::start(engine)?;
     let bearer = format!("Bearer {}", key.secret.expose());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(true)
-        .build()
-        .into();
+    let agent = http_agent();
     let row = time(
         &format!("HTTP profile read, {label} ({clients} clients)"),
         n,
@@ -381,7 +331,8 @@ fn http_reads(
                 let subject = subjects[i % subjects.len()];
                 agent
                     .get(&format!(
-                        "http://{addr}/v1/subjects/{subject}?purpose=customer_support"
+                        "{}/v1/subjects/{subject}?purpose=customer_support",
+                        server.base
                     ))
                     .header("Authorization", &bearer)
                     .call()
@@ -390,7 +341,6 @@ fn http_reads(
             })
         },
     )?;
-    let _ = stop_tx.send(());
-    runtime.block_on(server)??;
+    server.stop()?;
     Ok(row)
 }
