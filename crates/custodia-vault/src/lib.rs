@@ -68,7 +68,10 @@ pub use normalize::{normalize_email, normalize_phone};
 pub use primitives::{constant_time_eq, random_array, sha256, sha256_parts};
 pub use root_key::{Keyring, RootKey, RootKeyId};
 pub use signing::{ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, SigningKey, verify_ed25519};
-pub use tenant::{BLIND_INDEX_BYTES, BlindField, BlindIndex, LookupHash, TenantVault};
+pub use tenant::{
+    BLIND_INDEX_BYTES, BlindField, BlindIndex, LookupHash, SEARCH_TOKEN_BYTES, SearchToken,
+    TenantVault,
+};
 pub use vault::Vault;
 
 #[cfg(test)]

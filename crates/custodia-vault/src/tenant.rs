@@ -52,6 +52,25 @@ impl BlindField {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BlindIndex(pub [u8; BLIND_INDEX_BYTES]);
 
+/// Bytes of a search token: 128 bits, so distinct tokens practically never collide in the index
+/// (search wants exact term matches; unlike the blind index there is no candidate re-check).
+pub const SEARCH_TOKEN_BYTES: usize = 16;
+
+/// A keyed hash of one normalized search token (or prefix) of one field: the only form in which
+/// personal-data words enter the search index.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SearchToken(pub [u8; SEARCH_TOKEN_BYTES]);
+
+impl fmt::Debug for SearchToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SearchToken(")?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 /// A full keyed hash of an exact id (`userId`, `anonymousId`) for look-ups.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LookupHash(pub [u8; 32]);
@@ -75,6 +94,7 @@ pub(crate) struct TenantKeys {
     blind_index: SecretKey,
     lookup: SecretKey,
     log_signing: SecretKey,
+    search: SecretKey,
 }
 
 impl TenantKeys {
@@ -91,6 +111,7 @@ impl TenantKeys {
             blind_index: derive("blind-index")?,
             lookup: derive("lookup")?,
             log_signing: derive("log-signing")?,
+            search: derive("search-token")?,
         })
     }
 
@@ -133,6 +154,20 @@ impl TenantKeys {
                 .into_bytes(),
         );
         LookupHash(hmac_sha256(&self.lookup, &input))
+    }
+
+    pub(crate) fn search_token(&self, tenant: &TenantId, field: &str, token: &str) -> SearchToken {
+        let input = Zeroizing::new(
+            LengthPrefixed::new()
+                .part(tenant.as_str())
+                .part(field)
+                .part(token)
+                .into_bytes(),
+        );
+        let mac = hmac_sha256(&self.search, &input);
+        let mut out = [0u8; SEARCH_TOKEN_BYTES];
+        out.copy_from_slice(&mac[..SEARCH_TOKEN_BYTES]);
+        SearchToken(out)
     }
 }
 
@@ -185,6 +220,15 @@ impl TenantVault {
         self.keys.lookup_hash(&self.tenant, kind, value)
     }
 
+    /// `HMAC-SHA256(search key, lp(tenant) ‖ lp(field) ‖ lp(token))` truncated to
+    /// [`SEARCH_TOKEN_BYTES`]: a term of the search index. The search key is its own HKDF sub-key,
+    /// apart from the blind-index key, so that index terms cannot be joined with blind indexes
+    /// (and the two can have different lengths and rotation). `field` names what the token is
+    /// (e.g. `"name"`, `"name/prefix"`); `token` is already normalized by the search crate.
+    pub fn search_token(&self, field: &str, token: &str) -> SearchToken {
+        self.keys.search_token(&self.tenant, field, token)
+    }
+
     /// Generates a random data key for the subject, wraps it (AES-256-GCM) under the tenant's
     /// wrapping key, writes it to a slot of the key file and syncs it before returning.
     ///
@@ -233,6 +277,7 @@ impl TenantVault {
             *self.keys.blind_index.as_bytes(),
             *self.keys.lookup.as_bytes(),
             *self.keys.log_signing.as_bytes(),
+            *self.keys.search.as_bytes(),
         ];
         secrets.extend(self.store.wrap_keys_for_tests());
         secrets

@@ -46,8 +46,8 @@ fn vaults_print_no_key_material() {
     let secrets = tenant_vault.secrets_for_tests();
     assert_eq!(
         secrets.len(),
-        5,
-        "three look-up keys, the log-signing key, the wrapping key"
+        6,
+        "three look-up keys, the log-signing key, the search key, the wrapping key"
     );
     for secret in &secrets {
         assert_hides(&printed, secret);
