@@ -14,6 +14,8 @@
 //! | `b'M'` | `'M' ‖ lp(tenant) ‖ merged_subject(16)`                                | merge record           |
 //! | `b'C'` | `'C' ‖ lp(tenant) ‖ pseudonym(16) ‖ lp(purpose)`                       | consent state          |
 //! | `b'H'` | `'H' ‖ lp(tenant) ‖ pseudonym(16) ‖ seq(u64 BE)`                       | `01` (history index)   |
+//! | `b'F'` | `'F' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject flags          |
+//! | `b'X'` | `'X' ‖ lp(tenant) ‖ keyed_hash(32)`                                    | suppression entry      |
 //! | `b'K'` | `'K' ‖ lp(api_key_id)`                                                 | API key record         |
 //! | `b'G'` | `'G' ‖ lp(name)`                                                       | the caller's own bytes |
 //!
@@ -29,6 +31,10 @@
 //!
 //! Consent state and the consent-history index are views of the tenant's consent ledger, keyed by
 //! the subject's pseudonym (the only subject id the ledger carries); both can be rebuilt from it.
+//!
+//! Subject flags (restriction, objection, legal hold, erased-with-hold) are a view of the
+//! ledger as well, keyed by pseudonym. Suppression entries hold the keyed look-up hash of a
+//! `userId` whose owner asked, with an erasure, never to be stored again.
 //!
 //! API keys and metadata are global: an API key names its tenant inside its record, and it is
 //! looked up before the tenant is known.
@@ -54,6 +60,10 @@ pub(crate) mod tag {
     pub(crate) const CONSENT: u8 = b'C';
     /// Ledger sequence numbers per subject (a view of the ledger).
     pub(crate) const HISTORY: u8 = b'H';
+    /// Restriction / objection / legal-hold flags per subject (a view of the ledger).
+    pub(crate) const FLAGS: u8 = b'F';
+    /// Suppressed external ids (keyed hashes).
+    pub(crate) const SUPPRESSION: u8 = b'X';
     /// API keys.
     pub(crate) const API_KEY: u8 = b'K';
     /// Global metadata.
@@ -132,6 +142,25 @@ pub(crate) fn event_key(
     let mut key = event_prefix(tenant, subject)?;
     key.extend_from_slice(&event.to_bytes());
     Ok(key)
+}
+
+/// `'F' ‖ lp(tenant) ‖ pseudonym(16)`.
+pub(crate) fn flags_key(tenant: &TenantId, subject: &Pseudonym) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::FLAGS, tenant, 16)
+        .raw(&subject.0)
+        .finish()
+}
+
+/// `'X' ‖ lp(tenant)`: every suppression entry of a tenant.
+pub(crate) fn suppression_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::SUPPRESSION, tenant, 0).finish()
+}
+
+/// `'X' ‖ lp(tenant) ‖ keyed_hash(32)`.
+pub(crate) fn suppression_key(tenant: &TenantId, hash: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::SUPPRESSION, tenant, 32)
+        .raw(hash)
+        .finish()
 }
 
 /// `'M' ‖ lp(tenant)`: all merge records of a tenant.

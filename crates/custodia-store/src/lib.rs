@@ -23,6 +23,7 @@ mod store;
 pub use backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
 pub use error::StoreError;
 pub use records::{
-    ApiKeyRecord, ConsentRecord, ConsentState, EventRecord, LookupKind, MergeRecord, SubjectRecord,
+    ApiKeyRecord, ConsentRecord, ConsentState, EventRecord, LookupKind, MergeRecord,
+    SubjectFlagsRecord, SubjectRecord,
 };
 pub use store::{Store, WriteBatch};

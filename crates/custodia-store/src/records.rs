@@ -15,6 +15,9 @@
 //! - Merge record, version 1: `0x01 ‖ into_subject(16) ‖ at(i64) ‖ n_events_moved(u64)`
 //! - API key record, version 1:
 //!   `0x01 ‖ lp(tenant) ‖ lp(role) ‖ secret_hash(32) ‖ created_at(i64) ‖ revoked(1: 0 or 1)`
+//! - Subject flags, version 1: `0x01 ‖ bits(1) ‖ since(i64) ‖ seq(u64)`; bit 0 restricted, bit 1
+//!   objected, bit 2 legal hold, bit 3 erased with data kept under a legal obligation
+//! - Suppression entry, version 1: `0x01 ‖ since(i64)`
 //! - Look-up value, version 1: `0x01 ‖ subject(16)`
 //! - Blind-index value, version 1: `0x01` (the key says everything; the byte leaves room for
 //!   a later version to add data)
@@ -459,4 +462,92 @@ impl ConsentRecord {
             seq,
         })
     }
+}
+
+/// What a subject asked for about processing in general, and holds placed on its data: a view of
+/// the consent ledger (entries `processing.restricted`, `objection.recorded`, `legal_hold.placed`,
+/// `erasure.completed`, and their reversals), rebuildable from it. Absent means all false.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectFlagsRecord {
+    /// Processing restricted (GDPR Art. 18): only legal-obligation purposes may process.
+    pub restricted: bool,
+    /// Objected to processing on legitimate interests (Art. 21).
+    pub objected: bool,
+    /// A legal hold (litigation, an authority's order) keeps the subject's data from retention
+    /// sweeps and erasure until it is lifted.
+    pub legal_hold: bool,
+    /// Erased, with data kept only for a legal obligation (Art. 17(3)(b)).
+    pub erased_with_hold: bool,
+    /// When the latest change was recorded.
+    pub since: Timestamp,
+    /// The ledger sequence number of the latest change.
+    pub seq: u64,
+}
+
+impl Default for SubjectFlagsRecord {
+    fn default() -> SubjectFlagsRecord {
+        SubjectFlagsRecord {
+            restricted: false,
+            objected: false,
+            legal_hold: false,
+            erased_with_hold: false,
+            since: Timestamp::from_unix_micros(0),
+            seq: 0,
+        }
+    }
+}
+
+impl SubjectFlagsRecord {
+    /// Whether every flag is off.
+    pub fn is_clear(&self) -> bool {
+        !(self.restricted || self.objected || self.legal_hold || self.erased_with_hold)
+    }
+
+    pub(crate) fn encode_value(&self) -> Result<Vec<u8>, StoreError> {
+        let bits = u8::from(self.restricted)
+            | (u8::from(self.objected) << 1)
+            | (u8::from(self.legal_hold) << 2)
+            | (u8::from(self.erased_with_hold) << 3);
+        Writer::with_capacity(1 + 1 + 8 + 8)
+            .u8(VERSION_1)
+            .u8(bits)
+            .i64(self.since.unix_micros())
+            .u64(self.seq)
+            .finish()
+    }
+
+    pub(crate) fn decode_value(value: &[u8]) -> Result<SubjectFlagsRecord, StoreError> {
+        let mut reader = Reader::new(value, "subject flags");
+        reader.version(VERSION_1)?;
+        let bits = reader.u8()?;
+        if bits & !0b1111 != 0 {
+            return Err(reader.corrupt());
+        }
+        let since = Timestamp::from_unix_micros(reader.i64()?);
+        let seq = reader.u64()?;
+        reader.finish()?;
+        Ok(SubjectFlagsRecord {
+            restricted: bits & 1 != 0,
+            objected: bits & 2 != 0,
+            legal_hold: bits & 4 != 0,
+            erased_with_hold: bits & 8 != 0,
+            since,
+            seq,
+        })
+    }
+}
+
+pub(crate) fn encode_suppression_value(since: Timestamp) -> Vec<u8> {
+    let mut value = Vec::with_capacity(9);
+    value.push(VERSION_1);
+    value.extend_from_slice(&since.unix_micros().to_be_bytes());
+    value
+}
+
+pub(crate) fn decode_suppression_value(value: &[u8]) -> Result<Timestamp, StoreError> {
+    let mut reader = Reader::new(value, "suppression entry");
+    reader.version(VERSION_1)?;
+    let since = Timestamp::from_unix_micros(reader.i64()?);
+    reader.finish()?;
+    Ok(since)
 }

@@ -5,11 +5,12 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use custodia_core::{ApiKeyId, EventId, Pseudonym, PurposeId, SubjectId, TenantId};
+use custodia_core::{ApiKeyId, EventId, Pseudonym, PurposeId, SubjectId, TenantId, Timestamp};
 
 use crate::backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
 use crate::records::{
-    self, ApiKeyRecord, ConsentRecord, EventRecord, LookupKind, MergeRecord, SubjectRecord,
+    self, ApiKeyRecord, ConsentRecord, EventRecord, LookupKind, MergeRecord, SubjectFlagsRecord,
+    SubjectRecord,
 };
 use crate::{StoreError, keys};
 
@@ -208,6 +209,50 @@ impl Store {
             .collect()
     }
 
+    /// The flags of a subject (by pseudonym); all clear if none were ever recorded.
+    pub fn subject_flags(
+        &self,
+        tenant: &TenantId,
+        subject: &Pseudonym,
+    ) -> Result<SubjectFlagsRecord, StoreError> {
+        match self.backend.get(&keys::flags_key(tenant, subject)?)? {
+            Some(value) => SubjectFlagsRecord::decode_value(&value),
+            None => Ok(SubjectFlagsRecord::default()),
+        }
+    }
+
+    /// When the external id with this keyed look-up hash was suppressed, if it is.
+    pub fn suppressed(
+        &self,
+        tenant: &TenantId,
+        hash: &[u8; 32],
+    ) -> Result<Option<Timestamp>, StoreError> {
+        match self.backend.get(&keys::suppression_key(tenant, hash)?)? {
+            Some(value) => records::decode_suppression_value(&value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every suppression entry of a tenant: (keyed hash, since), in hash order.
+    pub fn suppressions(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<([u8; 32], Timestamp)>, StoreError> {
+        let prefix = keys::suppression_prefix(tenant)?;
+        self.scan_all(&prefix)?
+            .into_iter()
+            .map(|(key, value)| {
+                let hash: [u8; 32] = key
+                    .get(prefix.len()..)
+                    .and_then(|rest| rest.try_into().ok())
+                    .ok_or(StoreError::Corrupt {
+                        what: "suppression key",
+                    })?;
+                Ok((hash, records::decode_suppression_value(&value)?))
+            })
+            .collect()
+    }
+
     /// The API key `id`, revoked or not. API keys are global: each names its tenant.
     pub fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         match self.backend.get(&keys::api_key_key(id)?)? {
@@ -390,6 +435,33 @@ impl WriteBatch {
             keys::consent_key(&record.tenant, &record.subject, &record.purpose),
             record.encode_value(),
         );
+    }
+
+    /// Stores the flags of a subject (by pseudonym); all clear deletes the record.
+    pub fn put_subject_flags(
+        &mut self,
+        tenant: &TenantId,
+        subject: &Pseudonym,
+        flags: &SubjectFlagsRecord,
+    ) {
+        if flags.is_clear() {
+            self.delete(keys::flags_key(tenant, subject));
+        } else {
+            self.put(keys::flags_key(tenant, subject), flags.encode_value());
+        }
+    }
+
+    /// Suppresses the external id with this keyed look-up hash from `since` on.
+    pub fn put_suppression(&mut self, tenant: &TenantId, hash: &[u8; 32], since: Timestamp) {
+        self.put(
+            keys::suppression_key(tenant, hash),
+            Ok(records::encode_suppression_value(since)),
+        );
+    }
+
+    /// Lifts a suppression.
+    pub fn delete_suppression(&mut self, tenant: &TenantId, hash: &[u8; 32]) {
+        self.delete(keys::suppression_key(tenant, hash));
     }
 
     /// Records that ledger entry `seq` concerns `subject`.

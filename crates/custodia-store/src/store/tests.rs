@@ -480,3 +480,56 @@ fn consent_view_per_subject_and_purpose_with_ordered_history() {
         assert!(store.consent_history(&other, &jane).unwrap().is_empty());
     });
 }
+
+#[test]
+fn subject_flags_round_trip_and_clear_flags_leave_no_record() {
+    on_both_engines(|store| {
+        let (a, b) = (tenant("a"), tenant("b"));
+        let who = custodia_core::Pseudonym([7; 16]);
+        assert!(store.subject_flags(&a, &who).unwrap().is_clear());
+        let flags = SubjectFlagsRecord {
+            restricted: true,
+            legal_hold: true,
+            since: Timestamp::from_unix_micros(5),
+            seq: 9,
+            ..SubjectFlagsRecord::default()
+        };
+        let mut batch = WriteBatch::new();
+        batch.put_subject_flags(&a, &who, &flags);
+        store.write(batch).unwrap();
+        assert_eq!(store.subject_flags(&a, &who).unwrap(), flags);
+        // Scoped by tenant.
+        assert!(store.subject_flags(&b, &who).unwrap().is_clear());
+
+        let mut batch = WriteBatch::new();
+        batch.put_subject_flags(&a, &who, &SubjectFlagsRecord::default());
+        store.write(batch).unwrap();
+        assert_eq!(
+            store.subject_flags(&a, &who).unwrap(),
+            SubjectFlagsRecord::default()
+        );
+    });
+}
+
+#[test]
+fn suppressions_are_per_tenant_and_can_be_lifted() {
+    on_both_engines(|store| {
+        let (a, b) = (tenant("a"), tenant("b"));
+        let since = Timestamp::from_unix_micros(77);
+        let mut batch = WriteBatch::new();
+        batch.put_suppression(&a, &[1; 32], since);
+        batch.put_suppression(&a, &[2; 32], since);
+        store.write(batch).unwrap();
+        assert_eq!(store.suppressed(&a, &[1; 32]).unwrap(), Some(since));
+        assert_eq!(store.suppressed(&b, &[1; 32]).unwrap(), None);
+        assert_eq!(
+            store.suppressions(&a).unwrap(),
+            vec![([1; 32], since), ([2; 32], since)]
+        );
+        let mut batch = WriteBatch::new();
+        batch.delete_suppression(&a, &[1; 32]);
+        store.write(batch).unwrap();
+        assert_eq!(store.suppressed(&a, &[1; 32]).unwrap(), None);
+        assert_eq!(store.suppressions(&a).unwrap().len(), 1);
+    });
+}
