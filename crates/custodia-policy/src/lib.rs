@@ -62,6 +62,7 @@ pub struct Policies {
     version: String,
     controller: Controller,
     rights: Vec<String>,
+    dormant_profile_days: Option<u32>,
     purposes: Vec<Purpose>,
     categories: Vec<Category>,
     default_category_idx: usize,
@@ -188,6 +189,20 @@ impl Policies {
             .copied()
             .unwrap_or(self.default_category_idx);
         &self.categories[category_idx]
+    }
+
+    /// After how many days without any activity (no profile change, no event) a whole profile
+    /// is removed by the retention sweep, if the policies say so (`[retention]` in policy.toml).
+    pub fn dormant_profile_days(&self) -> Option<u32> {
+        self.dormant_profile_days
+    }
+
+    /// The category whose retention applies to an event: the one listing it, else the
+    /// `default_for_traits` one (an event nobody classified is kept no longer than other
+    /// unclassified data).
+    pub fn retention_category_of_event(&self, event_name: &str) -> &Category {
+        self.category_of_event(event_name)
+            .unwrap_or(&self.categories[self.default_category_idx])
     }
 
     /// The category listing this event, if any.

@@ -177,6 +177,7 @@ fn validate(texts: PolicyTexts) -> Result<Policies, PolicyError> {
         version: policy.version,
         controller: policy.controller,
         rights: policy.rights,
+        dormant_profile_days: policy.dormant_profile_days,
         purposes,
         default_category_idx: checked_categories.default_category_idx,
         categories,

@@ -600,3 +600,27 @@ fn debug_shows_file_sizes_not_texts() {
     assert!(shown.contains("\"roles.toml\": \""), "{shown}");
     assert!(!shown.contains("# Custodia roles"));
 }
+
+#[test]
+fn dormant_profiles_and_unlisted_events_have_a_retention() {
+    let policies = Policies::builtin();
+    assert_eq!(policies.dormant_profile_days(), Some(1095));
+    assert_eq!(
+        policies.retention_category_of_event("Rocket Launched").id,
+        "preferences"
+    );
+    assert_eq!(
+        policies.retention_category_of_event("Product Viewed").id,
+        "behaviour"
+    );
+
+    let policy = include_str!("../../../policies/policy.toml");
+    let without = policy.replace("[retention]\ndormant_profile_days = 1095\n", "");
+    assert_ne!(without, policy);
+    let loaded = Policies::from_sources(&builtin_with("policy.toml", &without)).unwrap();
+    assert_eq!(loaded.dormant_profile_days(), None);
+
+    let zero = policy.replace("dormant_profile_days = 1095", "dormant_profile_days = 0");
+    let err = Policies::from_sources(&builtin_with("policy.toml", &zero)).unwrap_err();
+    assert!(err.to_string().contains("dormant_profile_days"), "{err}");
+}

@@ -13,6 +13,14 @@ struct RawPolicyFile {
     rights: Spanned<Vec<Spanned<String>>>,
     controller: RawController,
     supervisory_authority: RawAuthority,
+    #[serde(default)]
+    retention: Option<RawRetention>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    dormant_profile_days: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +42,7 @@ pub(crate) struct PolicyFile {
     pub(crate) version: String,
     pub(crate) controller: Controller,
     pub(crate) rights: Vec<String>,
+    pub(crate) dormant_profile_days: Option<u32>,
 }
 
 /// Parses and checks `policy.toml`.
@@ -87,10 +96,16 @@ pub(crate) fn check(source: &Source<'_>) -> Result<PolicyFile, PolicyError> {
         .map(|right| source.text(right, "rights"))
         .collect::<Result<_, _>>()?;
 
+    let dormant_profile_days = match raw.retention.and_then(|r| r.dormant_profile_days) {
+        Some(days) => Some(source.days(&days, "dormant_profile_days")?),
+        None => None,
+    };
+
     Ok(PolicyFile {
         version: version.clone(),
         controller,
         rights,
+        dormant_profile_days,
     })
 }
 
