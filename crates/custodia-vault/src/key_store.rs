@@ -561,6 +561,89 @@ impl KeyStore {
         Ok(true)
     }
 
+    /// Root-key rotation: re-wraps the tenant secret and every live data key that is not yet
+    /// under the current root key's wrapping key, each in place, then syncs. Returns how many
+    /// wraps were redone. Idempotent, so an interrupted rotation is finished by running it again;
+    /// once it returned, no slot or header needs any key but the current root key.
+    pub(crate) fn rotate(&self) -> Result<u64, VaultError> {
+        let mut state = self.lock_state();
+        let current = self.wrap_keys.current_id;
+        let corrupt = |detail| VaultError::KeyStoreCorrupt {
+            path: self.path.clone(),
+            detail,
+        };
+        let mut used = if state.counter_root_id == current {
+            state.counter
+        } else {
+            0
+        };
+        let mut rewrapped = 0u64;
+
+        let mut raw_header = [0u8; HEADER_LEN];
+        self.file
+            .read_exact_at(&mut raw_header, 0)
+            .map_err(|e| self.io_error(e))?;
+        let mut header = Header::decode(&raw_header).map_err(corrupt)?;
+        if header.secret.root_id != current {
+            let mut secret = SecretKey::zeroed();
+            let aad = tenant_secret_aad(&self.tenant, header.secret.root_id);
+            self.wrap_keys
+                .unwrap(&header.secret, &aad, secret.as_bytes_mut())?;
+            header.secret = self
+                .wrap_keys
+                .wrap(&tenant_secret_aad(&self.tenant, current), secret.as_bytes())?;
+            used += 1;
+            rewrapped += 1;
+        }
+
+        let mut slots: Vec<(SubjectId, u64)> = state.slots.iter().map(|(s, i)| (*s, *i)).collect();
+        slots.sort_by_key(|(_, slot_idx)| *slot_idx);
+        for (subject, slot_idx) in slots {
+            let mut raw = [0u8; SLOT_LEN];
+            self.file
+                .read_exact_at(&mut raw, slot_offset(slot_idx))
+                .map_err(|e| self.io_error(e))?;
+            let slot = match Slot::decode(&raw).map_err(corrupt)? {
+                Slot::Live(slot) if slot.subject == subject => slot,
+                _ => {
+                    return Err(corrupt(
+                        "a slot does not hold the subject it was indexed under",
+                    ));
+                }
+            };
+            if slot.wrapped.root_id == current {
+                continue;
+            }
+            if used >= WRAP_LIMIT {
+                return Err(VaultError::WrapLimit);
+            }
+            let mut data_key = DataKey::zeroed();
+            let aad = data_key_aad(&self.tenant, subject, slot.wrapped.root_id);
+            self.wrap_keys
+                .unwrap(&slot.wrapped, &aad, data_key.as_bytes_mut())?;
+            let wrapped = self.wrap_keys.wrap(
+                &data_key_aad(&self.tenant, subject, current),
+                data_key.as_bytes(),
+            )?;
+            let new_slot = LiveSlot { subject, wrapped };
+            self.file
+                .write_all_at(&new_slot.encode(), slot_offset(slot_idx))
+                .map_err(|e| self.io_error(e))?;
+            used += 1;
+            rewrapped += 1;
+        }
+
+        header.counter_root_id = current;
+        header.counter = used;
+        self.file
+            .write_all_at(&header.encode(), 0)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| self.io_error(e))?;
+        state.counter_root_id = current;
+        state.counter = used;
+        Ok(rewrapped)
+    }
+
     /// Live data keys.
     pub(crate) fn len(&self) -> usize {
         self.lock_state().slots.len()

@@ -60,6 +60,7 @@ mod primitives;
 mod root_key;
 mod signing;
 mod tenant;
+mod tombstones;
 mod vault;
 
 pub use data_key::{Aad, DataKey, SEAL_FORMAT_VERSION, SEAL_OVERHEAD};

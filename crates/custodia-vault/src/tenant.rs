@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::key_store::KeyStore;
 use crate::primitives::{SecretKey, hkdf_sha256, hmac_sha256};
+use crate::tombstones::Tombstones;
 use crate::{DataKey, Keyring, SigningKey, VaultError};
 
 /// Bytes of a blind index: 16-bit buckets.
@@ -178,6 +179,7 @@ pub struct TenantVault {
     tenant: TenantId,
     keys: TenantKeys,
     store: KeyStore,
+    tombstones: Tombstones,
 }
 
 impl TenantVault {
@@ -192,6 +194,7 @@ impl TenantVault {
             tenant: tenant.clone(),
             keys,
             store,
+            tombstones: Tombstones::new(keys_dir, tenant),
         })
     }
 
@@ -257,6 +260,30 @@ impl TenantVault {
         let info = LengthPrefixed::new().part(log).into_bytes();
         let seed = hkdf_sha256(self.keys.log_signing.as_bytes(), &info)?;
         SigningKey::from_seed(seed.as_bytes())
+    }
+
+    /// Root-key rotation for this tenant: re-wraps the tenant secret and every live data key
+    /// under the keyring's current root key, in place, and syncs. Returns the number of wraps
+    /// redone (0 when everything already was under the current key). Afterwards the previous root
+    /// keys open nothing in this file, and copies of the file made before open nothing without
+    /// them.
+    pub fn rotate_wrapping(&self) -> Result<u64, VaultError> {
+        self.store.rotate()
+    }
+
+    /// Puts an erased subject on the tenant's tombstone list (beside the key store, synced), so
+    /// that a restored data backup can be cleaned of it.
+    pub fn add_tombstone(
+        &self,
+        subject: SubjectId,
+        at: custodia_core::Timestamp,
+    ) -> Result<(), VaultError> {
+        self.tombstones.add(subject, at)
+    }
+
+    /// The tenant's tombstones: erased subjects and when they were erased, oldest first.
+    pub fn tombstones(&self) -> Result<Vec<(SubjectId, custodia_core::Timestamp)>, VaultError> {
+        self.tombstones.list()
     }
 
     /// Number of live subject data keys.

@@ -4,6 +4,7 @@ mod derived;
 mod hygiene;
 mod normalize;
 mod root_key_file;
+mod rotation;
 mod seal;
 mod store;
 
