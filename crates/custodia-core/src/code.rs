@@ -42,6 +42,10 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the current state.
     Conflict,
+    /// The person asked to be erased and never stored again; the call stored nothing.
+    SubjectSuppressed,
+    /// A legal hold keeps the subject's data; it cannot be erased until the hold is lifted.
+    LegalHold,
     /// The caller sent too many requests.
     RateLimited,
     /// Something failed inside the server; details are in the server log, never in the answer.
@@ -69,6 +73,8 @@ impl ErrorCode {
             ErrorCode::SubjectMerged => "subject_merged",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::SubjectSuppressed => "subject_suppressed",
+            ErrorCode::LegalHold => "legal_hold",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
         }

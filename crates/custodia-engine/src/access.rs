@@ -7,7 +7,7 @@
 use custodia_core::{ApiKeyId, LawfulBasis, Operation, PurposeId, RoleName, SubjectId, TenantId};
 use custodia_policy::{Purpose, Role};
 
-use crate::decision::{self, ConsentStatus, Refusal, SubjectFlags};
+use crate::decision::{self, ConsentStatus, Refusal};
 
 use crate::{Engine, EngineError};
 
@@ -120,9 +120,7 @@ impl Engine {
         } else {
             ConsentStatus::NotSet
         };
-        // Restriction (Art. 18) and objection (Art. 21) are set by data-subject requests, which
-        // have no store yet: until they do, no subject carries either flag.
-        let flags = SubjectFlags::default();
+        let flags = self.subject_flags(&grant.tenant, subject)?;
         match decision::decide(&grant.role, grant.operation, &grant.purpose, consent, flags) {
             Ok(()) => Ok(()),
             Err(refusal) => {

@@ -69,6 +69,18 @@ pub enum EngineError {
         /// The purpose refused.
         purpose: String,
     },
+    /// The person was erased and asked never to be stored again: nothing was stored.
+    #[error("the subject asked to be erased and not stored again")]
+    SubjectSuppressed,
+    /// An item of a batch names a suppressed person: the whole batch is refused.
+    #[error("{field}: the subject asked to be erased and not stored again")]
+    SuppressedItem {
+        /// JSON pointer to the item (`/batch/3`).
+        field: String,
+    },
+    /// A legal hold keeps the subject's data.
+    #[error("the subject's data is under a legal hold")]
+    LegalHold,
     /// No such subject (never existed, or erased).
     #[error("subject not found")]
     SubjectNotFound,
@@ -112,6 +124,10 @@ impl EngineError {
             EngineError::PurposeNotPermitted { .. } => ErrorCode::PurposeNotPermitted,
             EngineError::ConsentRequired { .. } => ErrorCode::ConsentRequired,
             EngineError::Conflict { .. } => ErrorCode::Conflict,
+            EngineError::SubjectSuppressed | EngineError::SuppressedItem { .. } => {
+                ErrorCode::SubjectSuppressed
+            }
+            EngineError::LegalHold => ErrorCode::LegalHold,
             EngineError::ProcessingRestricted { .. } => ErrorCode::ProcessingRestricted,
             EngineError::ObjectionRecorded { .. } => ErrorCode::ObjectionRecorded,
             EngineError::SubjectNotFound => ErrorCode::SubjectNotFound,
@@ -126,7 +142,9 @@ impl EngineError {
     /// The input field at fault, as a JSON pointer, if one is.
     pub fn field(&self) -> Option<&str> {
         match self {
-            EngineError::Invalid { field, .. } | EngineError::Conflict { field, .. } => Some(field),
+            EngineError::Invalid { field, .. }
+            | EngineError::Conflict { field, .. }
+            | EngineError::SuppressedItem { field } => Some(field),
             EngineError::PurposeMissing | EngineError::UnknownPurpose => Some("purpose"),
             _ => None,
         }

@@ -125,6 +125,24 @@ impl Engine {
         items: &[BatchItem],
     ) -> Result<Vec<BatchOutcome>, EngineError> {
         caller.require(Operation::Ingest)?;
+        // A suppressed person anywhere in the batch refuses all of it, before anything is written.
+        let keys = self.keys(&caller.tenant)?;
+        for (i, item) in items.iter().enumerate() {
+            let user_id = match item {
+                BatchItem::Identify(input) => &input.user_id,
+                BatchItem::Track(input) => &input.user_id,
+            };
+            if let Some(user_id) = user_id {
+                match self.check_not_suppressed(&keys, &caller.tenant, user_id) {
+                    Err(EngineError::SubjectSuppressed) => {
+                        return Err(EngineError::SuppressedItem {
+                            field: format!("/batch/{i}/userId"),
+                        });
+                    }
+                    other => other?,
+                }
+            }
+        }
         let mut after = AfterCommit::default();
         let outcomes = {
             let _guard = self.lock_writes();
@@ -249,6 +267,20 @@ impl Engine {
         })
     }
 
+    /// Refuses a `userId` whose owner was erased and asked never to be stored again.
+    fn check_not_suppressed(
+        &self,
+        keys: &TenantVault,
+        tenant: &TenantId,
+        user_id: &Personal<String>,
+    ) -> Result<(), EngineError> {
+        let hash = keys.lookup_hash(LookupKind::UserId.as_str(), user_id.expose());
+        match self.store.suppressed(tenant, &hash.0)? {
+            Some(_) => Err(EngineError::SubjectSuppressed),
+            None => Ok(()),
+        }
+    }
+
     /// Finds or creates the subject for the ids, applies trait changes, writes the profile.
     fn resolve(
         &self,
@@ -258,6 +290,9 @@ impl Engine {
         traits: Option<&Map<String, Value>>,
         after: &mut AfterCommit,
     ) -> Result<(SubjectId, bool), EngineError> {
+        if let Some(user_id) = ids.user_id {
+            self.check_not_suppressed(keys, tenant, user_id)?;
+        }
         let by_user = match ids.user_id {
             Some(u) => self
                 .store
@@ -326,7 +361,7 @@ impl Engine {
         };
         ids.link_into(&mut data);
         if let Some(changes) = traits {
-            data.apply(changes);
+            data.apply(changes, now);
         }
         let IndexEntries { lookups, blind } = index_entries(keys, &data);
         let record = SubjectRecord {
@@ -361,7 +396,7 @@ impl Engine {
             return Ok(());
         }
         if let Some(changes) = traits {
-            data.apply(changes);
+            data.apply(changes, now);
         }
         self.write_profile(keys, &key, &record, &data, now)
     }
@@ -432,14 +467,19 @@ impl Engine {
         // The survivor's traits win; the anonymous ones fill gaps; the call's own traits last.
         let mut data = ProfileData { v: 1, ..known_data };
         for (name, value) in anon_data.traits {
-            data.traits.entry(name).or_insert(value);
+            if !data.traits.contains_key(&name) {
+                if let Some(time) = anon_data.trait_times.get(&name) {
+                    data.trait_times.insert(name.clone(), *time);
+                }
+                data.traits.insert(name, value);
+            }
         }
         for anon_id in anon_data.anonymous_ids {
             push_anonymous(&mut data.anonymous_ids, &anon_id);
         }
         ids.link_into(&mut data);
         if let Some(changes) = traits {
-            data.apply(changes);
+            data.apply(changes, now);
         }
         let new = self.resealed(keys, &known_key, &known_record, &data, now)?;
         let mut batch = WriteBatch::new();

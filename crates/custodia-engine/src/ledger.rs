@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use custodia_core::{Pseudonym, PurposeId, TenantId, Timestamp};
 use custodia_ledger::{Checkpoint, LedgerEntry, Log, NoteSigner};
-use custodia_store::{ConsentRecord, ConsentState, WriteBatch};
+use custodia_store::{ConsentRecord, ConsentState, SubjectFlagsRecord, WriteBatch};
 
 use crate::{Engine, EngineError};
 
@@ -26,6 +26,22 @@ pub mod kind {
     pub const POLICY_PUBLISHED: &str = "policy.published";
     /// Identity resolution merged an anonymous subject into a known one.
     pub const SUBJECT_MERGED: &str = "subject.merged";
+    /// The subject restricted processing (GDPR Art. 18).
+    pub const RESTRICTED: &str = "processing.restricted";
+    /// A restriction was lifted.
+    pub const RESTRICTION_LIFTED: &str = "processing.restriction_lifted";
+    /// The subject objected to processing on legitimate interests (Art. 21).
+    pub const OBJECTED: &str = "objection.recorded";
+    /// An objection was withdrawn.
+    pub const OBJECTION_WITHDRAWN: &str = "objection.withdrawn";
+    /// A legal hold keeps the subject's data from retention sweeps and erasure.
+    pub const LEGAL_HOLD_PLACED: &str = "legal_hold.placed";
+    /// A legal hold was lifted.
+    pub const LEGAL_HOLD_LIFTED: &str = "legal_hold.lifted";
+    /// A subject was erased; attribute `kept` = number of records kept under a legal obligation.
+    pub const ERASURE_COMPLETED: &str = "erasure.completed";
+    /// A retention sweep removed data of the subject past its category's retention.
+    pub const RETENTION_APPLIED: &str = "retention.applied";
 }
 
 /// The name of the consent ledger among a tenant's logs (and its signing-key label).
@@ -134,6 +150,45 @@ impl Engine {
     }
 }
 
+/// How an entry changes a subject's flags, if it is one of the kinds that do.
+fn flag_change(entry: &LedgerEntry) -> Option<fn(SubjectFlagsRecord) -> SubjectFlagsRecord> {
+    Some(match entry.kind.as_str() {
+        kind::RESTRICTED => |f| SubjectFlagsRecord {
+            restricted: true,
+            ..f
+        },
+        kind::RESTRICTION_LIFTED => |f| SubjectFlagsRecord {
+            restricted: false,
+            ..f
+        },
+        kind::OBJECTED => |f| SubjectFlagsRecord {
+            objected: true,
+            ..f
+        },
+        kind::OBJECTION_WITHDRAWN => |f| SubjectFlagsRecord {
+            objected: false,
+            ..f
+        },
+        kind::LEGAL_HOLD_PLACED => |f| SubjectFlagsRecord {
+            legal_hold: true,
+            ..f
+        },
+        kind::LEGAL_HOLD_LIFTED => |f| SubjectFlagsRecord {
+            legal_hold: false,
+            ..f
+        },
+        // Erased with records kept under a legal obligation: those are restricted to it.
+        kind::ERASURE_COMPLETED if entry.attributes.get("kept").is_some_and(|k| k != "0") => {
+            |f| SubjectFlagsRecord {
+                erased_with_hold: true,
+                restricted: true,
+                ..f
+            }
+        }
+        _ => return None,
+    })
+}
+
 /// The watermark of a tenant's consent view: the number of ledger entries it reflects.
 fn watermark_name(tenant: &TenantId) -> String {
     format!("consent-view/{tenant}")
@@ -237,12 +292,26 @@ impl Engine {
         entries: &[LedgerEntry],
     ) -> Result<(), EngineError> {
         let mut batch = WriteBatch::new();
+        let mut flags: Vec<(Pseudonym, SubjectFlagsRecord)> = Vec::new();
         for (offset, entry) in entries.iter().enumerate() {
             let seq = first + offset as u64;
             let Some(subject) = entry.subject else {
                 continue;
             };
             batch.put_consent_history(tenant, &subject, seq);
+            if let Some(change) = flag_change(entry) {
+                // Several entries of one batch may concern the same subject: read what this
+                // batch already set before the store.
+                let current = match flags.iter().position(|(s, _)| *s == subject) {
+                    Some(i) => flags.swap_remove(i).1,
+                    None => self.store.subject_flags(tenant, &subject)?,
+                };
+                let mut next = change(current);
+                next.since = entry.time;
+                next.seq = seq;
+                flags.push((subject, next));
+                continue;
+            }
             let state = match entry.kind.as_str() {
                 kind::GRANTED => ConsentState::Granted,
                 kind::WITHDRAWN => ConsentState::Withdrawn,
@@ -258,6 +327,9 @@ impl Engine {
                     seq,
                 });
             }
+        }
+        for (subject, record) in &flags {
+            batch.put_subject_flags(tenant, subject, record);
         }
         let end = first + entries.len() as u64;
         batch.put_meta(&watermark_name(tenant), &end.to_be_bytes());

@@ -13,11 +13,13 @@ mod clock;
 mod consent;
 mod decision;
 mod demo;
+mod erasure;
 mod error;
 mod ingest;
 mod input;
 mod ledger;
 mod profile;
+mod retention;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,11 +37,15 @@ pub use consent::{
 };
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
+pub use erasure::{
+    ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,
+};
 pub use error::EngineError;
 pub use ingest::{BatchItem, BatchOutcome, IdentifyOutcome, MergeView, TrackOutcome};
 pub use input::{IdentifyInput, TrackInput, TraitChanges};
 pub use ledger::CheckpointPolicy;
 pub use profile::{EventPage, EventView, Lookup, Profile};
+pub use retention::RetentionReport;
 
 /// Where the engine keeps its state and which policies it enforces.
 pub struct EngineConfig {

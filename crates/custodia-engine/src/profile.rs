@@ -30,6 +30,10 @@ pub(crate) struct ProfileData {
     pub(crate) anonymous_ids: Vec<String>,
     #[serde(default)]
     pub(crate) traits: Map<String, Value>,
+    /// When each trait was last set (µs), for the retention of its category. A trait without an
+    /// entry (written before these times were kept) counts from the profile's `updated_at`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) trait_times: std::collections::BTreeMap<String, i64>,
 }
 
 /// The plaintext of an event, as sealed in the store.
@@ -45,12 +49,14 @@ pub(crate) struct EventData {
 
 impl ProfileData {
     /// Applies trait changes: a `null` removes the trait, anything else sets it.
-    pub(crate) fn apply(&mut self, changes: &Map<String, Value>) {
+    pub(crate) fn apply(&mut self, changes: &Map<String, Value>, now: Timestamp) {
         for (name, value) in changes {
             if value.is_null() {
                 self.traits.remove(name);
+                self.trait_times.remove(name);
             } else {
                 self.traits.insert(name.clone(), value.clone());
+                self.trait_times.insert(name.clone(), now.unix_micros());
             }
         }
     }
@@ -429,8 +435,8 @@ impl Engine {
             let _guard = self.lock_writes();
             let record = self.subject_record(tenant, id)?;
             let (key, mut data) = self.open_profile(&keys, &record)?;
-            data.apply(changes.0.expose());
             let now = self.clock.now();
+            data.apply(changes.0.expose(), now);
             self.write_profile(&keys, &key, &record, &data, now)?;
             now
         };

@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 
 use crate::*;
 
-struct Fixture {
-    engine: Engine,
-    clock: Arc<FixedClock>,
+pub(crate) struct Fixture {
+    pub(crate) engine: Engine,
+    pub(crate) clock: Arc<FixedClock>,
     _keys_dir: tempfile::TempDir,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let keys_dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FixedClock::new(
         Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap(),
@@ -28,7 +28,7 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn caller(&self, role: &str) -> Caller {
+    pub(crate) fn caller(&self, role: &str) -> Caller {
         let key = self
             .engine
             .create_api_key(
@@ -39,19 +39,19 @@ impl Fixture {
         self.engine.authenticate(key.secret.expose()).unwrap()
     }
 
-    fn identify(&self, caller: &Caller, body: Value) -> IdentifyOutcome {
+    pub(crate) fn identify(&self, caller: &Caller, body: Value) -> IdentifyOutcome {
         self.engine
             .identify(caller, &IdentifyInput::from_json(&body, "").unwrap())
             .unwrap()
     }
 
-    fn track(&self, caller: &Caller, body: Value) -> TrackOutcome {
+    pub(crate) fn track(&self, caller: &Caller, body: Value) -> TrackOutcome {
         self.engine
             .track(caller, &TrackInput::from_json(&body, "").unwrap())
             .unwrap()
     }
 
-    fn support(&self, caller: &Caller) -> ReadGrant {
+    pub(crate) fn support(&self, caller: &Caller) -> ReadGrant {
         self.engine
             .grant(caller, Operation::ReadProfile, Some("customer_support"))
             .unwrap()

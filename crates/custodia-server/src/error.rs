@@ -61,6 +61,8 @@ fn status_of(code: ErrorCode) -> (StatusCode, &'static str) {
         ErrorCode::SubjectMerged => (StatusCode::NOT_FOUND, "Subject merged"),
         ErrorCode::NotFound => (StatusCode::NOT_FOUND, "Not found"),
         ErrorCode::Conflict => (StatusCode::CONFLICT, "Conflict"),
+        ErrorCode::SubjectSuppressed => (StatusCode::CONFLICT, "Subject suppressed"),
+        ErrorCode::LegalHold => (StatusCode::CONFLICT, "Under legal hold"),
         ErrorCode::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
         ErrorCode::UnsupportedMediaType => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")

@@ -1,0 +1,368 @@
+//! Erasure, flags, suppression, tombstones and the retention sweep, against the engine in memory
+//! with a clock the tests move.
+
+use custodia_core::{ErrorCode, Operation, SubjectId, Timestamp};
+use serde_json::json;
+
+use crate::tests::{Fixture, fixture};
+use crate::*;
+
+fn days_later(f: &Fixture, days: i64) {
+    let now = f.clock.now();
+    f.clock.set(now.plus_days(days));
+}
+
+fn event_names(f: &Fixture, caller: &Caller, id: SubjectId, purpose: &str) -> Vec<String> {
+    let grant = f
+        .engine
+        .grant(caller, Operation::ReadProfile, Some(purpose))
+        .unwrap();
+    f.engine
+        .events(&grant, id, None, 100)
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
+}
+
+fn ledger_kinds(f: &Fixture, caller: &Caller) -> Vec<String> {
+    f.engine
+        .ledger_entries(caller, LogKind::Consent, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[test]
+fn erasure_removes_everything_and_destroys_the_key() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let jane = f
+        .identify(
+            &app,
+            json!({"userId": "u1", "traits": {"email": "jane@example.com", "name": "Jane"}}),
+        )
+        .subject_id;
+    let john = f
+        .identify(
+            &app,
+            json!({"userId": "u2", "traits": {"email": "john@example.com"}}),
+        )
+        .subject_id;
+    f.track(
+        &app,
+        json!({"userId": "u1", "event": "Product Viewed", "properties": {"sku": "a"}}),
+    );
+    let keys_before = f.engine.n_data_keys(&admin.tenant).unwrap();
+
+    let outcome = f
+        .engine
+        .erase(&admin, jane, &ErasureOptions::default())
+        .unwrap();
+    assert!(outcome.key_destroyed);
+    assert!(outcome.kept.is_empty());
+    assert_eq!(
+        f.engine.n_data_keys(&admin.tenant).unwrap(),
+        keys_before - 1
+    );
+
+    let grant = f.support(&app);
+    assert_eq!(
+        f.engine.profile(&grant, jane).unwrap_err().code(),
+        ErrorCode::SubjectNotFound
+    );
+    let by_email = Lookup::Email(custodia_core::Personal("jane@example.com".to_owned()));
+    assert!(f.engine.lookup(&grant, &by_email).unwrap().is_empty());
+    let by_user = Lookup::UserId(custodia_core::Personal("u1".to_owned()));
+    assert!(f.engine.lookup(&grant, &by_user).unwrap().is_empty());
+    // Not vacuous: the other subject is untouched.
+    assert!(f.engine.profile(&grant, john).is_ok());
+    // The receipt is in the ledger; the subject's key is on the tombstone list.
+    assert!(ledger_kinds(&f, &admin).contains(&"erasure.completed".to_owned()));
+    assert_eq!(f.engine.replay_tombstones(&admin.tenant).unwrap(), 0);
+    // Without suppression the same userId may come back, as a new person.
+    let again = f.identify(&app, json!({"userId": "u1", "traits": {}}));
+    assert!(again.created);
+    assert_ne!(again.subject_id, jane);
+}
+
+#[test]
+fn suppression_refuses_the_user_id_and_an_admin_can_lift_it() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let jane = f
+        .identify(&app, json!({"userId": "u1", "traits": {}}))
+        .subject_id;
+    let outcome = f
+        .engine
+        .erase(
+            &admin,
+            jane,
+            &ErasureOptions {
+                suppress: true,
+                request_id: None,
+            },
+        )
+        .unwrap();
+    assert!(outcome.suppressed);
+    let n = f.engine.count_subjects(&admin.tenant).unwrap();
+    let body = json!({"userId": "u1", "traits": {"email": "x@example.com"}});
+    let refused = f
+        .engine
+        .identify(&app, &IdentifyInput::from_json(&body, "").unwrap())
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::SubjectSuppressed);
+    let track = json!({"userId": "u1", "event": "Order Completed"});
+    let refused = f
+        .engine
+        .track(&app, &TrackInput::from_json(&track, "").unwrap())
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::SubjectSuppressed);
+    // A batch with the suppressed id anywhere stores nothing, and names the item.
+    let ok_item = json!({"userId": "u9", "traits": {}});
+    let items = vec![
+        BatchItem::Identify(IdentifyInput::from_json(&ok_item, "").unwrap()),
+        BatchItem::Track(TrackInput::from_json(&track, "").unwrap()),
+    ];
+    let refused = f.engine.batch(&app, &items).unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::SubjectSuppressed);
+    assert_eq!(refused.field(), Some("/batch/1/userId"));
+    assert_eq!(f.engine.count_subjects(&admin.tenant).unwrap(), n);
+
+    assert!(
+        f.engine
+            .lift_suppression(&admin, &custodia_core::Personal("u1".to_owned()))
+            .unwrap()
+    );
+    assert!(
+        f.engine
+            .identify(&app, &IdentifyInput::from_json(&body, "").unwrap())
+            .is_ok()
+    );
+}
+
+#[test]
+fn erasure_keeps_invoices_under_the_legal_hold_and_restricts_them_to_accounting() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let jane = f
+        .identify(&app, json!({"userId": "u1", "traits": {"name": "Jane"}}))
+        .subject_id;
+    f.track(&app, json!({"userId": "u1", "event": "Order Completed", "properties": {"order_id": "o-1", "total": 10}}));
+    f.track(
+        &app,
+        json!({"userId": "u1", "event": "Product Viewed", "properties": {"sku": "a"}}),
+    );
+
+    let outcome = f
+        .engine
+        .erase(&admin, jane, &ErasureOptions::default())
+        .unwrap();
+    assert!(!outcome.key_destroyed);
+    assert_eq!(outcome.kept.len(), 1);
+    assert_eq!(outcome.kept[0].category, "purchases");
+    assert_eq!(outcome.kept[0].purpose, "accounting");
+    assert_eq!(outcome.kept[0].records, 1);
+    assert!(
+        outcome
+            .erased
+            .iter()
+            .any(|e| e.category == "behaviour" && e.records == 1)
+    );
+
+    // Accounting (a legal obligation) still reads the order; nothing else does.
+    assert_eq!(
+        event_names(&f, &admin, jane, "accounting"),
+        vec!["Order Completed"]
+    );
+    let grant = f.support(&app);
+    assert_eq!(
+        f.engine.events(&grant, jane, None, 10).unwrap_err().code(),
+        ErrorCode::ProcessingRestricted
+    );
+    let flags = f.engine.flags(&admin, jane).unwrap();
+    assert!(flags.erased_with_hold && flags.restricted);
+
+    // Ten years on, the sweep removes the order and then the subject with its key.
+    days_later(&f, 3651);
+    let report = f.engine.retention_sweep(&admin).unwrap();
+    assert_eq!(report.events_removed.get("purchases"), Some(&1));
+    assert_eq!(report.profiles_erased, 1);
+    assert_eq!(
+        f.engine
+            .flags(&admin, jane)
+            .map(|_| ())
+            .and_then(|()| f.engine.profile(
+                &f.engine
+                    .grant(&admin, Operation::ReadProfile, Some("accounting"))
+                    .unwrap(),
+                jane
+            ))
+            .unwrap_err()
+            .code(),
+        ErrorCode::SubjectNotFound
+    );
+}
+
+#[test]
+fn restriction_and_objection_flags_drive_the_access_decision() {
+    let f = fixture();
+    let app = f.caller("app");
+    let compliance = f.caller("compliance");
+    let jane = f
+        .identify(&app, json!({"userId": "u1", "traits": {}}))
+        .subject_id;
+    let read = |purpose: &str| {
+        let grant = f
+            .engine
+            .grant(&app, Operation::ReadProfile, Some(purpose))
+            .unwrap();
+        f.engine
+            .profile(&grant, jane)
+            .map(|_| ())
+            .map_err(|e| e.code())
+    };
+    assert_eq!(read("fraud_prevention"), Ok(()));
+    f.engine
+        .change_flags(&compliance, jane, FlagChange::Object, Some("r-1"))
+        .unwrap();
+    assert_eq!(read("fraud_prevention"), Err(ErrorCode::ObjectionRecorded));
+    assert_eq!(read("customer_support"), Ok(()), "contract purposes go on");
+    f.engine
+        .change_flags(&compliance, jane, FlagChange::Restrict, None)
+        .unwrap();
+    assert_eq!(
+        read("customer_support"),
+        Err(ErrorCode::ProcessingRestricted)
+    );
+    f.engine
+        .change_flags(&compliance, jane, FlagChange::LiftRestriction, None)
+        .unwrap();
+    f.engine
+        .change_flags(&compliance, jane, FlagChange::WithdrawObjection, None)
+        .unwrap();
+    assert_eq!(read("fraud_prevention"), Ok(()));
+    // The app role may not change flags.
+    assert_eq!(
+        f.engine
+            .change_flags(&app, jane, FlagChange::Restrict, None)
+            .unwrap_err()
+            .code(),
+        ErrorCode::RoleNotPermitted
+    );
+    let kinds = ledger_kinds(&f, &compliance);
+    for kind in [
+        "objection.recorded",
+        "processing.restricted",
+        "processing.restriction_lifted",
+        "objection.withdrawn",
+    ] {
+        assert!(kinds.contains(&kind.to_owned()), "{kind} in the ledger");
+    }
+}
+
+#[test]
+fn retention_sweep_removes_expired_events_and_traits_but_not_under_a_legal_hold() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let start = f.clock.now();
+    let jane = f
+        .identify(
+            &app,
+            json!({"userId": "u1", "traits": {"favoriteColor": "red"}}),
+        )
+        .subject_id;
+    let held = f
+        .identify(&app, json!({"userId": "u2", "traits": {}}))
+        .subject_id;
+    for user in ["u1", "u2"] {
+        f.track(
+            &app,
+            json!({"userId": user, "event": "Product Viewed", "properties": {"sku": "a"}}),
+        );
+        f.track(
+            &app,
+            json!({"userId": user, "event": "Order Completed", "properties": {"total": 5}}),
+        );
+    }
+    f.engine
+        .change_flags(&admin, held, FlagChange::PlaceLegalHold, None)
+        .unwrap();
+    assert_eq!(
+        f.engine
+            .erase(&admin, held, &ErasureOptions::default())
+            .unwrap_err()
+            .code(),
+        ErrorCode::LegalHold
+    );
+
+    // Within every retention: nothing changes.
+    days_later(&f, 300);
+    let report = f.engine.retention_sweep(&admin).unwrap();
+    assert!(report.events_removed.is_empty() && report.traits_removed.is_empty());
+
+    // Behaviour is kept 395 days: the view goes, the order stays.
+    days_later(&f, 100);
+    // A fresh trait, set now, outlives the old one.
+    f.identify(&app, json!({"userId": "u1", "traits": {"shoeSize": 42}}));
+    let report = f.engine.retention_sweep(&admin).unwrap();
+    assert_eq!(report.events_removed.get("behaviour"), Some(&1));
+    assert_eq!(report.subjects_on_hold, 1);
+    assert_eq!(
+        event_names(&f, &app, jane, "order_fulfillment"),
+        vec!["Order Completed"]
+    );
+    assert_eq!(
+        event_names(&f, &app, held, "order_fulfillment"),
+        vec!["Product Viewed", "Order Completed"],
+        "held data untouched"
+    );
+    assert!(ledger_kinds(&f, &admin).contains(&"retention.applied".to_owned()));
+
+    // Preferences are kept 1095 days from their last update.
+    f.clock.set(start.plus_days(1096));
+    let report = f.engine.retention_sweep(&admin).unwrap();
+    assert_eq!(report.traits_removed.get("preferences"), Some(&1));
+    let profile = f.engine.profile(&f.support(&app), jane).unwrap();
+    assert!(profile.traits.expose().get("favoriteColor").is_none());
+    assert_eq!(profile.traits.expose().get("shoeSize"), Some(&json!(42)));
+
+    // Lifting the hold lets the sweep reach the held subject's old data.
+    f.engine
+        .change_flags(&admin, held, FlagChange::LiftLegalHold, None)
+        .unwrap();
+    let report = f.engine.retention_sweep(&admin).unwrap();
+    assert_eq!(report.events_removed.get("behaviour"), Some(&1));
+    let _ = Timestamp::from_unix_micros(0);
+}
+
+#[test]
+fn dormant_profiles_are_erased_by_the_sweep() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let start = f.clock.now();
+    let dormant = f
+        .identify(&app, json!({"userId": "u1", "traits": {"name": "Old"}}))
+        .subject_id;
+    let active = f
+        .identify(&app, json!({"userId": "u2", "traits": {"name": "New"}}))
+        .subject_id;
+    f.clock.set(start.plus_days(1000));
+    f.track(&app, json!({"userId": "u2", "event": "Product Viewed"}));
+    f.clock.set(start.plus_days(1100));
+    let report = f.engine.retention_sweep(&admin).unwrap();
+    assert_eq!(report.profiles_erased, 1);
+    let grant = f.support(&app);
+    assert_eq!(
+        f.engine.profile(&grant, dormant).unwrap_err().code(),
+        ErrorCode::SubjectNotFound
+    );
+    assert!(f.engine.profile(&grant, active).is_ok());
+}
