@@ -312,6 +312,11 @@ impl Server {
                 .header("Authorization", &auth)
                 .header("Content-Type", content_type)
                 .send(body),
+            "PUT" => agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", content_type)
+                .send(body),
             other => panic!("unsupported method {other}"),
         };
         Server::answer(response)

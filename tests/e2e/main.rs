@@ -7,6 +7,7 @@ mod cli;
 mod input;
 mod invariants;
 mod p1_no_plaintext;
+mod p2_erasure;
 mod p3_consent;
 mod p4_access;
 mod p5_durability;

@@ -116,14 +116,30 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
         let store = Store::open_sled(&config.data_dir.join("store"))?;
         let vault = Vault::open(&config.keys_dir, config.keyring)?;
-        Ok(Engine::from_parts(
+        let engine = Engine::from_parts(
             store,
             vault,
             config.policies,
             config.clock,
             config.data_dir,
             config.ledger,
-        ))
+        );
+        // A data directory restored from a backup may still hold subjects erased since: the
+        // tombstone list beside the key store removes them again before anyone can ask.
+        for tenant in engine.tenants()? {
+            engine.replay_tombstones(&tenant)?;
+        }
+        Ok(engine)
+    }
+
+    /// Since when the current root key is in use (its last rotation).
+    pub fn root_key_since(&self) -> Result<Timestamp, EngineError> {
+        Ok(self.vault.root_key_since()?)
+    }
+
+    /// Every tenant that has a key store.
+    pub fn tenants(&self) -> Result<Vec<TenantId>, EngineError> {
+        Ok(self.vault.tenants()?)
     }
 
     /// Builds an engine over an existing store and vault; the ledgers live under

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use custodia_engine::{Engine, EngineError};
+use custodia_engine::{Clock, Engine, EngineError};
 use tokio::net::TcpListener;
 
 pub use error::{AppError, Problem};
@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub rate_limit: RateLimit,
     /// Outside witnesses that receive every new checkpoint by `POST` (`http://` URLs).
     pub witness_webhooks: Vec<String>,
+    /// How often the retention sweep runs over every tenant; `None`: only on demand.
+    pub retention_interval: Option<std::time::Duration>,
+    /// The root key should be rotated at least this often (a reminder in the log and `/metrics`).
+    pub key_rotation_interval: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +54,8 @@ impl Default for ServerConfig {
             checkpoint_interval: std::time::Duration::from_secs(30),
             rate_limit: RateLimit::default(),
             witness_webhooks: Vec::new(),
+            retention_interval: Some(std::time::Duration::from_secs(24 * 3600)),
+            key_rotation_interval: std::time::Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -108,10 +114,12 @@ pub async fn serve(
     let app: Router = router(state.clone());
     let pushed = Arc::new(std::sync::Mutex::new(witness::Pushed::default()));
     let ticker = tokio::spawn(checkpoint_ticker(state.clone(), pushed.clone()));
+    let sweeper = tokio::spawn(retention_ticker(state.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     ticker.abort();
+    sweeper.abort();
     // A last checkpoint covers everything appended before the stop.
     let flushed = state
         .run(|engine| {
@@ -142,6 +150,55 @@ async fn checkpoint_ticker(state: AppState, pushed: Arc<std::sync::Mutex<witness
             Err(e) => tracing::error!(error = %e.problem().detail, "periodic checkpoint failed"),
         }
     }
+}
+
+/// Runs the retention sweep over every tenant, every `retention_interval` (the first one an
+/// interval after start), and reminds the operator when the root key is due for rotation.
+async fn retention_ticker(state: AppState) {
+    let rotation = state.0.config.key_rotation_interval;
+    remind_rotation(&state, rotation).await;
+    let Some(every) = state.0.config.retention_interval else {
+        return;
+    };
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let swept = state
+            .run(|engine| {
+                for tenant in engine.tenants()? {
+                    engine.retention_sweep_as_system(&tenant)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = swept {
+            tracing::error!(error = %e.problem().detail, "retention sweep failed");
+        }
+        remind_rotation(&state, rotation).await;
+    }
+}
+
+/// A warning when the root key is older than the rotation interval.
+async fn remind_rotation(state: &AppState, interval: std::time::Duration) {
+    if let Ok(age) = state.run(root_key_age).await
+        && age > interval
+    {
+        tracing::warn!(
+            age_days = age.as_secs() / 86_400,
+            interval_days = interval.as_secs() / 86_400,
+            "the root key is due for rotation (custodia keys rotate): until then, key-store \
+             backups older than the last erasures still hold those subjects' keys"
+        );
+    }
+}
+
+/// How long the current root key has been in use.
+pub(crate) fn root_key_age(engine: &Engine) -> Result<std::time::Duration, EngineError> {
+    let since = engine.root_key_since()?;
+    let now = custodia_engine::SystemClock.now();
+    let micros = (now.unix_micros() - since.unix_micros()).max(0);
+    Ok(std::time::Duration::from_micros(micros as u64))
 }
 
 #[cfg(test)]

@@ -471,8 +471,92 @@ fn key_example() -> Value {
     json!({"role": "app"})
 }
 
+fn erasure_example() -> Value {
+    json!({"suppress": true, "request_id": "dsr-2026-0042"})
+}
+
+fn flags_example() -> Value {
+    json!({"restricted": true, "request_id": "dsr-2026-0043"})
+}
+
+fn lift_example() -> Value {
+    json!({"user_id": "user-123"})
+}
+
+const RIGHTS_OPS: &[Op] = &[
+    Op {
+        method: "POST",
+        path: "/v1/subjects/{subject_id}/erasure",
+        tag: "subject rights",
+        summary: "Erase a subject (GDPR Art. 17; `dsr_queue` operation): profile, look-ups, blind indexes and events go, the key is destroyed; data a legal obligation keeps is listed with the reason. `suppress` refuses the userId from then on.",
+        auth: true,
+        params: &[SUBJECT],
+        body: Some(erasure_example),
+        responses: &[
+            (
+                "200",
+                "`{\"subject_id\", \"cause\", \"erased\": [...], \"kept\": [{\"category\", \"records\", \"purpose\", \"reason\", \"until\"}], \"key_destroyed\", \"suppressed\", \"receipt_seq\", \"erased_at\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/subjects/{subject_id}/flags",
+        tag: "subject rights",
+        summary: "A subject's restriction (Art. 18), objection (Art. 21) and legal-hold flags.",
+        auth: true,
+        params: &[SUBJECT],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"restricted\", \"objected\", \"legal_hold\", \"erased_with_hold\", \"seq\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "PUT",
+        path: "/v1/subjects/{subject_id}/flags",
+        tag: "subject rights",
+        summary: "Set or lift restriction, objection or a legal hold; each change is a ledger entry and takes effect on the next access decision.",
+        auth: true,
+        params: &[SUBJECT],
+        body: Some(flags_example),
+        responses: &[("200", "The flags after the change."), REFUSALS],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/admin/retention/run",
+        tag: "subject rights",
+        summary: "Run the retention sweep of the caller's tenant now (the server also runs it on a timer).",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"subjects_scanned\", \"subjects_on_hold\", \"events_removed\", \"traits_removed\", \"profiles_erased\", \"ledger_entries\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/admin/suppressions/lift",
+        tag: "subject rights",
+        summary: "Lift the suppression of a userId (admin): it may be stored again.",
+        auth: true,
+        params: &[],
+        body: Some(lift_example),
+        responses: &[("200", "`{\"lifted\": true|false}`"), REFUSALS],
+    },
+];
+
 fn all_ops() -> impl Iterator<Item = &'static Op> {
     OPS.iter()
+        .chain(RIGHTS_OPS)
         .chain(AUDIT_OPS)
         .chain(CONSENT_OPS)
         .chain(ACCESS_OPS)

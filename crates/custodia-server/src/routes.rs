@@ -5,6 +5,7 @@ mod consents;
 mod ingest;
 mod ledger;
 mod meta;
+mod rights;
 mod subjects;
 
 use std::time::Instant;
@@ -58,6 +59,15 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
         RouteKind::PersonalRead,
     ),
     ("POST", "/v1/admin/keys", RouteKind::Other),
+    (
+        "POST",
+        "/v1/subjects/{subject_id}/erasure",
+        RouteKind::Other,
+    ),
+    ("GET", "/v1/subjects/{subject_id}/flags", RouteKind::Other),
+    ("PUT", "/v1/subjects/{subject_id}/flags", RouteKind::Other),
+    ("POST", "/v1/admin/retention/run", RouteKind::Other),
+    ("POST", "/v1/admin/suppressions/lift", RouteKind::Other),
     ("GET", "/v1/audit/merges", RouteKind::Other),
     ("POST", "/v1/consents", RouteKind::PersonalWrite),
     (
@@ -121,6 +131,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/subjects/{subject_id}/events", get(subjects::events))
         .route("/v1/admin/keys", post(admin::create_key))
+        .route("/v1/subjects/{subject_id}/erasure", post(rights::erase))
+        .route(
+            "/v1/subjects/{subject_id}/flags",
+            get(rights::flags).put(rights::set_flags),
+        )
+        .route("/v1/admin/retention/run", post(rights::retention_run))
+        .route(
+            "/v1/admin/suppressions/lift",
+            post(rights::lift_suppression),
+        )
         .route("/v1/audit/merges", get(admin::merges))
         .route("/v1/consents", post(consents::record))
         .route("/v1/subjects/{subject_id}/consents", get(consents::state))

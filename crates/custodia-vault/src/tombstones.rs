@@ -45,6 +45,7 @@ impl Tombstones {
                     .read(true)
                     .write(true)
                     .create(true)
+                    .truncate(false)
                     .mode(0o600)
                     .open(&self.path)
                     .map_err(|e| VaultError::io(&self.path, e))?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use custodia_core::{RoleName, TenantId};
-use custodia_engine::{CheckpointPolicy, Engine, EngineConfig, LedgerConfig, SystemClock};
+use custodia_engine::{CheckpointPolicy, Clock, Engine, EngineConfig, LedgerConfig, SystemClock};
 use custodia_policy::Policies;
 use custodia_server::{AppState, ServerConfig};
 use custodia_vault::Keyring;
@@ -39,6 +39,9 @@ enum Command {
     /// Verify the access log offline.
     #[command(subcommand)]
     Audit(ledger::AuditCommand),
+    /// Apply the retention policies now (the server also does it on a timer).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Measure throughput against the building blocks' own limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -49,6 +52,34 @@ enum KeysCommand {
     /// Create an API key on a data directory not held by a running server; prints the key alone
     /// on stdout (only its hash is stored).
     Create(KeysCreateArgs),
+    /// Root-key rotation: re-wrap every live subject key (and each tenant secret) under a new
+    /// root key, in place. The new key is read from --new-master-key-file, or generated and
+    /// printed alone on stdout. Afterwards retire the old key: it opens nothing current, and
+    /// key-store copies made before open nothing without it.
+    Rotate(KeysRotateArgs),
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// One retention sweep of every tenant, on a data directory not held by a running server;
+    /// prints a JSON report per tenant.
+    Run(RetentionRunArgs),
+}
+
+#[derive(Args)]
+struct RetentionRunArgs {
+    #[command(flatten)]
+    dirs: Dirs,
+}
+
+#[derive(Args)]
+struct KeysRotateArgs {
+    #[command(flatten)]
+    dirs: Dirs,
+    /// A file holding the new root key (base64 of 32 bytes). Without it a new key is generated
+    /// and printed alone on stdout.
+    #[arg(long)]
+    new_master_key_file: Option<PathBuf>,
 }
 
 /// Where the data and the keys are.
@@ -104,6 +135,13 @@ struct ServeArgs {
     /// Requests an API key may make at once after being idle.
     #[arg(long, default_value_t = 400.0)]
     rate_limit_burst: f64,
+    /// Run the retention sweep every this many hours (0: only on demand).
+    #[arg(long, default_value_t = 24)]
+    retention_interval_hours: u64,
+    /// Remind (log line and `/metrics`) once the root key is older than this many days: the bound
+    /// on how long an erased subject's key survives in key-store backups.
+    #[arg(long, default_value_t = 30)]
+    key_rotation_days: u64,
 }
 
 /// An outside witness of the ledgers' checkpoints.
@@ -155,6 +193,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Keys(KeysCommand::Create(args)) => keys_create(args),
+        Command::Keys(KeysCommand::Rotate(args)) => keys_rotate(args),
+        Command::Retention(RetentionCommand::Run(args)) => retention_run(args),
         Command::Ledger(cmd) => ledger::run(cmd),
         Command::Audit(cmd) => ledger::run_audit(cmd),
         Command::Bench(cmd) => bench::run(cmd),
@@ -265,6 +305,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 burst: args.rate_limit_burst.max(1.0),
             },
             witness_webhooks,
+            retention_interval: (args.retention_interval_hours > 0)
+                .then(|| std::time::Duration::from_secs(args.retention_interval_hours * 3600)),
+            key_rotation_interval: std::time::Duration::from_secs(
+                args.key_rotation_days.max(1) * 86_400,
+            ),
             ..ServerConfig::default()
         };
         let state = AppState::new(engine, config);
@@ -341,5 +386,52 @@ fn keys_create(args: KeysCreateArgs) -> anyhow::Result<()> {
     }
     let key = engine.create_api_key(&tenant, &role)?;
     println!("{}", key.secret.expose());
+    Ok(())
+}
+
+fn retention_run(args: RetentionRunArgs) -> anyhow::Result<()> {
+    let engine = open_engine(&args.dirs, false, LedgerConfig::default())?;
+    for tenant in engine.tenants()? {
+        let report = engine.retention_sweep_as_system(&tenant)?;
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    engine.flush()?;
+    Ok(())
+}
+
+fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<()> {
+    let old = master_key::resolve(&args.dirs, false)?;
+    let (new, print) = match &args.new_master_key_file {
+        Some(path) => (
+            custodia_vault::RootKey::read_file(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            false,
+        ),
+        None => (custodia_vault::RootKey::generate()?, true),
+    };
+    if new.id() == old.id() {
+        bail!("the new root key is the current one");
+    }
+    let new_text = new.to_base64();
+    let vault =
+        custodia_vault::Vault::open(&args.dirs.keys_dir, Keyring::new(new).with_previous(old))
+            .map_err(|e| anyhow::anyhow!("cannot open the key store: {e}"))?;
+    let mut total = 0u64;
+    for tenant in vault.tenants()? {
+        let keys = vault
+            .tenant(&tenant)
+            .map_err(|e| anyhow::anyhow!("tenant {tenant}: {e}"))?;
+        let n = keys.rotate_wrapping()?;
+        tracing::info!(tenant = %tenant, rewrapped = n, live_keys = keys.n_data_keys(), "tenant re-wrapped");
+        total += n;
+    }
+    vault.set_root_key_since(custodia_engine::SystemClock.now())?;
+    tracing::info!(
+        rewrapped = total,
+        "rotation done: start the server with the new root key and retire the old one"
+    );
+    if print {
+        println!("{}", new_text.as_str());
+    }
     Ok(())
 }

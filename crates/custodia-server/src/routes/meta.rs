@@ -18,9 +18,16 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, AppEr
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let tenant = custodia_core::TenantId::default_tenant();
-    let (store_bytes, n_keys) = state
-        .run(move |engine| Ok((engine.store_size_on_disk(), engine.n_data_keys(&tenant)?)))
+    let (store_bytes, n_keys, key_age) = state
+        .run(move |engine| {
+            Ok((
+                engine.store_size_on_disk(),
+                engine.n_data_keys(&tenant)?,
+                crate::root_key_age(engine)?,
+            ))
+        })
         .await?;
+    let rotation_due = key_age > state.0.config.key_rotation_interval;
     let uptime = state.0.started.elapsed().as_secs_f64();
     let text = state.0.metrics.render(&[
         (
@@ -32,6 +39,16 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError
             "custodia_subject_keys",
             "Live subject data keys of the default tenant.",
             n_keys as f64,
+        ),
+        (
+            "custodia_root_key_age_seconds",
+            "Seconds since the root key was last rotated.",
+            key_age.as_secs_f64(),
+        ),
+        (
+            "custodia_root_key_rotation_due",
+            "1 when the root key is older than the configured rotation interval.",
+            if rotation_due { 1.0 } else { 0.0 },
         ),
         (
             "custodia_uptime_seconds",
