@@ -16,6 +16,7 @@
 //! | `b'H'` | `'H' ‖ lp(tenant) ‖ pseudonym(16) ‖ seq(u64 BE)`                       | `01` (history index)   |
 //! | `b'F'` | `'F' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject flags          |
 //! | `b'X'` | `'X' ‖ lp(tenant) ‖ keyed_hash(32)`                                    | suppression entry      |
+//! | `b'A'` | `'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16)`                       | analytics fact         |
 //! | `b'K'` | `'K' ‖ lp(api_key_id)`                                                 | API key record         |
 //! | `b'G'` | `'G' ‖ lp(name)`                                                       | the caller's own bytes |
 //!
@@ -64,6 +65,8 @@ pub(crate) mod tag {
     pub(crate) const FLAGS: u8 = b'F';
     /// Suppressed external ids (keyed hashes).
     pub(crate) const SUPPRESSION: u8 = b'X';
+    /// The pseudonymized analytics projection.
+    pub(crate) const FACT: u8 = b'A';
     /// API keys.
     pub(crate) const API_KEY: u8 = b'K';
     /// Global metadata.
@@ -149,6 +152,32 @@ pub(crate) fn flags_key(tenant: &TenantId, subject: &Pseudonym) -> Result<Vec<u8
     tenant_scoped(tag::FLAGS, tenant, 16)
         .raw(&subject.0)
         .finish()
+}
+
+/// `'A' ‖ lp(tenant)`: the whole analytics projection of a tenant.
+pub(crate) fn fact_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::FACT, tenant, 0).finish()
+}
+
+/// `'A' ‖ lp(tenant) ‖ pseudonym(16)`: one subject's facts.
+pub(crate) fn subject_fact_prefix(
+    tenant: &TenantId,
+    subject: &Pseudonym,
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::FACT, tenant, 32)
+        .raw(&subject.0)
+        .finish()
+}
+
+/// `'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16)`.
+pub(crate) fn fact_key(
+    tenant: &TenantId,
+    subject: &Pseudonym,
+    event: EventId,
+) -> Result<Vec<u8>, StoreError> {
+    let mut key = subject_fact_prefix(tenant, subject)?;
+    key.extend_from_slice(&event.to_bytes());
+    Ok(key)
 }
 
 /// `'X' ‖ lp(tenant)`: every suppression entry of a tenant.

@@ -253,6 +253,55 @@ impl Store {
             .collect()
     }
 
+    /// A page of a tenant's analytics projection, in (pseudonym, event) order, strictly after
+    /// `after` if given: (pseudonym, event id, the fact's bytes as the engine stored them).
+    pub fn facts(
+        &self,
+        tenant: &TenantId,
+        after: Option<(Pseudonym, EventId)>,
+        limit: usize,
+    ) -> Result<Vec<(Pseudonym, EventId, Vec<u8>)>, StoreError> {
+        let prefix = keys::fact_prefix(tenant)?;
+        let after = after
+            .map(|(p, e)| keys::fact_key(tenant, &p, e))
+            .transpose()?;
+        self.backend
+            .scan_prefix(&prefix, after.as_deref(), limit)?
+            .into_iter()
+            .map(|(key, value)| {
+                let rest = key.get(prefix.len()..).filter(|r| r.len() == 32).ok_or(
+                    StoreError::Corrupt {
+                        what: "analytics fact key",
+                    },
+                )?;
+                let mut pseudonym = [0u8; 16];
+                pseudonym.copy_from_slice(&rest[..16]);
+                let mut event = [0u8; 16];
+                event.copy_from_slice(&rest[16..]);
+                Ok((Pseudonym(pseudonym), EventId::from_bytes(event), value))
+            })
+            .collect()
+    }
+
+    /// The event ids of one subject's facts.
+    pub fn subject_fact_ids(
+        &self,
+        tenant: &TenantId,
+        subject: &Pseudonym,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let prefix = keys::subject_fact_prefix(tenant, subject)?;
+        self.scan_all(&prefix)?
+            .into_iter()
+            .map(|(key, _)| {
+                Ok(EventId::from_bytes(keys::trailing_id(
+                    &key,
+                    prefix.len(),
+                    "analytics fact key",
+                )?))
+            })
+            .collect()
+    }
+
     /// The API key `id`, revoked or not. API keys are global: each names its tenant.
     pub fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         match self.backend.get(&keys::api_key_key(id)?)? {
@@ -449,6 +498,23 @@ impl WriteBatch {
         } else {
             self.put(keys::flags_key(tenant, subject), flags.encode_value());
         }
+    }
+
+    /// Stores one fact of the analytics projection (opaque bytes: the engine's encoding, which
+    /// holds no personal data), keyed by the subject's pseudonym and the event it comes from.
+    pub fn put_fact(
+        &mut self,
+        tenant: &TenantId,
+        subject: &Pseudonym,
+        event: EventId,
+        fact: Vec<u8>,
+    ) {
+        self.put(keys::fact_key(tenant, subject, event), Ok(fact));
+    }
+
+    /// Deletes one fact.
+    pub fn delete_fact(&mut self, tenant: &TenantId, subject: &Pseudonym, event: EventId) {
+        self.delete(keys::fact_key(tenant, subject, event));
     }
 
     /// Suppresses the external id with this keyed look-up hash from `since` on.

@@ -533,3 +533,35 @@ fn suppressions_are_per_tenant_and_can_be_lifted() {
         assert_eq!(store.suppressions(&a).unwrap().len(), 1);
     });
 }
+
+#[test]
+fn facts_are_scoped_by_tenant_and_subject_and_page_in_order() {
+    on_both_engines(|store| {
+        let (a, b) = (tenant("a"), tenant("b"));
+        let (p1, p2) = (
+            custodia_core::Pseudonym([1; 16]),
+            custodia_core::Pseudonym([2; 16]),
+        );
+        let mut batch = WriteBatch::new();
+        batch.put_fact(&a, &p2, event_id(5, 1), vec![25]);
+        batch.put_fact(&a, &p1, event_id(9, 1), vec![19]);
+        batch.put_fact(&a, &p1, event_id(3, 1), vec![13]);
+        batch.put_fact(&b, &p1, event_id(1, 1), vec![99]);
+        store.write(batch).unwrap();
+        let all = store.facts(&a, None, 10).unwrap();
+        let values: Vec<u8> = all.iter().map(|(_, _, v)| v[0]).collect();
+        assert_eq!(values, vec![13, 19, 25]);
+        let (p, e, _) = all[0];
+        let rest = store.facts(&a, Some((p, e)), 10).unwrap();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(
+            store.subject_fact_ids(&a, &p1).unwrap(),
+            vec![event_id(3, 1), event_id(9, 1)]
+        );
+        let mut batch = WriteBatch::new();
+        batch.delete_fact(&a, &p1, event_id(3, 1));
+        store.write(batch).unwrap();
+        assert_eq!(store.facts(&a, None, 10).unwrap().len(), 2);
+        assert_eq!(store.facts(&b, None, 10).unwrap().len(), 1);
+    });
+}
