@@ -1,0 +1,394 @@
+//! The loyalty KPIs of one period (api.md "Analytics", `GET /v1/analytics/kpis`). The formulas
+//! are written out in `docs/analytics.md`; each function here names the one it computes.
+
+use std::collections::BTreeMap;
+
+use custodia_core::{Pseudonym, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::fact::group_by_subject;
+use crate::{Currency, Fact, FactKind, Params, RateTable};
+
+/// The KPIs of one period. A figure is `None` (JSON `null`) exactly when it is suppressed, and
+/// then its path is in `suppressed`: it rests on fewer than `k_anonymity` subjects (which
+/// includes every figure whose denominator is zero).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Kpis {
+    /// The period `[from, to)`, echoed.
+    pub period: Period,
+    /// Subjects with at least one order in the period.
+    pub customers: Option<u64>,
+    /// Customers with at least two orders in the period, over customers.
+    pub repeat_purchase_rate: Option<f64>,
+    /// Of the subjects who ordered before the period, the share who ordered again in it.
+    pub retention_rate: Option<f64>,
+    /// `1 − retention_rate`.
+    pub churn_rate: Option<f64>,
+    /// Net revenue of the period over its orders, per currency and optionally in the base.
+    pub average_order_value: MoneyFigure,
+    /// Orders in the period over customers.
+    pub purchase_frequency: Option<f64>,
+    /// Net revenue per customer per year, times the expected lifespan.
+    pub customer_lifetime_value: MoneyFigure,
+    /// Net promoter score over each respondent's latest answer in the period, −100 to 100.
+    pub nps: Option<f64>,
+    /// Subjects left out because their consent or lawful basis does not allow `analytics`, as
+    /// the caller counted them.
+    pub excluded_for_consent: u64,
+    /// The lifespan used by `customer_lifetime_value`, echoed.
+    pub expected_lifespan_years: f64,
+    /// The small-cell threshold k, echoed.
+    pub k_anonymity: usize,
+    /// The dotted paths of the suppressed figures, each naming a `null` in this body (`"nps"`,
+    /// `"average_order_value.by_currency.JPY"`, `"customer_lifetime_value.base.amount"`), in the
+    /// order of the fields.
+    pub suppressed: Vec<String>,
+    /// Currencies with orders or refunds in the period that the rate table has no rate for; when
+    /// it is not empty, the `base` amounts are `null` (never a sum that leaves them out). Always
+    /// empty without a rate table.
+    pub missing_rates: Vec<Currency>,
+}
+
+/// A period `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    /// The first instant of the period.
+    pub from: Timestamp,
+    /// The first instant after the period.
+    pub to: Timestamp,
+}
+
+/// A money figure: one amount per currency that had orders in the period, and, with a rate
+/// table, one amount in the table's base. Amounts are in major units (euros, yen) rounded to the
+/// currency's minor unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoneyFigure {
+    /// The amount in each currency, computed over that currency's orders and customers alone;
+    /// `null` when suppressed.
+    pub by_currency: BTreeMap<Currency, Option<f64>>,
+    /// The amount over all currencies converted into the base; absent (`null`) without a rate
+    /// table.
+    pub base: Option<BaseAmount>,
+}
+
+/// A money figure converted into the base currency of the rate table.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaseAmount {
+    /// The base currency.
+    pub currency: Currency,
+    /// The amount in major units of the base; `null` when suppressed or when a rate is missing.
+    pub amount: Option<f64>,
+}
+
+/// Computes the KPIs of `params`' period over the facts of each subject.
+///
+/// `facts_by_subject` holds only subjects whose consent or lawful basis allows `analytics`;
+/// `excluded_for_consent` is how many the caller left out, reported as it is. Facts need not be
+/// sorted; facts of a pseudonym named twice are merged; facts out of their domain are skipped.
+pub fn compute_kpis<'a>(
+    facts_by_subject: impl IntoIterator<Item = (Pseudonym, &'a [Fact])>,
+    excluded_for_consent: u64,
+    params: &Params,
+) -> Kpis {
+    let mut totals = Totals::default();
+    for facts in group_by_subject(facts_by_subject).values() {
+        totals.add(&SubjectFigures::of(facts, params));
+    }
+    totals.into_kpis(excluded_for_consent, params)
+}
+
+/// What one subject contributes to the KPIs.
+#[derive(Default)]
+struct SubjectFigures {
+    orders_in_period: u64,
+    ordered_before_period: bool,
+    /// Per currency: orders in the period and net amount (orders − refunds) in the period.
+    by_currency: BTreeMap<Currency, CurrencyFigures>,
+    /// The latest NPS answer in the period (later in the list wins a tie in time).
+    latest_nps: Option<(Timestamp, u8)>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct CurrencyFigures {
+    orders: u64,
+    net_minor: i128,
+}
+
+impl SubjectFigures {
+    fn of(facts: &[&Fact], params: &Params) -> SubjectFigures {
+        let mut figures = SubjectFigures::default();
+        for fact in facts {
+            if fact.time < params.period_from() {
+                if matches!(fact.kind, FactKind::Order { .. }) {
+                    figures.ordered_before_period = true;
+                }
+                continue;
+            }
+            if !params.contains(fact.time) {
+                continue;
+            }
+            match fact.kind {
+                FactKind::Order {
+                    amount_minor,
+                    currency,
+                } => {
+                    figures.orders_in_period += 1;
+                    let entry = figures.by_currency.entry(currency).or_default();
+                    entry.orders += 1;
+                    entry.net_minor += i128::from(amount_minor);
+                }
+                FactKind::Refund {
+                    amount_minor,
+                    currency,
+                } => {
+                    let entry = figures.by_currency.entry(currency).or_default();
+                    entry.net_minor -= i128::from(amount_minor);
+                }
+                FactKind::Nps { score } => {
+                    if figures.latest_nps.is_none_or(|(time, _)| time <= fact.time) {
+                        figures.latest_nps = Some((fact.time, score));
+                    }
+                }
+                FactKind::Review { .. }
+                | FactKind::ProductViewed
+                | FactKind::ProductAdded
+                | FactKind::CheckoutStarted
+                | FactKind::Identified => {}
+            }
+        }
+        figures
+    }
+}
+
+/// The sums over all subjects.
+#[derive(Default)]
+struct Totals {
+    customers: u64,
+    repeat_customers: u64,
+    orders: u64,
+    prior_customers: u64,
+    retained_customers: u64,
+    nps_respondents: u64,
+    promoters: u64,
+    detractors: u64,
+    by_currency: BTreeMap<Currency, CurrencyTotals>,
+}
+
+#[derive(Default)]
+struct CurrencyTotals {
+    /// Subjects with at least one order in this currency in the period.
+    customers: u64,
+    orders: u64,
+    net_minor: i128,
+}
+
+impl Totals {
+    fn add(&mut self, subject: &SubjectFigures) {
+        if subject.orders_in_period >= 1 {
+            self.customers += 1;
+            self.orders += subject.orders_in_period;
+        }
+        if subject.orders_in_period >= 2 {
+            self.repeat_customers += 1;
+        }
+        if subject.ordered_before_period {
+            self.prior_customers += 1;
+            if subject.orders_in_period >= 1 {
+                self.retained_customers += 1;
+            }
+        }
+        if let Some((_, score)) = subject.latest_nps {
+            self.nps_respondents += 1;
+            match score {
+                9..=10 => self.promoters += 1,
+                0..=6 => self.detractors += 1,
+                _ => {}
+            }
+        }
+        for (currency, figures) in &subject.by_currency {
+            let totals = self.by_currency.entry(*currency).or_default();
+            if figures.orders >= 1 {
+                totals.customers += 1;
+            }
+            totals.orders += figures.orders;
+            totals.net_minor += figures.net_minor;
+        }
+    }
+
+    fn into_kpis(self, excluded_for_consent: u64, params: &Params) -> Kpis {
+        let k = params.k();
+        let mut suppressed = Vec::new();
+        // A figure resting on `base` subjects, or suppressed under the name `path`.
+        let mut shown = |path: &str, base: u64, value: f64| -> Option<f64> {
+            if base >= k {
+                Some(value)
+            } else {
+                suppressed.push(path.to_owned());
+                None
+            }
+        };
+        let customers = self.customers as f64;
+        let years = params.period_years();
+        let lifespan = params.expected_lifespan_years();
+
+        let customers_figure =
+            shown("customers", self.customers, customers).map(|_| self.customers);
+        let repeat_purchase_rate = shown(
+            "repeat_purchase_rate",
+            self.customers,
+            round_to(self.repeat_customers as f64 / customers, 4),
+        );
+        let retention = round_to(
+            self.retained_customers as f64 / self.prior_customers as f64,
+            4,
+        );
+        let retention_rate = shown("retention_rate", self.prior_customers, retention);
+        let churn_rate = shown(
+            "churn_rate",
+            self.prior_customers,
+            round_to(1.0 - retention, 4),
+        );
+
+        // Only currencies with orders get a per-currency figure; refunds in a currency without
+        // orders in the period still count in the base.
+        let with_orders = || self.by_currency.iter().filter(|(_, t)| t.orders >= 1);
+        let mut aov_by_currency = BTreeMap::new();
+        for (currency, totals) in with_orders() {
+            let aov_minor = totals.net_minor as f64 / totals.orders as f64;
+            let path = format!("average_order_value.by_currency.{currency}");
+            let value = shown(
+                &path,
+                totals.customers,
+                minor_to_major(aov_minor, *currency),
+            );
+            aov_by_currency.insert(*currency, value);
+        }
+        let aov_base = params.rates().map(|rates| {
+            let amount = self.net_in_base(rates).and_then(|net_base| {
+                let aov_minor = net_base / self.orders as f64;
+                shown(
+                    "average_order_value.base.amount",
+                    self.customers,
+                    minor_to_major(aov_minor, rates.base()),
+                )
+            });
+            BaseAmount {
+                currency: rates.base(),
+                amount,
+            }
+        });
+
+        let purchase_frequency = shown(
+            "purchase_frequency",
+            self.customers,
+            round_to(self.orders as f64 / customers, 4),
+        );
+
+        // CLV = AOV × (orders / customers) / years × lifespan, in each currency's own orders
+        // and customers, and over everything in the base.
+        let mut clv_by_currency = BTreeMap::new();
+        for (currency, totals) in with_orders() {
+            let aov_minor = totals.net_minor as f64 / totals.orders as f64;
+            let per_year = totals.orders as f64 / totals.customers as f64 / years;
+            let path = format!("customer_lifetime_value.by_currency.{currency}");
+            let clv_minor = aov_minor * per_year * lifespan;
+            let value = shown(
+                &path,
+                totals.customers,
+                minor_to_major(clv_minor, *currency),
+            );
+            clv_by_currency.insert(*currency, value);
+        }
+        let clv_base = params.rates().map(|rates| {
+            let amount = self.net_in_base(rates).and_then(|net_base| {
+                let aov_minor = net_base / self.orders as f64;
+                let per_year = self.orders as f64 / customers / years;
+                shown(
+                    "customer_lifetime_value.base.amount",
+                    self.customers,
+                    minor_to_major(aov_minor * per_year * lifespan, rates.base()),
+                )
+            });
+            BaseAmount {
+                currency: rates.base(),
+                amount,
+            }
+        });
+
+        let respondents = self.nps_respondents as f64;
+        let nps = shown(
+            "nps",
+            self.nps_respondents,
+            round_to(
+                100.0 * (self.promoters as f64 - self.detractors as f64) / respondents,
+                1,
+            ),
+        );
+
+        let missing_rates = match params.rates() {
+            Some(rates) => self.currencies_without_rate(rates),
+            None => Vec::new(),
+        };
+        Kpis {
+            period: Period {
+                from: params.period_from(),
+                to: params.period_to(),
+            },
+            customers: customers_figure,
+            repeat_purchase_rate,
+            retention_rate,
+            churn_rate,
+            average_order_value: MoneyFigure {
+                by_currency: aov_by_currency,
+                base: aov_base,
+            },
+            purchase_frequency,
+            customer_lifetime_value: MoneyFigure {
+                by_currency: clv_by_currency,
+                base: clv_base,
+            },
+            nps,
+            excluded_for_consent,
+            expected_lifespan_years: lifespan,
+            k_anonymity: params.k_anonymity(),
+            suppressed,
+            missing_rates,
+        }
+    }
+
+    /// The net revenue of the period (orders − refunds, every currency) in minor units of the
+    /// base; `None` if a currency has no rate.
+    fn net_in_base(&self, rates: &RateTable) -> Option<f64> {
+        self.by_currency
+            .iter()
+            .try_fold(0.0, |sum, (currency, totals)| {
+                let converted =
+                    rates.convert_minor(totals.net_minor as f64, *currency, rates.base())?;
+                Some(sum + converted)
+            })
+    }
+
+    fn currencies_without_rate(&self, rates: &RateTable) -> Vec<Currency> {
+        self.by_currency
+            .keys()
+            .filter(|currency| rates.rate(**currency).is_none())
+            .copied()
+            .collect()
+    }
+}
+
+/// `value` rounded to `decimals` places (half away from zero).
+pub(crate) fn round_to(value: f64, decimals: i32) -> f64 {
+    let factor = 10f64.powi(decimals);
+    let rounded = (value * factor).round() / factor;
+    // Turn −0.0 into 0.0, so that JSON never shows "-0.0".
+    if rounded == 0.0 { 0.0 } else { rounded }
+}
+
+/// An amount in minor units of `currency` as major units, rounded to the minor unit.
+fn minor_to_major(amount_minor: f64, currency: Currency) -> f64 {
+    round_to(
+        amount_minor / currency.minor_per_major(),
+        currency.minor_unit_exponent() as i32,
+    )
+}
