@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod analytics;
 mod cli;
 mod input;
 mod invariants;

@@ -280,7 +280,8 @@ impl Engine {
                 keys.add_tombstone(subject, now)?;
             }
 
-            // 3. The profile and its index entries.
+            // 3. The profile, its index entries and its analytics projection.
+            self.delete_facts(&mut batch, tenant, subject)?;
             for (kind, hash) in &record.lookups {
                 batch.delete_lookup(tenant, *kind, hash);
                 if options.suppress && *kind == LookupKind::UserId {
@@ -460,6 +461,7 @@ impl Engine {
                 }
             }
             batch.delete_subject(tenant, subject);
+            self.delete_facts(&mut batch, tenant, subject)?;
             self.store.write(batch)?;
             self.store.flush()?;
             keys.destroy_data_key(subject)?;

@@ -260,6 +260,17 @@ impl Engine {
         };
         let mut batch = WriteBatch::new();
         batch.put_event(&record);
+        if let Some(kind) = self.fact_kind(&data.event, &data.properties) {
+            let time = input.timestamp.unwrap_or(now);
+            self.put_fact(
+                &mut batch,
+                tenant,
+                keys.pseudonym(subject_id),
+                event_id,
+                time,
+                kind,
+            );
+        }
         self.store.write(batch)?;
         Ok(TrackOutcome {
             subject_id,
@@ -375,6 +386,14 @@ impl Engine {
         };
         let mut batch = WriteBatch::new();
         put_subject(&mut batch, None, &record);
+        self.put_fact(
+            &mut batch,
+            tenant,
+            keys.pseudonym(id),
+            crate::analytics::identified_fact_id(now),
+            now,
+            custodia_analytics::FactKind::Identified,
+        );
         self.store.write(batch)?;
         Ok(id)
     }
@@ -438,6 +457,7 @@ impl Engine {
         let known_record = self.subject_record(&tenant, known)?;
         let (known_key, known_data) = self.open_profile(keys, &known_record)?;
         let anon_key = keys.data_key(anon)?;
+        let (anon_p, known_p) = (keys.pseudonym(anon), keys.pseudonym(known));
 
         // Move events page by page. Each page is atomic: an event is either still under the
         // anonymous subject or already under the survivor, never lost or doubled.
@@ -459,6 +479,12 @@ impl Engine {
                 };
                 batch.delete_event(&tenant, anon, old.id);
                 batch.put_event(&moved);
+                // The event's analytics fact moves to the survivor's pseudonym with it.
+                batch.delete_fact(&tenant, &anon_p, old.id);
+                if let Some(kind) = self.fact_kind(&data.event, &data.properties) {
+                    let time = data.timestamp.unwrap_or(old.received_at);
+                    self.put_fact(&mut batch, &tenant, known_p, old.id, time, kind);
+                }
             }
             n_moved += page.len() as u64;
             self.store.write(batch)?;
@@ -492,6 +518,10 @@ impl Engine {
             batch.delete_blind(&tenant, field, bucket, anon);
         }
         batch.delete_subject(&tenant, anon);
+        // What is left of the anonymous subject's projection (its `Identified` fact) goes.
+        for event in self.store.subject_fact_ids(&tenant, &anon_p)? {
+            batch.delete_fact(&tenant, &anon_p, event);
+        }
         put_subject(&mut batch, Some(&known_record), &new);
         batch.put_merge(&MergeRecord {
             tenant: tenant.clone(),

@@ -8,6 +8,7 @@
 
 mod access;
 mod access_log;
+mod analytics;
 mod apikeys;
 mod clock;
 mod consent;
@@ -30,6 +31,7 @@ use custodia_store::Store;
 use custodia_vault::{Keyring, TenantVault, Vault};
 
 pub use access::{Caller, ReadGrant};
+pub use analytics::AnalyticsConfig;
 pub use apikeys::{ApiKeySecret, NewApiKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::{
@@ -108,6 +110,8 @@ pub struct Engine {
     /// The last event id handed out, so ids within one millisecond keep ingestion order. Only
     /// touched under `write_lock`.
     last_event_id: Mutex<Option<EventId>>,
+    /// Analytics settings (currency default, k, rates).
+    analytics: std::sync::RwLock<AnalyticsConfig>,
     data_dir: PathBuf,
 }
 
@@ -180,6 +184,7 @@ impl Engine {
             clock,
             write_lock: Mutex::new(()),
             last_event_id: Mutex::new(None),
+            analytics: std::sync::RwLock::new(AnalyticsConfig::default()),
             data_dir,
         }
     }

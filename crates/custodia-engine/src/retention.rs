@@ -131,6 +131,7 @@ impl Engine {
                     if ends <= now {
                         *events_removed.entry(category.id.clone()).or_default() += 1;
                         batch.delete_event(tenant, subject, event.id);
+                        batch.delete_fact(tenant, &pseudonym, event.id);
                     } else {
                         events_left += 1;
                         last_activity = last_activity.max(event.received_at);

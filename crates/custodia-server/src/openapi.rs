@@ -483,6 +483,54 @@ fn lift_example() -> Value {
     json!({"user_id": "user-123"})
 }
 
+const ANALYTICS_OPS: &[Op] = &[
+    Op {
+        method: "GET",
+        path: "/v1/analytics/kpis",
+        tag: "analytics",
+        summary: "KPIs over subjects whose consent or lawful basis allows `analytics` (formulas in docs/analytics.md); money per currency, figures on fewer than k subjects suppressed (null, listed in `suppressed`).",
+        auth: true,
+        params: &[
+            (
+                "from",
+                ParameterIn::Query,
+                false,
+                "RFC 3339, inclusive (default: a year before `to`).",
+            ),
+            (
+                "to",
+                ParameterIn::Query,
+                false,
+                "RFC 3339, exclusive (default: now).",
+            ),
+        ],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"customers\", \"repeat_purchase_rate\", \"retention_rate\", \"churn_rate\", \"average_order_value\", \"purchase_frequency\", \"customer_lifetime_value\", \"nps\", \"excluded_for_consent\", \"suppressed\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/analytics/segments",
+        tag: "analytics",
+        summary: "RFM segment and journey-stage counts of consenting subjects; small cells suppressed so none can be recovered by subtraction.",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"as_of\", \"rfm\": {...}, \"journey\": {...}, \"excluded_for_consent\", \"suppressed\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+];
+
 const RIGHTS_OPS: &[Op] = &[
     Op {
         method: "POST",
@@ -557,6 +605,7 @@ const RIGHTS_OPS: &[Op] = &[
 fn all_ops() -> impl Iterator<Item = &'static Op> {
     OPS.iter()
         .chain(RIGHTS_OPS)
+        .chain(ANALYTICS_OPS)
         .chain(AUDIT_OPS)
         .chain(CONSENT_OPS)
         .chain(ACCESS_OPS)

@@ -1,6 +1,7 @@
 //! The router: every route of api.md that exists so far, and the middleware around them.
 
 mod admin;
+mod analytics;
 mod consents;
 mod ingest;
 mod ledger;
@@ -67,6 +68,8 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ("GET", "/v1/subjects/{subject_id}/flags", RouteKind::Other),
     ("PUT", "/v1/subjects/{subject_id}/flags", RouteKind::Other),
     ("POST", "/v1/admin/retention/run", RouteKind::Other),
+    ("GET", "/v1/analytics/kpis", RouteKind::Other),
+    ("GET", "/v1/analytics/segments", RouteKind::Other),
     ("POST", "/v1/admin/suppressions/lift", RouteKind::Other),
     ("GET", "/v1/audit/merges", RouteKind::Other),
     ("POST", "/v1/consents", RouteKind::PersonalWrite),
@@ -137,6 +140,8 @@ pub fn router(state: AppState) -> Router {
             get(rights::flags).put(rights::set_flags),
         )
         .route("/v1/admin/retention/run", post(rights::retention_run))
+        .route("/v1/analytics/kpis", get(analytics::kpis))
+        .route("/v1/analytics/segments", get(analytics::segments))
         .route(
             "/v1/admin/suppressions/lift",
             post(rights::lift_suppression),

@@ -142,6 +142,16 @@ struct ServeArgs {
     /// on how long an erased subject's key survives in key-store backups.
     #[arg(long, default_value_t = 30)]
     key_rotation_days: u64,
+    /// Analytics: smallest number of subjects a published figure may rest on.
+    #[arg(long, default_value_t = 5)]
+    analytics_k: usize,
+    /// Analytics: the currency of orders and refunds that name none (ISO 4217 code).
+    #[arg(long, default_value = "EUR")]
+    default_currency: String,
+    /// Analytics: exchange rates to a base currency, a JSON file
+    /// `{"base": "EUR", "rates": {"USD": 0.92}}`, for combined money figures.
+    #[arg(long)]
+    exchange_rates: Option<PathBuf>,
 }
 
 /// An outside witness of the ledgers' checkpoints.
@@ -285,6 +295,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         record_reads: true,
     };
     let engine = Arc::new(open_engine(&args.dirs, args.demo, ledger)?);
+    engine.configure_analytics(analytics_config(&args)?);
     if args.demo {
         load_demo(&engine)?;
     }
@@ -434,4 +445,31 @@ fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<()> {
         println!("{}", new_text.as_str());
     }
     Ok(())
+}
+
+fn analytics_config(args: &ServeArgs) -> anyhow::Result<custodia_engine::AnalyticsConfig> {
+    let default_currency = args
+        .default_currency
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--default-currency: not an ISO 4217 code such as EUR"))?;
+    let rates = match &args.exchange_rates {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    if args.analytics_k == 0 {
+        bail!("--analytics-k must be at least 1");
+    }
+    Ok(custodia_engine::AnalyticsConfig {
+        default_currency: Some(default_currency),
+        k_anonymity: args.analytics_k,
+        rates,
+        ..custodia_engine::AnalyticsConfig::default()
+    })
 }

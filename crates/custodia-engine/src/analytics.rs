@@ -1,0 +1,308 @@
+//! The pseudonymized analytics projection and the analytics queries.
+//!
+//! On every `track` of an analytically relevant event (and when a subject is created) the engine
+//! writes one [`Fact`] — pseudonym, time, kind, amount and currency or score — under
+//! `'A' ‖ tenant ‖ pseudonym ‖ event id`, in the same batch as the event. Facts hold no names,
+//! contact data, order ids, product names or free text. They move with merges, go with the events
+//! the retention sweep removes, and go entirely with an erasure.
+//!
+//! A query reads the projection, groups it by pseudonym and asks the access decision, for the
+//! `analytics` purpose, about each subject: one whose consent (or restriction, objection) does not
+//! allow analytics is left out and counted in `excluded_for_consent`. So a withdrawal takes effect
+//! on the next query. The numbers come from `custodia-analytics`, which also suppresses small
+//! cells.
+
+use custodia_analytics::{
+    Currency, Fact, FactKind, Kpis, Params, RateTable, Segments, amount_minor_from_decimal,
+    amount_minor_from_f64, compute_kpis, compute_segments,
+};
+use custodia_core::{EventId, Operation, Pseudonym, PurposeId, SubjectId, TenantId, Timestamp};
+use custodia_store::{ConsentState, WriteBatch};
+use serde_json::{Map, Value};
+
+use crate::decision::{self, ConsentStatus, SubjectFlags};
+use crate::{Caller, Engine, EngineError};
+
+/// The purpose analytics runs under.
+pub(crate) const ANALYTICS_PURPOSE: &str = "analytics";
+
+/// One subject's facts.
+type SubjectFacts = (Pseudonym, Vec<Fact>);
+
+/// Facts read per page.
+const PAGE: usize = 4_096;
+
+/// Settings of the analytics queries.
+#[derive(Debug, Clone)]
+pub struct AnalyticsConfig {
+    /// The currency of an order or refund that names none (no silent guessing beyond this one,
+    /// configured value; `None` leaves such events out of the money figures).
+    pub default_currency: Option<Currency>,
+    /// Smallest number of subjects a published figure may rest on.
+    pub k_anonymity: usize,
+    /// Exchange rates to a base currency, for the combined money figures.
+    pub rates: Option<RateTable>,
+    /// Expected customer lifespan in years, for the lifetime value.
+    pub expected_lifespan_years: f64,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> AnalyticsConfig {
+        AnalyticsConfig {
+            default_currency: Some(Currency::EUR),
+            k_anonymity: 5,
+            rates: None,
+            expected_lifespan_years: 3.0,
+        }
+    }
+}
+
+/// The key a subject's `Identified` fact is stored under: an id in the creation millisecond
+/// with a fixed random part, so it sorts with the subject's events and is found again.
+pub(crate) fn identified_fact_id(created_at: Timestamp) -> EventId {
+    EventId::from_parts(created_at.unix_millis(), [0; 10])
+}
+
+/// A number or a numeric string.
+fn amount(value: &Value, currency: Currency) -> Option<i64> {
+    match value {
+        Value::Number(n) => amount_minor_from_f64(n.as_f64()?, currency).ok(),
+        Value::String(s) => amount_minor_from_decimal(s.trim(), currency).ok(),
+        _ => None,
+    }
+}
+
+fn small_int(value: Option<&Value>) -> Option<u8> {
+    let n = value?.as_f64()?;
+    (n.fract() == 0.0 && (0.0..=255.0).contains(&n)).then_some(n as u8)
+}
+
+impl Engine {
+    /// Replaces the analytics settings.
+    pub fn configure_analytics(&self, config: AnalyticsConfig) {
+        *self.analytics.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    fn analytics_config(&self) -> AnalyticsConfig {
+        self.analytics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The fact of an event, if it is one analytics uses.
+    pub(crate) fn fact_kind(
+        &self,
+        event: &str,
+        properties: &Map<String, Value>,
+    ) -> Option<FactKind> {
+        let money = || {
+            let currency = match properties.get("currency").and_then(Value::as_str) {
+                Some(code) => code.trim().to_ascii_uppercase().parse::<Currency>().ok()?,
+                None => self.analytics_config().default_currency?,
+            };
+            let total = properties
+                .get("total")
+                .or_else(|| properties.get("revenue"))?;
+            Some((amount(total, currency)?, currency))
+        };
+        let kind = match event {
+            "Order Completed" => {
+                let (amount_minor, currency) = money()?;
+                FactKind::Order {
+                    amount_minor,
+                    currency,
+                }
+            }
+            "Order Refunded" => {
+                let (amount_minor, currency) = money()?;
+                FactKind::Refund {
+                    amount_minor,
+                    currency,
+                }
+            }
+            "NPS Answered" => FactKind::Nps {
+                score: small_int(properties.get("score"))?,
+            },
+            "Product Reviewed" => FactKind::Review {
+                rating: small_int(properties.get("rating"))?,
+            },
+            "Product Viewed" => FactKind::ProductViewed,
+            "Product Added" => FactKind::ProductAdded,
+            "Checkout Started" => FactKind::CheckoutStarted,
+            _ => return None,
+        };
+        kind.check().ok().map(|()| kind)
+    }
+
+    /// Adds a fact to `batch` (nothing if the kind is out of its domain).
+    pub(crate) fn put_fact(
+        &self,
+        batch: &mut WriteBatch,
+        tenant: &TenantId,
+        pseudonym: Pseudonym,
+        event: EventId,
+        time: Timestamp,
+        kind: FactKind,
+    ) {
+        if let Ok(fact) = Fact::new(pseudonym, time, kind) {
+            batch.put_fact(tenant, &pseudonym, event, fact.encode());
+        }
+    }
+
+    /// Whether analytics may use the subject: the access decision for the caller's role and the
+    /// `analytics` purpose, with the subject's consent and flags.
+    fn analytics_allowed(
+        &self,
+        caller: &Caller,
+        purpose: &custodia_policy::Purpose,
+        subject: &Pseudonym,
+    ) -> Result<bool, EngineError> {
+        let tenant = &caller.tenant;
+        let consent = if decision::needs_consent(purpose) {
+            match self.store.consent(tenant, subject, &purpose.id)? {
+                None => ConsentStatus::NotSet,
+                Some(c) if c.state == ConsentState::Withdrawn => ConsentStatus::Withdrawn,
+                Some(c) if self.is_expired(&purpose.id, c.since, self.clock.now()) => {
+                    ConsentStatus::Expired
+                }
+                Some(_) => ConsentStatus::Granted,
+            }
+        } else {
+            ConsentStatus::NotSet
+        };
+        let flags = self.store.subject_flags(tenant, subject)?;
+        let flags = SubjectFlags {
+            restricted: flags.restricted,
+            objected: flags.objected,
+        };
+        Ok(decision::decide(&caller.role, Operation::Analytics, purpose, consent, flags).is_ok())
+    }
+
+    /// Every subject's facts that analytics may use, and how many subjects were left out.
+    fn allowed_facts(
+        &self,
+        caller: &Caller,
+    ) -> Result<(Vec<SubjectFacts>, u64), EngineError> {
+        caller.require(Operation::Analytics)?;
+        let purpose_id: PurposeId = ANALYTICS_PURPOSE
+            .parse()
+            .map_err(|_| EngineError::UnknownPurpose)?;
+        let purpose = self
+            .policies
+            .purpose(&purpose_id)
+            .ok_or(EngineError::UnknownPurpose)?;
+        decision::decide_caller(&caller.role, Operation::Analytics, purpose).map_err(|_| {
+            EngineError::PurposeNotPermitted {
+                role: caller.role.name.to_string(),
+                purpose: purpose_id.to_string(),
+            }
+        })?;
+        // Replays anything the consent view missed.
+        self.ledger(&caller.tenant)?;
+
+        let mut subjects: Vec<SubjectFacts> = Vec::new();
+        let mut excluded = 0u64;
+        let mut current: Option<(Pseudonym, bool)> = None;
+        let mut after = None;
+        loop {
+            let page = self.store.facts(&caller.tenant, after, PAGE)?;
+            for (pseudonym, event, bytes) in &page {
+                let allowed = match current {
+                    Some((p, allowed)) if p == *pseudonym => allowed,
+                    _ => {
+                        let allowed = self.analytics_allowed(caller, purpose, pseudonym)?;
+                        if !allowed {
+                            excluded += 1;
+                        } else {
+                            subjects.push((*pseudonym, Vec::new()));
+                        }
+                        current = Some((*pseudonym, allowed));
+                        allowed
+                    }
+                };
+                if !allowed {
+                    continue;
+                }
+                // A fact that does not decode is skipped, not fatal: the figures rest on the rest.
+                let Ok(fact) = Fact::decode(bytes) else {
+                    tracing::warn!(event = %event, "analytics fact does not decode; skipped");
+                    continue;
+                };
+                if let Some((_, facts)) = subjects.last_mut() {
+                    facts.push(fact);
+                }
+            }
+            after = page.last().map(|(p, e, _)| (*p, *e));
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        Ok((subjects, excluded))
+    }
+
+    fn analytics_params(&self, from: Timestamp, to: Timestamp) -> Result<Params, EngineError> {
+        let config = self.analytics_config();
+        fn invalid(
+            field: &'static str,
+        ) -> impl Fn(custodia_analytics::AnalyticsError) -> EngineError {
+            move |e| EngineError::invalid(field, e.to_string())
+        }
+        let mut params = Params::new(from, to)
+            .map_err(invalid("from"))?
+            .with_k_anonymity(config.k_anonymity)
+            .map_err(invalid("k_anonymity"))?
+            .with_expected_lifespan_years(config.expected_lifespan_years)
+            .map_err(invalid("expected_lifespan_years"))?;
+        if let Some(rates) = config.rates {
+            params = params.with_rates(rates);
+        }
+        Ok(params)
+    }
+
+    /// The KPIs over `[from, to)` (`analytics` operation and purpose).
+    pub fn kpis(
+        &self,
+        caller: &Caller,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Kpis, EngineError> {
+        let params = self.analytics_params(from, to)?;
+        let (subjects, excluded) = self.allowed_facts(caller)?;
+        Ok(compute_kpis(
+            subjects.iter().map(|(p, facts)| (*p, facts.as_slice())),
+            excluded,
+            &params,
+        ))
+    }
+
+    /// RFM segment and journey-stage counts as of now (`analytics` operation and purpose).
+    pub fn segments(&self, caller: &Caller) -> Result<Segments, EngineError> {
+        let now = self.clock.now();
+        // Segments look at each subject's whole history up to now.
+        let params = self.analytics_params(Timestamp::from_unix_micros(0), now)?;
+        let (subjects, excluded) = self.allowed_facts(caller)?;
+        Ok(compute_segments(
+            subjects.iter().map(|(p, facts)| (*p, facts.as_slice())),
+            excluded,
+            &params,
+        ))
+    }
+
+    /// Removes every fact of a subject (erasure).
+    pub(crate) fn delete_facts(
+        &self,
+        batch: &mut WriteBatch,
+        tenant: &TenantId,
+        subject: SubjectId,
+    ) -> Result<(), EngineError> {
+        let pseudonym = self.keys(tenant)?.pseudonym(subject);
+        for event in self.store.subject_fact_ids(tenant, &pseudonym)? {
+            batch.delete_fact(tenant, &pseudonym, event);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
