@@ -12,3 +12,4 @@ mod p2_erasure;
 mod p3_consent;
 mod p4_access;
 mod p5_durability;
+mod search;

@@ -63,6 +63,11 @@ impl ReadGrant {
         &self.purpose.id
     }
 
+    /// Whether the policies allow text search for the purpose.
+    pub fn allows_search(&self) -> bool {
+        self.purpose.search
+    }
+
     /// The purpose's lawful basis.
     pub fn basis(&self) -> LawfulBasis {
         self.purpose.lawful_basis

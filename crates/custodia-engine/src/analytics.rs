@@ -180,10 +180,7 @@ impl Engine {
     }
 
     /// Every subject's facts that analytics may use, and how many subjects were left out.
-    fn allowed_facts(
-        &self,
-        caller: &Caller,
-    ) -> Result<(Vec<SubjectFacts>, u64), EngineError> {
+    fn allowed_facts(&self, caller: &Caller) -> Result<(Vec<SubjectFacts>, u64), EngineError> {
         caller.require(Operation::Analytics)?;
         let purpose_id: PurposeId = ANALYTICS_PURPOSE
             .parse()

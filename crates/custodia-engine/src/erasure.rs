@@ -206,8 +206,23 @@ impl Engine {
     ) -> Result<u64, EngineError> {
         self.subject_record(tenant, subject)?;
         let ledger = self.ledger(tenant)?;
+        let pseudonym = self.keys(tenant)?.pseudonym(subject);
+        if change == FlagChange::LiftRestriction
+            && self
+                .store
+                .subject_flags(tenant, &pseudonym)?
+                .erased_with_hold
+        {
+            // What an erasure kept for a legal obligation stays restricted to it.
+            return Err(EngineError::Conflict {
+                field: "/restricted".to_owned(),
+                message:
+                    "the subject was erased; what is kept is restricted to its legal obligation"
+                        .to_owned(),
+            });
+        }
         let mut entry = new_entry(self.clock.now(), tenant, change.kind());
-        entry.subject = Some(self.keys(tenant)?.pseudonym(subject));
+        entry.subject = Some(pseudonym);
         if let Some(id) = request_id {
             entry
                 .attributes
@@ -354,6 +369,9 @@ impl Engine {
             (outcome, n_kept == 0)
         };
 
+        // The search document, with the segments that held it merged away.
+        self.purge_from_search(tenant, subject)?;
+
         // 4. The key, overwritten in place.
         if destroy {
             keys.destroy_data_key(subject)?;
@@ -465,6 +483,7 @@ impl Engine {
             self.store.write(batch)?;
             self.store.flush()?;
             keys.destroy_data_key(subject)?;
+            self.purge_from_search(tenant, subject)?;
             cleaned += 1;
         }
         if cleaned > 0 {

@@ -107,6 +107,9 @@ pub enum EngineError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// The search index failed.
+    #[error("search index: {0}")]
+    Search(#[from] custodia_search::SearchError),
     /// A stored record did not decode after decryption.
     #[error("corrupt {0} record")]
     Corrupt(&'static str),
@@ -135,7 +138,9 @@ impl EngineError {
             EngineError::Vault(e) => e.code(),
             EngineError::Store(e) => e.code(),
             EngineError::Ledger(e) => e.code(),
-            EngineError::Io { .. } | EngineError::Corrupt(_) => ErrorCode::Internal,
+            EngineError::Io { .. } | EngineError::Corrupt(_) | EngineError::Search(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 

@@ -260,6 +260,10 @@ impl Engine {
         };
         let mut batch = WriteBatch::new();
         batch.put_event(&record);
+        if data.event == "Order Completed" && data.properties.contains_key("order_id") {
+            // Order ids are searchable.
+            self.queue_search(&mut batch, tenant, subject_id);
+        }
         if let Some(kind) = self.fact_kind(&data.event, &data.properties) {
             let time = input.timestamp.unwrap_or(now);
             self.put_fact(
@@ -386,6 +390,7 @@ impl Engine {
         };
         let mut batch = WriteBatch::new();
         put_subject(&mut batch, None, &record);
+        self.queue_search(&mut batch, tenant, id);
         self.put_fact(
             &mut batch,
             tenant,
@@ -523,6 +528,9 @@ impl Engine {
             batch.delete_fact(&tenant, &anon_p, event);
         }
         put_subject(&mut batch, Some(&known_record), &new);
+        // The survivor's document takes the merged profile; the merged subject's goes.
+        self.queue_search(&mut batch, &tenant, known);
+        self.queue_search(&mut batch, &tenant, anon);
         batch.put_merge(&MergeRecord {
             tenant: tenant.clone(),
             merged: anon,

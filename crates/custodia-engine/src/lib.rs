@@ -21,6 +21,7 @@ mod input;
 mod ledger;
 mod profile;
 mod retention;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,6 +49,7 @@ pub use input::{IdentifyInput, TrackInput, TraitChanges};
 pub use ledger::CheckpointPolicy;
 pub use profile::{EventPage, EventView, Lookup, Profile};
 pub use retention::RetentionReport;
+pub use search::{SearchHitView, SearchPage};
 
 /// Where the engine keeps its state and which policies it enforces.
 pub struct EngineConfig {
@@ -112,6 +114,8 @@ pub struct Engine {
     last_event_id: Mutex<Option<EventId>>,
     /// Analytics settings (currency default, k, rates).
     analytics: std::sync::RwLock<AnalyticsConfig>,
+    /// The search indexes and their queue numbering.
+    search: search::SearchIndexes,
     data_dir: PathBuf,
 }
 
@@ -165,6 +169,7 @@ impl Engine {
             ledger.checkpoints,
         );
         let record_reads = ledger.record_reads;
+        let search_seq_start = u64::try_from(clock.now().unix_micros()).unwrap_or(0);
         let access_logs = ledger::Ledgers::new(
             ledger::ACCESS_LOG,
             &data_dir,
@@ -185,6 +190,7 @@ impl Engine {
             write_lock: Mutex::new(()),
             last_event_id: Mutex::new(None),
             analytics: std::sync::RwLock::new(AnalyticsConfig::default()),
+            search: search::SearchIndexes::new(data_dir.join("search"), search_seq_start),
             data_dir,
         }
     }

@@ -306,6 +306,7 @@ impl Engine {
         let new = self.resealed(keys, key, record, data, now)?;
         let mut batch = WriteBatch::new();
         put_subject(&mut batch, Some(record), &new);
+        self.queue_search(&mut batch, &record.tenant, record.id);
         Ok(self.store.write(batch)?)
     }
 

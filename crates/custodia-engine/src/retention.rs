@@ -169,6 +169,7 @@ impl Engine {
                 let mut new = self.resealed(&keys, &key, &record, &data, now)?;
                 new.updated_at = record.updated_at;
                 crate::profile::put_subject(&mut batch, Some(&record), &new);
+                self.queue_search(&mut batch, tenant, subject);
             }
             if !batch.is_empty() {
                 self.store.write(batch)?;

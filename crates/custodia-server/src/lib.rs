@@ -115,14 +115,19 @@ pub async fn serve(
     let pushed = Arc::new(std::sync::Mutex::new(witness::Pushed::default()));
     let ticker = tokio::spawn(checkpoint_ticker(state.clone(), pushed.clone()));
     let sweeper = tokio::spawn(retention_ticker(state.clone()));
+    let indexer = tokio::spawn(indexer(state.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     ticker.abort();
     sweeper.abort();
+    indexer.abort();
     // A last checkpoint covers everything appended before the stop.
     let flushed = state
         .run(|engine| {
+            // What is queued for search goes into the index before the stop (after a crash the
+            // queue is handled at the next start instead).
+            engine.index_all_pending()?;
             let checkpoints = engine.checkpoint_open_ledgers()?;
             engine.flush()?;
             Ok(checkpoints)
@@ -148,6 +153,19 @@ async fn checkpoint_ticker(state: AppState, pushed: Arc<std::sync::Mutex<witness
         match state.run(|engine| engine.checkpoint_open_ledgers()).await {
             Ok(checkpoints) => witness::push(&state, checkpoints, &pushed).await,
             Err(e) => tracing::error!(error = %e.problem().detail, "periodic checkpoint failed"),
+        }
+    }
+}
+
+/// Keeps the search indexes in step with the store: handles the search queues a few times a
+/// second (a write never waits for an index commit; after a crash the queue is still there).
+async fn indexer(state: AppState) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(250));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(e) = state.run(|engine| engine.index_all_pending()).await {
+            tracing::error!(error = %e.problem().detail, "search indexing failed");
         }
     }
 }

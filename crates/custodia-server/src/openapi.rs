@@ -483,6 +483,38 @@ fn lift_example() -> Value {
     json!({"user_id": "user-123"})
 }
 
+const SEARCH_OPS: &[Op] = &[Op {
+    method: "GET",
+    path: "/v1/search",
+    tag: "profiles",
+    summary: "Full-text search over profiles (names, contact data, address, other traits, order ids) whose index holds only keyed hashes of normalized tokens. AND over words, prefix on the last word, best first. The purpose must allow search; hits the subject's consent or flags do not allow are left out; returned hits are in the access log.",
+    auth: true,
+    params: &[
+        (
+            "q",
+            ParameterIn::Query,
+            true,
+            "The words to find (at most 256 characters).",
+        ),
+        PURPOSE,
+        ("limit", ParameterIn::Query, false, "1 to 100 (default 10)."),
+        (
+            "tier",
+            ParameterIn::Query,
+            false,
+            "Only subjects with this loyalty tier.",
+        ),
+    ],
+    body: None,
+    responses: &[
+        (
+            "200",
+            "`{\"hits\": [{\"subject_id\", \"score\"}], \"total\"}`",
+        ),
+        REFUSALS,
+    ],
+}];
+
 const ANALYTICS_OPS: &[Op] = &[
     Op {
         method: "GET",
@@ -606,6 +638,7 @@ fn all_ops() -> impl Iterator<Item = &'static Op> {
     OPS.iter()
         .chain(RIGHTS_OPS)
         .chain(ANALYTICS_OPS)
+        .chain(SEARCH_OPS)
         .chain(AUDIT_OPS)
         .chain(CONSENT_OPS)
         .chain(ACCESS_OPS)

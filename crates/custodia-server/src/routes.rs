@@ -59,6 +59,7 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
         "/v1/subjects/{subject_id}/events",
         RouteKind::PersonalRead,
     ),
+    ("GET", "/v1/search", RouteKind::PersonalRead),
     ("POST", "/v1/admin/keys", RouteKind::Other),
     (
         "POST",
@@ -133,6 +134,7 @@ pub fn router(state: AppState) -> Router {
             get(subjects::read).patch(subjects::patch),
         )
         .route("/v1/subjects/{subject_id}/events", get(subjects::events))
+        .route("/v1/search", get(subjects::search))
         .route("/v1/admin/keys", post(admin::create_key))
         .route("/v1/subjects/{subject_id}/erasure", post(rights::erase))
         .route(

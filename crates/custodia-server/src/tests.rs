@@ -152,20 +152,26 @@ async fn every_personal_read_route_demands_a_purpose() {
         }
         assert_eq!(*method, "GET");
         let base = path.replace("{subject_id}", &id);
-        let uri = if *path == "/v1/subjects" {
-            format!("{base}?email=a@example.com")
-        } else {
-            base.clone()
+        let uri = match *path {
+            "/v1/subjects" => format!("{base}?email=a@example.com"),
+            "/v1/search" => format!("{base}?q=example"),
+            _ => base.clone(),
         };
         assert_problem(&h.get(&uri).await, 400, "purpose_missing", Some("purpose"));
         let sep = if uri.contains('?') { '&' } else { '?' };
         let consent = h.get(&format!("{uri}{sep}purpose=marketing_email")).await;
-        assert_problem(&consent, 403, "consent_required", None);
+        if *path == "/v1/search" {
+            // Search is refused for purposes whose policy does not allow it, before any subject;
+            // each hit then goes through the subject's consent (tested in the engine).
+            assert_problem(&consent, 403, "purpose_not_permitted", None);
+        } else {
+            assert_problem(&consent, 403, "consent_required", None);
+        }
         let ok = h.get(&format!("{uri}{sep}purpose=customer_support")).await;
         assert_eq!(ok.status, StatusCode::OK, "{uri}: {:?}", ok.body);
         checked += 1;
     }
-    assert_eq!(checked, 3);
+    assert_eq!(checked, 4);
 }
 
 #[tokio::test]

@@ -17,6 +17,8 @@
 //! | `b'F'` | `'F' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject flags          |
 //! | `b'X'` | `'X' ‖ lp(tenant) ‖ keyed_hash(32)`                                    | suppression entry      |
 //! | `b'A'` | `'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16)`                       | analytics fact         |
+//! | `b'Q'` | `'Q' ‖ lp(tenant) ‖ seq(u64 BE) ‖ subject(16)`                       | `01` (search queue)    |
+//! | `b'P'` | `'P' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject(16)            |
 //! | `b'K'` | `'K' ‖ lp(api_key_id)`                                                 | API key record         |
 //! | `b'G'` | `'G' ‖ lp(name)`                                                       | the caller's own bytes |
 //!
@@ -67,6 +69,10 @@ pub(crate) mod tag {
     pub(crate) const SUPPRESSION: u8 = b'X';
     /// The pseudonymized analytics projection.
     pub(crate) const FACT: u8 = b'A';
+    /// Subjects whose search document must be rebuilt, in write order.
+    pub(crate) const SEARCH_QUEUE: u8 = b'Q';
+    /// Pseudonym → subject, so search hits (which carry pseudonyms only) resolve.
+    pub(crate) const PSEUDONYM: u8 = b'P';
     /// API keys.
     pub(crate) const API_KEY: u8 = b'K';
     /// Global metadata.
@@ -151,6 +157,33 @@ pub(crate) fn event_key(
 pub(crate) fn flags_key(tenant: &TenantId, subject: &Pseudonym) -> Result<Vec<u8>, StoreError> {
     tenant_scoped(tag::FLAGS, tenant, 16)
         .raw(&subject.0)
+        .finish()
+}
+
+/// `'Q' ‖ lp(tenant)`: a tenant's search queue.
+pub(crate) fn queue_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::SEARCH_QUEUE, tenant, 0).finish()
+}
+
+/// `'Q' ‖ lp(tenant) ‖ seq(u64 BE) ‖ subject(16)`.
+pub(crate) fn queue_key(
+    tenant: &TenantId,
+    seq: u64,
+    subject: SubjectId,
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::SEARCH_QUEUE, tenant, 24)
+        .u64(seq)
+        .raw(&subject.to_bytes())
+        .finish()
+}
+
+/// `'P' ‖ lp(tenant) ‖ pseudonym(16)`.
+pub(crate) fn pseudonym_key(
+    tenant: &TenantId,
+    pseudonym: &Pseudonym,
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::PSEUDONYM, tenant, 16)
+        .raw(&pseudonym.0)
         .finish()
 }
 

@@ -302,6 +302,43 @@ impl Store {
             .collect()
     }
 
+    /// The oldest entries of a tenant's search queue: (seq, subject), at most `limit`.
+    pub fn search_queue(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<(u64, SubjectId)>, StoreError> {
+        let prefix = keys::queue_prefix(tenant)?;
+        self.backend
+            .scan_prefix(&prefix, None, limit)?
+            .into_iter()
+            .map(|(key, _)| {
+                let rest = key.get(prefix.len()..).filter(|r| r.len() == 24).ok_or(
+                    StoreError::Corrupt {
+                        what: "search queue key",
+                    },
+                )?;
+                let mut seq = [0u8; 8];
+                seq.copy_from_slice(&rest[..8]);
+                let mut subject = [0u8; 16];
+                subject.copy_from_slice(&rest[8..]);
+                Ok((u64::from_be_bytes(seq), SubjectId::from_bytes(subject)))
+            })
+            .collect()
+    }
+
+    /// The subject behind a pseudonym, if the search index's map knows it.
+    pub fn subject_of_pseudonym(
+        &self,
+        tenant: &TenantId,
+        pseudonym: &Pseudonym,
+    ) -> Result<Option<SubjectId>, StoreError> {
+        match self.backend.get(&keys::pseudonym_key(tenant, pseudonym)?)? {
+            Some(value) => records::decode_lookup_value(&value).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The API key `id`, revoked or not. API keys are global: each names its tenant.
     pub fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         match self.backend.get(&keys::api_key_key(id)?)? {
@@ -515,6 +552,29 @@ impl WriteBatch {
     /// Deletes one fact.
     pub fn delete_fact(&mut self, tenant: &TenantId, subject: &Pseudonym, event: EventId) {
         self.delete(keys::fact_key(tenant, subject, event));
+    }
+
+    /// Queues `subject` for re-indexing (entry `seq` of the tenant's search queue).
+    pub fn queue_for_search(&mut self, tenant: &TenantId, seq: u64, subject: SubjectId) {
+        self.put(keys::queue_key(tenant, seq, subject), Ok(vec![1]));
+    }
+
+    /// Removes a processed entry of the search queue.
+    pub fn dequeue_search(&mut self, tenant: &TenantId, seq: u64, subject: SubjectId) {
+        self.delete(keys::queue_key(tenant, seq, subject));
+    }
+
+    /// Maps a pseudonym to its subject (for search hits).
+    pub fn put_pseudonym(&mut self, tenant: &TenantId, pseudonym: &Pseudonym, subject: SubjectId) {
+        self.put(
+            keys::pseudonym_key(tenant, pseudonym),
+            Ok(records::encode_lookup_value(subject)),
+        );
+    }
+
+    /// Removes a pseudonym's mapping.
+    pub fn delete_pseudonym(&mut self, tenant: &TenantId, pseudonym: &Pseudonym) {
+        self.delete(keys::pseudonym_key(tenant, pseudonym));
     }
 
     /// Suppresses the external id with this keyed look-up hash from `since` on.

@@ -39,6 +39,9 @@ enum Command {
     /// Verify the access log offline.
     #[command(subcommand)]
     Audit(ledger::AuditCommand),
+    /// The search index.
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// Apply the retention policies now (the server also does it on a timer).
     #[command(subcommand)]
     Retention(RetentionCommand),
@@ -57,6 +60,13 @@ enum KeysCommand {
     /// printed alone on stdout. Afterwards retire the old key: it opens nothing current, and
     /// key-store copies made before open nothing without it.
     Rotate(KeysRotateArgs),
+}
+
+#[derive(Subcommand)]
+enum IndexCommand {
+    /// Rebuild every tenant's search index from the store, from scratch (on a data directory not
+    /// held by a running server). Shows progress on a terminal.
+    Rebuild(RetentionRunArgs),
 }
 
 #[derive(Subcommand)]
@@ -205,6 +215,7 @@ fn main() -> ExitCode {
         Command::Keys(KeysCommand::Create(args)) => keys_create(args),
         Command::Keys(KeysCommand::Rotate(args)) => keys_rotate(args),
         Command::Retention(RetentionCommand::Run(args)) => retention_run(args),
+        Command::Index(IndexCommand::Rebuild(args)) => index_rebuild(args),
         Command::Ledger(cmd) => ledger::run(cmd),
         Command::Audit(cmd) => ledger::run_audit(cmd),
         Command::Bench(cmd) => bench::run(cmd),
@@ -424,6 +435,11 @@ fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<()> {
         bail!("the new root key is the current one");
     }
     let new_text = new.to_base64();
+    if print {
+        // Out before anything is re-wrapped under it: an interrupted rotation must not leave keys
+        // wrapped under a root key nobody has.
+        println!("{}", new_text.as_str());
+    }
     let vault =
         custodia_vault::Vault::open(&args.dirs.keys_dir, Keyring::new(new).with_previous(old))
             .map_err(|e| anyhow::anyhow!("cannot open the key store: {e}"))?;
@@ -441,9 +457,6 @@ fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<()> {
         rewrapped = total,
         "rotation done: start the server with the new root key and retire the old one"
     );
-    if print {
-        println!("{}", new_text.as_str());
-    }
     Ok(())
 }
 
@@ -472,4 +485,31 @@ fn analytics_config(args: &ServeArgs) -> anyhow::Result<custodia_engine::Analyti
         rates,
         ..custodia_engine::AnalyticsConfig::default()
     })
+}
+
+fn index_rebuild(args: RetentionRunArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let engine = open_engine(&args.dirs, false, LedgerConfig::default())?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    for tenant in engine.tenants()? {
+        let started = std::time::Instant::now();
+        let mut progress = |done: u64, total: u64| {
+            if terminal {
+                let width = 30;
+                let filled = (done * width).checked_div(total).unwrap_or(width) as usize;
+                eprint!(
+                    "\r{tenant}: [{}{}] {done}/{total}",
+                    "#".repeat(filled),
+                    " ".repeat(width as usize - filled.min(width as usize))
+                );
+                let _ = std::io::stderr().flush();
+            }
+        };
+        let n = engine.rebuild_index(&tenant, &mut progress)?;
+        if terminal {
+            eprintln!();
+        }
+        tracing::info!(tenant = %tenant, subjects = n, seconds = started.elapsed().as_secs_f64(), "search index rebuilt");
+    }
+    Ok(())
 }

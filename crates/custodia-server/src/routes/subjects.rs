@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use custodia_core::{ErrorCode, Operation, Personal, Timestamp};
-use custodia_engine::{EventPage, Lookup, Profile, TraitChanges};
+use custodia_engine::{EngineError, EventPage, Lookup, Profile, TraitChanges};
 use serde_json::{Value, json};
 
 use crate::extract::{AppJson, Auth, Params, subject_id};
@@ -97,6 +97,30 @@ pub async fn events(
         .run(move |engine| {
             let grant = engine.grant(&caller, Operation::ReadProfile, purpose.as_deref())?;
             engine.events(&grant, id, cursor.as_deref(), limit)
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// `GET /v1/search?q=TEXT&purpose=P&limit=N[&tier=T]`: full-text search over keyed-hash tokens;
+/// hits are subjects the purpose may process, best first.
+pub async fn search(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Json<custodia_engine::SearchPage>, AppError> {
+    let purpose = params.get("purpose").map(str::to_owned);
+    let tier = params.get("tier").map(str::to_owned);
+    let text = params.get("q").map(|q| q.trim().to_owned());
+    let limit = params.usize_or("limit", 10)?;
+    let page = state
+        .run(move |engine| {
+            let grant = engine.grant(&caller, Operation::Search, purpose.as_deref())?;
+            let text = match text {
+                Some(q) if !q.is_empty() || tier.is_some() => q,
+                _ => return Err(EngineError::invalid("q", "give the words to search for")),
+            };
+            engine.search(&grant, &text, tier.as_deref(), limit)
         })
         .await?;
     Ok(Json(page))
