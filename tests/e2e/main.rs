@@ -8,6 +8,7 @@ mod cli;
 mod input;
 mod invariants;
 mod p1_no_plaintext;
+mod p2_dsr;
 mod p2_erasure;
 mod p3_consent;
 mod p4_access;

@@ -45,6 +45,22 @@ impl Timestamp {
             .map(Timestamp::from_datetime)
     }
 
+    /// Adds one calendar month (the same day of the next month, or its last day when the next
+    /// month is shorter), as GDPR Art. 12(3) counts an answer deadline.
+    pub fn plus_one_month(self) -> Timestamp {
+        let dt = self.to_datetime();
+        let (year, month) = match dt.month() {
+            time::Month::December => (dt.year() + 1, time::Month::January),
+            m => (dt.year(), m.next()),
+        };
+        let last = time::util::days_in_month(month, year);
+        let day = dt.day().min(last);
+        match time::Date::from_calendar_date(year, month, day) {
+            Ok(date) => Timestamp::from_datetime(dt.replace_date(date)),
+            Err(_) => self.plus_days(31),
+        }
+    }
+
     /// Adds whole days (negative subtracts).
     pub fn plus_days(self, days: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(days.saturating_mul(86_400_000_000)))

@@ -53,6 +53,22 @@ pub struct ReadGrant {
 }
 
 impl ReadGrant {
+    pub(crate) fn new(
+        tenant: TenantId,
+        key_id: ApiKeyId,
+        role: Role,
+        operation: Operation,
+        purpose: Purpose,
+    ) -> ReadGrant {
+        ReadGrant {
+            tenant,
+            key_id,
+            role,
+            operation,
+            purpose,
+        }
+    }
+
     /// The tenant whose data may be read.
     pub fn tenant(&self) -> &TenantId {
         &self.tenant

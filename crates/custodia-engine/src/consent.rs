@@ -510,8 +510,17 @@ impl Engine {
         subject: SubjectId,
     ) -> Result<ConsentHistory, EngineError> {
         caller.require(Operation::ConsentRead)?;
-        let (_, pseudonym) = self.consent_subject(&caller.tenant, &SubjectRef::Id(subject))?;
-        let tenant = &caller.tenant;
+        self.consent_history_of(&caller.tenant, subject)
+    }
+
+    /// A subject's consent history with inclusion proofs (no caller check: for the subject's own
+    /// access export).
+    pub(crate) fn consent_history_of(
+        &self,
+        tenant: &TenantId,
+        subject: SubjectId,
+    ) -> Result<ConsentHistory, EngineError> {
+        let (_, pseudonym) = self.consent_subject(tenant, &SubjectRef::Id(subject))?;
         let ledger = self.ledger(tenant)?;
         // Sequence numbers first, checkpoint second: every listed entry is inside the checkpoint.
         let seqs = self.store.consent_history(tenant, &pseudonym)?;

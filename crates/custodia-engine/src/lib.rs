@@ -14,6 +14,7 @@ mod clock;
 mod consent;
 mod decision;
 mod demo;
+mod dsr;
 mod erasure;
 mod error;
 mod ingest;
@@ -40,6 +41,9 @@ pub use consent::{
 };
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
+pub use dsr::{
+    DirOutbox, DsrInput, DsrStatus, DsrType, DsrView, MAX_CODE_TRIES, Outbox, OutboxMessage,
+};
 pub use erasure::{
     ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,
 };
@@ -116,6 +120,8 @@ pub struct Engine {
     analytics: std::sync::RwLock<AnalyticsConfig>,
     /// The search indexes and their queue numbering.
     search: search::SearchIndexes,
+    /// Where one-time codes of data-subject requests go.
+    outbox: std::sync::RwLock<Option<Arc<dyn dsr::Outbox>>>,
     data_dir: PathBuf,
 }
 
@@ -191,6 +197,7 @@ impl Engine {
             last_event_id: Mutex::new(None),
             analytics: std::sync::RwLock::new(AnalyticsConfig::default()),
             search: search::SearchIndexes::new(data_dir.join("search"), search_seq_start),
+            outbox: std::sync::RwLock::new(None),
             data_dir,
         }
     }

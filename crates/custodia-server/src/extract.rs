@@ -91,11 +91,11 @@ where
         let state = AppState::from_ref(state);
         let caller = state.run(move |engine| engine.authenticate(&token)).await?;
         let limit = state.0.config.rate_limit;
-        if let Err(wait) = state
-            .0
-            .limiter
-            .take(&caller.key_id, limit, std::time::Instant::now())
-        {
+        if let Err(wait) = state.0.limiter.take(
+            &format!("key:{}", caller.key_id),
+            limit,
+            std::time::Instant::now(),
+        ) {
             return Err(AppError::rate_limited(wait));
         }
         Ok(Auth(caller))

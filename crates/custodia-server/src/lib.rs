@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 pub use error::{AppError, Problem};
 pub use openapi::{documented_routes, openapi_document};
 pub use rate_limit::RateLimit;
-pub use routes::{ROUTES, RouteKind, router};
+pub use routes::{ROUTES, RouteKind, WebhookOutbox, router};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -116,9 +116,12 @@ pub async fn serve(
     let ticker = tokio::spawn(checkpoint_ticker(state.clone(), pushed.clone()));
     let sweeper = tokio::spawn(retention_ticker(state.clone()));
     let indexer = tokio::spawn(indexer(state.clone()));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     ticker.abort();
     sweeper.abort();
     indexer.abort();

@@ -483,6 +483,100 @@ fn lift_example() -> Value {
     json!({"user_id": "user-123"})
 }
 
+fn dsr_example() -> Value {
+    json!({"type": "access", "email": "jane@example.com"})
+}
+
+fn code_example() -> Value {
+    json!({"code": "12345678"})
+}
+
+const REQUEST_ID: Param = ("request_id", ParameterIn::Path, true, "The request's id.");
+
+const DSR_OPS: &[Op] = &[
+    Op {
+        method: "POST",
+        path: "/v1/dsr",
+        tag: "data-subject requests",
+        summary: "A person's request (no API key; rate-limited per address and per requester): access, portability, rectification (`details.traits`), erasure (`details.suppress`), restriction or objection. Always 202 with the same body, known person or not; a one-time code goes to the outbox.",
+        auth: false,
+        params: &[],
+        body: Some(dsr_example),
+        responses: &[
+            (
+                "202",
+                "`{\"request_id\", \"status\": \"pending_verification\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/dsr/{request_id}/verify",
+        tag: "data-subject requests",
+        summary: "Prove the request with its one-time code (24 h; five wrong codes lock it). The request is then carried out; the answer holds an access token for this request only.",
+        auth: false,
+        params: &[REQUEST_ID],
+        body: Some(code_example),
+        responses: &[
+            (
+                "200",
+                "`{\"request_id\", \"status\", \"access_token\", \"outcome\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/dsr/{request_id}",
+        tag: "data-subject requests",
+        summary: "The request's state (Authorization: Bearer <access_token>).",
+        auth: false,
+        params: &[REQUEST_ID],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"request_id\", \"type\", \"status\", \"received_at\", \"deadline\", \"overdue\", \"completed_at\", \"outcome\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/dsr/{request_id}/export",
+        tag: "data-subject requests",
+        summary: "The Art. 15 / Art. 20 bundle (access token): the data, purposes, categories, recipients, retention, source, rights, supervisory authority, and the consent history with inclusion proofs, a signed checkpoint and the ledger's public key.",
+        auth: false,
+        params: &[REQUEST_ID],
+        body: None,
+        responses: &[("200", "JSON bundle."), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/dsr",
+        tag: "data-subject requests",
+        summary: "The request queue (compliance), earliest deadline first.",
+        auth: true,
+        params: &[
+            (
+                "status",
+                ParameterIn::Query,
+                false,
+                "pending_verification, verified, in_progress, completed or rejected.",
+            ),
+            (
+                "overdue",
+                ParameterIn::Query,
+                false,
+                "true: only requests past their deadline.",
+            ),
+        ],
+        body: None,
+        responses: &[("200", "`{\"requests\": [...]}`"), REFUSALS],
+    },
+];
+
 const SEARCH_OPS: &[Op] = &[Op {
     method: "GET",
     path: "/v1/search",
@@ -639,6 +733,7 @@ fn all_ops() -> impl Iterator<Item = &'static Op> {
         .chain(RIGHTS_OPS)
         .chain(ANALYTICS_OPS)
         .chain(SEARCH_OPS)
+        .chain(DSR_OPS)
         .chain(AUDIT_OPS)
         .chain(CONSENT_OPS)
         .chain(ACCESS_OPS)

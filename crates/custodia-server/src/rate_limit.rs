@@ -1,11 +1,10 @@
-//! Per-API-key rate limiting: a token bucket per key (`rate` requests per second, bursts up to
+//! Rate limiting: a token bucket per key (an API key, or for public routes a client address or a
+//! requester) (`rate` requests per second, bursts up to
 //! `burst`). A refused request answers 429 `rate_limited` with `Retry-After` and changes nothing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use custodia_core::ApiKeyId;
 
 /// How many requests a key may make.
 #[derive(Debug, Clone, Copy)]
@@ -33,22 +32,17 @@ struct Bucket {
 /// The buckets of every key seen.
 #[derive(Default)]
 pub(crate) struct Limiter {
-    buckets: Mutex<HashMap<ApiKeyId, Bucket>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl Limiter {
     /// Takes one token from `key`'s bucket, or says how long until one is there.
-    pub(crate) fn take(
-        &self,
-        key: &ApiKeyId,
-        limit: RateLimit,
-        now: Instant,
-    ) -> Result<(), Duration> {
+    pub(crate) fn take(&self, key: &str, limit: RateLimit, now: Instant) -> Result<(), Duration> {
         if limit.per_second <= 0.0 {
             return Ok(());
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: limit.burst,
             last: now,
         });
@@ -77,20 +71,20 @@ mod tests {
             per_second: 2.0,
             burst: 3.0,
         };
-        let (a, b) = (ApiKeyId::from_random([1; 8]), ApiKeyId::from_random([2; 8]));
+        let (a, b) = ("key:a", "key:b");
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.take(&a, limit, t0).is_ok());
+            assert!(limiter.take(a, limit, t0).is_ok());
         }
-        let wait = limiter.take(&a, limit, t0).unwrap_err();
+        let wait = limiter.take(a, limit, t0).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500));
         assert!(
-            limiter.take(&b, limit, t0).is_ok(),
+            limiter.take(b, limit, t0).is_ok(),
             "another key has its own bucket"
         );
         assert!(
             limiter
-                .take(&a, limit, t0 + Duration::from_millis(500))
+                .take(a, limit, t0 + Duration::from_millis(500))
                 .is_ok(),
             "refilled"
         );
@@ -98,6 +92,6 @@ mod tests {
             per_second: 0.0,
             burst: 0.0,
         };
-        assert!((0..1000).all(|_| limiter.take(&a, off, t0).is_ok()));
+        assert!((0..1000).all(|_| limiter.take(a, off, t0).is_ok()));
     }
 }

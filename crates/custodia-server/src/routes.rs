@@ -3,6 +3,7 @@
 mod admin;
 mod analytics;
 mod consents;
+mod dsr;
 mod ingest;
 mod ledger;
 mod meta;
@@ -19,6 +20,8 @@ use axum::routing::{get, post};
 use custodia_core::ErrorCode;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
+
+pub use dsr::WebhookOutbox;
 
 use crate::{AppError, AppState};
 
@@ -61,6 +64,11 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ),
     ("GET", "/v1/search", RouteKind::PersonalRead),
     ("POST", "/v1/admin/keys", RouteKind::Other),
+    ("POST", "/v1/dsr", RouteKind::PersonalWrite),
+    ("GET", "/v1/dsr", RouteKind::Other),
+    ("POST", "/v1/dsr/{request_id}/verify", RouteKind::Other),
+    ("GET", "/v1/dsr/{request_id}", RouteKind::Other),
+    ("GET", "/v1/dsr/{request_id}/export", RouteKind::Other),
     (
         "POST",
         "/v1/subjects/{subject_id}/erasure",
@@ -136,6 +144,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subjects/{subject_id}/events", get(subjects::events))
         .route("/v1/search", get(subjects::search))
         .route("/v1/admin/keys", post(admin::create_key))
+        .route("/v1/dsr", post(dsr::submit).get(dsr::queue))
+        .route("/v1/dsr/{request_id}/verify", post(dsr::verify))
+        .route("/v1/dsr/{request_id}", get(dsr::status))
+        .route("/v1/dsr/{request_id}/export", get(dsr::export))
         .route("/v1/subjects/{subject_id}/erasure", post(rights::erase))
         .route(
             "/v1/subjects/{subject_id}/flags",

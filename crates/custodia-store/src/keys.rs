@@ -19,6 +19,7 @@
 //! | `b'A'` | `'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16)`                       | analytics fact         |
 //! | `b'Q'` | `'Q' ‖ lp(tenant) ‖ seq(u64 BE) ‖ subject(16)`                       | `01` (search queue)    |
 //! | `b'P'` | `'P' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject(16)            |
+//! | `b'R'` | `'R' ‖ lp(tenant) ‖ request_id(16)`                                   | DSR record (engine's)  |
 //! | `b'K'` | `'K' ‖ lp(api_key_id)`                                                 | API key record         |
 //! | `b'G'` | `'G' ‖ lp(name)`                                                       | the caller's own bytes |
 //!
@@ -73,6 +74,8 @@ pub(crate) mod tag {
     pub(crate) const SEARCH_QUEUE: u8 = b'Q';
     /// Pseudonym → subject, so search hits (which carry pseudonyms only) resolve.
     pub(crate) const PSEUDONYM: u8 = b'P';
+    /// Data-subject requests.
+    pub(crate) const DSR: u8 = b'R';
     /// API keys.
     pub(crate) const API_KEY: u8 = b'K';
     /// Global metadata.
@@ -158,6 +161,16 @@ pub(crate) fn flags_key(tenant: &TenantId, subject: &Pseudonym) -> Result<Vec<u8
     tenant_scoped(tag::FLAGS, tenant, 16)
         .raw(&subject.0)
         .finish()
+}
+
+/// `'R' ‖ lp(tenant)`: a tenant's data-subject requests.
+pub(crate) fn dsr_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::DSR, tenant, 0).finish()
+}
+
+/// `'R' ‖ lp(tenant) ‖ request_id(16)`.
+pub(crate) fn dsr_key(tenant: &TenantId, id: &[u8; 16]) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::DSR, tenant, 16).raw(id).finish()
 }
 
 /// `'Q' ‖ lp(tenant)`: a tenant's search queue.

@@ -26,4 +26,4 @@ pub use records::{
     ApiKeyRecord, ConsentRecord, ConsentState, EventRecord, LookupKind, MergeRecord,
     SubjectFlagsRecord, SubjectRecord,
 };
-pub use store::{Store, WriteBatch};
+pub use store::{DsrEntry, Store, WriteBatch};

@@ -14,6 +14,9 @@ use crate::records::{
 };
 use crate::{StoreError, keys};
 
+/// A data-subject request record: its id and the engine's bytes.
+pub type DsrEntry = ([u8; 16], Vec<u8>);
+
 /// How many entries an unbounded read asks the backend for at a time.
 const SCAN_PAGE: usize = 1024;
 
@@ -339,6 +342,20 @@ impl Store {
         }
     }
 
+    /// A data-subject request record, as the engine stored it.
+    pub fn dsr(&self, tenant: &TenantId, id: &[u8; 16]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend.get(&keys::dsr_key(tenant, id)?)
+    }
+
+    /// Every data-subject request record of a tenant: (request id, bytes), in id order.
+    pub fn dsrs(&self, tenant: &TenantId) -> Result<Vec<DsrEntry>, StoreError> {
+        let prefix = keys::dsr_prefix(tenant)?;
+        self.scan_all(&prefix)?
+            .into_iter()
+            .map(|(key, value)| Ok((keys::trailing_id(&key, prefix.len(), "dsr key")?, value)))
+            .collect()
+    }
+
     /// The API key `id`, revoked or not. API keys are global: each names its tenant.
     pub fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         match self.backend.get(&keys::api_key_key(id)?)? {
@@ -562,6 +579,11 @@ impl WriteBatch {
     /// Removes a processed entry of the search queue.
     pub fn dequeue_search(&mut self, tenant: &TenantId, seq: u64, subject: SubjectId) {
         self.delete(keys::queue_key(tenant, seq, subject));
+    }
+
+    /// Stores (or replaces) a data-subject request record.
+    pub fn put_dsr(&mut self, tenant: &TenantId, id: &[u8; 16], record: Vec<u8>) {
+        self.put(keys::dsr_key(tenant, id), Ok(record));
     }
 
     /// Maps a pseudonym to its subject (for search hits).

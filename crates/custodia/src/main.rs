@@ -152,6 +152,10 @@ struct ServeArgs {
     /// on how long an erased subject's key survives in key-store backups.
     #[arg(long, default_value_t = 30)]
     key_rotation_days: u64,
+    /// Where one-time codes of data-subject requests go: `dir:PATH` (one JSON file per message,
+    /// outside the data directory) or `webhook:http://HOST/PATH`.
+    #[arg(long, default_value = "dir:./outbox")]
+    outbox: String,
     /// Analytics: smallest number of subjects a published figure may rest on.
     #[arg(long, default_value_t = 5)]
     analytics_k: usize,
@@ -307,6 +311,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let engine = Arc::new(open_engine(&args.dirs, args.demo, ledger)?);
     engine.configure_analytics(analytics_config(&args)?);
+    let outbox: Arc<dyn custodia_engine::Outbox> =
+        if let Some(dir) = args.outbox.strip_prefix("dir:").filter(|d| !d.is_empty()) {
+            let dir = PathBuf::from(dir);
+            for inside in [&args.dirs.data_dir, &args.dirs.keys_dir] {
+                if std::path::absolute(&dir)?.starts_with(std::path::absolute(inside)?) {
+                    bail!(
+                        "--outbox: the outbox holds one-time codes; keep it outside {}",
+                        inside.display()
+                    );
+                }
+            }
+            Arc::new(custodia_engine::DirOutbox(dir))
+        } else if let Some(url) = args
+            .outbox
+            .strip_prefix("webhook:")
+            .filter(|u| u.starts_with("http://"))
+        {
+            Arc::new(custodia_server::WebhookOutbox(url.to_owned()))
+        } else {
+            bail!("--outbox: expected dir:PATH or webhook:http://HOST/PATH");
+        };
+    engine.set_outbox(outbox);
     if args.demo {
         load_demo(&engine)?;
     }

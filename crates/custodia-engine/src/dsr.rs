@@ -1,0 +1,912 @@
+//! Data-subject requests (GDPR Art. 12, 15–21): received from the public, proven by a one-time
+//! code sent through the outbox, carried out, and answered — each transition a ledger entry.
+//!
+//! - **Received** (`POST /v1/dsr`): always the same answer, whether the person is known or not.
+//!   The request's private part (the address it came from, its details, the subject it resolved
+//!   to) is sealed under a **per-request key** kept in the key store like a subject's key, so
+//!   destroying it ends the request's personal data even when the person was unknown. A random
+//!   8-digit code, stored only as a keyed hash, goes to the outbox; it expires after 24 hours.
+//! - **Verified**: the right code gives an access token scoped to this one request (stored as a
+//!   keyed hash). Five wrong codes lock the request (rejected).
+//! - **Carried out** at once after verification: access and portability make the export
+//!   available; rectification applies the requested trait changes (old values are not kept);
+//!   erasure erases (honouring legal holds, optionally suppressing the `userId`); restriction and
+//!   objection set the subject's flags. A request for an unknown person completes as "no data
+//!   held" — said only after verification.
+//! - The deadline is received + one month (Art. 12(3)); the compliance queue shows overdue ones.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use custodia_core::{
+    ApiKeyId, Operation, Personal, PurposeId, RoleName, SubjectId, TenantId, Timestamp,
+};
+use custodia_policy::Role;
+use custodia_store::{LookupKind, WriteBatch};
+use custodia_vault::{Aad, BlindField, constant_time_eq, random_array};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::erasure::{ErasureCause, ErasureOptions, FlagChange};
+use crate::ledger::new_entry;
+use crate::profile::open_event;
+use crate::{Caller, Engine, EngineError, ReadGrant};
+
+/// Wrong codes before a request locks.
+pub const MAX_CODE_TRIES: u8 = 5;
+/// How long a code is valid.
+const CODE_TTL_DAYS: i64 = 1;
+/// Events per page of the export.
+const EXPORT_PAGE: usize = 1_000;
+
+/// What the person asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DsrType {
+    /// Art. 15.
+    Access,
+    /// Art. 20.
+    Portability,
+    /// Art. 16.
+    Rectification,
+    /// Art. 17.
+    Erasure,
+    /// Art. 18.
+    Restriction,
+    /// Art. 21.
+    Objection,
+}
+
+impl DsrType {
+    fn parse(raw: &str) -> Option<DsrType> {
+        Some(match raw {
+            "access" => DsrType::Access,
+            "portability" => DsrType::Portability,
+            "rectification" => DsrType::Rectification,
+            "erasure" => DsrType::Erasure,
+            "restriction" => DsrType::Restriction,
+            "objection" => DsrType::Objection,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            DsrType::Access => "access",
+            DsrType::Portability => "portability",
+            DsrType::Rectification => "rectification",
+            DsrType::Erasure => "erasure",
+            DsrType::Restriction => "restriction",
+            DsrType::Objection => "objection",
+        }
+    }
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DsrStatus {
+    /// Waiting for the one-time code.
+    PendingVerification,
+    /// Identity proven.
+    Verified,
+    /// Being carried out.
+    InProgress,
+    /// Done; see the outcome.
+    Completed,
+    /// Locked after wrong codes, or the code expired.
+    Rejected,
+}
+
+impl DsrStatus {
+    fn parse(raw: &str) -> Option<DsrStatus> {
+        Some(match raw {
+            "pending_verification" => DsrStatus::PendingVerification,
+            "verified" => DsrStatus::Verified,
+            "in_progress" => DsrStatus::InProgress,
+            "completed" => DsrStatus::Completed,
+            "rejected" => DsrStatus::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// A request as received, already checked.
+#[derive(Debug, Clone)]
+pub struct DsrInput {
+    /// What is asked.
+    pub kind: DsrType,
+    /// The e-mail address the person gives.
+    pub email: Option<Personal<String>>,
+    /// Or the shop's user id.
+    pub user_id: Option<Personal<String>>,
+    /// Details: for rectification `{"traits": {...}}`, for erasure `{"suppress": true}`.
+    pub details: Personal<Value>,
+}
+
+impl DsrInput {
+    /// Parses `{"type", "email"|"user_id", "details"?}`; errors name the field.
+    pub fn from_json(value: &Value) -> Result<DsrInput, EngineError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| EngineError::invalid("/", "must be a JSON object"))?;
+        if let Some(unknown) = obj
+            .keys()
+            .find(|k| !["type", "email", "user_id", "details"].contains(&k.as_str()))
+        {
+            return Err(EngineError::invalid(format!("/{unknown}"), "unknown field"));
+        }
+        let kind = obj
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(DsrType::parse)
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "/type",
+                    "must be access, portability, rectification, erasure, restriction or objection",
+                )
+            })?;
+        let text = |name: &str| -> Result<Option<Personal<String>>, EngineError> {
+            match obj.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => {
+                    Ok(Some(Personal(s.trim().to_owned())))
+                }
+                Some(_) => Err(EngineError::invalid(
+                    format!("/{name}"),
+                    "must be a string of 1 to 256 characters",
+                )),
+            }
+        };
+        let email = text("email")?;
+        let user_id = text("user_id")?;
+        if email.is_some() == user_id.is_some() {
+            return Err(EngineError::invalid(
+                "/email",
+                "give either email or user_id",
+            ));
+        }
+        if let Some(email) = &email
+            && custodia_vault::normalize_email(email.expose()).is_none()
+        {
+            return Err(EngineError::invalid("/email", "must be an e-mail address"));
+        }
+        let details = obj.get("details").cloned().unwrap_or(Value::Null);
+        if !(details.is_null() || details.is_object()) {
+            return Err(EngineError::invalid("/details", "must be an object"));
+        }
+        if details.to_string().len() > 16 * 1024 {
+            return Err(EngineError::invalid("/details", "must be at most 16 KiB"));
+        }
+        if kind == DsrType::Rectification && !details.get("traits").is_some_and(Value::is_object) {
+            return Err(EngineError::invalid(
+                "/details/traits",
+                "a rectification names the traits to change: {\"traits\": {...}}",
+            ));
+        }
+        Ok(DsrInput {
+            kind,
+            email,
+            user_id,
+            details: Personal(details),
+        })
+    }
+
+    /// A key for rate limiting per person that reveals nothing of the address or id.
+    pub fn who(&self) -> String {
+        let raw = match (&self.email, &self.user_id) {
+            (Some(e), _) => format!(
+                "email:{}",
+                custodia_vault::normalize_email(e.expose()).unwrap_or_default()
+            ),
+            (_, Some(u)) => format!("user:{}", u.expose()),
+            _ => String::new(),
+        };
+        hex::encode(custodia_vault::sha256(raw.as_bytes()))
+    }
+}
+
+/// A message for the outbox: where the one-time code goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxMessage {
+    /// The address (or user id) the request gave.
+    pub to: Personal<String>,
+    /// The request.
+    pub request_id: String,
+    /// The one-time code.
+    pub code: Personal<String>,
+    /// `dsr_verification`.
+    pub kind: &'static str,
+}
+
+/// Delivers outbox messages (a directory in the embedded default, or a webhook).
+pub trait Outbox: Send + Sync {
+    /// Delivers one message; an error refuses the request (it changes nothing visible).
+    fn deliver(&self, message: &OutboxMessage) -> Result<(), String>;
+}
+
+/// The embedded outbox: one JSON file per message in a directory (outside the data directory),
+/// standing in for an e-mail gateway.
+pub struct DirOutbox(pub std::path::PathBuf);
+
+impl Outbox for DirOutbox {
+    fn deliver(&self, message: &OutboxMessage) -> Result<(), String> {
+        std::fs::create_dir_all(&self.0).map_err(|e| format!("outbox directory: {e}"))?;
+        let body = json!({
+            "to": message.to.expose(),
+            "request_id": message.request_id,
+            "code": message.code.expose(),
+            "kind": message.kind,
+        });
+        let name = format!("{}-{}.json", message.request_id, message.kind);
+        let tmp = self.0.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, body.to_string())
+            .and_then(|()| std::fs::rename(&tmp, self.0.join(&name)))
+            .map_err(|e| format!("outbox file: {e}"))
+    }
+}
+
+/// What the store holds of a request: times, state and keyed hashes in the clear; the private
+/// part sealed under the request's own key.
+#[derive(Serialize, Deserialize)]
+struct DsrRecord {
+    v: u8,
+    kind: DsrType,
+    status: DsrStatus,
+    received_at: Timestamp,
+    deadline: Timestamp,
+    #[serde(default)]
+    completed_at: Option<Timestamp>,
+    code_hash: String,
+    code_expires: Timestamp,
+    tries: u8,
+    #[serde(default)]
+    token_hash: Option<String>,
+    /// Base64 of the sealed [`DsrPrivate`].
+    sealed: String,
+    /// What was done: no personal data (categories, counts, trait names, ledger positions).
+    #[serde(default)]
+    outcome: Option<Value>,
+}
+
+/// The request's personal data, sealed.
+#[derive(Serialize, Deserialize)]
+struct DsrPrivate {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    details: Value,
+    #[serde(default)]
+    subject: Option<SubjectId>,
+}
+
+/// A request as its requester and the compliance queue see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DsrView {
+    /// The request.
+    pub request_id: String,
+    /// What was asked.
+    #[serde(rename = "type")]
+    pub kind: DsrType,
+    /// Where it stands.
+    pub status: DsrStatus,
+    /// When it came in.
+    pub received_at: Timestamp,
+    /// By when it must be answered (Art. 12(3)).
+    pub deadline: Timestamp,
+    /// Whether the deadline passed before completion.
+    pub overdue: bool,
+    /// When it was completed or rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Timestamp>,
+    /// What was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Value>,
+}
+
+fn parse_request_id(raw: &str) -> Result<[u8; 16], EngineError> {
+    let bytes = hex::decode(raw).map_err(|_| EngineError::SubjectNotFound)?;
+    bytes.try_into().map_err(|_| EngineError::SubjectNotFound)
+}
+
+/// The request's key lives in the key store under this id.
+fn request_key_id(id: &[u8; 16]) -> SubjectId {
+    SubjectId::from_bytes(*id)
+}
+
+const DSR_KIND: &str = "dsr";
+
+impl Engine {
+    /// Sets where one-time codes go.
+    pub fn set_outbox(&self, outbox: std::sync::Arc<dyn Outbox>) {
+        *self.outbox.write().unwrap_or_else(|p| p.into_inner()) = Some(outbox);
+    }
+
+    fn load_dsr(&self, tenant: &TenantId, id: &[u8; 16]) -> Result<DsrRecord, EngineError> {
+        let bytes = self
+            .store
+            .dsr(tenant, id)?
+            .ok_or(EngineError::SubjectNotFound)?;
+        serde_json::from_slice(&bytes).map_err(|_| EngineError::Corrupt("data-subject request"))
+    }
+
+    fn save_dsr(
+        &self,
+        tenant: &TenantId,
+        id: &[u8; 16],
+        record: &DsrRecord,
+    ) -> Result<(), EngineError> {
+        let bytes =
+            serde_json::to_vec(record).map_err(|_| EngineError::Corrupt("data-subject request"))?;
+        let mut batch = WriteBatch::new();
+        batch.put_dsr(tenant, id, bytes);
+        self.store.write(batch)?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    fn open_private(
+        &self,
+        tenant: &TenantId,
+        id: &[u8; 16],
+        record: &DsrRecord,
+    ) -> Result<DsrPrivate, EngineError> {
+        let keys = self.keys(tenant)?;
+        let key = keys.data_key(request_key_id(id))?;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(&record.sealed)
+            .map_err(|_| EngineError::Corrupt("data-subject request"))?;
+        let aad = Aad {
+            tenant,
+            subject: request_key_id(id),
+            kind: DSR_KIND,
+        };
+        let plain = key.open(&aad, &sealed)?;
+        serde_json::from_slice(&plain).map_err(|_| EngineError::Corrupt("data-subject request"))
+    }
+
+    fn dsr_entry(
+        &self,
+        tenant: &TenantId,
+        id: &[u8; 16],
+        kind: &str,
+        subject: Option<SubjectId>,
+        attrs: &[(&str, String)],
+    ) -> Result<u64, EngineError> {
+        let ledger = self.ledger(tenant)?;
+        let mut entry = new_entry(self.clock.now(), tenant, kind);
+        if let Some(subject) = subject {
+            entry.subject = Some(self.keys(tenant)?.pseudonym(subject));
+        }
+        entry
+            .attributes
+            .insert("request_id".to_owned(), hex::encode(id));
+        for (k, v) in attrs {
+            entry.attributes.insert((*k).to_owned(), v.clone());
+        }
+        self.append_entries(tenant, &ledger, std::slice::from_ref(&entry))
+    }
+
+    /// The subject a request names, if there is exactly one (e-mail through the blind index and
+    /// an exact comparison; user id through its keyed hash). The same work is done either way.
+    fn resolve_requester(
+        &self,
+        tenant: &TenantId,
+        input: &DsrInput,
+    ) -> Result<Option<SubjectId>, EngineError> {
+        let keys = self.keys(tenant)?;
+        if let Some(user_id) = &input.user_id {
+            let hash = keys.lookup_hash(LookupKind::UserId.as_str(), user_id.expose());
+            return Ok(self.store.lookup(tenant, LookupKind::UserId, &hash.0)?);
+        }
+        let Some(norm) = input
+            .email
+            .as_ref()
+            .and_then(|e| custodia_vault::normalize_email(e.expose()))
+        else {
+            return Ok(None);
+        };
+        let bucket = keys.blind_index(BlindField::Email, &norm);
+        let mut found = Vec::new();
+        for id in self.store.blind_candidates(tenant, "email", &bucket.0)? {
+            let Some(record) = self.store.subject(tenant, id)? else {
+                continue;
+            };
+            let (_, data) = self.open_profile(&keys, &record)?;
+            let matches = data
+                .traits
+                .get("email")
+                .and_then(Value::as_str)
+                .and_then(custodia_vault::normalize_email)
+                .is_some_and(|v| v == norm);
+            if matches {
+                found.push(id);
+            }
+        }
+        Ok(if found.len() == 1 { found.pop() } else { None })
+    }
+
+    /// Receives a request (public): stores it sealed, sends the code to the outbox, records
+    /// `dsr.received`. Returns the request id. The answer is the same for known and unknown
+    /// people.
+    pub fn dsr_submit(&self, tenant: &TenantId, input: &DsrInput) -> Result<String, EngineError> {
+        let outbox = self
+            .outbox
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(EngineError::Corrupt("outbox not configured"))?;
+        let keys = self.keys(tenant)?;
+        let subject = self.resolve_requester(tenant, input)?;
+        let id: [u8; 16] = random_array()?;
+        let id_hex = hex::encode(id);
+        let digits: [u8; 8] = random_array()?;
+        let code: String = digits.iter().map(|d| char::from(b'0' + d % 10)).collect();
+        let now = self.clock.now();
+        let private = DsrPrivate {
+            email: input.email.as_ref().map(|e| e.expose().clone()),
+            user_id: input.user_id.as_ref().map(|u| u.expose().clone()),
+            details: input.details.expose().clone(),
+            subject,
+        };
+        let key = keys.create_data_key(request_key_id(&id))?;
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(&private)
+                .map_err(|_| EngineError::Corrupt("data-subject request"))?,
+        );
+        let aad = Aad {
+            tenant,
+            subject: request_key_id(&id),
+            kind: DSR_KIND,
+        };
+        let sealed = key.seal(&aad, &plain)?;
+        let record = DsrRecord {
+            v: 1,
+            kind: input.kind,
+            status: DsrStatus::PendingVerification,
+            received_at: now,
+            deadline: now.plus_one_month(),
+            completed_at: None,
+            code_hash: hex::encode(keys.lookup_hash("dsr-code", &format!("{id_hex}/{code}")).0),
+            code_expires: now.plus_days(CODE_TTL_DAYS),
+            tries: 0,
+            token_hash: None,
+            sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
+            outcome: None,
+        };
+        self.save_dsr(tenant, &id, &record)?;
+        let to = input
+            .email
+            .clone()
+            .or_else(|| input.user_id.clone())
+            .unwrap_or(Personal(String::new()));
+        outbox
+            .deliver(&OutboxMessage {
+                to,
+                request_id: id_hex.clone(),
+                code: Personal(code),
+                kind: "dsr_verification",
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "outbox delivery failed");
+                EngineError::Corrupt("outbox delivery")
+            })?;
+        // The subject is not named in the ledger before the requester proved who they are.
+        self.dsr_entry(
+            tenant,
+            &id,
+            "dsr.received",
+            None,
+            &[
+                ("type", input.kind.as_str().to_owned()),
+                ("deadline", record.deadline.to_string()),
+            ],
+        )?;
+        Ok(id_hex)
+    }
+
+    /// Checks a one-time code. Right: the request is verified and carried out, and the access
+    /// token returned. Wrong: counted; the fifth wrong code locks the request.
+    pub fn dsr_verify(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        code: &str,
+    ) -> Result<(DsrView, String), EngineError> {
+        let id = parse_request_id(request_id)?;
+        let keys = self.keys(tenant)?;
+        let mut record = self.load_dsr(tenant, &id)?;
+        if record.status != DsrStatus::PendingVerification {
+            return Err(EngineError::Conflict {
+                field: "/code".to_owned(),
+                message: "this request is no longer waiting for a code".to_owned(),
+            });
+        }
+        let now = self.clock.now();
+        if now >= record.code_expires {
+            record.status = DsrStatus::Rejected;
+            record.completed_at = Some(now);
+            record.outcome = Some(json!({"result": "code_expired"}));
+            self.save_dsr(tenant, &id, &record)?;
+            self.dsr_entry(
+                tenant,
+                &id,
+                "dsr.rejected",
+                None,
+                &[("reason", "code_expired".to_owned())],
+            )?;
+            return Err(EngineError::Conflict {
+                field: "/code".to_owned(),
+                message: "the code expired; send the request again".to_owned(),
+            });
+        }
+        let expected = hex::decode(&record.code_hash)
+            .map_err(|_| EngineError::Corrupt("data-subject request"))?;
+        let given = keys.lookup_hash("dsr-code", &format!("{request_id}/{}", code.trim()));
+        if !constant_time_eq(&expected, &given.0) {
+            record.tries += 1;
+            let locked = record.tries >= MAX_CODE_TRIES;
+            if locked {
+                record.status = DsrStatus::Rejected;
+                record.completed_at = Some(now);
+                record.outcome = Some(json!({"result": "locked"}));
+            }
+            self.save_dsr(tenant, &id, &record)?;
+            if locked {
+                self.dsr_entry(
+                    tenant,
+                    &id,
+                    "dsr.rejected",
+                    None,
+                    &[("reason", "too_many_wrong_codes".to_owned())],
+                )?;
+                return Err(EngineError::Conflict {
+                    field: "/code".to_owned(),
+                    message: "too many wrong codes: the request is locked".to_owned(),
+                });
+            }
+            return Err(EngineError::invalid(
+                "/code",
+                format!("wrong code; {} tries left", MAX_CODE_TRIES - record.tries),
+            ));
+        }
+        let token_bytes: [u8; 32] = random_array()?;
+        let token = URL_SAFE_NO_PAD.encode(token_bytes);
+        record.token_hash = Some(hex::encode(
+            keys.lookup_hash("dsr-token", &format!("{request_id}/{token}"))
+                .0,
+        ));
+        record.status = DsrStatus::Verified;
+        self.save_dsr(tenant, &id, &record)?;
+        let private = self.open_private(tenant, &id, &record)?;
+        self.dsr_entry(tenant, &id, "dsr.verified", private.subject, &[])?;
+        self.carry_out(tenant, &id, &mut record, &private)?;
+        Ok((self.dsr_view(&id, &record), token))
+    }
+
+    /// Carries out a verified request and records `dsr.completed`.
+    fn carry_out(
+        &self,
+        tenant: &TenantId,
+        id: &[u8; 16],
+        record: &mut DsrRecord,
+        private: &DsrPrivate,
+    ) -> Result<(), EngineError> {
+        record.status = DsrStatus::InProgress;
+        self.save_dsr(tenant, id, record)?;
+        let request_id = hex::encode(id);
+        let outcome = match private.subject {
+            // Said only now, after verification: nothing is held about this person.
+            None => json!({"result": "no_data_held"}),
+            Some(subject) => match record.kind {
+                DsrType::Access | DsrType::Portability => json!({"result": "export_ready"}),
+                DsrType::Rectification => {
+                    let changes = private
+                        .details
+                        .get("traits")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    let changed = self.rectify(tenant, subject, &changes)?;
+                    json!({"result": "rectified", "changed_traits": changed})
+                }
+                DsrType::Erasure => {
+                    let suppress = private
+                        .details
+                        .get("suppress")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    let options = ErasureOptions {
+                        suppress,
+                        request_id: Some(request_id.clone()),
+                    };
+                    match self.erase_as_system(tenant, subject, ErasureCause::Request, &options) {
+                        Ok(outcome) => json!({"result": "erased", "erasure": outcome}),
+                        Err(EngineError::LegalHold) => {
+                            json!({"result": "refused", "reason": "legal_hold"})
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                DsrType::Restriction => {
+                    self.change_flags_as_system(
+                        tenant,
+                        subject,
+                        FlagChange::Restrict,
+                        Some(&request_id),
+                    )?;
+                    json!({"result": "restricted"})
+                }
+                DsrType::Objection => {
+                    self.change_flags_as_system(
+                        tenant,
+                        subject,
+                        FlagChange::Object,
+                        Some(&request_id),
+                    )?;
+                    json!({"result": "objection_recorded"})
+                }
+            },
+        };
+        let now = self.clock.now();
+        record.status = DsrStatus::Completed;
+        record.completed_at = Some(now);
+        let result = outcome["result"].as_str().unwrap_or_default().to_owned();
+        record.outcome = Some(outcome);
+        self.save_dsr(tenant, id, record)?;
+        let subject = private.subject.filter(|_| record.kind != DsrType::Erasure);
+        self.dsr_entry(
+            tenant,
+            id,
+            "dsr.completed",
+            subject,
+            &[
+                ("type", record.kind.as_str().to_owned()),
+                ("result", result),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Applies rectified traits (a `null` removes one); returns the names changed.
+    fn rectify(
+        &self,
+        tenant: &TenantId,
+        subject: SubjectId,
+        changes: &Map<String, Value>,
+    ) -> Result<Vec<String>, EngineError> {
+        let keys = self.keys(tenant)?;
+        {
+            let _guard = self.lock_writes();
+            let record = self.subject_record(tenant, subject)?;
+            let (key, mut data) = self.open_profile(&keys, &record)?;
+            let now = self.clock.now();
+            data.apply(changes, now);
+            self.write_profile(&keys, &key, &record, &data, now)?;
+        }
+        self.store.flush()?;
+        Ok(changes
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect())
+    }
+
+    fn dsr_view(&self, id: &[u8; 16], record: &DsrRecord) -> DsrView {
+        let now = self.clock.now();
+        let done = record.completed_at.unwrap_or(now);
+        DsrView {
+            request_id: hex::encode(id),
+            kind: record.kind,
+            status: record.status,
+            received_at: record.received_at,
+            deadline: record.deadline,
+            overdue: done > record.deadline,
+            completed_at: record.completed_at,
+            outcome: record.outcome.clone(),
+        }
+    }
+
+    /// Checks the access token of a request.
+    fn dsr_authorized(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        token: &str,
+    ) -> Result<([u8; 16], DsrRecord), EngineError> {
+        let id = parse_request_id(request_id).map_err(|_| EngineError::Unauthenticated)?;
+        let record = self
+            .load_dsr(tenant, &id)
+            .map_err(|_| EngineError::Unauthenticated)?;
+        let keys = self.keys(tenant)?;
+        let given = keys.lookup_hash("dsr-token", &format!("{request_id}/{token}"));
+        let ok = record
+            .token_hash
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .is_some_and(|expected| constant_time_eq(&expected, &given.0));
+        if !ok {
+            return Err(EngineError::Unauthenticated);
+        }
+        Ok((id, record))
+    }
+
+    /// A request's state, for the holder of its access token.
+    pub fn dsr_status(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        token: &str,
+    ) -> Result<DsrView, EngineError> {
+        let (id, record) = self.dsr_authorized(tenant, request_id, token)?;
+        Ok(self.dsr_view(&id, &record))
+    }
+
+    /// The access / portability export (Art. 15(1)(a)–(h), Art. 20): the data, what it is used
+    /// for, by whom, how long, where it came from, the rights, and the consent history with
+    /// inclusion proofs and a signed checkpoint. An access-log entry like any read.
+    pub fn dsr_export(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        token: &str,
+    ) -> Result<Value, EngineError> {
+        let (id, record) = self.dsr_authorized(tenant, request_id, token)?;
+        if !matches!(record.kind, DsrType::Access | DsrType::Portability)
+            || record.status != DsrStatus::Completed
+        {
+            return Err(EngineError::Conflict {
+                field: "/type".to_owned(),
+                message: "only a completed access or portability request has an export".to_owned(),
+            });
+        }
+        let private = self.open_private(tenant, &id, &record)?;
+        let Some(subject) = private.subject else {
+            return Ok(json!({"request_id": request_id, "result": "no_data_held"}));
+        };
+        let keys = self.keys(tenant)?;
+        let subject_record = self.subject_record(tenant, subject)?;
+        let (key, data) = self.open_profile(&keys, &subject_record)?;
+        let mut events = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.events(tenant, subject, after, EXPORT_PAGE)?;
+            for event in &page {
+                events.push(serde_json::to_value(open_event(&key, event)?).unwrap_or(Value::Null));
+            }
+            after = page.last().map(|e| e.id);
+            if page.len() < EXPORT_PAGE {
+                break;
+            }
+        }
+        let history = self.consent_history_of(tenant, subject)?;
+        let policies = &self.policies;
+        let purposes: Vec<Value> = policies
+            .purposes()
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.id, "name": p.name, "description": p.description,
+                    "lawful_basis": p.lawful_basis, "categories": p.categories,
+                    "recipients": p.recipients, "retention_days": policies.retention_days(p),
+                })
+            })
+            .collect();
+        let categories: Vec<Value> = policies
+            .categories()
+            .iter()
+            .map(|c| json!({"id": c.id, "name": c.name, "description": c.description, "retention_days": c.retention_days, "legal_hold": c.legal_hold}))
+            .collect();
+        let recipients: BTreeSet<&String> = policies
+            .purposes()
+            .iter()
+            .flat_map(|p| p.recipients.iter())
+            .collect();
+        // In the access log before the data leaves, as the subject's own read.
+        let grant = ReadGrant::for_data_subject(tenant.clone(), self.export_purpose()?)?;
+        self.record_access(&grant, "dsr_export", &[subject], None)?;
+        let controller = policies.controller();
+        Ok(json!({
+            "request_id": request_id,
+            "type": record.kind,
+            "generated_at": self.clock.now(),
+            "controller": {"name": controller.name, "contact": controller.contact},
+            "data": {
+                "subject_id": subject,
+                "user_id": data.user_id,
+                "anonymous_ids": data.anonymous_ids,
+                "traits": data.traits,
+                "created_at": subject_record.created_at,
+                "updated_at": subject_record.updated_at,
+                "events": events,
+            },
+            "purposes": purposes,
+            "categories": categories,
+            "recipients": recipients,
+            "retention": "per category and purpose: see retention_days in categories and purposes",
+            "source": "Collected from you by the shop (its website and apps send your profile and events); consent decisions as recorded with their channel and app.",
+            "automated_decision_making": "None: no decision with legal or similarly significant effect is made about you by automated means (GDPR Art. 22).",
+            "rights": policies.rights(),
+            "supervisory_authority": {"name": controller.supervisory_authority, "url": controller.supervisory_authority_url},
+            "consent_history": {
+                "entries": history.entries,
+                "checkpoint": history.checkpoint,
+                "public_key": self.ledger(tenant)?.signer.verifier_key().to_string(),
+            },
+        }))
+    }
+
+    /// The purpose an export is logged under: `customer_support` (contract) serves the request.
+    fn export_purpose(&self) -> Result<custodia_policy::Purpose, EngineError> {
+        let id: PurposeId = "customer_support"
+            .parse()
+            .map_err(|_| EngineError::UnknownPurpose)?;
+        self.policies
+            .purpose(&id)
+            .cloned()
+            .ok_or(EngineError::UnknownPurpose)
+    }
+
+    /// The compliance queue: every request, optionally by status or only overdue ones.
+    pub fn dsr_queue(
+        &self,
+        caller: &Caller,
+        status: Option<&str>,
+        overdue_only: bool,
+    ) -> Result<Vec<DsrView>, EngineError> {
+        caller.require(Operation::DsrQueue)?;
+        let status = match status {
+            Some(raw) => Some(DsrStatus::parse(raw).ok_or_else(|| {
+                EngineError::invalid(
+                    "status",
+                    "must be pending_verification, verified, in_progress, completed or rejected",
+                )
+            })?),
+            None => None,
+        };
+        let mut views = Vec::new();
+        for (id, bytes) in self.store.dsrs(&caller.tenant)? {
+            let record: DsrRecord = serde_json::from_slice(&bytes)
+                .map_err(|_| EngineError::Corrupt("data-subject request"))?;
+            let view = self.dsr_view(&id, &record);
+            if status.is_some_and(|s| s != view.status) || (overdue_only && !view.overdue) {
+                continue;
+            }
+            views.push(view);
+        }
+        views.sort_by_key(|v| v.deadline);
+        Ok(views)
+    }
+}
+
+impl ReadGrant {
+    /// The grant a data subject's own export is logged under (role `data_subject`).
+    pub(crate) fn for_data_subject(
+        tenant: TenantId,
+        purpose: custodia_policy::Purpose,
+    ) -> Result<ReadGrant, EngineError> {
+        let name: RoleName = "data_subject"
+            .parse()
+            .map_err(|_| EngineError::Corrupt("role name"))?;
+        let role = Role {
+            name,
+            description: "the person the data is about".to_owned(),
+            operations: [Operation::ReadProfile].into_iter().collect(),
+            purposes: [purpose.id.clone()].into_iter().collect(),
+        };
+        Ok(ReadGrant::new(
+            tenant,
+            ApiKeyId::from_random([0; 8]),
+            role,
+            Operation::ReadProfile,
+            purpose,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

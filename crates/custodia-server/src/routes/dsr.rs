@@ -1,0 +1,208 @@
+//! Data-subject requests: the public side (`POST /v1/dsr`, `/verify`, status and export with the
+//! request's own access token) and the compliance queue (`GET /v1/dsr`).
+//!
+//! `POST /v1/dsr` needs no API key, so it is rate-limited per client address and per requester
+//! (a hash of the e-mail address or user id), and answers 202 with the same body shape whether
+//! the person is known or not.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use custodia_core::{ErrorCode, TenantId};
+use custodia_engine::{DsrInput, DsrView, OutboxMessage};
+use serde_json::{Value, json};
+
+use crate::extract::{AppJson, Auth, Params};
+use crate::{AppError, AppState, RateLimit};
+
+/// Requests per client address: thirty a minute, in bursts of thirty.
+const PER_ADDRESS: RateLimit = RateLimit {
+    per_second: 0.5,
+    burst: 30.0,
+};
+/// Requests per requester: a few an hour.
+const PER_REQUESTER: RateLimit = RateLimit {
+    per_second: 1.0 / 600.0,
+    burst: 3.0,
+};
+
+fn limit(state: &AppState, key: &str, limit: RateLimit) -> Result<(), AppError> {
+    state
+        .0
+        .limiter
+        .take(key, limit, Instant::now())
+        .map_err(AppError::rate_limited)
+}
+
+/// The client's address, when the server knows it (not in in-process tests).
+pub struct ClientAddr(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<ClientAddr, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(
+                    || "unknown".to_owned(),
+                    |ConnectInfo(addr)| addr.ip().to_string(),
+                ),
+        ))
+    }
+}
+
+/// `POST /v1/dsr` (public).
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    AppJson(body): AppJson,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    limit(&state, &format!("dsr-ip:{client}"), PER_ADDRESS)?;
+    let input = DsrInput::from_json(&body)?;
+    limit(&state, &format!("dsr-who:{}", input.who()), PER_REQUESTER)?;
+    let started = Instant::now();
+    let request_id = state
+        .run(move |engine| engine.dsr_submit(&TenantId::default_tenant(), &input))
+        .await?;
+    // Known and unknown requesters take about as long: pad the answer to a floor well above the
+    // work either one needs, so the time does not tell them apart.
+    let floor = Duration::from_millis(250);
+    if let Some(rest) = floor.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"request_id": request_id, "status": "pending_verification"})),
+    ))
+}
+
+/// `POST /v1/dsr/{request_id}/verify` `{"code"}` (public).
+pub async fn verify(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    Path(request_id): Path<String>,
+    AppJson(body): AppJson,
+) -> Result<Json<Value>, AppError> {
+    limit(&state, &format!("dsr-ip:{client}"), PER_ADDRESS)?;
+    let code = body
+        .get("code")
+        .and_then(Value::as_str)
+        .filter(|c| (1..=32).contains(&c.len()))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::InvalidField,
+                "must be the code from the message",
+                Some("/code".into()),
+            )
+        })?;
+    let (view, token) = state
+        .run(move |engine| engine.dsr_verify(&TenantId::default_tenant(), &request_id, &code))
+        .await?;
+    Ok(Json(json!({
+        "request_id": view.request_id,
+        "status": view.status,
+        "access_token": token,
+        "outcome": view.outcome,
+    })))
+}
+
+fn token(headers: &HeaderMap) -> Result<String, AppError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::Unauthenticated,
+                "send the request's access token as Authorization: Bearer <token>",
+                None,
+            )
+        })
+}
+
+/// `GET /v1/dsr/{request_id}` with the request's access token.
+pub async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(request_id): Path<String>,
+) -> Result<Json<DsrView>, AppError> {
+    let token = token(&headers)?;
+    let view = state
+        .run(move |engine| engine.dsr_status(&TenantId::default_tenant(), &request_id, &token))
+        .await?;
+    Ok(Json(view))
+}
+
+/// `GET /v1/dsr/{request_id}/export` with the request's access token.
+pub async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(request_id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let token = token(&headers)?;
+    let bundle = state
+        .run(move |engine| engine.dsr_export(&TenantId::default_tenant(), &request_id, &token))
+        .await?;
+    Ok(Json(bundle))
+}
+
+/// `GET /v1/dsr?status=&overdue=true` (compliance): the queue, earliest deadline first.
+pub async fn queue(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Json<Value>, AppError> {
+    let status = params.get("status").map(str::to_owned);
+    let overdue = match params.get("overdue") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(AppError::new(
+                ErrorCode::InvalidField,
+                "must be true or false",
+                Some("overdue".into()),
+            ));
+        }
+    };
+    let requests = state
+        .run(move |engine| engine.dsr_queue(&caller, status.as_deref(), overdue))
+        .await?;
+    Ok(Json(json!({ "requests": requests })))
+}
+
+/// The webhook outbox: a `POST` of the message JSON to an `http://` URL (put a TLS relay in
+/// front for https), standing in for an e-mail gateway.
+pub struct WebhookOutbox(pub String);
+
+impl custodia_engine::Outbox for WebhookOutbox {
+    fn deliver(&self, message: &OutboxMessage) -> Result<(), String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let body = json!({
+            "to": message.to.expose(),
+            "request_id": message.request_id,
+            "code": message.code.expose(),
+            "kind": message.kind,
+        });
+        agent
+            .post(&self.0)
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .map(drop)
+            // The error names the outbox, never the message.
+            .map_err(|e| format!("outbox webhook: {e}"))
+    }
+}
