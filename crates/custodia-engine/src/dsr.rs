@@ -37,6 +37,11 @@ use crate::{Caller, Engine, EngineError, ReadGrant};
 pub const MAX_CODE_TRIES: u8 = 5;
 /// How long a code is valid.
 const CODE_TTL_DAYS: i64 = 1;
+/// How long a closed request's private part (who asked, the details) is kept, for accountability
+/// (Art. 5(2)): then its key is destroyed by the retention sweep. Its state, times and outcome
+/// stay, with no personal data.
+pub const REQUEST_RETENTION_DAYS: i64 = 1095;
+
 /// Events per page of the export.
 const EXPORT_PAGE: usize = 1_000;
 
@@ -849,6 +854,36 @@ impl Engine {
             .purpose(&id)
             .cloned()
             .ok_or(EngineError::UnknownPurpose)
+    }
+
+    /// Destroys the keys of closed requests older than [`REQUEST_RETENTION_DAYS`] (and of
+    /// unverified ones whose code expired that long ago) and drops their sealed part; returns how
+    /// many. Called by the retention sweep.
+    pub(crate) fn expire_requests(
+        &self,
+        tenant: &TenantId,
+        now: Timestamp,
+    ) -> Result<u64, EngineError> {
+        let keys = self.keys(tenant)?;
+        let mut expired = 0;
+        for (id, bytes) in self.store.dsrs(tenant)? {
+            let mut record: DsrRecord = serde_json::from_slice(&bytes)
+                .map_err(|_| EngineError::Corrupt("data-subject request"))?;
+            if record.sealed.is_empty() {
+                continue;
+            }
+            let closed_at = record.completed_at.unwrap_or(record.code_expires);
+            let open = matches!(record.status, DsrStatus::Verified | DsrStatus::InProgress);
+            if open || closed_at.plus_days(REQUEST_RETENTION_DAYS) > now {
+                continue;
+            }
+            keys.destroy_data_key(request_key_id(&id))?;
+            record.sealed = String::new();
+            record.token_hash = None;
+            self.save_dsr(tenant, &id, &record)?;
+            expired += 1;
+        }
+        Ok(expired)
     }
 
     /// The compliance queue: every request, optionally by status or only overdue ones.

@@ -47,6 +47,8 @@ pub struct RetentionReport {
     pub profiles_erased: u64,
     /// Ledger entries written.
     pub ledger_entries: u64,
+    /// Data-subject requests whose retention ended: their key destroyed, their private part gone.
+    pub requests_expired: u64,
     /// When the sweep ran (the cut-off instant).
     pub swept_at: Option<Timestamp>,
 }
@@ -81,6 +83,7 @@ impl Engine {
                 break;
             }
         }
+        report.requests_expired = self.expire_requests(tenant, now)?;
         tracing::info!(
             tenant = %tenant,
             scanned = report.subjects_scanned,

@@ -221,3 +221,39 @@ fn bad_requests_name_the_field() {
         assert_eq!(e.field(), Some(field), "{body}");
     }
 }
+
+#[test]
+fn the_retention_sweep_destroys_old_request_keys() {
+    let (f, outbox, _) = setup();
+    let tenant = TenantId::default_tenant();
+    let admin = f.caller("admin");
+    let id = submit(&f, json!({"type": "access", "email": "jane@example.com"}));
+    let (_, token) = f
+        .engine
+        .dsr_verify(&tenant, &id, &code_of(&outbox, &id))
+        .unwrap();
+    let keys_before = f.engine.n_data_keys(&tenant).unwrap();
+    assert_eq!(
+        f.engine.retention_sweep(&admin).unwrap().requests_expired,
+        0
+    );
+    f.clock.set(
+        f.clock
+            .now()
+            .plus_days(crate::dsr::REQUEST_RETENTION_DAYS + 1),
+    );
+    // The sweep may also erase the dormant profile; the request key goes either way.
+    let report = f.engine.retention_sweep(&admin).unwrap();
+    assert_eq!(report.requests_expired, 1);
+    assert!(f.engine.n_data_keys(&tenant).unwrap() < keys_before);
+    // The token no longer opens anything, but the queue still shows the request.
+    assert!(f.engine.dsr_export(&tenant, &id, &token).is_err());
+    let compliance = f.caller("compliance");
+    assert_eq!(
+        f.engine
+            .dsr_queue(&compliance, Some("completed"), false)
+            .unwrap()
+            .len(),
+        1
+    );
+}
