@@ -548,9 +548,17 @@ const DSR_OPS: &[Op] = &[
         tag: "data-subject requests",
         summary: "The Art. 15 / Art. 20 bundle (access token): the data, purposes, categories, recipients, retention, source, rights, supervisory authority, and the consent history with inclusion proofs, a signed checkpoint and the ledger's public key.",
         auth: false,
-        params: &[REQUEST_ID],
+        params: &[
+            REQUEST_ID,
+            (
+                "format",
+                ParameterIn::Query,
+                false,
+                "json (default) or zip: the bundle plus a CSV per table (profile, events, consent history), for portability.",
+            ),
+        ],
         body: None,
-        responses: &[("200", "JSON bundle."), REFUSALS],
+        responses: &[("200", "JSON bundle, or application/zip."), REFUSALS],
     },
     Op {
         method: "GET",

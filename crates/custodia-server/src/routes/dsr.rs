@@ -12,6 +12,7 @@ use axum::Json;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use custodia_core::{ErrorCode, TenantId};
 use custodia_engine::{DsrInput, DsrView, OutboxMessage};
 use serde_json::{Value, json};
@@ -144,17 +145,44 @@ pub async fn status(
     Ok(Json(view))
 }
 
-/// `GET /v1/dsr/{request_id}/export` with the request's access token.
+/// `GET /v1/dsr/{request_id}/export[?format=zip]` with the request's access token: the JSON
+/// bundle, or (`format=zip`, for portability) a zip of the bundle and a CSV per table.
 pub async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(request_id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+    params: Params,
+) -> Result<Response, AppError> {
     let token = token(&headers)?;
+    let zip = match params.get("format") {
+        None | Some("json") => false,
+        Some("zip") => true,
+        Some(_) => {
+            return Err(AppError::new(
+                ErrorCode::InvalidField,
+                "must be json or zip",
+                Some("format".into()),
+            ));
+        }
+    };
     let bundle = state
         .run(move |engine| engine.dsr_export(&TenantId::default_tenant(), &request_id, &token))
         .await?;
-    Ok(Json(bundle))
+    if !zip {
+        return Ok(Json(bundle).into_response());
+    }
+    let bytes = export_zip(&bundle)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"custodia-export.zip\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `GET /v1/dsr?status=&overdue=true` (compliance): the queue, earliest deadline first.
@@ -204,5 +232,136 @@ impl custodia_engine::Outbox for WebhookOutbox {
             .map(drop)
             // The error names the outbox, never the message.
             .map_err(|e| format!("outbox webhook: {e}"))
+    }
+}
+
+/// One CSV field: quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn csv_value(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => csv_field(s),
+        other => csv_field(&other.to_string()),
+    }
+}
+
+/// A CSV table: a header row, then one row per item with the named fields.
+fn csv_table(columns: &[&str], rows: &[Value]) -> String {
+    let mut out = columns.join(",");
+    out.push_str("\r\n");
+    for row in rows {
+        let cells: Vec<String> = columns.iter().map(|c| csv_value(&row[*c])).collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The Art. 20 bundle as a zip: `export.json` (everything) plus one CSV per table — profile
+/// traits, events, consent history.
+pub(crate) fn export_zip(bundle: &Value) -> Result<Vec<u8>, AppError> {
+    use std::io::Write as _;
+    let traits: Vec<Value> = bundle["data"]["traits"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| json!({"trait": k, "value": v}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let events: Vec<Value> = bundle["data"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let consents: Vec<Value> = bundle["consent_history"]["entries"]
+        .as_array()
+        .map(|entries| entries.iter().map(|e| e["entry"].clone()).collect())
+        .unwrap_or_default();
+    let files = [
+        ("export.json", bundle.to_string()),
+        ("profile.csv", csv_table(&["trait", "value"], &traits)),
+        (
+            "events.csv",
+            csv_table(
+                &[
+                    "event_id",
+                    "event",
+                    "timestamp",
+                    "received_at",
+                    "properties",
+                ],
+                &events,
+            ),
+        ),
+        (
+            "consent_history.csv",
+            csv_table(
+                &[
+                    "seq",
+                    "time",
+                    "kind",
+                    "purpose",
+                    "lawful_basis",
+                    "leaf_hash",
+                ],
+                &consents,
+            ),
+        ),
+    ];
+    let failed = |_| AppError::internal("cannot build the export zip".to_owned());
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, text) in files {
+        writer.start_file(name, options).map_err(failed)?;
+        writer
+            .write_all(text.as_bytes())
+            .map_err(|_| AppError::internal("cannot build the export zip".to_owned()))?;
+    }
+    Ok(writer.finish().map_err(failed)?.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+
+    #[test]
+    fn the_portability_zip_holds_the_bundle_and_a_csv_per_table() {
+        let bundle = json!({
+            "data": {
+                "traits": {"name": "Dana \"D\" Smith", "city": "Berlin, Mitte"},
+                "events": [{"event_id": "e1", "event": "Order Completed", "received_at": "2026-11-24T12:00:00Z", "properties": {"total": 5}}],
+            },
+            "consent_history": {"entries": [{"entry": {"seq": 3, "kind": "consent.granted", "purpose": "marketing_email"}}]},
+        });
+        let bytes = export_zip(&bundle).unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut read = |name: &str| {
+            let mut text = String::new();
+            archive
+                .by_name(name)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        };
+        let profile = read("profile.csv");
+        assert!(profile.starts_with("trait,value\r\n"));
+        assert!(profile.contains("\"Berlin, Mitte\""));
+        assert!(profile.contains("\"Dana \"\"D\"\" Smith\""));
+        let events = read("events.csv");
+        assert!(events.contains("e1,Order Completed,,2026-11-24T12:00:00Z,\"{\"\"total\"\":5}\""));
+        assert!(read("consent_history.csv").contains("3,,consent.granted,marketing_email"));
+        let json: Value = serde_json::from_str(&read("export.json")).unwrap();
+        assert_eq!(json, bundle);
     }
 }
