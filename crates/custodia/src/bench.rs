@@ -17,6 +17,16 @@ use custodia_store::{KvBackend, KvOp, SledBackend};
 use custodia_vault::{Aad, BlindField, Keyring, RootKey, Vault};
 use serde_json::{Value, json};
 
+// Declared here rather than in main.rs, as children of this module, beside it in src/.
+#[path = "bench_analytics.rs"]
+mod bench_analytics;
+#[path = "bench_erasure.rs"]
+mod bench_erasure;
+#[path = "bench_keys.rs"]
+mod bench_keys;
+#[path = "bench_search.rs"]
+mod bench_search;
+
 /// Benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -25,6 +35,14 @@ pub enum BenchCommand {
     /// Consent ledger: durable appends, verification, proofs at scale, checkpoints, consent
     /// decisions and checks.
     Ledger(LedgerArgs),
+    /// Search index: indexing throughput, size, memory and query latency.
+    Search(bench_search::SearchArgs),
+    /// Root-key rotation of a key store with many subject keys.
+    Rotate(bench_keys::RotateArgs),
+    /// Analytics KPIs and segments over an in-memory projection.
+    Analytics(bench_analytics::AnalyticsArgs),
+    /// Erasure of a subject with many events.
+    Erasure(bench_erasure::ErasureArgs),
 }
 
 /// Options of `bench ledger`.
@@ -57,6 +75,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(args),
         BenchCommand::Ledger(args) => crate::bench_ledger::run(args),
+        BenchCommand::Search(args) => bench_search::run(args),
+        BenchCommand::Rotate(args) => bench_keys::run(args),
+        BenchCommand::Analytics(args) => bench_analytics::run(args),
+        BenchCommand::Erasure(args) => bench_erasure::run(args),
     }
 }
 
