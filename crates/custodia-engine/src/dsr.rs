@@ -42,9 +42,6 @@ const CODE_TTL_DAYS: i64 = 1;
 /// stay, with no personal data.
 pub const REQUEST_RETENTION_DAYS: i64 = 1095;
 
-/// Events per page of the export.
-const EXPORT_PAGE: usize = 1_000;
-
 /// What the person asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -777,17 +774,10 @@ impl Engine {
         let subject_record = self.subject_record(tenant, subject)?;
         let (key, data) = self.open_profile(&keys, &subject_record)?;
         let mut events = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.store.events(tenant, subject, after, EXPORT_PAGE)?;
-            for event in &page {
-                events.push(serde_json::to_value(open_event(&key, event)?).unwrap_or(Value::Null));
-            }
-            after = page.last().map(|e| e.id);
-            if page.len() < EXPORT_PAGE {
-                break;
-            }
-        }
+        self.for_each_event(tenant, subject, |event| {
+            events.push(serde_json::to_value(open_event(&key, event)?).unwrap_or(Value::Null));
+            Ok(())
+        })?;
         let history = self.consent_history_of(tenant, subject)?;
         let policies = &self.policies;
         let purposes: Vec<Value> = policies

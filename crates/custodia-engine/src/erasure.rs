@@ -29,9 +29,6 @@ use crate::ledger::{kind, new_entry};
 use crate::profile::{PROFILE_KIND, ProfileData, open_event, seal_json};
 use crate::{Caller, Engine, EngineError};
 
-/// Events read per page while erasing.
-const PAGE: usize = 1_000;
-
 /// Why a subject is erased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -265,29 +262,22 @@ impl Engine {
             let mut batch = WriteBatch::new();
             let mut erased: BTreeMap<String, u64> = BTreeMap::new();
             let mut kept: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
-            let mut after = None;
-            loop {
-                let page = self.store.events(tenant, subject, after, PAGE)?;
-                for event in &page {
-                    let view = open_event(&key, event)?;
-                    let category = self.policies.retention_category_of_event(&view.event);
-                    let until = event
-                        .received_at
-                        .plus_days(i64::from(category.retention_days));
-                    if category.legal_hold.is_some() && until > now {
-                        let slot = kept.entry(category.id.clone()).or_insert((0, until));
-                        slot.0 += 1;
-                        slot.1 = slot.1.max(until);
-                    } else {
-                        *erased.entry(category.id.clone()).or_default() += 1;
-                        batch.delete_event(tenant, subject, event.id);
-                    }
+            self.for_each_event(tenant, subject, |event| {
+                let view = open_event(&key, event)?;
+                let category = self.policies.retention_category_of_event(&view.event);
+                let until = event
+                    .received_at
+                    .plus_days(i64::from(category.retention_days));
+                if category.legal_hold.is_some() && until > now {
+                    let slot = kept.entry(category.id.clone()).or_insert((0, until));
+                    slot.0 += 1;
+                    slot.1 = slot.1.max(until);
+                } else {
+                    *erased.entry(category.id.clone()).or_default() += 1;
+                    batch.delete_event(tenant, subject, event.id);
                 }
-                after = page.last().map(|e| e.id);
-                if page.len() < PAGE {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
             let n_kept: u64 = kept.values().map(|(n, _)| n).sum();
 
             // 2. The tombstone goes first, so a crash from here on is finished at the next start.
@@ -467,17 +457,10 @@ impl Engine {
             for (field, bucket) in &record.blind {
                 batch.delete_blind(tenant, field, bucket, subject);
             }
-            let mut after = None;
-            loop {
-                let page = self.store.events(tenant, subject, after, PAGE)?;
-                for event in &page {
-                    batch.delete_event(tenant, subject, event.id);
-                }
-                after = page.last().map(|e| e.id);
-                if page.len() < PAGE {
-                    break;
-                }
-            }
+            self.for_each_event(tenant, subject, |event| {
+                batch.delete_event(tenant, subject, event.id);
+                Ok(())
+            })?;
             batch.delete_subject(tenant, subject);
             self.delete_facts(&mut batch, tenant, subject)?;
             self.store.write(batch)?;

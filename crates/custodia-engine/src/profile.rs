@@ -446,6 +446,32 @@ impl Engine {
     }
 }
 
+/// Events read per page by [`Engine::for_each_event`].
+const EVENT_SCAN_PAGE: usize = 1_000;
+
+impl Engine {
+    /// Calls `f` on every event of a subject, oldest first, reading a page at a time (erasure,
+    /// retention, the search indexer and the access export all walk a subject's events so).
+    pub(crate) fn for_each_event(
+        &self,
+        tenant: &TenantId,
+        subject: SubjectId,
+        mut f: impl FnMut(&EventRecord) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let mut after = None;
+        loop {
+            let page = self.store.events(tenant, subject, after, EVENT_SCAN_PAGE)?;
+            for event in &page {
+                f(event)?;
+            }
+            after = page.last().map(|e| e.id);
+            if page.len() < EVENT_SCAN_PAGE {
+                return Ok(());
+            }
+        }
+    }
+}
+
 pub(crate) fn open_event(key: &DataKey, record: &EventRecord) -> Result<EventView, EngineError> {
     let data: EventData = open_json(
         key,

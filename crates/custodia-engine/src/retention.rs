@@ -122,29 +122,22 @@ impl Engine {
             let mut batch = WriteBatch::new();
             let mut events_left = 0u64;
             let mut last_activity = record.updated_at;
-            let mut after = None;
-            loop {
-                let page = self.store.events(tenant, subject, after, PAGE)?;
-                for event in &page {
-                    let view = open_event(&key, event)?;
-                    let category = self.policies.retention_category_of_event(&view.event);
-                    let ends = event
-                        .received_at
-                        .plus_days(i64::from(category.retention_days));
-                    if ends <= now {
-                        *events_removed.entry(category.id.clone()).or_default() += 1;
-                        batch.delete_event(tenant, subject, event.id);
-                        batch.delete_fact(tenant, &pseudonym, event.id);
-                    } else {
-                        events_left += 1;
-                        last_activity = last_activity.max(event.received_at);
-                    }
+            self.for_each_event(tenant, subject, |event| {
+                let view = open_event(&key, event)?;
+                let category = self.policies.retention_category_of_event(&view.event);
+                let ends = event
+                    .received_at
+                    .plus_days(i64::from(category.retention_days));
+                if ends <= now {
+                    *events_removed.entry(category.id.clone()).or_default() += 1;
+                    batch.delete_event(tenant, subject, event.id);
+                    batch.delete_fact(tenant, &pseudonym, event.id);
+                } else {
+                    events_left += 1;
+                    last_activity = last_activity.max(event.received_at);
                 }
-                after = page.last().map(|e| e.id);
-                if page.len() < PAGE {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
 
             let expired: Vec<String> = data
                 .traits

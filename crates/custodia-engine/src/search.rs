@@ -31,8 +31,6 @@ use crate::{Engine, EngineError, ReadGrant};
 
 /// Queue entries handled per indexing round.
 const ROUND: usize = 512;
-/// Events read per page when collecting order ids.
-const EVENT_PAGE: usize = 1_000;
 /// Order ids indexed per subject (the most recent).
 const MAX_ORDER_IDS: usize = 200;
 
@@ -161,28 +159,19 @@ impl Engine {
     fn order_ids(&self, record: &SubjectRecord) -> Result<Vec<String>, EngineError> {
         let key = self.keys(&record.tenant)?.data_key(record.id)?;
         let mut ids = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .events(&record.tenant, record.id, after, EVENT_PAGE)?;
-            for event in &page {
-                let view = open_event(&key, event)?;
-                if view.event == "Order Completed"
-                    && let Some(id) = view.properties.expose().get("order_id")
-                {
-                    match id {
-                        Value::String(s) => ids.push(s.clone()),
-                        Value::Number(n) => ids.push(n.to_string()),
-                        _ => {}
-                    }
+        self.for_each_event(&record.tenant, record.id, |event| {
+            let view = open_event(&key, event)?;
+            if view.event == "Order Completed"
+                && let Some(id) = view.properties.expose().get("order_id")
+            {
+                match id {
+                    Value::String(s) => ids.push(s.clone()),
+                    Value::Number(n) => ids.push(n.to_string()),
+                    _ => {}
                 }
             }
-            after = page.last().map(|e| e.id);
-            if page.len() < EVENT_PAGE {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         if ids.len() > MAX_ORDER_IDS {
             ids.drain(..ids.len() - MAX_ORDER_IDS);
         }
