@@ -172,6 +172,85 @@ fn erasure_reaches_data_backups_and_rotation_reaches_key_store_backups() {
     );
 }
 
+fn event_names(server: &Server, key: &str, id: &str, purpose: &str) -> Result<Vec<String>, u16> {
+    let answer = server.get(key, &format!("/v1/subjects/{id}/events?purpose={purpose}"));
+    if answer.status != 200 {
+        return Err(answer.status);
+    }
+    Ok(answer.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect())
+}
+
+/// An erasure that keeps an invoice under a legal hold still destroys the data key: the kept
+/// order is re-sealed under a hold key first. A data backup from before the erasure, restored
+/// with the live key store, gives back neither the profile nor anything else of the subject.
+#[test]
+fn erasure_with_records_kept_reaches_data_backups_too() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let admin = site.create_key("admin");
+    let server = site.serve(&[]);
+    let mia = identify(&server, &app, "mia-1", "mia.held@example.com");
+    let john = identify(&server, &app, "john-1", "john.kept@example.com");
+    for (event, properties) in [
+        (
+            "Order Completed",
+            json!({"order_id": "held-order-1", "total": 25}),
+        ),
+        ("Product Viewed", json!({"sku": "canary-sku"})),
+    ] {
+        let track = server.post(
+            &app,
+            "/v1/track",
+            &json!({"userId": "mia-1", "event": event, "properties": properties}),
+        );
+        assert_eq!(track.status, 200, "{:?}", track.body);
+    }
+    assert_eq!(server.stop().code(), Some(0));
+    let data_backup = site.dir.path().join("backup-data");
+    copy_dir(&site.data_dir(), &data_backup);
+
+    let server = site.serve(&[]);
+    let erased = server.post(&admin, &format!("/v1/subjects/{mia}/erasure"), &json!({}));
+    assert_eq!(erased.status, 200, "{:?}", erased.body);
+    assert_eq!(erased.body["key_destroyed"], true);
+    assert_eq!(erased.body["kept"][0]["category"], "purchases");
+    assert_eq!(erased.body["kept"][0]["records"], 1);
+    // Live: the order stays for accounting only.
+    assert_eq!(
+        event_names(&server, &admin, &mia, "accounting"),
+        Ok(vec!["Order Completed".to_owned()])
+    );
+    assert!(event_names(&server, &admin, &mia, "customer_support").is_err());
+    assert_eq!(find_by_email(&server, &app, "mia.held@example.com"), 0);
+    assert_eq!(server.stop().code(), Some(0));
+
+    // The old data copy with the live key store: nothing of Mia opens; the replay on start
+    // removes the profile, the look-ups and every event sealed under her destroyed data key, and
+    // restricts what is left (an empty shell) again.
+    let restored = site.spawn_server(serve_with(
+        &site,
+        &data_backup,
+        &site.keys_dir(),
+        &site.master_key,
+    ));
+    assert_eq!(find_by_email(&restored, &app, "mia.held@example.com"), 0);
+    assert_eq!(
+        event_names(&restored, &admin, &mia, "accounting"),
+        Ok(vec![])
+    );
+    assert!(event_names(&restored, &admin, &mia, "customer_support").is_err());
+    let profile = restored.get(&admin, &format!("/v1/subjects/{mia}?purpose=accounting"));
+    assert_eq!(profile.status, 200, "{:?}", profile.body);
+    assert_eq!(profile.body["traits"], json!({}));
+    assert_eq!(profile_status(&restored, &app, &john), 200, "not vacuous");
+    assert_eq!(restored.stop().code(), Some(0));
+}
+
 #[test]
 fn restriction_objection_and_retention_over_http_and_cli() {
     let site = Site::new();

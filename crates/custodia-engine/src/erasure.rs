@@ -4,14 +4,17 @@
 //! Erasing a subject, in this order, each step durable before the next:
 //! 1. decide per event whether a legal obligation keeps it: its category names a `legal_hold`
 //!    purpose and the category's retention has not ended;
-//! 2. put the subject on the tombstone list beside the key store (so a restored data backup is
-//!    cleaned of it on the next start);
-//! 3. delete from the store, in one batch: the profile, every look-up and blind-index entry and
-//!    every event not kept; with `suppress`, add the keyed hash of its `userId` to the
-//!    suppression list;
-//! 4. destroy the subject's data key (overwritten in place in the key store) unless records are
-//!    kept, which then stay readable only for the hold's purpose: the subject is flagged
-//!    `erased_with_hold`, which restricts processing to legal obligations;
+//! 2. if records are kept, create the subject's hold key (a fresh key in the key store); put the
+//!    subject on the tombstone list beside the key store (so a restored data backup is cleaned of
+//!    it on the next start);
+//! 3. in one batch: delete the profile, every look-up and blind-index entry and every event not
+//!    kept; re-seal the kept events, and an empty profile, under the hold key; with `suppress`,
+//!    add the keyed hash of its `userId` to the suppression list;
+//! 4. destroy the subject's data key (overwritten in place in the key store). Every copy of the
+//!    subject's records made before the erasure, in the store's old segments or in a backup, was
+//!    sealed under it, so none opens any more. Kept records stay readable, under the hold key, only
+//!    for the hold's purpose: the subject is flagged `erased_with_hold`, which restricts
+//!    processing to legal obligations;
 //! 5. append `erasure.completed` to the consent ledger, with counts and no personal data.
 //!
 //! A crash after step 2 is finished on the next start by [`Engine::replay_tombstones`]. Ledger
@@ -21,12 +24,13 @@
 use std::collections::BTreeMap;
 
 use custodia_core::{Operation, SubjectId, TenantId, Timestamp};
-use custodia_store::{LookupKind, SubjectRecord, WriteBatch};
+use custodia_store::{EventRecord, LookupKind, SubjectFlagsRecord, SubjectRecord, WriteBatch};
+use custodia_vault::{DataKey, TenantVault};
 use serde::Serialize;
 
 use crate::decision::SubjectFlags;
 use crate::ledger::{kind, new_entry};
-use crate::profile::{PROFILE_KIND, ProfileData, open_event, seal_json};
+use crate::profile::{PROFILE_KIND, ProfileData, open_event, open_json, seal_json};
 use crate::{Caller, Engine, EngineError};
 
 /// Why a subject is erased.
@@ -94,7 +98,8 @@ pub struct ErasureOutcome {
     pub erased: Vec<ErasedData>,
     /// What was kept under a legal obligation (empty: nothing is left).
     pub kept: Vec<KeptData>,
-    /// Whether the subject's key was destroyed (false only when records are kept).
+    /// Whether the subject's data key was destroyed: always, once the erasure is done. Kept
+    /// records are re-sealed under a hold key of their own first.
     pub key_destroyed: bool,
     /// Whether the `userId` was put on the suppression list.
     pub suppressed: bool,
@@ -253,7 +258,7 @@ impl Engine {
             return Err(EngineError::LegalHold);
         }
         let now = self.clock.now();
-        let (outcome, destroy) = {
+        let (outcome, destroy_all) = {
             let _guard = self.lock_writes();
             let record = self.subject_record(tenant, subject)?;
             let key = keys.data_key(subject)?;
@@ -262,28 +267,34 @@ impl Engine {
             let mut batch = WriteBatch::new();
             let mut erased: BTreeMap<String, u64> = BTreeMap::new();
             let mut kept: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
+            let mut kept_events: Vec<EventRecord> = Vec::new();
             self.for_each_event(tenant, subject, |event| {
                 let view = open_event(&key, event)?;
                 let category = self.policies.retention_category_of_event(&view.event);
-                let until = event
-                    .received_at
-                    .plus_days(i64::from(category.retention_days));
-                if category.legal_hold.is_some() && until > now {
-                    let slot = kept.entry(category.id.clone()).or_insert((0, until));
-                    slot.0 += 1;
-                    slot.1 = slot.1.max(until);
-                } else {
-                    *erased.entry(category.id.clone()).or_default() += 1;
-                    batch.delete_event(tenant, subject, event.id);
+                match self.held_until(&view.event, event.received_at, now) {
+                    Some(until) => {
+                        let slot = kept.entry(category.id.clone()).or_insert((0, until));
+                        slot.0 += 1;
+                        slot.1 = slot.1.max(until);
+                        kept_events.push(event.clone());
+                    }
+                    None => {
+                        *erased.entry(category.id.clone()).or_default() += 1;
+                        batch.delete_event(tenant, subject, event.id);
+                    }
                 }
                 Ok(())
             })?;
             let n_kept: u64 = kept.values().map(|(n, _)| n).sum();
 
-            // 2. The tombstone goes first, so a crash from here on is finished at the next start.
-            if n_kept == 0 {
-                keys.add_tombstone(subject, now)?;
-            }
+            // 2. The hold key, then the tombstone: from here on a crash is finished at the next
+            // start (the replay sees the hold key and keeps what it holds).
+            let hold = if n_kept > 0 {
+                Some(keys.hold_key(subject)?)
+            } else {
+                None
+            };
+            keys.add_tombstone(subject, now)?;
 
             // 3. The profile, its index entries and its analytics projection.
             self.delete_facts(&mut batch, tenant, subject)?;
@@ -296,21 +307,16 @@ impl Engine {
             for (field, bucket) in &record.blind {
                 batch.delete_blind(tenant, field, bucket, subject);
             }
-            if n_kept == 0 {
-                batch.delete_subject(tenant, subject);
-            } else {
-                // The subject stays as an empty shell that the kept events hang from.
-                let empty = ProfileData {
-                    v: 1,
-                    ..ProfileData::default()
-                };
-                batch.put_subject(&SubjectRecord {
-                    sealed_profile: seal_json(&key, tenant, subject, PROFILE_KIND, &empty)?,
-                    updated_at: now,
-                    lookups: Vec::new(),
-                    blind: Vec::new(),
-                    ..record.clone()
-                });
+            match &hold {
+                None => batch.delete_subject(tenant, subject),
+                Some(hold) => {
+                    // The subject stays as an empty shell that the kept events hang from, all
+                    // of it sealed under the hold key.
+                    for event in &kept_events {
+                        batch.put_event(&reseal_event(&key, hold, event)?);
+                    }
+                    batch.put_subject(&shell(tenant, &record, hold, now)?);
+                }
             }
             self.store.write(batch)?;
             self.store.flush()?;
@@ -351,7 +357,7 @@ impl Engine {
                 cause,
                 erased,
                 kept,
-                key_destroyed: n_kept == 0,
+                key_destroyed: true,
                 suppressed,
                 receipt_seq: 0,
                 erased_at: now,
@@ -362,9 +368,12 @@ impl Engine {
         // The search document, with the segments that held it merged away.
         self.purge_from_search(tenant, subject)?;
 
-        // 4. The key, overwritten in place.
-        if destroy {
+        // 4. The key, overwritten in place (with nothing kept, the hold key too, if an earlier
+        // erasure made one).
+        if destroy_all {
             keys.destroy_data_key(subject)?;
+        } else {
+            keys.retire_data_key(subject)?;
         }
 
         // 5. The receipt.
@@ -432,48 +441,184 @@ impl Engine {
         Ok(self.store.suppressions(&caller.tenant)?.len())
     }
 
-    /// Finishes erasures that a restored data backup (or a crash) left undone: every subject on
+    /// Until when a legal obligation keeps an event received at `received_at`, if one does: its
+    /// category names a `legal_hold` purpose and the category's retention has not ended.
+    fn held_until(&self, event: &str, received_at: Timestamp, now: Timestamp) -> Option<Timestamp> {
+        let category = self.policies.retention_category_of_event(event);
+        let until = received_at.plus_days(i64::from(category.retention_days));
+        (category.legal_hold.is_some() && until > now).then_some(until)
+    }
+
+    /// Finishes erasures that a restored data backup (or a crash) left undone. Every subject on
     /// a tenant's tombstone list that the store still holds loses its records, look-ups, blind
-    /// indexes and events. Its key is already gone, so nothing of it can be decrypted meanwhile.
-    /// Returns how many subjects were cleaned.
+    /// indexes, analytics facts and events; one with a hold key (erased with records kept) keeps
+    /// what is sealed under that key and becomes the empty, restricted shell again. Its data key
+    /// is already gone, so nothing else of it can be decrypted meanwhile. Returns how many
+    /// subjects were cleaned.
     pub fn replay_tombstones(&self, tenant: &TenantId) -> Result<u64, EngineError> {
         let keys = self.keys(tenant)?;
         let mut cleaned = 0;
         for (subject, _) in keys.tombstones()? {
             let _guard = self.lock_writes();
             let Some(record) = self.store.subject(tenant, subject)? else {
-                // Make sure the key is gone too (a crash between the store and the key store).
+                // Make sure the keys are gone too (a crash between the store and the key store).
                 keys.destroy_data_key(subject)?;
                 continue;
             };
-            let mut batch = WriteBatch::new();
-            for (kind, hash) in &record.lookups {
-                // Only entries that still point at this subject: the id may have been reused by a
-                // later, different subject (not suppressed).
-                if self.store.lookup(tenant, *kind, hash)? == Some(subject) {
-                    batch.delete_lookup(tenant, *kind, hash);
-                }
+            let changed = if keys.has_hold_key(subject)? {
+                self.replay_hold(&keys, tenant, &record)?
+            } else {
+                let mut batch = WriteBatch::new();
+                self.delete_index_entries(&mut batch, tenant, &record)?;
+                self.for_each_event(tenant, subject, |event| {
+                    batch.delete_event(tenant, subject, event.id);
+                    Ok(())
+                })?;
+                batch.delete_subject(tenant, subject);
+                self.delete_facts(&mut batch, tenant, subject)?;
+                self.store.write(batch)?;
+                self.store.flush()?;
+                keys.destroy_data_key(subject)?;
+                true
+            };
+            if changed {
+                self.purge_from_search(tenant, subject)?;
+                cleaned += 1;
             }
-            for (field, bucket) in &record.blind {
-                batch.delete_blind(tenant, field, bucket, subject);
-            }
-            self.for_each_event(tenant, subject, |event| {
-                batch.delete_event(tenant, subject, event.id);
-                Ok(())
-            })?;
-            batch.delete_subject(tenant, subject);
-            self.delete_facts(&mut batch, tenant, subject)?;
-            self.store.write(batch)?;
-            self.store.flush()?;
-            keys.destroy_data_key(subject)?;
-            self.purge_from_search(tenant, subject)?;
-            cleaned += 1;
         }
         if cleaned > 0 {
             tracing::warn!(tenant = %tenant, cleaned, "erased subjects found in the store (a restored backup?) were removed again");
         }
         Ok(cleaned)
     }
+
+    /// The replay of an erasure that kept records under a hold key. The shell is as the erasure
+    /// left it when its data key is gone, its profile opens under the hold key and nothing
+    /// points at it: then nothing is done (`Ok(false)`). Otherwise every event sealed under the
+    /// hold key stays; one still sealed under the data key (a crash before the erasure finished)
+    /// is re-sealed if a legal obligation still keeps it; every other record goes, and the
+    /// restriction flags are set again.
+    fn replay_hold(
+        &self,
+        keys: &TenantVault,
+        tenant: &TenantId,
+        record: &SubjectRecord,
+    ) -> Result<bool, EngineError> {
+        let subject = record.id;
+        let hold = keys.hold_key(subject)?;
+        let primary = match keys.primary_data_key(subject) {
+            Ok(key) => Some(key),
+            Err(custodia_vault::VaultError::KeyNotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let shell_opens = open_json::<ProfileData>(
+            &hold,
+            tenant,
+            subject,
+            PROFILE_KIND,
+            &record.sealed_profile,
+            "profile",
+        )
+        .is_ok();
+        if primary.is_none() && shell_opens && record.lookups.is_empty() && record.blind.is_empty()
+        {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let mut batch = WriteBatch::new();
+        self.delete_index_entries(&mut batch, tenant, record)?;
+        self.for_each_event(tenant, subject, |event| {
+            if open_event(&hold, event).is_ok() {
+                return Ok(());
+            }
+            let still_held = primary.as_ref().and_then(|key| {
+                let view = open_event(key, event).ok()?;
+                self.held_until(&view.event, event.received_at, now)
+                    .map(|_| key)
+            });
+            match still_held {
+                Some(key) => batch.put_event(&reseal_event(key, &hold, event)?),
+                None => batch.delete_event(tenant, subject, event.id),
+            }
+            Ok(())
+        })?;
+        self.delete_facts(&mut batch, tenant, subject)?;
+        batch.put_subject(&shell(tenant, record, &hold, now)?);
+        let pseudonym = keys.pseudonym(subject);
+        let flags = self.store.subject_flags(tenant, &pseudonym)?;
+        batch.put_subject_flags(
+            tenant,
+            &pseudonym,
+            &SubjectFlagsRecord {
+                erased_with_hold: true,
+                restricted: true,
+                ..flags
+            },
+        );
+        self.store.write(batch)?;
+        self.store.flush()?;
+        keys.retire_data_key(subject)?;
+        Ok(true)
+    }
+
+    /// Deletes the look-up entries that still point at the subject (an id may have been reused
+    /// by a later, different subject if it was not suppressed) and its blind-index entries.
+    fn delete_index_entries(
+        &self,
+        batch: &mut WriteBatch,
+        tenant: &TenantId,
+        record: &SubjectRecord,
+    ) -> Result<(), EngineError> {
+        for (kind, hash) in &record.lookups {
+            if self.store.lookup(tenant, *kind, hash)? == Some(record.id) {
+                batch.delete_lookup(tenant, *kind, hash);
+            }
+        }
+        for (field, bucket) in &record.blind {
+            batch.delete_blind(tenant, field, bucket, record.id);
+        }
+        Ok(())
+    }
+}
+
+/// An event re-sealed from `from` to `to`, same id, time and associated data.
+fn reseal_event(
+    from: &DataKey,
+    to: &DataKey,
+    event: &EventRecord,
+) -> Result<EventRecord, EngineError> {
+    let kind = crate::profile::event_kind(event.id);
+    let aad = custodia_vault::Aad {
+        tenant: &event.tenant,
+        subject: event.subject,
+        kind: &kind,
+    };
+    let plain = from.open(&aad, &event.sealed)?;
+    Ok(EventRecord {
+        sealed: to.seal(&aad, &plain)?,
+        ..event.clone()
+    })
+}
+
+/// The empty profile an erasure with records kept leaves, sealed under the hold key, with nothing
+/// pointing at it.
+fn shell(
+    tenant: &TenantId,
+    record: &SubjectRecord,
+    hold: &DataKey,
+    now: Timestamp,
+) -> Result<SubjectRecord, EngineError> {
+    let empty = ProfileData {
+        v: 1,
+        ..ProfileData::default()
+    };
+    Ok(SubjectRecord {
+        sealed_profile: seal_json(hold, tenant, record.id, PROFILE_KIND, &empty)?,
+        updated_at: now,
+        lookups: Vec::new(),
+        blind: Vec::new(),
+        ..record.clone()
+    })
 }
 
 #[cfg(test)]

@@ -241,16 +241,53 @@ impl TenantVault {
         self.store.create(subject)
     }
 
-    /// Reads and unwraps the subject's data key; [`VaultError::KeyNotFound`] if it has none.
-    /// A slot that does not unwrap is an error for this subject only.
+    /// The key the subject's records are sealed under: its data key, or once an erasure kept
+    /// records under a legal hold and retired the data key, its hold key.
+    /// [`VaultError::KeyNotFound`] if it has neither. A slot that does not unwrap is an error for
+    /// this subject only.
     pub fn data_key(&self, subject: SubjectId) -> Result<DataKey, VaultError> {
+        match self.store.get(subject) {
+            Err(VaultError::KeyNotFound) => self.store.get(hold_key_id(subject)),
+            found => found,
+        }
+    }
+
+    /// The subject's own data key, never the hold key; [`VaultError::KeyNotFound`] once retired.
+    pub fn primary_data_key(&self, subject: SubjectId) -> Result<DataKey, VaultError> {
         self.store.get(subject)
     }
 
-    /// Crypto-shredding: overwrites the subject's slot in place with zeros and syncs.
-    /// `Ok(true)` if a key was destroyed, `Ok(false)` if the subject had none.
-    pub fn destroy_data_key(&self, subject: SubjectId) -> Result<bool, VaultError> {
+    /// The subject's hold key, created (written and synced) if it has none yet: the fresh key an
+    /// erasure that keeps records under a legal hold re-seals them with, so that the data key
+    /// every earlier copy of the records is sealed under can be destroyed.
+    pub fn hold_key(&self, subject: SubjectId) -> Result<DataKey, VaultError> {
+        match self.store.get(hold_key_id(subject)) {
+            Err(VaultError::KeyNotFound) => self.store.create(hold_key_id(subject)),
+            found => found,
+        }
+    }
+
+    /// Whether the subject has a hold key.
+    pub fn has_hold_key(&self, subject: SubjectId) -> Result<bool, VaultError> {
+        match self.store.get(hold_key_id(subject)) {
+            Ok(_) => Ok(true),
+            Err(VaultError::KeyNotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Crypto-shredding of the subject's data key only (its slot overwritten in place with
+    /// zeros and synced), leaving a hold key. `Ok(true)` if a key was destroyed.
+    pub fn retire_data_key(&self, subject: SubjectId) -> Result<bool, VaultError> {
         self.store.destroy(subject)
+    }
+
+    /// Crypto-shredding: overwrites the subject's slots (data key and hold key) in place with
+    /// zeros and syncs. `Ok(true)` if a key was destroyed, `Ok(false)` if the subject had none.
+    pub fn destroy_data_key(&self, subject: SubjectId) -> Result<bool, VaultError> {
+        let primary = self.store.destroy(subject)?;
+        let hold = self.store.destroy(hold_key_id(subject))?;
+        Ok(primary || hold)
     }
 
     /// The number of live data keys.
@@ -318,4 +355,20 @@ impl fmt::Debug for TenantVault {
             .field("key_store", &self.store.path())
             .finish_non_exhaustive()
     }
+}
+
+/// The key-store id of a subject's hold key: the first 16 bytes of
+/// SHA-256(lp("custodia-hold-key") ‖ subject id), marked as a version-8 (custom) UUID, so it never
+/// equals a random (version-4) subject id.
+pub(crate) fn hold_key_id(subject: SubjectId) -> SubjectId {
+    let input = LengthPrefixed::new()
+        .part("custodia-hold-key")
+        .part(subject.to_bytes())
+        .into_bytes();
+    let digest = crate::sha256(&input);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id[6] = (id[6] & 0x0f) | 0x80;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    SubjectId::from_bytes(id)
 }

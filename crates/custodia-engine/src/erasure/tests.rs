@@ -163,7 +163,14 @@ fn erasure_keeps_invoices_under_the_legal_hold_and_restricts_them_to_accounting(
         .engine
         .erase(&admin, jane, &ErasureOptions::default())
         .unwrap();
-    assert!(!outcome.key_destroyed);
+    // The data key is destroyed all the same: the kept order was re-sealed under a hold key.
+    assert!(outcome.key_destroyed);
+    let keys = f.engine.keys(&admin.tenant).unwrap();
+    assert!(matches!(
+        keys.primary_data_key(jane),
+        Err(custodia_vault::VaultError::KeyNotFound)
+    ));
+    assert!(keys.has_hold_key(jane).unwrap());
     assert_eq!(outcome.kept.len(), 1);
     assert_eq!(outcome.kept[0].category, "purchases");
     assert_eq!(outcome.kept[0].purpose, "accounting");
@@ -207,6 +214,56 @@ fn erasure_keeps_invoices_under_the_legal_hold_and_restricts_them_to_accounting(
             .code(),
         ErrorCode::SubjectNotFound
     );
+    // Both of the subject's keys are gone now.
+    assert!(!keys.has_hold_key(jane).unwrap());
+    assert!(keys.data_key(jane).is_err());
+}
+
+#[test]
+fn replay_finishes_an_erasure_with_a_hold_that_stopped_before_its_batch() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let jane = f
+        .identify(&app, json!({"userId": "u1", "traits": {"name": "Jane"}}))
+        .subject_id;
+    f.track(&app, json!({"userId": "u1", "event": "Order Completed", "properties": {"order_id": "o-1", "total": 10}}));
+    f.track(
+        &app,
+        json!({"userId": "u1", "event": "Product Viewed", "properties": {"sku": "a"}}),
+    );
+    // The erasure's first durable steps only: the hold key and the tombstone, then a crash.
+    let keys = f.engine.keys(&admin.tenant).unwrap();
+    keys.hold_key(jane).unwrap();
+    keys.add_tombstone(jane, f.clock.now()).unwrap();
+
+    assert_eq!(f.engine.replay_tombstones(&admin.tenant).unwrap(), 1);
+    assert!(matches!(
+        keys.primary_data_key(jane),
+        Err(custodia_vault::VaultError::KeyNotFound)
+    ));
+    // The order is kept, re-sealed, for accounting only; the view, the profile and the look-ups
+    // are gone.
+    assert_eq!(
+        event_names(&f, &admin, jane, "accounting"),
+        vec!["Order Completed"]
+    );
+    let flags = f.engine.flags(&admin, jane).unwrap();
+    assert!(flags.erased_with_hold && flags.restricted);
+    let grant = f
+        .engine
+        .grant(&admin, Operation::ReadProfile, Some("accounting"))
+        .unwrap();
+    let profile = f.engine.profile(&grant, jane).unwrap();
+    assert!(profile.traits.expose().is_empty());
+    assert_ne!(
+        f.identify(&app, json!({"userId": "u1", "traits": {}}))
+            .subject_id,
+        jane,
+        "the userId no longer leads to the shell"
+    );
+    // A second replay finds the shell as it should be and does nothing.
+    assert_eq!(f.engine.replay_tombstones(&admin.tenant).unwrap(), 0);
 }
 
 #[test]

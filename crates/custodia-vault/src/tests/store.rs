@@ -122,6 +122,71 @@ fn keys_survive_reopening() {
 }
 
 #[test]
+fn a_hold_key_outlives_the_retired_data_key_and_survives_reopening() {
+    let dir = tempdir().unwrap();
+    let root = Root::new();
+    let acme = tenant("acme");
+    let subject = new_subject();
+    let (old, kept) = {
+        let vault = open_vault(dir.path(), root.key());
+        let tenant_vault = vault.tenant(&acme).unwrap();
+        let key = tenant_vault.create_data_key(subject).unwrap();
+        let old = seal_for(&tenant_vault, &key, subject, b"before the erasure");
+        assert!(!tenant_vault.has_hold_key(subject).unwrap());
+        let hold = tenant_vault.hold_key(subject).unwrap();
+        // Asking again gives the same key, not a second one.
+        let again = tenant_vault.hold_key(subject).unwrap();
+        let kept = seal_for(&tenant_vault, &hold, subject, b"kept invoice");
+        assert_eq!(
+            open_for_key(&tenant_vault, &again, subject, &kept),
+            b"kept invoice"
+        );
+        assert_eq!(tenant_vault.n_data_keys(), 2);
+        // While the data key lives, it is the subject's key.
+        assert_eq!(
+            open_for(&tenant_vault, subject, &old).unwrap(),
+            b"before the erasure"
+        );
+        assert!(tenant_vault.retire_data_key(subject).unwrap());
+        (old, kept)
+    };
+    let vault = open_vault(dir.path(), root.key());
+    let tenant_vault = vault.tenant(&acme).unwrap();
+    assert!(matches!(
+        tenant_vault.primary_data_key(subject),
+        Err(VaultError::KeyNotFound)
+    ));
+    // data_key now falls back to the hold key: the kept record opens, the old one does not.
+    assert_eq!(
+        open_for(&tenant_vault, subject, &kept).unwrap(),
+        b"kept invoice"
+    );
+    assert!(open_for(&tenant_vault, subject, &old).is_err());
+    // Destroying the subject's keys takes the hold key too.
+    assert!(tenant_vault.destroy_data_key(subject).unwrap());
+    assert!(!tenant_vault.has_hold_key(subject).unwrap());
+    assert!(matches!(
+        tenant_vault.data_key(subject),
+        Err(VaultError::KeyNotFound)
+    ));
+    assert_eq!(tenant_vault.n_data_keys(), 0);
+}
+
+fn open_for_key(
+    tenant_vault: &TenantVault,
+    key: &DataKey,
+    subject: SubjectId,
+    sealed: &[u8],
+) -> Vec<u8> {
+    let aad = Aad {
+        tenant: tenant_vault.tenant(),
+        subject,
+        kind: "trait:email",
+    };
+    key.open(&aad, sealed).unwrap().to_vec()
+}
+
+#[test]
 fn files_are_private() {
     let dir = tempdir().unwrap();
     let keys_dir = dir.path().join("nested").join("keys");
