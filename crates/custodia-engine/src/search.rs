@@ -9,7 +9,11 @@
 //! in memory only — upserts it into the tenant's `custodia-search` index (keyed-hash terms only)
 //! and commits, and only then removes the entries it handled. A crash at any point leaves the
 //! entries in place, so after a restart the index catches up by itself; no request waits for an
-//! index commit. Erasure removes the subject's document at once and merges its segments away.
+//! index commit. Erasure deletes the subject's document at once (no search finds it from the
+//! erasure's answer on) and notes its pseudonym as a pending **search purge** in the store; the
+//! indexer then merges away the segments that held the document, so its terms leave the disk
+//! (a purge of many erasures shares one merge), and clears the note. A crash leaves the note, so
+//! the compaction happens after the restart.
 //!
 //! A search runs through the access decision: the purpose must allow search (`search = true` in
 //! purposes.toml) and the role the `search` operation; each hit is checked against the subject's
@@ -237,7 +241,8 @@ impl Engine {
         Ok(queued.len())
     }
 
-    /// Brings every tenant's index up to date; returns the entries handled.
+    /// Brings every tenant's index up to date, pending purges included; returns the queue
+    /// entries handled.
     pub fn index_all_pending(&self) -> Result<usize, EngineError> {
         let mut total = 0;
         for tenant in self.tenants()? {
@@ -248,8 +253,39 @@ impl Engine {
                     break;
                 }
             }
+            while self.compact_search(&tenant)? > 0 {}
         }
         Ok(total)
+    }
+
+    /// Compacts the index segments that held the documents of erased subjects (up to
+    /// [`ROUND`] of them, in one merge), then clears their pending purges. Returns how many were
+    /// purged.
+    pub fn compact_search(&self, tenant: &TenantId) -> Result<usize, EngineError> {
+        let _round = self.search.round.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = self.store.search_purges(tenant, ROUND)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let index = self.search_index(tenant)?;
+        index.compact(&pending)?;
+        let mut batch = WriteBatch::new();
+        for pseudonym in &pending {
+            batch.delete_search_purge(tenant, pseudonym);
+        }
+        self.store.write(batch)?;
+        self.store.flush()?;
+        Ok(pending.len())
+    }
+
+    /// Pending search purges of a tenant (erased subjects whose index terms still wait for the
+    /// compaction), up to `limit`.
+    pub fn pending_search_purges(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<usize, EngineError> {
+        Ok(self.store.search_purges(tenant, limit)?.len())
     }
 
     /// Rebuilds a tenant's index from the store: every subject's document afresh, then the
@@ -296,13 +332,18 @@ impl Engine {
         for (seq, subject) in &queued {
             batch.dequeue_search(tenant, *seq, *subject);
         }
+        // The new index never held an erased subject: nothing is left to compact.
+        for pseudonym in self.store.search_purges(tenant, usize::MAX)? {
+            batch.delete_search_purge(tenant, &pseudonym);
+        }
         self.store.write(batch)?;
         self.store.flush()?;
         Ok(done)
     }
 
-    /// Removes a subject from the search index at once and merges the segments that held it
-    /// away, so none of its hashed terms stay in the index files (erasure).
+    /// Removes a subject from the search index at once (erasure) and notes it for the
+    /// compaction that takes its hashed terms out of the index files ([`Engine::compact_search`],
+    /// run by the indexer).
     pub(crate) fn purge_from_search(
         &self,
         tenant: &TenantId,
@@ -310,8 +351,13 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let _round = self.search.round.lock().unwrap_or_else(|p| p.into_inner());
         let pseudonym = self.keys(tenant)?.pseudonym(subject);
+        // The note first: a crash after the deletion still leaves the compaction to do.
+        let mut batch = WriteBatch::new();
+        batch.put_search_purge(tenant, &pseudonym);
+        self.store.write(batch)?;
+        self.store.flush()?;
         let index = self.search_index(tenant)?;
-        index.purge(&[pseudonym])?;
+        index.delete(&[pseudonym])?;
         let mut batch = WriteBatch::new();
         batch.delete_pseudonym(tenant, &pseudonym);
         self.store.write(batch)?;

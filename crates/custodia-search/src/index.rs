@@ -202,27 +202,40 @@ impl SearchIndex {
         self.watermark.load(Ordering::Acquire)
     }
 
-    /// Erases subjects from the index and from the disk: deletes their documents, commits (with
-    /// the current watermark, along with any other pending writes), waits for running merges,
-    /// rewrites every segment that held a document of theirs — current or replaced — without
-    /// it, and deletes the files no longer in use.
+    /// Erases subjects from the index and from the disk: [`delete`](SearchIndex::delete), then
+    /// [`compact`](SearchIndex::compact).
     ///
     /// Afterwards no index file contains a term that only these subjects had, or their
-    /// pseudonyms; [`SearchError::PurgeIncomplete`] if a check of that fails. A search running
-    /// during the purge keeps reading the old segments it opened: their files are unlinked at
-    /// once, and the file system frees their blocks when the search ends.
+    /// pseudonyms; [`SearchError::PurgeIncomplete`] if a check of that fails.
     ///
     /// Purging an empty list only commits.
     pub fn purge(&self, pseudonyms: &[Pseudonym]) -> Result<(), SearchError> {
+        self.delete(pseudonyms)?;
+        self.compact(pseudonyms)
+    }
+
+    /// Deletes subjects' documents and commits (with the current watermark, along with any other
+    /// pending writes): from the return on, no search finds them. Their terms stay in the segment
+    /// files until [`compact`](SearchIndex::compact) rewrites those.
+    pub fn delete(&self, pseudonyms: &[Pseudonym]) -> Result<(), SearchError> {
         let mut guard = self.lock_writer()?;
-        let mut writer = guard.take().ok_or(SearchError::WriterUnavailable)?;
+        let writer = guard.as_mut().ok_or(SearchError::WriterUnavailable)?;
         for &pseudonym in pseudonyms {
             writer.delete_term(self.pseudonym_term(pseudonym));
         }
-        if let Err(err) = commit_with_watermark(&mut writer, self.watermark()) {
-            *guard = Some(writer);
-            return Err(err);
-        }
+        commit_with_watermark(writer, self.watermark())?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Removes deleted subjects' terms from the disk: waits for running merges, rewrites every
+    /// segment that held a document of theirs — current or replaced — without it, and deletes
+    /// the files no longer in use. A subject whose document is still live is not removed by this
+    /// (delete it first). A search running meanwhile keeps reading the old segments it opened:
+    /// their files are unlinked at once, and the file system frees their blocks when it ends.
+    pub fn compact(&self, pseudonyms: &[Pseudonym]) -> Result<(), SearchError> {
+        let mut guard = self.lock_writer()?;
+        let writer = guard.take().ok_or(SearchError::WriterUnavailable)?;
         // A merge that was already running would hand back a segment with the deleted documents
         // still in it, and segments in a merge cannot be merged again: let every merge finish.
         // That consumes the writer, so a fresh one takes its place.
@@ -230,7 +243,7 @@ impl SearchIndex {
         let mut writer = new_writer(&self.index)?;
         let result = waited
             .map_err(SearchError::from)
-            .and_then(|()| self.compact(&mut writer, pseudonyms));
+            .and_then(|()| self.compact_segments(&mut writer, pseudonyms));
         *guard = Some(writer);
         result
     }
@@ -415,7 +428,7 @@ impl SearchIndex {
 
     /// The second half of [`purge`](SearchIndex::purge), with the deletes committed and no merge
     /// running: rewrites the segments that hold any of `pseudonyms` and collects the garbage.
-    fn compact(
+    fn compact_segments(
         &self,
         writer: &mut IndexWriter,
         pseudonyms: &[Pseudonym],

@@ -19,6 +19,7 @@
 //! | `b'A'` | `'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16)`                       | analytics fact         |
 //! | `b'Q'` | `'Q' ‖ lp(tenant) ‖ seq(u64 BE) ‖ subject(16)`                       | `01` (search queue)    |
 //! | `b'P'` | `'P' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject(16)            |
+//! | `b'U'` | `'U' ‖ lp(tenant) ‖ pseudonym(16)`                                    | `01` (search purge due)|
 //! | `b'R'` | `'R' ‖ lp(tenant) ‖ request_id(16)`                                   | DSR record (engine's)  |
 //! | `b'K'` | `'K' ‖ lp(api_key_id)`                                                 | API key record         |
 //! | `b'G'` | `'G' ‖ lp(name)`                                                       | the caller's own bytes |
@@ -74,6 +75,8 @@ pub(crate) mod tag {
     pub(crate) const SEARCH_QUEUE: u8 = b'Q';
     /// Pseudonym → subject, so search hits (which carry pseudonyms only) resolve.
     pub(crate) const PSEUDONYM: u8 = b'P';
+    /// Erased pseudonyms whose search-index segments still wait to be compacted.
+    pub(crate) const SEARCH_PURGE: u8 = b'U';
     /// Data-subject requests.
     pub(crate) const DSR: u8 = b'R';
     /// API keys.
@@ -196,6 +199,21 @@ pub(crate) fn pseudonym_key(
     pseudonym: &Pseudonym,
 ) -> Result<Vec<u8>, StoreError> {
     tenant_scoped(tag::PSEUDONYM, tenant, 16)
+        .raw(&pseudonym.0)
+        .finish()
+}
+
+/// `'U' ‖ lp(tenant)`: a tenant's pending search purges.
+pub(crate) fn search_purge_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::SEARCH_PURGE, tenant, 0).finish()
+}
+
+/// `'U' ‖ lp(tenant) ‖ pseudonym(16)`.
+pub(crate) fn search_purge_key(
+    tenant: &TenantId,
+    pseudonym: &Pseudonym,
+) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::SEARCH_PURGE, tenant, 16)
         .raw(&pseudonym.0)
         .finish()
 }

@@ -305,6 +305,30 @@ impl Store {
             .collect()
     }
 
+    /// Pseudonyms whose search documents were deleted and whose index segments still wait to be
+    /// compacted, at most `limit`, in pseudonym order.
+    pub fn search_purges(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<Pseudonym>, StoreError> {
+        let prefix = keys::search_purge_prefix(tenant)?;
+        self.backend
+            .scan_prefix(&prefix, None, limit)?
+            .into_iter()
+            .map(|(key, _)| {
+                let rest = key.get(prefix.len()..).filter(|r| r.len() == 16).ok_or(
+                    StoreError::Corrupt {
+                        what: "search purge key",
+                    },
+                )?;
+                let mut pseudonym = [0u8; 16];
+                pseudonym.copy_from_slice(rest);
+                Ok(Pseudonym(pseudonym))
+            })
+            .collect()
+    }
+
     /// The oldest entries of a tenant's search queue: (seq, subject), at most `limit`.
     pub fn search_queue(
         &self,
@@ -592,6 +616,16 @@ impl WriteBatch {
             keys::pseudonym_key(tenant, pseudonym),
             Ok(records::encode_lookup_value(subject)),
         );
+    }
+
+    /// Notes that a pseudonym's deleted search document still has to be compacted away.
+    pub fn put_search_purge(&mut self, tenant: &TenantId, pseudonym: &Pseudonym) {
+        self.put(keys::search_purge_key(tenant, pseudonym), Ok(vec![1]));
+    }
+
+    /// Clears a pending search purge once its segments are compacted.
+    pub fn delete_search_purge(&mut self, tenant: &TenantId, pseudonym: &Pseudonym) {
+        self.delete(keys::search_purge_key(tenant, pseudonym));
     }
 
     /// Removes a pseudonym's mapping.

@@ -443,6 +443,8 @@ fn retention_run(args: RetentionRunArgs) -> anyhow::Result<()> {
         let report = engine.retention_sweep_as_system(&tenant)?;
         println!("{}", serde_json::to_string(&report)?);
     }
+    // Profiles the sweep erased leave the search index files now, not at the next serve.
+    engine.index_all_pending()?;
     engine.flush()?;
     Ok(())
 }

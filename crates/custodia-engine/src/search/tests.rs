@@ -129,12 +129,16 @@ fn search_honours_the_purpose_the_subjects_flags_and_erasure() {
     assert_eq!(search(&f, &app, "fraud_prevention", "zora"), vec![b]);
     assert_eq!(search(&f, &app, "customer_support", "zora").len(), 2);
 
-    // Erasure removes the document at once, without waiting for the indexer.
+    // Erasure removes the document at once, without waiting for the indexer; the indexer then
+    // compacts the segments that held it.
     f.engine
         .erase(&admin, b, &ErasureOptions::default())
         .unwrap();
     assert_eq!(search(&f, &app, "customer_support", "zora"), vec![a]);
+    let tenant = admin.tenant.clone();
+    assert_eq!(f.engine.pending_search_purges(&tenant, 10).unwrap(), 1);
     f.engine.index_all_pending().unwrap();
+    assert_eq!(f.engine.pending_search_purges(&tenant, 10).unwrap(), 0);
     assert_eq!(
         search(&f, &app, "customer_support", "quince"),
         Vec::<SubjectId>::new()
