@@ -145,19 +145,25 @@ fn suppression_refuses_the_user_id_and_an_admin_can_lift_it() {
     );
 }
 
+/// Jane (`u1`) with an order (kept under the `purchases` legal hold) and a product view (not).
+fn jane_with_an_order(f: &Fixture, app: &Caller) -> SubjectId {
+    let jane = f
+        .identify(app, json!({"userId": "u1", "traits": {"name": "Jane"}}))
+        .subject_id;
+    f.track(app, json!({"userId": "u1", "event": "Order Completed", "properties": {"order_id": "o-1", "total": 10}}));
+    f.track(
+        app,
+        json!({"userId": "u1", "event": "Product Viewed", "properties": {"sku": "a"}}),
+    );
+    jane
+}
+
 #[test]
 fn erasure_keeps_invoices_under_the_legal_hold_and_restricts_them_to_accounting() {
     let f = fixture();
     let app = f.caller("app");
     let admin = f.caller("admin");
-    let jane = f
-        .identify(&app, json!({"userId": "u1", "traits": {"name": "Jane"}}))
-        .subject_id;
-    f.track(&app, json!({"userId": "u1", "event": "Order Completed", "properties": {"order_id": "o-1", "total": 10}}));
-    f.track(
-        &app,
-        json!({"userId": "u1", "event": "Product Viewed", "properties": {"sku": "a"}}),
-    );
+    let jane = jane_with_an_order(&f, &app);
 
     let outcome = f
         .engine
@@ -224,14 +230,7 @@ fn replay_finishes_an_erasure_with_a_hold_that_stopped_before_its_batch() {
     let f = fixture();
     let app = f.caller("app");
     let admin = f.caller("admin");
-    let jane = f
-        .identify(&app, json!({"userId": "u1", "traits": {"name": "Jane"}}))
-        .subject_id;
-    f.track(&app, json!({"userId": "u1", "event": "Order Completed", "properties": {"order_id": "o-1", "total": 10}}));
-    f.track(
-        &app,
-        json!({"userId": "u1", "event": "Product Viewed", "properties": {"sku": "a"}}),
-    );
+    let jane = jane_with_an_order(&f, &app);
     // The erasure's first durable steps only: the hold key and the tombstone, then a crash.
     let keys = f.engine.keys(&admin.tenant).unwrap();
     keys.hold_key(jane).unwrap();
