@@ -48,6 +48,31 @@ fn find_by_email(server: &Server, key: &str, email: &str) -> usize {
     found.body["subjects"].as_array().unwrap().len()
 }
 
+/// Waits (up to 30 s) until `/metrics` reports no pending search purge.
+fn assert_purges_drain(server: &Server, key: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metrics = server.get(key, "/metrics");
+        let text = metrics.body.as_str().unwrap_or_default().to_owned();
+        let pending = text
+            .lines()
+            .find_map(|line| line.strip_prefix("custodia_search_purges_pending "))
+            .map(str::to_owned);
+        assert!(
+            pending.is_some(),
+            "no custodia_search_purges_pending in {text}"
+        );
+        if pending.as_deref() == Some("0") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "search purges still pending: {pending:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// `custodia serve` over another data directory and key store, with a given root key.
 fn serve_with(site: &Site, data: &Path, keys: &Path, master_key: &str) -> Command {
     let mut cmd = site.command(&[
@@ -99,6 +124,8 @@ fn erasure_reaches_data_backups_and_rotation_reaches_key_store_backups() {
     assert_eq!(profile_status(&server, &app, &jane), 404);
     assert_eq!(find_by_email(&server, &app, "jane.erased@example.com"), 0);
     assert_eq!(profile_status(&server, &app, &john), 200);
+    // The indexer compacts her search document's segments away in the background.
+    assert_purges_drain(&server, &admin);
     // Suppressed: her userId is refused and nothing is stored.
     let again = server.post(
         &app,

@@ -15,15 +15,19 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, AppEr
     Ok(Json(json!({"status": "ok"})))
 }
 
+/// Pending search purges counted at most, so that a scrape stays cheap.
+const PURGES_COUNTED: usize = 10_000;
+
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let tenant = custodia_core::TenantId::default_tenant();
-    let (store_bytes, n_keys, key_age) = state
+    let (store_bytes, n_keys, key_age, purges) = state
         .run(move |engine| {
             Ok((
                 engine.store_size_on_disk(),
                 engine.n_data_keys(&tenant)?,
                 crate::root_key_age(engine)?,
+                engine.pending_search_purges(&tenant, PURGES_COUNTED)?,
             ))
         })
         .await?;
@@ -49,6 +53,11 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError
             "custodia_root_key_rotation_due",
             "1 when the root key is older than the configured rotation interval.",
             if rotation_due { 1.0 } else { 0.0 },
+        ),
+        (
+            "custodia_search_purges_pending",
+            "Erased subjects of the default tenant whose search-index segments still wait to be compacted (counted up to 10000).",
+            purges as f64,
         ),
         (
             "custodia_uptime_seconds",
