@@ -87,6 +87,13 @@ fn usage_errors_exit_2_and_help_works() {
     let site = Site::new();
     let out = site.command(&["serve", "--no-such-flag"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A value out of range is a usage error that names the flag.
+    let out = site
+        .command(&["serve", "--store-cache-mb", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--store-cache-mb"));
     for args in [
         &["--help"][..],
         &["serve", "--help"],

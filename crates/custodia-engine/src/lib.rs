@@ -61,6 +61,9 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// The key store directory, apart from the data (design.md "Keys live apart from data").
     pub keys_dir: PathBuf,
+    /// The store's page cache, in bytes ([`custodia_store::DEFAULT_STORE_CACHE_BYTES`] unless
+    /// configured).
+    pub store_cache_bytes: u64,
     /// The root key(s).
     pub keyring: Keyring,
     /// The validated policies.
@@ -128,7 +131,8 @@ pub struct Engine {
 impl Engine {
     /// Opens (creating if needed) the data directory and the key store.
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
-        let store = Store::open_sled(&config.data_dir.join("store"))?;
+        let store =
+            Store::open_sled_with_cache(&config.data_dir.join("store"), config.store_cache_bytes)?;
         let vault = Vault::open(&config.keys_dir, config.keyring)?;
         let engine = Engine::from_parts(
             store,

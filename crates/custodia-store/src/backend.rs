@@ -12,7 +12,7 @@ mod mem;
 mod sled_engine;
 
 pub use mem::MemBackend;
-pub use sled_engine::SledBackend;
+pub use sled_engine::{DEFAULT_CACHE_BYTES, SledBackend};
 
 /// One key and its value, as a scan returns them.
 pub type KvEntry = (Vec<u8>, Vec<u8>);

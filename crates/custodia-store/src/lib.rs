@@ -20,6 +20,8 @@ mod keys;
 mod records;
 mod store;
 
+/// The sled page cache a store gets unless configured otherwise.
+pub use backend::DEFAULT_CACHE_BYTES as DEFAULT_STORE_CACHE_BYTES;
 pub use backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
 pub use error::StoreError;
 pub use records::{

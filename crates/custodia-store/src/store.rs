@@ -41,6 +41,14 @@ impl Store {
         Ok(Store::with_backend(Arc::new(SledBackend::open(dir)?)))
     }
 
+    /// [`Store::open_sled`] with a page cache of `cache_bytes`.
+    pub fn open_sled_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        Ok(Store::with_backend(Arc::new(SledBackend::open_with_cache(
+            dir,
+            cache_bytes,
+        )?)))
+    }
+
     /// An empty store in memory, for tests.
     pub fn in_memory() -> Store {
         Store::with_backend(Arc::new(MemBackend::new()))

@@ -137,15 +137,33 @@ fn track_body(i: usize, run: &str) -> Value {
 }
 
 fn open_engine(dir: &std::path::Path) -> anyhow::Result<Arc<Engine>> {
+    open_engine_with_cache(dir, custodia_store::DEFAULT_STORE_CACHE_BYTES)
+}
+
+/// [`open_engine`] with a store page cache of `store_cache_bytes`.
+fn open_engine_with_cache(
+    dir: &std::path::Path,
+    store_cache_bytes: u64,
+) -> anyhow::Result<Arc<Engine>> {
     let engine = Engine::open(EngineConfig {
         data_dir: dir.join("data"),
         keys_dir: dir.join("keys"),
+        store_cache_bytes,
         keyring: Keyring::new(RootKey::generate()?),
         policies: Policies::builtin(),
         clock: Arc::new(SystemClock),
         ledger: custodia_engine::LedgerConfig::default(),
     })?;
     Ok(Arc::new(engine))
+}
+
+/// An API key of `role` in the default tenant, and the caller it authenticates as.
+pub(crate) fn role_caller(engine: &Engine, role: &str) -> anyhow::Result<Caller> {
+    let role = role
+        .parse::<RoleName>()
+        .map_err(|_| anyhow::anyhow!("role {role}"))?;
+    let key = engine.create_api_key(&TenantId::default_tenant(), &role)?;
+    Ok(engine.authenticate(key.secret.expose())?)
 }
 
 /// Splits `0..n` over `threads` threads running `f(i)`.
@@ -315,7 +333,12 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
 
 /// Prints the rows as a Markdown table.
 pub(crate) fn print_rows(rows: &[Row]) {
-    println!("| measurement | operations | seconds | per second |");
+    print_table("| measurement | operations | seconds | per second |", rows);
+}
+
+/// Prints the rows as a Markdown table under `header` (four columns: what, n, seconds, rate).
+pub(crate) fn print_table(header: &str, rows: &[Row]) {
+    println!("{header}");
     println!("|---|---:|---:|---:|");
     for row in rows {
         println!(

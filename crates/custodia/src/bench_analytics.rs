@@ -24,7 +24,24 @@ pub struct AnalyticsArgs {
     /// Runs of each computation; the table gives the median.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Also load the projection into a sled store on disk and time the queries as `custodia
+    /// serve` answers them (engine and HTTP), and the ingest overhead of the projection.
+    #[arg(long)]
+    store: bool,
+    /// With `--store`: every n-th subject has withdrawn its analytics consent (0: nobody).
+    #[arg(long, default_value_t = 10)]
+    withdrawn_every: usize,
+    /// With `--store`: track calls of each kind in the ingest comparison.
+    #[arg(long, default_value_t = 50_000)]
+    ingest_events: usize,
+    /// With `--store`: the store's page cache for the queries, in MiB (the server's
+    /// `--store-cache-mb`).
+    #[arg(long, default_value_t = 256)]
+    store_cache_mb: u64,
 }
+
+#[path = "bench_analytics_store.rs"]
+mod store;
 
 /// The end of the period and the `now` of recency: 2026-11-24T00:00:00Z.
 const NOW_MICROS: i64 = 1_795_478_400_000_000;
@@ -133,19 +150,12 @@ pub fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
     for row in &rows {
         eprintln!("  {:<58} {:>12.0}/s", row.what, row.per_second());
     }
-    println!(
-        "| measurement (median of {runs} runs where repeated) | facts | seconds | facts per second |"
+    super::print_table(
+        &format!(
+            "| measurement (median of {runs} runs where repeated) | facts | seconds | facts per second |"
+        ),
+        &rows,
     );
-    println!("|---|---:|---:|---:|");
-    for row in &rows {
-        println!(
-            "| {} | {} | {:.3} | {:.0} |",
-            row.what,
-            row.n,
-            row.elapsed.as_secs_f64(),
-            row.per_second()
-        );
-    }
     println!();
     println!("| figure | value |");
     println!("|---|---:|");
@@ -169,6 +179,16 @@ pub fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
         "| process peak RSS (VmHWM) | {} |",
         mebibytes(ProcessMemory::read()?.peak_rss_bytes)
     );
+    if args.store {
+        store::run(store::StoreRun {
+            subjects: &subjects,
+            params: &params,
+            runs,
+            withdrawn_every: args.withdrawn_every,
+            ingest_events: args.ingest_events,
+            store_cache_bytes: args.store_cache_mb.max(1) * 1024 * 1024,
+        })?;
+    }
     Ok(())
 }
 

@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use custodia_core::{Operation, RoleName, SubjectId, TenantId};
+use custodia_core::{Operation, SubjectId, TenantId};
 use custodia_engine::{BatchItem, Caller, Engine, ErasureOptions, IdentifyInput, TrackInput};
 use serde_json::{Value, json};
 
 use super::bench_search::{cores, percentiles};
-use super::{app_key, open_engine};
+use super::{app_key, open_engine, role_caller};
 
 /// Options of `bench erasure`.
 #[derive(Args)]
@@ -41,7 +41,7 @@ pub fn run(args: ErasureArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let engine = open_engine(dir.path())?;
     let (_, app) = app_key(&engine)?;
-    let admin = caller(&engine, "admin")?;
+    let admin = role_caller(&engine, "admin")?;
 
     let started = Instant::now();
     let subjects: Vec<SubjectId> = (0..n_subjects)
@@ -183,15 +183,6 @@ fn event(user_id: &str, i: usize) -> Value {
         ),
     };
     json!({"userId": user_id, "event": name, "properties": properties})
-}
-
-/// An API key of `role` in the default tenant, and the caller it authenticates as.
-fn caller(engine: &Engine, role: &str) -> anyhow::Result<Caller> {
-    let role = role
-        .parse::<RoleName>()
-        .map_err(|_| anyhow::anyhow!("role {role}"))?;
-    let key = engine.create_api_key(&TenantId::default_tenant(), &role)?;
-    Ok(engine.authenticate(key.secret.expose())?)
 }
 
 fn ms(duration: Duration) -> f64 {

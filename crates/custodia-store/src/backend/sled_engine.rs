@@ -9,8 +9,10 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use super::{KvBackend, KvEntry, KvOp, scan_start};
 use crate::StoreError;
 
-/// Page cache size: enough for the hot part of a million-profile store.
-const CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
+/// Default page cache size: enough for the hot part of a million-profile store. A store whose
+/// full scans should stay fast (analytics over millions of events) wants more: see
+/// docs/performance.md.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// sled's own background flush, a safety net only: acknowledged writes call `flush`.
 const BACKGROUND_FLUSH_EVERY_MS: u64 = 500;
@@ -27,9 +29,14 @@ impl SledBackend {
     /// Fails with [`StoreError::Locked`] at once if another process or another handle in this
     /// one has the directory open: sled takes a non-blocking exclusive lock on its data file.
     pub fn open(dir: &Path) -> Result<SledBackend, StoreError> {
+        SledBackend::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`SledBackend::open`] with a page cache of `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<SledBackend, StoreError> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(BACKGROUND_FLUSH_EVERY_MS))
             // The default, spelled out: smaller files over peak write speed.
             .mode(sled::Mode::LowSpace)

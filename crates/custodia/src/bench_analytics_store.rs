@@ -1,0 +1,406 @@
+//! `custodia bench analytics --store`: the analytics queries as `custodia serve` answers them,
+//! over a projection held in a sled store on disk, and what keeping the projection costs ingest.
+//!
+//! The queries: [`Engine::kpis`] and [`Engine::segments`] read every fact from the store, ask the
+//! access decision about each subject (consent record and flags read from the store), then
+//! compute; the same two over HTTP on loopback add routing, the blocking-pool hop and JSON. The
+//! projection is bulk-loaded with the store's own write batches, in the record formats ingest
+//! writes (a fact per event, a consent record per subject from the ledger view), because loading
+//! 10 M events through `track` would take most of an hour; ingest is measured on its own below.
+//!
+//! The ingest overhead: the same `track` calls, in batches, once as `Order Completed` (which
+//! writes an analytics fact in the event's write batch) and once as `Order Noted` (same
+//! properties, no fact), alternating rounds on one engine.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use custodia_analytics::{Fact, Params, compute_kpis};
+use custodia_core::{EventId, Pseudonym, PurposeId, TenantId};
+use custodia_engine::{
+    AnalyticsConfig, BatchItem, Caller, Clock, Engine, IdentifyInput, SystemClock, TrackInput,
+};
+use custodia_store::{ConsentRecord, ConsentState, Store, WriteBatch};
+use serde_json::{Value, json};
+
+use super::super::bench_search::{ProcessMemory, mebibytes};
+use super::super::{
+    LoopbackServer, app_key, http_agent, open_engine, open_engine_with_cache, role_caller,
+};
+use super::median_row;
+
+/// Records per bulk-load batch: ingest's size. (sled 0.34 holds far more memory while applying
+/// large batches: 20,000-record batches took 5.5 GiB of RSS for 2 M facts, 1,000-record ones a
+/// few hundred MiB.)
+const LOAD_BATCH: usize = 1_000;
+/// Track calls per engine batch in the ingest comparison (the erasure benchmark's batch size).
+const TRACK_BATCH: usize = 500;
+/// Rounds of each kind in the ingest comparison; the table gives the median.
+const INGEST_ROUNDS: usize = 5;
+
+/// Options of the store part.
+pub(super) struct StoreRun<'a> {
+    pub(super) subjects: &'a [(Pseudonym, Vec<Fact>)],
+    pub(super) params: &'a Params,
+    pub(super) runs: usize,
+    /// Every n-th subject has withdrawn its `analytics` consent (0: nobody).
+    pub(super) withdrawn_every: usize,
+    /// Events per kind in the ingest comparison.
+    pub(super) ingest_events: usize,
+    /// The store's page cache for the queries.
+    pub(super) store_cache_bytes: u64,
+}
+
+/// Runs the store part and prints its tables.
+pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
+    let StoreRun {
+        subjects,
+        params,
+        runs,
+        withdrawn_every,
+        ingest_events,
+        store_cache_bytes,
+    } = opts;
+    let total: usize = subjects.iter().map(|(_, facts)| facts.len()).sum();
+    let dir = tempfile::tempdir_in(".").context("temporary directory under ./")?;
+
+    // Bulk load: facts and consent records in the formats ingest and the ledger view write.
+    let started = Instant::now();
+    let withdrawn = load(&dir.path().join("data/store"), subjects, withdrawn_every)?;
+    let loaded = started.elapsed();
+    eprintln!(
+        "  (bulk-loaded {total} facts and {} consent records into sled in {:.1} s)",
+        subjects.len(),
+        loaded.as_secs_f64()
+    );
+
+    let engine = open_engine_with_cache(dir.path(), store_cache_bytes)?;
+    // The engine's settings are the in-memory run's: default k and lifespan, the same rates.
+    engine.configure_analytics(AnalyticsConfig {
+        k_anonymity: params.k_anonymity(),
+        expected_lifespan_years: params.expected_lifespan_years(),
+        rates: params.rates().cloned(),
+        ..AnalyticsConfig::default()
+    });
+    let store_bytes = super::super::bench_search::dir_size(&dir.path().join("data/store"))?;
+    let compliance = role_caller(&engine, "compliance")?;
+    let (from, to) = (params.period_from(), params.period_to());
+
+    // The expected answer: the in-memory computation over the subjects the engine should keep.
+    let kept: Vec<(Pseudonym, &[Fact])> = subjects
+        .iter()
+        .enumerate()
+        .filter(|(idx, _)| !is_withdrawn(*idx, withdrawn_every))
+        .map(|(_, (p, facts))| (*p, facts.as_slice()))
+        .collect();
+    let expected = compute_kpis(kept.iter().copied(), withdrawn, params);
+    drop(kept);
+
+    let mut rows = Vec::new();
+    let memory_before = ProcessMemory::read()?;
+    // The first query after opening reads the store from disk.
+    let started = Instant::now();
+    engine.kpis(&compliance, from, to)?;
+    rows.push(super::super::Row {
+        what: "engine kpis, first query after opening the store".to_owned(),
+        n: total,
+        elapsed: started.elapsed(),
+    });
+    let mut answer = None;
+    rows.push(median_row(
+        "engine kpis: store scan + decision per subject + compute",
+        total,
+        runs,
+        || answer = Some(engine.kpis(&compliance, from, to)),
+    ));
+    let kpis = answer.take().context("no run")??;
+    anyhow::ensure!(
+        kpis == expected,
+        "the engine's KPIs differ from the in-memory computation over the consenting subjects"
+    );
+    let mut answer = None;
+    rows.push(median_row(
+        "engine segments: store scan + decision per subject + compute",
+        total,
+        runs,
+        || answer = Some(engine.segments(&compliance)),
+    ));
+    let segments = answer.take().context("no run")??;
+    anyhow::ensure!(
+        segments.excluded_for_consent == withdrawn,
+        "segments left out {} subjects, not {withdrawn}",
+        segments.excluded_for_consent
+    );
+    let memory_queries = ProcessMemory::read()?;
+
+    // Over HTTP on loopback.
+    let server = LoopbackServer::start(engine.clone())?;
+    let key = engine.create_api_key(&TenantId::default_tenant(), &"compliance".parse()?)?;
+    let bearer = format!("Bearer {}", key.secret.expose());
+    let agent = http_agent();
+    let get = |path: &str| -> anyhow::Result<Value> {
+        Ok(agent
+            .get(&format!("{}{path}", server.base))
+            .header("Authorization", &bearer)
+            .call()
+            .with_context(|| format!("GET {path}"))?
+            .body_mut()
+            .read_json()?)
+    };
+    let kpis_path = format!("/v1/analytics/kpis?from={from}&to={to}");
+    let mut answer = None;
+    rows.push(median_row(
+        "HTTP GET /v1/analytics/kpis",
+        total,
+        runs,
+        || answer = Some(get(&kpis_path)),
+    ));
+    let over_http = answer.take().context("no run")??;
+    anyhow::ensure!(
+        over_http == serde_json::to_value(&kpis)?,
+        "the KPIs over HTTP differ from the engine's"
+    );
+    let mut answer = None;
+    rows.push(median_row(
+        "HTTP GET /v1/analytics/segments",
+        total,
+        runs,
+        || answer = Some(get("/v1/analytics/segments")),
+    ));
+    let over_http = answer.take().context("no run")??;
+    anyhow::ensure!(
+        over_http["excluded_for_consent"] == json!(withdrawn),
+        "the segments over HTTP left out a different number of subjects"
+    );
+    server.stop()?;
+    drop(engine);
+
+    // The building block: the same scan of the store, decoding every fact, nothing else.
+    let store = Store::open_sled_with_cache(&dir.path().join("data/store"), store_cache_bytes)?;
+    let tenant = TenantId::default_tenant();
+    rows.push(median_row(
+        "limit: scan + decode every fact from the same store",
+        total,
+        runs,
+        || {
+            let _ = std::hint::black_box(scan(&store, &tenant));
+        },
+    ));
+    let (n_scanned, _) = scan(&store, &tenant)?;
+    anyhow::ensure!(n_scanned == total, "scanned {n_scanned} facts, not {total}");
+    drop(store);
+
+    for row in &rows {
+        eprintln!("  {:<62} {:>9.3} s", row.what, row.elapsed.as_secs_f64());
+    }
+    println!();
+    super::super::print_table(
+        &format!(
+            "| query (median of {runs} runs unless first), sled store on disk, {} MiB page cache | facts | seconds | facts per second |",
+            store_cache_bytes / (1024 * 1024)
+        ),
+        &rows,
+    );
+    println!();
+    println!("| figure | value |");
+    println!("|---|---:|");
+    println!(
+        "| subjects in the projection / left out for consent | {} / {withdrawn} |",
+        subjects.len()
+    );
+    println!(
+        "| bulk load (store write batches of {LOAD_BATCH}, one flush) | {:.1} s |",
+        loaded.as_secs_f64()
+    );
+    println!(
+        "| store on disk (facts + consent records) | {} ({:.1} bytes/fact) |",
+        mebibytes(store_bytes),
+        store_bytes as f64 / total.max(1) as f64
+    );
+    println!(
+        "| process RSS before / after the engine queries | {} / {} |",
+        mebibytes(memory_before.rss_bytes),
+        mebibytes(memory_queries.rss_bytes)
+    );
+    drop(dir);
+
+    ingest_overhead(ingest_events)
+}
+
+fn is_withdrawn(subject_idx: usize, every: usize) -> bool {
+    every > 0 && subject_idx % every == every - 1
+}
+
+/// Writes every fact and a consent record per subject; returns how many subjects withdrew.
+fn load(
+    path: &std::path::Path,
+    subjects: &[(Pseudonym, Vec<Fact>)],
+    withdrawn_every: usize,
+) -> anyhow::Result<u64> {
+    let store = Store::open_sled(path)?;
+    let tenant = TenantId::default_tenant();
+    let purpose: PurposeId = "analytics".parse()?;
+    // Consent given a month ago: inside the purpose's 395-day expiry whenever this runs.
+    let since = SystemClock.now().plus_days(-30);
+    let mut batch = WriteBatch::new();
+    let mut in_batch = 0;
+    let mut withdrawn = 0;
+    for (subject_idx, (pseudonym, facts)) in subjects.iter().enumerate() {
+        let state = if is_withdrawn(subject_idx, withdrawn_every) {
+            withdrawn += 1;
+            ConsentState::Withdrawn
+        } else {
+            ConsentState::Granted
+        };
+        batch.put_consent(&ConsentRecord {
+            tenant: tenant.clone(),
+            subject: *pseudonym,
+            purpose: purpose.clone(),
+            state,
+            since,
+            seq: subject_idx as u64,
+        });
+        for (fact_idx, fact) in facts.iter().enumerate() {
+            let mut random = [0u8; 10];
+            random[..8].copy_from_slice(&(fact_idx as u64).to_be_bytes());
+            let event = EventId::from_parts(fact.time.unix_millis(), random);
+            batch.put_fact(&tenant, pseudonym, event, fact.encode());
+        }
+        in_batch += 1 + facts.len();
+        if in_batch >= LOAD_BATCH {
+            store.write(std::mem::take(&mut batch))?;
+            in_batch = 0;
+        }
+    }
+    store.write(batch)?;
+    store.flush()?;
+    Ok(withdrawn)
+}
+
+/// Reads and decodes every fact of the tenant a page at a time: (facts, sum of their times).
+fn scan(store: &Store, tenant: &TenantId) -> anyhow::Result<(usize, i64)> {
+    const PAGE: usize = 4_096;
+    let mut n = 0;
+    let mut sum = 0i64;
+    let mut after = None;
+    loop {
+        let page = store.facts(tenant, after, PAGE)?;
+        for (_, _, bytes) in &page {
+            let fact = Fact::decode(bytes)?;
+            sum = sum.wrapping_add(fact.time.unix_micros());
+            n += 1;
+        }
+        after = page.last().map(|(p, e, _)| (*p, *e));
+        if page.len() < PAGE {
+            return Ok((n, sum));
+        }
+    }
+}
+
+/// `track` throughput with and without an analytics fact per event, and the difference.
+fn ingest_overhead(n_events: usize) -> anyhow::Result<()> {
+    let n_events = n_events.max(TRACK_BATCH);
+    let dir = tempfile::tempdir_in(".").context("temporary directory under ./")?;
+    let engine = open_engine(dir.path())?;
+    let (_, app) = app_key(&engine)?;
+    let n_users = 100;
+    for user_idx in 0..n_users {
+        let identify = json!({"userId": format!("ingest-{user_idx}"), "traits": {
+            "email": format!("ingest{user_idx}@example.com"),
+            "firstName": "Bench",
+        }});
+        engine.identify(&app, &IdentifyInput::from_json(&identify, "")?)?;
+    }
+    let per_round = (n_events / INGEST_ROUNDS).max(TRACK_BATCH);
+    let mut with_fact = Vec::new();
+    let mut without_fact = Vec::new();
+    for round in 0..INGEST_ROUNDS {
+        // Alternate which kind goes first, so drift in the machine hits both alike.
+        let kinds = if round % 2 == 0 {
+            [("Order Completed", true), ("Order Noted", false)]
+        } else {
+            [("Order Noted", false), ("Order Completed", true)]
+        };
+        for (event, fact) in kinds {
+            let elapsed = track_round(&engine, &app, event, per_round, n_users)?;
+            if fact {
+                with_fact.push(elapsed);
+            } else {
+                without_fact.push(elapsed);
+            }
+        }
+    }
+    // Count what the projection holds, from the store the engine wrote.
+    drop(engine);
+    let store = Store::open_sled(&dir.path().join("data/store"))?;
+    let (facts, _) = scan(&store, &TenantId::default_tenant())?;
+    drop(store);
+    let expected = INGEST_ROUNDS * per_round + n_users;
+    anyhow::ensure!(
+        facts == expected,
+        "the projection holds {facts} facts, not {expected} (an order fact per Order Completed and an identify fact per subject)"
+    );
+    with_fact.sort();
+    without_fact.sort();
+    let with_fact = with_fact[with_fact.len() / 2];
+    let without_fact = without_fact[without_fact.len() / 2];
+    let rate = |d: Duration| per_round as f64 / d.as_secs_f64();
+    let overhead_us =
+        (with_fact.as_secs_f64() - without_fact.as_secs_f64()) * 1e6 / per_round as f64;
+    println!();
+    println!(
+        "| ingest, engine `batch` of {TRACK_BATCH} track calls, median of {INGEST_ROUNDS} rounds of {per_round} | events per second | µs per event |"
+    );
+    println!("|---|---:|---:|");
+    println!(
+        "| `Order Completed` (event + analytics fact) | {:.0} | {:.1} |",
+        rate(with_fact),
+        with_fact.as_secs_f64() * 1e6 / per_round as f64
+    );
+    println!(
+        "| limit: `Order Noted`, same properties (event only) | {:.0} | {:.1} |",
+        rate(without_fact),
+        without_fact.as_secs_f64() * 1e6 / per_round as f64
+    );
+    println!(
+        "| projection overhead per event | {:+.1} % | {overhead_us:+.1} |",
+        (with_fact.as_secs_f64() / without_fact.as_secs_f64() - 1.0) * 100.0
+    );
+    Ok(())
+}
+
+/// One round: `n` track calls of `event` spread over the users, in engine batches.
+fn track_round(
+    engine: &Engine,
+    app: &Caller,
+    event: &str,
+    n: usize,
+    n_users: usize,
+) -> anyhow::Result<Duration> {
+    let items: Vec<Vec<BatchItem>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(TRACK_BATCH)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&i| {
+                    let body = json!({
+                        "userId": format!("ingest-{}", i % n_users),
+                        "event": event,
+                        "properties": {
+                            "total": 10 + i % 90,
+                            "currency": "EUR",
+                            "products": [{"product_id": format!("sku-{}", i % 500), "price": 8.5, "quantity": 1}],
+                        }
+                    });
+                    Ok(BatchItem::Track(TrackInput::from_json(&body, "")?))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let started = Instant::now();
+    for batch in &items {
+        engine.batch(app, batch)?;
+    }
+    Ok(started.elapsed())
+}
