@@ -465,8 +465,8 @@ impl Engine {
                 keys.destroy_data_key(subject)?;
                 continue;
             };
-            let changed = if keys.has_hold_key(subject)? {
-                self.replay_hold(&keys, tenant, &record)?
+            let changed = if let Some(hold) = keys.existing_hold_key(subject)? {
+                self.replay_hold(&keys, tenant, &record, &hold)?
             } else {
                 let mut batch = WriteBatch::new();
                 self.delete_index_entries(&mut batch, tenant, &record)?;
@@ -503,16 +503,16 @@ impl Engine {
         keys: &TenantVault,
         tenant: &TenantId,
         record: &SubjectRecord,
+        hold: &DataKey,
     ) -> Result<bool, EngineError> {
         let subject = record.id;
-        let hold = keys.hold_key(subject)?;
         let primary = match keys.primary_data_key(subject) {
             Ok(key) => Some(key),
             Err(custodia_vault::VaultError::KeyNotFound) => None,
             Err(e) => return Err(e.into()),
         };
         let shell_opens = open_json::<ProfileData>(
-            &hold,
+            hold,
             tenant,
             subject,
             PROFILE_KIND,
@@ -528,7 +528,7 @@ impl Engine {
         let mut batch = WriteBatch::new();
         self.delete_index_entries(&mut batch, tenant, record)?;
         self.for_each_event(tenant, subject, |event| {
-            if open_event(&hold, event).is_ok() {
+            if open_event(hold, event).is_ok() {
                 return Ok(());
             }
             let still_held = primary.as_ref().and_then(|key| {
@@ -537,13 +537,13 @@ impl Engine {
                     .map(|_| key)
             });
             match still_held {
-                Some(key) => batch.put_event(&reseal_event(key, &hold, event)?),
+                Some(key) => batch.put_event(&reseal_event(key, hold, event)?),
                 None => batch.delete_event(tenant, subject, event.id),
             }
             Ok(())
         })?;
         self.delete_facts(&mut batch, tenant, subject)?;
-        batch.put_subject(&shell(tenant, record, &hold, now)?);
+        batch.put_subject(&shell(tenant, record, hold, now)?);
         let pseudonym = keys.pseudonym(subject);
         let flags = self.store.subject_flags(tenant, &pseudonym)?;
         batch.put_subject_flags(

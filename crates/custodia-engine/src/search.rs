@@ -268,7 +268,9 @@ impl Engine {
             return Ok(0);
         }
         let index = self.search_index(tenant)?;
-        index.compact(&pending)?;
+        // Delete as well: a crash between the note and the erasure's own deletion leaves the
+        // document live, and a compaction alone keeps live documents.
+        index.purge(&pending)?;
         let mut batch = WriteBatch::new();
         for pseudonym in &pending {
             batch.delete_search_purge(tenant, pseudonym);

@@ -267,13 +267,18 @@ impl TenantVault {
         }
     }
 
-    /// Whether the subject has a hold key.
-    pub fn has_hold_key(&self, subject: SubjectId) -> Result<bool, VaultError> {
+    /// The subject's hold key if it has one (never creates it).
+    pub fn existing_hold_key(&self, subject: SubjectId) -> Result<Option<DataKey>, VaultError> {
         match self.store.get(hold_key_id(subject)) {
-            Ok(_) => Ok(true),
-            Err(VaultError::KeyNotFound) => Ok(false),
+            Ok(key) => Ok(Some(key)),
+            Err(VaultError::KeyNotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the subject has a hold key.
+    pub fn has_hold_key(&self, subject: SubjectId) -> Result<bool, VaultError> {
+        Ok(self.existing_hold_key(subject)?.is_some())
     }
 
     /// Crypto-shredding of the subject's data key only (its slot overwritten in place with

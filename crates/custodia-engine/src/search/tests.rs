@@ -153,3 +153,30 @@ fn search_honours_the_purpose_the_subjects_flags_and_erasure() {
         "{audit:?}"
     );
 }
+
+#[test]
+fn a_purge_noted_before_a_crash_still_takes_the_document_out() {
+    let f = fixture();
+    let app = f.caller("app");
+    let a = f
+        .identify(
+            &app,
+            json!({"userId": "u1", "traits": {"name": "Ilka Vossberg"}}),
+        )
+        .subject_id;
+    f.engine.index_all_pending().unwrap();
+    assert_eq!(search(&f, &app, "customer_support", "vossberg"), vec![a]);
+    // An erasure's first durable step, the note, then a crash before the index deletion.
+    let tenant = app.tenant.clone();
+    let pseudonym = f.engine.keys(&tenant).unwrap().pseudonym(a);
+    let mut batch = custodia_store::WriteBatch::new();
+    batch.put_search_purge(&tenant, &pseudonym);
+    f.engine.store.write(batch).unwrap();
+
+    f.engine.index_all_pending().unwrap();
+    assert_eq!(f.engine.pending_search_purges(&tenant, 10).unwrap(), 0);
+    assert_eq!(
+        search(&f, &app, "customer_support", "vossberg"),
+        Vec::<SubjectId>::new()
+    );
+}
