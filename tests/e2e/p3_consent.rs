@@ -135,6 +135,42 @@ fn consent_gates_reads_and_its_history_verifies_offline() {
             Some(1),
             "a proof for another position must fail"
         );
+        // The proof covers the bytes: a field of the saved JSON that they do not say fails too.
+        for (field, value) in [
+            ("purpose", json!("analytics")),
+            ("kind", json!("consent.granted.forged")),
+            ("time", json!("2001-01-01T00:00:00Z")),
+            ("subject", json!("00000000000000000000000000000000")),
+            ("state", json!("granted")),
+        ] {
+            let mut forged = entry.clone();
+            forged[field] = value;
+            let forged = write(
+                work.path(),
+                &format!("forged-{field}-{i}.json"),
+                &forged.to_string(),
+            );
+            let out = site
+                .command(&[
+                    "ledger",
+                    "verify-proof",
+                    "--checkpoint",
+                    checkpoint.to_str().unwrap(),
+                    "--verifier-key",
+                    &key,
+                    "--proof",
+                    forged.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "a changed {field} must fail");
+            assert!(
+                stderr.contains(&format!("`{field}`")),
+                "names {field}: {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "no `ok` for a changed {field}");
+        }
     }
 
     // Consistency between the first checkpoint and the latest one.
@@ -471,4 +507,35 @@ fn a_webhook_witness_receives_signed_checkpoints() {
         proof.to_str().unwrap(),
     ]);
     assert!(server.stop().success());
+}
+
+#[test]
+fn the_verifier_key_is_taken_as_a_file_or_as_its_text() {
+    let site = site_with_ledger();
+    let key_file = ledger_dir(&site).join("verifier-key");
+    let key_text = std::fs::read_to_string(&key_file).unwrap();
+    for given in [key_file.to_str().unwrap(), key_text.trim()] {
+        let out = site.verify_ledger(&["--verifier-key", given]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{given}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // "1 checkpoint", "3 checkpoints": the count and the noun agree.
+        for noun in ["entr", "checkpoint"] {
+            let at = stdout.find(&format!(" {noun}")).unwrap();
+            let n: u64 = stdout[..at].rsplit(' ').next().unwrap().parse().unwrap();
+            let word = stdout[at + 1..].split([',', ' ']).next().unwrap();
+            let singular = if noun == "entr" {
+                "entry"
+            } else {
+                "checkpoint"
+            };
+            assert_eq!(word == singular, n == 1, "{stdout}");
+        }
+    }
+    let out = site.verify_ledger(&["--verifier-key", "no-such-file"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--verifier-key"));
 }

@@ -259,6 +259,12 @@ pub struct EntryView {
 }
 
 impl EntryView {
+    /// The view of an entry's canonical bytes, as the API shows it: what an offline verifier
+    /// compares a saved entry against (`custodia ledger verify-proof`).
+    pub fn from_bytes(seq: u64, bytes: &[u8]) -> Result<EntryView, custodia_ledger::LedgerError> {
+        Ok(EntryView::new(seq, bytes, &LedgerEntry::decode(bytes)?))
+    }
+
     fn new(seq: u64, bytes: &[u8], entry: &LedgerEntry) -> EntryView {
         EntryView {
             seq,

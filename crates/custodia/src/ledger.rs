@@ -32,9 +32,27 @@ pub struct VerifyArgs {
     /// Only this tenant's ledger (default: every tenant's).
     #[arg(long)]
     tenant: Option<String>,
-    /// The verifier key to check signatures with (note format, from GET /v1/ledger/public-key).
-    /// Without it, the key stored beside the ledger is used: that proves the files agree with
-    /// themselves; pinning a key published elsewhere proves they are the operator's.
+    /// The verifier key to check signatures with (note format, from GET /v1/ledger/public-key):
+    /// a file holding it, or the key text. Without it, the key stored beside the ledger is used:
+    /// that proves the files agree with themselves; pinning a key published elsewhere proves they
+    /// are the operator's.
+    #[arg(long)]
+    verifier_key: Option<String>,
+}
+
+/// Options of `audit verify`.
+#[derive(Args)]
+pub struct AuditVerifyArgs {
+    /// The data directory (its `audit/<tenant>/` directories, the access logs, are checked).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Only this tenant's access log (default: every tenant's).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The access log's verifier key (note format, from GET /v1/audit/access/public-key): a file
+    /// holding it, or the key text. Without it, the key stored beside the log is used: that
+    /// proves the files agree with themselves; pinning a key published elsewhere proves they are
+    /// the operator's.
     #[arg(long)]
     verifier_key: Option<String>,
 }
@@ -46,7 +64,7 @@ pub struct VerifyProofArgs {
     /// `checkpoint` of a consent history.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// The verifier key (note format).
+    /// The verifier key (note format): a file holding it, or the key text.
     #[arg(long)]
     verifier_key: String,
     /// JSON with `seq`, the proof (`hashes` and `tree_size`, or an `inclusion_proof` object
@@ -68,7 +86,7 @@ pub struct VerifyConsistencyArgs {
     /// The newer signed checkpoint.
     #[arg(long)]
     new: PathBuf,
-    /// The verifier key (note format).
+    /// The verifier key (note format): a file holding it, or the key text.
     #[arg(long)]
     verifier_key: String,
     /// JSON with `hashes`, as from GET /v1/ledger/proof/consistency.
@@ -85,10 +103,35 @@ pub fn run(cmd: LedgerCommand) -> anyhow::Result<()> {
     }
 }
 
-fn verifier_key(text: &str) -> anyhow::Result<VerifierKey> {
+/// A verifier key given as its text or as a file holding it (like the neighbouring options,
+/// which all take files).
+fn verifier_key(given: &str) -> anyhow::Result<VerifierKey> {
+    if let Ok(key) = given.trim().parse() {
+        return Ok(key);
+    }
+    let path = Path::new(given);
+    if path.is_file() {
+        return stored_verifier_key(path);
+    }
+    bail!("--verifier-key: neither a verifier key (name+hash+key) nor a readable file")
+}
+
+/// The verifier key in a file.
+fn stored_verifier_key(path: &Path) -> anyhow::Result<VerifierKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.trim()
         .parse()
-        .map_err(|e| anyhow::anyhow!("invalid verifier key: {e}"))
+        .map_err(|e| anyhow::anyhow!("{}: invalid verifier key: {e}", path.display()))
+}
+
+/// `n` and the noun, singular for one.
+pub(crate) fn counted(n: u64, singular: &str, plural: &str) -> String {
+    if n == 1 {
+        format!("1 {singular}")
+    } else {
+        format!("{n} {plural}")
+    }
 }
 
 fn read_checkpoint(path: &Path, key: &VerifierKey) -> anyhow::Result<Checkpoint> {
@@ -128,13 +171,20 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 pub enum AuditCommand {
     /// Recompute every hash of the access logs and check every stored checkpoint; exit 1 naming
     /// the first bad entry, node or checkpoint.
-    Verify(VerifyArgs),
+    Verify(AuditVerifyArgs),
 }
 
 /// Runs an audit command.
 pub fn run_audit(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
-        AuditCommand::Verify(args) => verify(args, "audit"),
+        AuditCommand::Verify(args) => verify(
+            VerifyArgs {
+                data_dir: args.data_dir,
+                tenant: args.tenant,
+                verifier_key: args.verifier_key,
+            },
+            "audit",
+        ),
     }
 }
 
@@ -161,19 +211,13 @@ fn verify(args: VerifyArgs, log: &str) -> anyhow::Result<()> {
         let dir = root.join(&tenant);
         let key = match &args.verifier_key {
             Some(text) => verifier_key(text)?,
-            None => {
-                let stored = dir.join("verifier-key");
-                verifier_key(
-                    &std::fs::read_to_string(&stored)
-                        .with_context(|| format!("cannot read {}", stored.display()))?,
-                )?
-            }
+            None => stored_verifier_key(&dir.join("verifier-key"))?,
         };
         match custodia_ledger::verify_dir(&dir, &key) {
             Ok(report) => println!(
-                "{log} {tenant}: ok: {} entries, {} checkpoints, root {}",
-                report.n_entries,
-                report.n_checkpoints,
+                "{log} {tenant}: ok: {}, {}, root {}",
+                counted(report.n_entries, "entry", "entries"),
+                counted(report.n_checkpoints as u64, "checkpoint", "checkpoints"),
                 hex::encode(report.root)
             ),
             Err(failure) => bail!("{log} {tenant}: {failure}"),
@@ -215,12 +259,61 @@ fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<()> {
             key.name
         );
     }
+    // The proof covers the bytes only: every other field of the saved JSON is a claim until it
+    // is compared with what the bytes say.
+    let verified = custodia_engine::EntryView::from_bytes(seq, &entry)
+        .map_err(|e| anyhow::anyhow!("entry {seq}: the proven bytes are no ledger entry: {e}"))?;
+    let verified = serde_json::to_value(&verified)?;
+    check_claims(&json, &verified)?;
     println!(
         "ok: entry {seq} (leaf {}) is in the tree of size {tree_size} signed by {}",
         hex::encode(leaf),
         key.name
     );
+    let mut shown = verified;
+    if let Some(fields) = shown.as_object_mut() {
+        fields.remove("bytes_b64");
+    }
+    println!("the proven entry says: {shown}");
     Ok(())
+}
+
+/// Fields of a saved entry that carry the proof rather than claims about the entry.
+const PROOF_FIELDS: [&str; 3] = ["inclusion_proof", "hashes", "tree_size"];
+
+/// Fails naming the first field of `saved` whose value the proven entry does not have.
+fn check_claims(saved: &Value, verified: &Value) -> anyhow::Result<()> {
+    let Some(saved) = saved.as_object() else {
+        bail!("the proof JSON is not an object");
+    };
+    for (field, claimed) in saved {
+        if PROOF_FIELDS.contains(&field.as_str()) {
+            continue;
+        }
+        match verified.get(field) {
+            Some(proven) if proven == claimed => {}
+            // The API leaves out empty fields; a saved `null` claims the same.
+            None if claimed.is_null() => {}
+            Some(proven) => bail!(
+                "field `{field}` of the saved entry does not match the proven bytes: it says \
+                 {claimed}, the bytes say {proven}"
+            ),
+            None if is_entry_field(field) => bail!(
+                "field `{field}` of the saved entry does not match the proven bytes: it says \
+                 {claimed}, the bytes have none"
+            ),
+            None => bail!(
+                "field `{field}` of the saved entry is not part of a ledger entry, so no proof \
+                 covers it"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Fields an entry may leave out when empty.
+fn is_entry_field(field: &str) -> bool {
+    ["subject", "purpose", "lawful_basis", "policy_hash"].contains(&field)
 }
 
 fn verify_consistency(args: VerifyConsistencyArgs) -> anyhow::Result<()> {
