@@ -16,6 +16,10 @@ fn serve_refuses_without_a_root_key() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CUSTODIA_MASTER_KEY"), "{stderr}");
+    assert!(
+        stderr.contains("serve --demo") && !stderr.contains("use --demo"),
+        "the hint names a way that works: {stderr}"
+    );
     assert!(!site.data_dir().exists(), "nothing was created");
 }
 
@@ -163,6 +167,27 @@ fn demo_creates_a_private_root_key_and_a_usable_shop() {
     );
     assert!(!log.contains(&app_key), "api keys are not logged");
     assert!(server.stop().success());
+    // The other commands find the demo's root key in the same directory.
+    let out = site
+        .command(&[
+            "keys",
+            "create",
+            "--role",
+            "app",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--keys-dir",
+            keys.to_str().unwrap(),
+        ])
+        .env_remove("CUSTODIA_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("cus_"));
 }
 
 #[test]
@@ -177,4 +202,179 @@ fn rate_limit_flags_apply_per_key() {
     assert_eq!(limited.status, 429);
     assert_eq!(limited.body["code"], "rate_limited");
     assert_eq!(server.get(&other, "/v1/purposes").status, 200);
+}
+
+#[test]
+fn a_key_store_inside_or_equal_to_the_data_directory_is_refused_by_every_command() {
+    let site = Site::new();
+    let policies = repo_root().join("policies");
+    let policies = policies.to_str().unwrap();
+    // (data dir, keys dir): equal, keys inside data (also through `..`), data inside keys.
+    let placements = [
+        ("data", "data"),
+        ("data", "./data/"),
+        ("data", "data/keys"),
+        ("data", "other/../data/keys"),
+        ("keys/data", "keys"),
+    ];
+    let commands: [&[&str]; 5] = [
+        &["serve", "--listen", "127.0.0.1:0"],
+        &["keys", "create", "--role", "app"],
+        &["keys", "rotate"],
+        &["retention", "run"],
+        &["index", "rebuild"],
+    ];
+    for (data, keys) in placements {
+        for command in commands {
+            let mut args = command.to_vec();
+            args.extend([
+                "--data-dir",
+                data,
+                "--keys-dir",
+                keys,
+                "--policies",
+                policies,
+            ]);
+            let out = site.command(&args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("--data-dir {data}"))
+                    && stderr.contains(&format!("--keys-dir {keys}")),
+                "names both paths: {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "{args:?}: no key was printed");
+            assert!(
+                site.all_files().is_empty() && !site.dir.path().join(data).exists(),
+                "{args:?}: nothing was created"
+            );
+        }
+    }
+    // Side by side is fine.
+    let out = site
+        .command(&[
+            "keys",
+            "create",
+            "--role",
+            "app",
+            "--data-dir",
+            "data",
+            "--keys-dir",
+            "keys",
+            "--policies",
+            policies,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn help_and_version_describe_every_command() {
+    let site = Site::new();
+    let out = site.cli_ok(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in [
+        "serve",
+        "keys",
+        "ledger",
+        "audit",
+        "index",
+        "retention",
+        "bench",
+    ] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{command} ")))
+            .unwrap_or_else(|| panic!("--help lists {command}: {help}"));
+        assert!(
+            line.split_whitespace().count() > 2,
+            "{command} has a one-line description: {line}"
+        );
+    }
+    let out = site.cli_ok(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("custodia {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_ne!(env!("CARGO_PKG_VERSION"), "0.0.0", "a real version");
+
+    let audit = site.cli_ok(&["audit", "verify", "--help"]);
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.contains("access log"), "{audit}");
+    assert!(
+        !audit.contains("ledger/<tenant>"),
+        "not the ledger's text: {audit}"
+    );
+    let rotate = site.cli_ok(&["keys", "rotate", "--help"]);
+    assert!(
+        String::from_utf8_lossy(&rotate.stdout).contains("server stopped"),
+        "says the server must be stopped"
+    );
+}
+
+#[test]
+fn bad_serve_values_are_usage_errors_naming_the_flag() {
+    let site = Site::new();
+    for (flag, value) in [
+        ("--outbox", "ftp://x"),
+        ("--outbox", "dir:"),
+        ("--analytics-k", "0"),
+        ("--default-currency", "euro"),
+        ("--listen", "127.0.0.1:99999"),
+        ("--listen", "no-such-host.invalid:8080"),
+    ] {
+        let out = site.command(&["serve", flag, value]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+        assert!(!site.data_dir().exists(), "nothing was created");
+    }
+    // An outbox inside the data directory is a usage error too, found before anything opens.
+    let data = site.data_dir();
+    let outbox = format!("dir:{}", data.join("outbox").display());
+    let out = site.run(&["serve", "--listen", "127.0.0.1:0", "--outbox", &outbox]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--outbox"), "{stderr}");
+    assert!(!data.exists(), "nothing was created");
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let site = Site::new();
+    let key = site.create_key("app");
+    let data = site.data_dir();
+    let keys = site.keys_dir();
+    let policies = repo_root().join("policies");
+    let args = [
+        "serve",
+        "--listen",
+        "localhost:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--keys-dir",
+        keys.to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+    ];
+    let server = site.spawn_server(site.command(&args));
+    assert_eq!(server.get(&key, "/v1/purposes").status, 200);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn the_default_rate_limit_lets_a_shop_backend_read_in_a_loop() {
+    let site = Site::new();
+    let key = site.create_key("app");
+    let server = site.serve(&[]);
+    for i in 0..500 {
+        let answer = server.get(&key, "/v1/purposes");
+        assert_eq!(answer.status, 200, "read {i}: {:?}", answer.body);
+    }
+    assert!(server.stop().success());
 }

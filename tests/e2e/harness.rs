@@ -240,6 +240,14 @@ pub struct Answer {
 }
 
 impl Server {
+    /// A handle that only speaks HTTP to a server another handle started (e.g. from a thread).
+    pub fn attach(base: &str) -> Server {
+        Server {
+            child: None,
+            base: base.to_owned(),
+        }
+    }
+
     fn agent() -> ureq::Agent {
         ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -60,6 +60,8 @@ fn one_crate_owns_each_outside_dependency() {
         ("tantivy", "custodia-search"),
         ("axum", "custodia-server"),
         ("tower-http", "custodia-server"),
+        ("hyper", "custodia-server"),
+        ("hyper-util", "custodia-server"),
         ("utoipa", "custodia-server"),
     ];
     for (dependency, owner) in owners {

@@ -14,3 +14,4 @@ mod p3_consent;
 mod p4_access;
 mod p5_durability;
 mod search;
+mod slow_clients;

@@ -48,6 +48,8 @@ pub enum ErrorCode {
     LegalHold,
     /// The caller sent too many requests.
     RateLimited,
+    /// The client did not send its request body within the server's deadline.
+    RequestTimeout,
     /// Something failed inside the server; details are in the server log, never in the answer.
     Internal,
 }
@@ -76,6 +78,7 @@ impl ErrorCode {
             ErrorCode::SubjectSuppressed => "subject_suppressed",
             ErrorCode::LegalHold => "legal_hold",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Internal => "internal",
         }
     }

@@ -68,6 +68,7 @@ fn status_of(code: ErrorCode) -> (StatusCode, &'static str) {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
         }
         ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+        ErrorCode::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
         ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
     }
 }

@@ -39,7 +39,13 @@ impl<S: Send + Sync> FromRequest<S> for AppJson {
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if crate::conn::is_body_timeout(&rejection) {
+                AppError::new(
+                    ErrorCode::RequestTimeout,
+                    "the body was not complete within the server's body read timeout",
+                    None,
+                )
+            } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::new(
                     ErrorCode::PayloadTooLarge,
                     "the body is larger than the limit",

@@ -6,6 +6,7 @@
 //! file I/O), and shape the answer; the one place that maps error codes to HTTP statuses is
 //! `error.rs`.
 
+mod conn;
 mod error;
 mod extract;
 mod metrics;
@@ -22,6 +23,7 @@ use axum::Router;
 use custodia_engine::{Clock, Engine, EngineError};
 use tokio::net::TcpListener;
 
+pub use conn::ConnectionLimits;
 pub use error::{AppError, Problem};
 pub use openapi::{documented_routes, openapi_document};
 pub use rate_limit::RateLimit;
@@ -44,6 +46,8 @@ pub struct ServerConfig {
     pub retention_interval: Option<std::time::Duration>,
     /// The root key should be rotated at least this often (a reminder in the log and `/metrics`).
     pub key_rotation_interval: std::time::Duration,
+    /// Timeouts against slow clients, the connection limit and the shutdown deadline.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +60,7 @@ impl Default for ServerConfig {
             witness_webhooks: Vec::new(),
             retention_interval: Some(std::time::Duration::from_secs(24 * 3600)),
             key_rotation_interval: std::time::Duration::from_secs(30 * 86_400),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -105,7 +110,7 @@ impl AppState {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// and flushes the store.
+/// for at most the shutdown timeout, drops the connections left, and flushes the store.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -116,12 +121,7 @@ pub async fn serve(
     let ticker = tokio::spawn(checkpoint_ticker(state.clone(), pushed.clone()));
     let sweeper = tokio::spawn(retention_ticker(state.clone()));
     let indexer = tokio::spawn(indexer(state.clone()));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    accept_until(listener, app, state.0.config.connections, shutdown).await;
     ticker.abort();
     sweeper.abort();
     indexer.abort();
@@ -144,6 +144,70 @@ pub async fn serve(
         return Err(std::io::Error::other("final flush failed"));
     }
     Ok(())
+}
+
+/// Accepts connections until `shutdown` resolves (at most `max_connections` open at once), then
+/// asks every connection to finish and, after `shutdown_timeout`, drops those still open.
+async fn accept_until(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A free slot first: past the limit, clients wait in the kernel's listen queue.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn(conn::serve_connection(
+            stream,
+            remote,
+            app.clone(),
+            limits,
+            stop_rx.clone(),
+            permit,
+        ));
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    tracing::info!(
+        open_connections = connections.len(),
+        "shutting down: finishing requests in flight"
+    );
+    let _ = stop_tx.send(true);
+    let finished = tokio::time::timeout(limits.shutdown_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            dropped = connections.len(),
+            timeout_secs = limits.shutdown_timeout.as_secs_f64(),
+            "shutdown timeout: dropping the connections still open"
+        );
+        connections.shutdown().await;
+    }
 }
 
 /// Signs a checkpoint of every ledger that grew, every `checkpoint_interval`, and hands the

@@ -199,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
@@ -225,6 +226,14 @@ async fn method_not_allowed() -> Response {
     .into_response();
     *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     response
+}
+
+/// Gives the request body its deadline: a client that trickles its body out loses it
+/// (`408 request_timeout`) instead of holding a handler.
+async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let within = state.0.config.connections.body_read_timeout;
+    let req = req.map(|body| axum::body::Body::new(crate::conn::DeadlineBody::new(body, within)));
+    next.run(req).await
 }
 
 /// Logs and counts each request by its route template: never the raw URI, whose query may hold

@@ -1,4 +1,4 @@
-//! The `custodia` command: `serve`, `keys create`, `bench ingest`.
+//! The `custodia` command: `serve`, `keys`, `ledger`, `audit`, `index`, `retention`, `bench`.
 
 mod bench;
 mod bench_ledger;
@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -18,9 +19,10 @@ use custodia_policy::Policies;
 use custodia_server::{AppState, ServerConfig};
 use custodia_vault::Keyring;
 
-/// Custodia: a privacy-first customer data platform.
+/// Custodia: a privacy-first customer data platform. Every command has its own --help; exit
+/// codes: 0 ok, 1 failure, 2 usage error.
 #[derive(Parser)]
-#[command(name = "custodia", version, about)]
+#[command(name = "custodia", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,10 +57,13 @@ enum KeysCommand {
     /// Create an API key on a data directory not held by a running server; prints the key alone
     /// on stdout (only its hash is stored).
     Create(KeysCreateArgs),
-    /// Root-key rotation: re-wrap every live subject key (and each tenant secret) under a new
-    /// root key, in place. The new key is read from --new-master-key-file, or generated and
-    /// printed alone on stdout. Afterwards retire the old key: it opens nothing current, and
-    /// key-store copies made before open nothing without it.
+    /// Root-key rotation, with the server stopped: re-wrap every live subject key (and each
+    /// tenant secret) under a new root key, in place.
+    ///
+    /// Stop the server first: it holds the key store while it runs, and this command refuses to
+    /// open a key store in use. The new key is read from --new-master-key-file, or generated and
+    /// printed alone on stdout. Afterwards start the server with the new key and retire the old
+    /// one: it opens nothing current, and key-store copies made before open nothing without it.
     Rotate(KeysRotateArgs),
 }
 
@@ -118,9 +123,10 @@ struct Dirs {
 struct ServeArgs {
     #[command(flatten)]
     dirs: Dirs,
-    /// Address to listen on; port 0 picks a free port (the real address is logged).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address to listen on: HOST:PORT or a bare HOST (port 8080); HOST is an IP address or a
+    /// name such as localhost. Port 0 picks a free port (the real address is logged).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    listen: Listen,
     /// Load a small demo shop on first start; without a root key, create one in
     /// ./custodia-master.key (for trying Custodia out, not for production).
     #[arg(long)]
@@ -128,6 +134,25 @@ struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// Seconds a client has from a request's first byte (or from connecting) to the end of its
+    /// headers; then the connection is closed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+    /// Seconds a client has from a request's headers to the end of its body; then it gets
+    /// 408 request_timeout.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_read_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight and no byte moving (between
+    /// kept-alive requests, or with an answer the client does not read).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
+    /// Most connections open at once; more wait in the listen queue until one closes.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Seconds SIGTERM/SIGINT wait for open connections to finish their requests; then they are
+    /// dropped, and the store is flushed either way.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    shutdown_timeout: u64,
     /// Prefix of the ledgers' checkpoint origins (`<prefix>/<tenant>/ledger`); give each
     /// deployment its own, e.g. its host name.
     #[arg(long, default_value = "custodia.local")]
@@ -143,11 +168,12 @@ struct ServeArgs {
     /// Sign a checkpoint of every ledger that grew at this interval, in seconds.
     #[arg(long, default_value_t = 30)]
     checkpoint_interval: u64,
-    /// Sustained requests per second per API key (0 turns limiting off); more answer 429.
-    #[arg(long, default_value_t = 200.0)]
+    /// Sustained requests per second per API key (0 turns limiting off); more answer 429. It
+    /// keeps one key (leaked, or a client in a loop) from taking the whole server from the others.
+    #[arg(long, default_value_t = custodia_server::RateLimit::default().per_second)]
     rate_limit: f64,
     /// Requests an API key may make at once after being idle.
-    #[arg(long, default_value_t = 400.0)]
+    #[arg(long, default_value_t = custodia_server::RateLimit::default().burst)]
     rate_limit_burst: f64,
     /// Run the retention sweep every this many hours (0: only on demand).
     #[arg(long, default_value_t = 24)]
@@ -158,14 +184,14 @@ struct ServeArgs {
     key_rotation_days: u64,
     /// Where one-time codes of data-subject requests go: `dir:PATH` (one JSON file per message,
     /// outside the data directory) or `webhook:http://HOST/PATH`.
-    #[arg(long, default_value = "dir:./outbox")]
-    outbox: String,
-    /// Analytics: smallest number of subjects a published figure may rest on.
-    #[arg(long, default_value_t = 5)]
-    analytics_k: usize,
+    #[arg(long, default_value = "dir:./outbox", value_parser = parse_outbox)]
+    outbox: OutboxArg,
+    /// Analytics: smallest number of subjects a published figure may rest on (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    analytics_k: u64,
     /// Analytics: the currency of orders and refunds that name none (ISO 4217 code).
-    #[arg(long, default_value = "EUR")]
-    default_currency: String,
+    #[arg(long, default_value = "EUR", value_parser = parse_currency)]
+    default_currency: custodia_analytics::Currency,
     /// Analytics: exchange rates to a base currency, a JSON file
     /// `{"base": "EUR", "rates": {"USD": 0.92}}`, for combined money figures.
     #[arg(long)]
@@ -179,6 +205,76 @@ enum Witness {
     Dir(PathBuf),
     /// A URL that receives a POST of each new checkpoint.
     Webhook(String),
+}
+
+/// Where to listen: the text as given and the addresses it resolved to (bound in turn until one
+/// works, like `TcpListener::bind` of a host name).
+#[derive(Clone, Debug)]
+struct Listen {
+    text: String,
+    addrs: Vec<SocketAddr>,
+}
+
+/// The port of a `--listen` without one.
+const DEFAULT_PORT: u16 = 8080;
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    use std::net::{IpAddr, ToSocketAddrs};
+    let addrs: Vec<SocketAddr> = if let Ok(addr) = text.parse::<SocketAddr>() {
+        vec![addr]
+    } else if let Ok(ip) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
+        vec![SocketAddr::new(ip, DEFAULT_PORT)]
+    } else {
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| format!("`{port}` is not a port number (0-65535)"))?,
+            ),
+            None => (text, DEFAULT_PORT),
+        };
+        if host.is_empty() {
+            return Err("expected HOST:PORT or HOST, e.g. 127.0.0.1:8080 or localhost".to_owned());
+        }
+        (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+            .collect()
+    };
+    if addrs.is_empty() {
+        return Err(format!("`{text}` resolves to no address"));
+    }
+    Ok(Listen {
+        text: text.to_owned(),
+        addrs,
+    })
+}
+
+/// Where one-time codes of data-subject requests go.
+#[derive(Clone, Debug)]
+enum OutboxArg {
+    /// One JSON file per message in this directory.
+    Dir(PathBuf),
+    /// A POST of each message to this `http://` URL.
+    Webhook(String),
+}
+
+fn parse_outbox(text: &str) -> Result<OutboxArg, String> {
+    if let Some(dir) = text.strip_prefix("dir:").filter(|d| !d.is_empty()) {
+        return Ok(OutboxArg::Dir(PathBuf::from(dir)));
+    }
+    if let Some(url) = text
+        .strip_prefix("webhook:")
+        .filter(|u| u.starts_with("http://") && u.len() > "http://".len())
+    {
+        return Ok(OutboxArg::Webhook(url.to_owned()));
+    }
+    Err("expected dir:PATH or webhook:http://HOST/PATH".to_owned())
+}
+
+fn parse_currency(text: &str) -> Result<custodia_analytics::Currency, String> {
+    text.parse()
+        .map_err(|_| "not an ISO 4217 currency code such as EUR".to_owned())
 }
 
 fn parse_witness(text: &str) -> Result<Witness, String> {
@@ -209,8 +305,41 @@ struct KeysCreateArgs {
     tenant: String,
 }
 
+/// A mistake in how the command was called, found after parsing: exits 2 like clap's own usage
+/// errors (README "Exit codes").
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+impl Command {
+    /// The data and key directories the command opens, if it opens both.
+    fn dirs(&self) -> Option<&Dirs> {
+        match self {
+            Command::Serve(args) => Some(&args.dirs),
+            Command::Keys(KeysCommand::Create(args)) => Some(&args.dirs),
+            Command::Keys(KeysCommand::Rotate(args)) => Some(&args.dirs),
+            Command::Retention(RetentionCommand::Run(args)) => Some(&args.dirs),
+            Command::Index(IndexCommand::Rebuild(args)) => Some(&args.dirs),
+            Command::Ledger(_) | Command::Audit(_) | Command::Bench(_) => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dirs) = cli.command.dirs()
+        && let Err(e) = master_key::check_dirs_apart(dirs)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     // A benchmark's own server would log every request; keep its output to the figures.
     let default_filter = if matches!(cli.command, Command::Bench(_)) {
         "warn"
@@ -230,6 +359,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             // Errors name files, ids and rules, never personal data or key material.
             eprintln!("error: {e:#}");
@@ -300,6 +433,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Witness::Dir(_) => None,
         })
         .collect();
+    if let OutboxArg::Dir(dir) = &args.outbox {
+        let outbox = master_key::resolved(dir);
+        for inside in [&args.dirs.data_dir, &args.dirs.keys_dir] {
+            if outbox.starts_with(master_key::resolved(inside)) {
+                return Err(UsageError(format!(
+                    "--outbox: the outbox holds one-time codes; keep it outside {}",
+                    inside.display()
+                ))
+                .into());
+            }
+        }
+    }
     if let Some(witness) = &witness_dir {
         std::fs::create_dir_all(witness).with_context(|| {
             format!("cannot create the witness directory {}", witness.display())
@@ -316,27 +461,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let engine = Arc::new(open_engine(&args.dirs, args.demo, ledger)?);
     engine.configure_analytics(analytics_config(&args)?);
-    let outbox: Arc<dyn custodia_engine::Outbox> =
-        if let Some(dir) = args.outbox.strip_prefix("dir:").filter(|d| !d.is_empty()) {
-            let dir = PathBuf::from(dir);
-            for inside in [&args.dirs.data_dir, &args.dirs.keys_dir] {
-                if std::path::absolute(&dir)?.starts_with(std::path::absolute(inside)?) {
-                    bail!(
-                        "--outbox: the outbox holds one-time codes; keep it outside {}",
-                        inside.display()
-                    );
-                }
-            }
-            Arc::new(custodia_engine::DirOutbox(dir))
-        } else if let Some(url) = args
-            .outbox
-            .strip_prefix("webhook:")
-            .filter(|u| u.starts_with("http://"))
-        {
-            Arc::new(custodia_server::WebhookOutbox(url.to_owned()))
-        } else {
-            bail!("--outbox: expected dir:PATH or webhook:http://HOST/PATH");
-        };
+    let outbox: Arc<dyn custodia_engine::Outbox> = match &args.outbox {
+        OutboxArg::Dir(dir) => Arc::new(custodia_engine::DirOutbox(dir.clone())),
+        OutboxArg::Webhook(url) => Arc::new(custodia_server::WebhookOutbox(url.clone())),
+    };
     engine.set_outbox(outbox);
     if args.demo {
         load_demo(&engine)?;
@@ -345,9 +473,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(&args.listen.addrs[..])
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {}", args.listen.text))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening on {addr}");
         let config = ServerConfig {
@@ -363,6 +491,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             key_rotation_interval: std::time::Duration::from_secs(
                 args.key_rotation_days.max(1) * 86_400,
             ),
+            connections: custodia_server::ConnectionLimits {
+                header_read_timeout: Duration::from_secs(args.header_read_timeout),
+                body_read_timeout: Duration::from_secs(args.body_read_timeout),
+                idle_timeout: Duration::from_secs(args.idle_timeout),
+                max_connections: usize::try_from(args.max_connections)?,
+                shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+            },
             ..ServerConfig::default()
         };
         let state = AppState::new(engine, config);
@@ -393,7 +528,7 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("stop signal received");
 }
 
 /// Where `--demo` writes the demo API keys: beside the demo root key, outside data and keys.
@@ -494,10 +629,6 @@ fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<()> {
 }
 
 fn analytics_config(args: &ServeArgs) -> anyhow::Result<custodia_engine::AnalyticsConfig> {
-    let default_currency = args
-        .default_currency
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--default-currency: not an ISO 4217 code such as EUR"))?;
     let rates = match &args.exchange_rates {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -509,12 +640,9 @@ fn analytics_config(args: &ServeArgs) -> anyhow::Result<custodia_engine::Analyti
         }
         None => None,
     };
-    if args.analytics_k == 0 {
-        bail!("--analytics-k must be at least 1");
-    }
     Ok(custodia_engine::AnalyticsConfig {
-        default_currency: Some(default_currency),
-        k_anonymity: args.analytics_k,
+        default_currency: Some(args.default_currency),
+        k_anonymity: usize::try_from(args.analytics_k)?,
         rates,
         ..custodia_engine::AnalyticsConfig::default()
     })
@@ -546,3 +674,6 @@ fn index_rebuild(args: RetentionRunArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
