@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -348,7 +348,7 @@ fn main() -> ExitCode {
     };
     init_logging(default_filter);
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Keys(KeysCommand::Create(args)) => keys_create(args),
         Command::Keys(KeysCommand::Rotate(args)) => keys_rotate(args),
         Command::Retention(RetentionCommand::Run(args)) => retention_run(args),
