@@ -41,7 +41,7 @@ enum Command {
     /// Verify the access log offline.
     #[command(subcommand)]
     Audit(ledger::AuditCommand),
-    /// The search index.
+    /// Rebuild the search index from the store (offline).
     #[command(subcommand)]
     Index(IndexCommand),
     /// Apply the retention policies now (the server also does it on a timer).
