@@ -212,3 +212,103 @@ fn requests_are_verified_by_code_and_answered_completely() {
     assert!(Path::new(&site.data_dir()).exists());
     assert!(site.verify_ledger(&[]).status.success());
 }
+
+/// An erasure request for a customer with an order: the invoice is kept for accounting, and
+/// otherwise the person is gone. Every other purpose answers 404 as after a plain erasure (never
+/// "the subject restricted processing"), the accounting read holds only the kept order, and no
+/// consent still says granted: each was ended by a ledger entry naming the erasure.
+#[test]
+fn an_erasure_that_keeps_an_invoice_leaves_nothing_else_visible() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let admin = site.create_key("admin");
+    let server = site.serve(&[]);
+    let created = server.post(
+        &app,
+        "/v1/identify",
+        &json!({"userId": "k1", "traits": {"email": "kim@example.com", "name": "Kim", "shoe_size": 41}}),
+    );
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let id = created.body["subject_id"].as_str().unwrap().to_owned();
+    for event in [
+        json!({"userId": "k1", "event": "Order Completed", "properties": {"order_id": "O-9", "total": 30, "currency": "EUR"}}),
+        json!({"userId": "k1", "event": "Product Viewed", "properties": {"sku": "s-1"}}),
+    ] {
+        assert_eq!(server.post(&app, "/v1/track", &event).status, 200);
+    }
+    for purpose in ["marketing_email", "personalization"] {
+        let consent = server.post(
+            &app,
+            "/v1/consents",
+            &json!({"user_id": "k1", "purpose": purpose, "decision": "granted"}),
+        );
+        assert_eq!(consent.status, 201, "{:?}", consent.body);
+    }
+
+    let (status, submitted) = submit(
+        &server,
+        json!({"type": "erasure", "email": "kim@example.com"}),
+    );
+    assert_eq!(status, 202);
+    let request_id = submitted["request_id"].as_str().unwrap().to_owned();
+    let done = verify(&server, &request_id, &outbox_code(&site, &request_id));
+    let erasure = &done.body["outcome"]["erasure"];
+    assert_eq!(done.body["outcome"]["result"], "erased", "{:?}", done.body);
+    assert_eq!(erasure["kept"][0]["category"], "purchases");
+    assert_eq!(erasure["kept"][0]["purpose"], "accounting");
+
+    // Every purpose but the keeping one: gone, exactly as after a plain erasure.
+    let purposes = server.get(&admin, "/v1/purposes");
+    let purposes = purposes.body["purposes"].as_array().unwrap().clone();
+    assert_eq!(purposes.len(), 8);
+    for purpose in &purposes {
+        let purpose = purpose["id"].as_str().unwrap();
+        let profile = server.get(&admin, &format!("/v1/subjects/{id}?purpose={purpose}"));
+        let events = server.get(
+            &admin,
+            &format!("/v1/subjects/{id}/events?purpose={purpose}"),
+        );
+        if purpose == "accounting" {
+            assert_eq!(profile.status, 200, "{:?}", profile.body);
+            assert_eq!(profile.body["traits"], json!({}));
+            assert_eq!(profile.body["categories"], json!(["purchases"]));
+            assert_eq!(events.status, 200);
+            let names: Vec<&str> = events.body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["event"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, vec!["Order Completed"]);
+        } else {
+            for answer in [&profile, &events] {
+                assert_eq!(answer.status, 404, "{purpose}: {:?}", answer.body);
+                assert_eq!(answer.body["code"], "subject_not_found");
+                let detail = answer.body["detail"].as_str().unwrap();
+                assert!(!detail.contains("restrict"), "{detail}");
+            }
+        }
+    }
+
+    // No consent state says granted, and each withdrawal names the erasure as its cause.
+    let consents = server.get(&compliance, &format!("/v1/subjects/{id}/consents"));
+    assert_eq!(consents.status, 200, "{:?}", consents.body);
+    for row in consents.body["purposes"].as_array().unwrap() {
+        assert_ne!(row["state"], "granted", "{row}");
+    }
+    let entries = server.get(&compliance, "/v1/ledger/entries?from=0&limit=100");
+    assert_eq!(entries.status, 200, "{:?}", entries.body);
+    let withdrawals: Vec<&Value> = entries.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "consent.withdrawn")
+        .collect();
+    assert_eq!(withdrawals.len(), 2);
+    for w in withdrawals {
+        assert_eq!(w["attributes"]["cause"], "erasure");
+        assert_eq!(w["attributes"]["request_id"], request_id.as_str());
+    }
+    assert_eq!(server.stop().code(), Some(0));
+}

@@ -23,7 +23,7 @@ fn acknowledged_writes_survive_kill_9() {
                     let answer = server.post(
                         key,
                         "/v1/identify",
-                        &json!({"userId": format!("durable-{i}"), "traits": {"n": i}}),
+                        &json!({"userId": format!("durable-{i}"), "traits": {"age": i}}),
                     );
                     assert_eq!(answer.status, 200, "{:?}", answer.body);
                     let track = server.post(
@@ -44,16 +44,16 @@ fn acknowledged_writes_survive_kill_9() {
     for i in 0..n {
         let found = server.get(
             &key,
-            &format!("/v1/subjects?user_id=durable-{i}&purpose=order_fulfillment"),
+            &format!("/v1/subjects?user_id=durable-{i}&purpose=fraud_prevention"),
         );
         assert_eq!(found.status, 200);
         let subjects = found.body["subjects"].as_array().unwrap();
         assert_eq!(subjects.len(), 1, "acknowledged subject durable-{i} lost");
-        assert_eq!(subjects[0]["traits"]["n"], i);
+        assert_eq!(subjects[0]["traits"]["age"], i);
         let id = subjects[0]["subject_id"].as_str().unwrap();
         let events = server.get(
             &key,
-            &format!("/v1/subjects/{id}/events?purpose=order_fulfillment"),
+            &format!("/v1/subjects/{id}/events?purpose=fraud_prevention"),
         );
         assert_eq!(
             events.body["events"].as_array().map(Vec::len),
@@ -71,7 +71,7 @@ fn sigterm_exits_zero_and_keeps_data() {
     let answer = server.post(
         &key,
         "/v1/identify",
-        &json!({"userId": "term-1", "traits": {"plan": "gold"}}),
+        &json!({"userId": "term-1", "traits": {"title": "gold"}}),
     );
     assert_eq!(answer.status, 200);
     let status = server.stop();
@@ -81,5 +81,5 @@ fn sigterm_exits_zero_and_keeps_data() {
         &key,
         "/v1/subjects?user_id=term-1&purpose=order_fulfillment",
     );
-    assert_eq!(found.body["subjects"][0]["traits"]["plan"], "gold");
+    assert_eq!(found.body["subjects"][0]["traits"]["title"], "gold");
 }

@@ -5,7 +5,9 @@
 //! the purpose rests on consent (`check_subject`), so no read can skip either step.
 
 use custodia_core::{ApiKeyId, LawfulBasis, Operation, PurposeId, RoleName, SubjectId, TenantId};
-use custodia_policy::{Purpose, Role};
+use std::sync::Arc;
+
+use custodia_policy::{Policies, Purpose, Role};
 
 use crate::decision::{self, ConsentStatus, Refusal};
 
@@ -20,6 +22,35 @@ pub struct Caller {
     pub tenant: TenantId,
     /// The key's role, resolved from the policies in force.
     pub role: Role,
+    /// The roles of the policies in force, to name the ones a refused request needs.
+    pub(crate) roles: RoleDirectory,
+}
+
+/// The roles of the policies in force. Its `Debug` does not print them.
+#[derive(Clone)]
+pub(crate) struct RoleDirectory(pub(crate) Arc<Policies>);
+
+impl std::fmt::Debug for RoleDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoleDirectory")
+    }
+}
+
+impl RoleDirectory {
+    /// The roles that may perform `op`, in policy order.
+    pub(crate) fn roles_that_may(&self, op: Operation) -> Vec<String> {
+        roles_that_may(&self.0, op)
+    }
+}
+
+/// The roles of `policies` that may perform `op`, in policy order.
+fn roles_that_may(policies: &Policies, op: Operation) -> Vec<String> {
+    policies
+        .roles()
+        .iter()
+        .filter(|r| r.may(op))
+        .map(|r| r.name.to_string())
+        .collect()
 }
 
 impl Caller {
@@ -36,6 +67,7 @@ impl Caller {
             Err(EngineError::RoleNotPermitted {
                 role: self.role.name.to_string(),
                 operation: op.as_str(),
+                needed: self.roles.roles_that_may(op),
             })
         }
     }
@@ -79,6 +111,17 @@ impl ReadGrant {
         &self.purpose.id
     }
 
+    /// The data categories the purpose's policy names: a read for it returns only traits and
+    /// events of these.
+    pub fn categories(&self) -> &[String] {
+        &self.purpose.categories
+    }
+
+    /// Whether the purpose's policy names the category.
+    pub fn covers(&self, category: &str) -> bool {
+        self.purpose.categories.iter().any(|c| c == category)
+    }
+
     /// Whether the policies allow text search for the purpose.
     pub fn allows_search(&self) -> bool {
         self.purpose.search
@@ -118,7 +161,7 @@ impl Engine {
         caller.require(op)?;
         let purpose = self.purpose(purpose)?;
         decision::decide_caller(&caller.role, op, purpose)
-            .map_err(|refusal| refused(refusal, &caller.role, op, purpose))?;
+            .map_err(|refusal| refused(&self.policies, refusal, &caller.role, op, purpose))?;
         Ok(ReadGrant {
             tenant: caller.tenant.clone(),
             key_id: caller.key_id.clone(),
@@ -136,6 +179,14 @@ impl Engine {
         grant: &ReadGrant,
         subject: SubjectId,
     ) -> Result<(), EngineError> {
+        // A subject erased with records kept under a legal obligation exists only for the
+        // purposes that keep them; for every other purpose it is gone, as after a plain erasure
+        // (and, as then, the refused read is not about anybody the access log could name).
+        if self.erased_with_hold(&grant.tenant, subject)?
+            && !self.keeps_records_for(&grant.purpose.id)
+        {
+            return Err(EngineError::SubjectNotFound);
+        }
         let consent = if decision::needs_consent(&grant.purpose) {
             self.consent_status(&grant.tenant, subject, &grant.purpose.id)?
         } else {
@@ -148,6 +199,7 @@ impl Engine {
                 // A refusal about this subject is part of its access history too.
                 self.record_access(grant, "refused", &[subject], Some(refusal.code()))?;
                 Err(refused(
+                    &self.policies,
                     refusal,
                     &grant.role,
                     grant.operation,
@@ -170,12 +222,19 @@ impl Engine {
 }
 
 /// The engine error for a refusal of the access decision.
-fn refused(refusal: Refusal, role: &Role, operation: Operation, purpose: &Purpose) -> EngineError {
+fn refused(
+    policies: &Policies,
+    refusal: Refusal,
+    role: &Role,
+    operation: Operation,
+    purpose: &Purpose,
+) -> EngineError {
     let purpose = purpose.id.to_string();
     match refusal {
         Refusal::RoleNotPermitted => EngineError::RoleNotPermitted {
             role: role.name.to_string(),
             operation: operation.as_str(),
+            needed: roles_that_may(policies, operation),
         },
         Refusal::PurposeNotPermitted => EngineError::PurposeNotPermitted {
             role: role.name.to_string(),

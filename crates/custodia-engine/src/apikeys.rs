@@ -121,6 +121,7 @@ impl Engine {
             key_id: record.id,
             tenant: record.tenant,
             role: role.clone(),
+            roles: crate::access::RoleDirectory(self.policies.clone()),
         })
     }
 }

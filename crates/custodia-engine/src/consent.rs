@@ -116,6 +116,7 @@ impl ConsentInput {
         let obj = value
             .as_object()
             .ok_or_else(|| EngineError::invalid("/", "must be a JSON object"))?;
+        let obj = &crate::with_user_id(obj, "")?;
         unknown(
             obj,
             "",
@@ -408,6 +409,10 @@ impl Engine {
             });
         }
         let (subject_id, pseudonym) = self.consent_subject(tenant, &input.subject)?;
+        // An erased subject gives no consent: gone, as after a plain erasure.
+        if self.erased_with_hold(tenant, subject_id)? {
+            return Err(EngineError::SubjectNotFound);
+        }
         let ledger = self.ledger(tenant)?;
         let now = self.clock.now();
         let source = Source {

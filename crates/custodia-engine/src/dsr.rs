@@ -128,11 +128,13 @@ pub struct DsrInput {
 }
 
 impl DsrInput {
-    /// Parses `{"type", "email"|"user_id", "details"?}`; errors name the field.
+    /// Parses `{"type", "email"|"user_id", "details"?}` (`userId` is accepted for `user_id`);
+    /// errors name the field.
     pub fn from_json(value: &Value) -> Result<DsrInput, EngineError> {
         let obj = value
             .as_object()
             .ok_or_else(|| EngineError::invalid("/", "must be a JSON object"))?;
+        let obj = &crate::with_user_id(obj, "")?;
         if let Some(unknown) = obj
             .keys()
             .find(|k| !["type", "email", "user_id", "details"].contains(&k.as_str()))

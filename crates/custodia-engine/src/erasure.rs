@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use custodia_core::{Operation, SubjectId, TenantId, Timestamp};
+use custodia_core::{Operation, PurposeId, SubjectId, TenantId, Timestamp};
 use custodia_store::{EventRecord, LookupKind, SubjectFlagsRecord, SubjectRecord, WriteBatch};
 use custodia_vault::{DataKey, TenantVault};
 use serde::Serialize;
@@ -171,10 +171,37 @@ impl Engine {
         })
     }
 
-    /// A subject's flags (`dsr_queue` operation).
+    /// Whether the subject was erased with records kept under a legal obligation: it then exists
+    /// only for the purposes that keep them ([`Engine::keeps_records_for`]).
+    pub(crate) fn erased_with_hold(
+        &self,
+        tenant: &TenantId,
+        subject: SubjectId,
+    ) -> Result<bool, EngineError> {
+        let pseudonym = self.keys(tenant)?.pseudonym(subject);
+        self.ledger(tenant)?;
+        Ok(self
+            .store
+            .subject_flags(tenant, &pseudonym)?
+            .erased_with_hold)
+    }
+
+    /// Whether a category's legal hold names the purpose: what an erasure keeps, it keeps for it.
+    pub(crate) fn keeps_records_for(&self, purpose: &PurposeId) -> bool {
+        self.policies
+            .categories()
+            .iter()
+            .filter_map(|c| c.legal_hold.as_ref())
+            .any(|hold| &hold.purpose == purpose)
+    }
+
+    /// A subject's flags (`dsr_queue` operation). The subject must exist in the caller's tenant
+    /// (possibly as the shell an erasure with records kept leaves): an unknown id, an erased one
+    /// or another tenant's is `subject_not_found`, as on every other subject route.
     pub fn flags(&self, caller: &Caller, subject: SubjectId) -> Result<FlagsView, EngineError> {
         caller.require(Operation::DsrQueue)?;
         self.ledger(&caller.tenant)?;
+        self.subject_record(&caller.tenant, subject)?;
         let pseudonym = self.keys(&caller.tenant)?.pseudonym(subject);
         let record = self.store.subject_flags(&caller.tenant, &pseudonym)?;
         Ok(FlagsView {
@@ -376,7 +403,10 @@ impl Engine {
             keys.retire_data_key(subject)?;
         }
 
-        // 5. The receipt.
+        // 5. Every consent ends with the erasure (no state may still say granted), then the
+        // receipt: one append, so both are in the ledger or neither.
+        let mut entries = self.erasure_withdrawals(tenant, pseudonym, cause, options, now)?;
+        let n_withdrawn = entries.len() as u64;
         let mut entry = new_entry(now, tenant, kind::ERASURE_COMPLETED);
         entry.subject = Some(pseudonym);
         let n_erased: u64 = outcome.erased.iter().map(|e| e.records).sum();
@@ -406,12 +436,47 @@ impl Engine {
         if let Some(id) = &options.request_id {
             entry.attributes.insert("request_id".to_owned(), id.clone());
         }
-        let receipt_seq = self.append_entries(tenant, &ledger, std::slice::from_ref(&entry))?;
-        tracing::info!(tenant = %tenant, seq = receipt_seq, kept = n_kept, "subject erased");
+        entry
+            .attributes
+            .insert("consents_withdrawn".to_owned(), n_withdrawn.to_string());
+        entries.push(entry);
+        let receipt_seq = self.append_entries(tenant, &ledger, &entries)? + n_withdrawn;
+        tracing::info!(tenant = %tenant, seq = receipt_seq, kept = n_kept, n_withdrawn, "subject erased");
         Ok(ErasureOutcome {
             receipt_seq,
             ..outcome
         })
+    }
+
+    /// A `consent.withdrawn` entry, with the erasure as its cause, for every purpose the
+    /// subject's consent view does not already show withdrawn.
+    fn erasure_withdrawals(
+        &self,
+        tenant: &TenantId,
+        pseudonym: custodia_core::Pseudonym,
+        cause: ErasureCause,
+        options: &ErasureOptions,
+        now: Timestamp,
+    ) -> Result<Vec<custodia_ledger::LedgerEntry>, EngineError> {
+        let mut withdrawals = Vec::new();
+        for purpose in self.policies.purposes() {
+            let current = self.store.consent(tenant, &pseudonym, &purpose.id)?;
+            if current.is_none_or(|c| c.state == custodia_store::ConsentState::Withdrawn) {
+                continue;
+            }
+            let mut entry = self.decision_entry(now, tenant, pseudonym, purpose, false);
+            entry
+                .attributes
+                .insert("cause".to_owned(), "erasure".to_owned());
+            entry
+                .attributes
+                .insert("erasure_cause".to_owned(), cause.as_str().to_owned());
+            if let Some(id) = &options.request_id {
+                entry.attributes.insert("request_id".to_owned(), id.clone());
+            }
+            withdrawals.push(entry);
+        }
+        Ok(withdrawals)
     }
 
     /// Lifts the suppression of a `userId` (`manage_keys` operation: operators only). Returns

@@ -21,13 +21,16 @@ pub enum EngineError {
     /// No valid API key.
     #[error("missing or invalid api key")]
     Unauthenticated,
-    /// The caller's role may not perform the operation.
-    #[error("role `{role}` may not {operation}")]
+    /// The caller's role may not perform the operation. The message names the roles that may,
+    /// not the internal name of the operation.
+    #[error("{}", needs_role(needed, role))]
     RoleNotPermitted {
         /// The caller's role.
         role: String,
-        /// The operation refused.
+        /// The operation refused (for logs and tests; not in the message).
         operation: &'static str,
+        /// The roles of the policies in force that may perform it, in policy order.
+        needed: Vec<String>,
     },
     /// A personal-data read named no purpose.
     #[error("a purpose is required to read personal data")]
@@ -58,7 +61,9 @@ pub enum EngineError {
         message: String,
     },
     /// The subject restricted processing (GDPR Art. 18).
-    #[error("the subject restricted processing; purpose `{purpose}` may not be used")]
+    #[error(
+        "processing of this subject's data is restricted (GDPR Art. 18); purpose `{purpose}` may not be used"
+    )]
     ProcessingRestricted {
         /// The purpose refused.
         purpose: String,
@@ -172,5 +177,21 @@ impl EngineError {
             },
             other => other,
         }
+    }
+}
+
+/// The message of [`EngineError::RoleNotPermitted`]: the role the request needs, and the one the
+/// key has.
+fn needs_role(needed: &[String], role: &str) -> String {
+    let quoted: Vec<String> = needed.iter().map(|r| format!("`{r}`")).collect();
+    match quoted.as_slice() {
+        [] => {
+            format!("no role of the policies in force may do this (this key has the `{role}` role)")
+        }
+        [one] => format!("this request needs the {one} role; this key has the `{role}` role"),
+        [first @ .., last] => format!(
+            "this request needs the {} or {last} role; this key has the `{role}` role",
+            first.join(", ")
+        ),
     }
 }

@@ -23,6 +23,7 @@ mod ledger;
 mod profile;
 mod retention;
 mod search;
+mod spelling;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +55,7 @@ pub use ledger::CheckpointPolicy;
 pub use profile::{EventPage, EventView, Lookup, Profile};
 pub use retention::RetentionReport;
 pub use search::{SearchHitView, SearchPage};
+pub use spelling::{USER_ID, USER_ID_SEGMENT, with_user_id};
 
 /// Where the engine keeps its state and which policies it enforces.
 pub struct EngineConfig {

@@ -62,18 +62,21 @@ impl ProfileData {
     }
 }
 
-/// A profile as returned to a caller whose purpose was checked.
+/// A profile as returned to a caller whose purpose was checked, narrowed to the purpose's data
+/// categories (data minimisation, GDPR Art. 5(1)(c)).
 #[derive(Debug, Clone, Serialize)]
 pub struct Profile {
     /// The subject.
     pub subject_id: SubjectId,
-    /// The app's id for the person.
+    /// The app's id for the person (an identifier, not a data category: always returned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<Personal<String>>,
-    /// The anonymous ids linked to the person.
+    /// The anonymous ids linked to the person (identifiers, as `user_id`).
     pub anonymous_ids: Personal<Vec<String>>,
-    /// The traits.
+    /// The traits of the purpose's categories; traits of other categories are left out.
     pub traits: Personal<Map<String, Value>>,
+    /// The data categories this answer may contain: those the purpose's policy names.
+    pub categories: Vec<String>,
     /// When the subject was created.
     pub created_at: Timestamp,
     /// When the profile last changed.
@@ -96,11 +99,13 @@ pub struct EventView {
     pub received_at: Timestamp,
 }
 
-/// One page of a subject's events.
+/// One page of a subject's events, narrowed to the purpose's data categories.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventPage {
-    /// The events, oldest first.
+    /// The events of the purpose's categories, oldest first.
     pub events: Vec<EventView>,
+    /// The data categories this answer may contain: those the purpose's policy names.
+    pub categories: Vec<String>,
     /// The cursor for the next page, if there may be one.
     pub next_cursor: Option<String>,
 }
@@ -263,15 +268,28 @@ impl Engine {
         Ok((key, data))
     }
 
-    fn view(record: &SubjectRecord, data: ProfileData) -> Profile {
+    /// The profile as the grant's purpose may see it: only traits of its categories.
+    fn view(&self, grant: &ReadGrant, record: &SubjectRecord, data: ProfileData) -> Profile {
+        let traits = data
+            .traits
+            .into_iter()
+            .filter(|(name, _)| grant.covers(&self.policies.category_of_trait(name).id))
+            .collect();
         Profile {
             subject_id: record.id,
             user_id: data.user_id.map(Personal),
             anonymous_ids: Personal(data.anonymous_ids),
-            traits: Personal(data.traits),
+            traits: Personal(traits),
+            categories: grant.categories().to_vec(),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
+    }
+
+    /// Whether an event belongs to one of the grant's categories (an event no category lists
+    /// belongs to the default one, as for retention).
+    fn event_in_purpose(&self, grant: &ReadGrant, event: &str) -> bool {
+        grant.covers(&self.policies.retention_category_of_event(event).id)
     }
 
     /// `record` with `data` sealed afresh under the subject's key and its index entries
@@ -318,7 +336,7 @@ impl Engine {
         let (_, data) = self.open_profile(&keys, &record)?;
         // In the access log before the data leaves.
         self.record_access(grant, "profile", &[id], None)?;
-        Ok(Engine::view(&record, data))
+        Ok(self.view(grant, &record, data))
     }
 
     /// Exact look-up: keyed hash or blind-index bucket, then decrypt the candidates and compare
@@ -362,7 +380,7 @@ impl Engine {
                 // A match whose consent does not allow the purpose is left out; if every match
                 // is, the caller learns why rather than "nobody".
                 match self.check_subject(grant, id) {
-                    Ok(()) => found.push(Engine::view(&record, data)),
+                    Ok(()) => found.push(self.view(grant, &record, data)),
                     Err(e) => refused = Some(e),
                 }
             }
@@ -402,14 +420,25 @@ impl Engine {
         let record = self.subject_record(tenant, id)?;
         self.check_subject(grant, id)?;
         let key = keys.data_key(record.id)?;
-        // One more than asked for tells whether there is a next page.
-        let mut records = self.store.events(tenant, id, after, limit + 1)?;
-        let more = records.len() > limit;
-        records.truncate(limit);
-        let events = records
-            .iter()
-            .map(|r| open_event(&key, r))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Events of other categories are skipped, so the store is read page by page until one
+        // more than asked for (which tells whether there is a next page) or the end.
+        let mut events = Vec::new();
+        let mut scan_from = after;
+        loop {
+            let page = self.store.events(tenant, id, scan_from, limit + 1)?;
+            for r in &page {
+                let view = open_event(&key, r)?;
+                if self.event_in_purpose(grant, &view.event) {
+                    events.push(view);
+                }
+            }
+            scan_from = page.last().map(|r| r.id);
+            if events.len() > limit || page.len() <= limit {
+                break;
+            }
+        }
+        let more = events.len() > limit;
+        events.truncate(limit);
         let next_cursor = if more {
             events.last().map(|e| e.event_id.to_string())
         } else {
@@ -418,6 +447,7 @@ impl Engine {
         self.record_access(grant, "events", &[id], None)?;
         Ok(EventPage {
             events,
+            categories: grant.categories().to_vec(),
             next_cursor,
         })
     }
@@ -432,6 +462,11 @@ impl Engine {
         caller.require(Operation::WriteProfile)?;
         let tenant = &caller.tenant;
         let keys = self.keys(tenant)?;
+        // What an erasure kept is no profile to change: the subject is gone, as after a plain
+        // erasure.
+        if self.erased_with_hold(tenant, id)? {
+            return Err(EngineError::SubjectNotFound);
+        }
         let updated_at = {
             let _guard = self.lock_writes();
             let record = self.subject_record(tenant, id)?;

@@ -68,12 +68,12 @@ fn identify_creates_then_updates() {
     let app = f.caller("app");
     let first = f.identify(
         &app,
-        json!({"userId": "u1", "traits": {"email": "Jane@Example.com", "plan": "gold"}}),
+        json!({"userId": "u1", "traits": {"email": "Jane@Example.com", "title": "gold"}}),
     );
     assert!(first.created);
     let again = f.identify(
         &app,
-        json!({"userId": "u1", "traits": {"plan": null, "city": "Berlin"}}),
+        json!({"userId": "u1", "traits": {"title": null, "username": "Berlin"}}),
     );
     assert!(!again.created);
     assert_eq!(again.subject_id, first.subject_id);
@@ -85,9 +85,9 @@ fn identify_creates_then_updates() {
         traits(&profile).get("email"),
         Some(&json!("Jane@Example.com"))
     );
-    assert_eq!(traits(&profile).get("city"), Some(&json!("Berlin")));
+    assert_eq!(traits(&profile).get("username"), Some(&json!("Berlin")));
     assert!(
-        traits(&profile).get("plan").is_none(),
+        traits(&profile).get("title").is_none(),
         "null removes a trait"
     );
     assert_eq!(
@@ -163,7 +163,7 @@ fn events_page_with_a_cursor() {
         ids.push(
             f.track(
                 &app,
-                json!({"userId": "u1", "event": "Product Viewed", "properties": {"product_id": i}}),
+                json!({"userId": "u1", "event": "Product Reviewed", "properties": {"product_id": i}}),
             )
             .event_id,
         );
@@ -204,16 +204,16 @@ fn anonymous_visitor_is_merged_into_known_customer() {
     let tenant = TenantId::default_tenant();
     let known = f.identify(
         &app,
-        json!({"userId": "u1", "traits": {"name": "Jane", "plan": "gold"}}),
+        json!({"userId": "u1", "traits": {"name": "Jane", "title": "gold"}}),
     );
     let anon = f.identify(
         &app,
-        json!({"anonymousId": "a1", "traits": {"plan": "free", "colour": "green"}}),
+        json!({"anonymousId": "a1", "traits": {"title": "free", "username": "green"}}),
     );
     assert_ne!(known.subject_id, anon.subject_id);
     let viewed = f.track(
         &app,
-        json!({"anonymousId": "a1", "event": "Product Viewed"}),
+        json!({"anonymousId": "a1", "event": "Product Reviewed"}),
     );
     assert_eq!(viewed.subject_id, anon.subject_id);
     let keys_before = f.engine.n_data_keys(&tenant).unwrap();
@@ -224,12 +224,12 @@ fn anonymous_visitor_is_merged_into_known_customer() {
     let grant = f.support(&app);
     let profile = f.engine.profile(&grant, known.subject_id).unwrap();
     assert_eq!(
-        traits(&profile).get("plan"),
+        traits(&profile).get("title"),
         Some(&json!("gold")),
         "the known profile wins"
     );
     assert_eq!(
-        traits(&profile).get("colour"),
+        traits(&profile).get("username"),
         Some(&json!("green")),
         "anonymous traits fill gaps"
     );
@@ -910,4 +910,94 @@ fn every_read_is_in_the_access_log_before_the_data_leaves() {
         .ledger_checkpoint(&compliance, LogKind::Access)
         .unwrap();
     assert!(note.starts_with("custodia.local/default/audit\n"), "{note}");
+}
+
+/// Data minimisation: for every purpose of the default policies, a read returns exactly the
+/// traits and events of the categories the purpose names, and says which categories those are.
+#[test]
+fn reads_are_narrowed_to_the_purposes_categories() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    // One trait of each category that has traits; `shoe_size` is listed nowhere (default).
+    let traits = json!({"name": "Jane", "email": "jane@example.com", "shoe_size": 38});
+    let jane = f
+        .identify(&app, json!({"userId": "u1", "traits": traits}))
+        .subject_id;
+    // One event of each category that has events; `Wishlist Shared` is listed nowhere.
+    let events = [
+        "Order Completed",
+        "Product Reviewed",
+        "Product Viewed",
+        "Wishlist Shared",
+    ];
+    for event in events {
+        f.track(&app, json!({"userId": "u1", "event": event}));
+    }
+    let policies = f.engine.policies();
+    for purpose in policies.purposes() {
+        if purpose.requires_consent {
+            let body = json!({"user_id": "u1", "purpose": purpose.id, "decision": "granted"});
+            f.engine
+                .record_consent(&app, &ConsentInput::from_json(&body).unwrap())
+                .unwrap();
+        }
+    }
+    let mut n_purposes = 0;
+    for purpose in policies.purposes() {
+        let covers = |category: &str| purpose.categories.iter().any(|c| c == category);
+        let grant = f
+            .engine
+            .grant(&admin, Operation::ReadProfile, Some(purpose.id.as_str()))
+            .unwrap();
+
+        let profile = f.engine.profile(&grant, jane).unwrap();
+        assert_eq!(profile.categories, purpose.categories, "{}", purpose.id);
+        for name in traits.as_object().unwrap().keys() {
+            let category = &policies.category_of_trait(name).id;
+            assert_eq!(
+                profile.traits.expose().contains_key(name),
+                covers(category),
+                "purpose {} trait {name} ({category})",
+                purpose.id
+            );
+        }
+
+        let page = f.engine.events(&grant, jane, None, 100).unwrap();
+        assert_eq!(page.categories, purpose.categories);
+        let wanted: Vec<&str> = events
+            .iter()
+            .copied()
+            .filter(|e| covers(&policies.retention_category_of_event(e).id))
+            .collect();
+        let got: Vec<&str> = page.events.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(got, wanted, "purpose {}", purpose.id);
+        assert!(
+            !got.is_empty(),
+            "every default purpose uses some event category"
+        );
+
+        // Paging one event at a time skips the other categories' events and ends.
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = f.engine.events(&grant, jane, cursor.as_deref(), 1).unwrap();
+            paged.extend(page.events.into_iter().map(|e| e.event));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(paged, wanted, "paged, purpose {}", purpose.id);
+
+        // A look-up is narrowed the same way.
+        let found = f
+            .engine
+            .lookup(&grant, &Lookup::UserId(Personal("u1".into())))
+            .unwrap();
+        assert_eq!(found[0].traits.expose(), profile.traits.expose());
+        assert_eq!(found[0].categories, purpose.categories);
+        n_purposes += 1;
+    }
+    assert_eq!(n_purposes, 8);
 }

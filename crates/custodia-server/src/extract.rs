@@ -21,50 +21,80 @@ impl<S: Send + Sync> FromRequest<S> for AppJson {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<AppJson, AppError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        if !is_json {
-            return Err(AppError::new(
-                ErrorCode::UnsupportedMediaType,
-                "the body must be application/json",
-                None,
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if crate::conn::is_body_timeout(&rejection) {
-                AppError::new(
-                    ErrorCode::RequestTimeout,
-                    "the body was not complete within the server's body read timeout",
-                    None,
-                )
-            } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "the body is larger than the limit",
-                    None,
-                )
-            } else {
-                AppError::new(ErrorCode::MalformedJson, "the body could not be read", None)
-            }
-        })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            // Only the position: serde_json's message may quote the input.
+        read_json(req, state, false).await.map(AppJson)
+    }
+}
+
+/// A JSON body whose fields are all optional: as [`AppJson`], except that an empty body (with
+/// or without a content type) is the empty object, so `curl -X POST` needs no `-d '{}'`.
+pub struct OptionalJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJson {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<OptionalJson, AppError> {
+        read_json(req, state, true).await.map(OptionalJson)
+    }
+}
+
+/// Reads a JSON body; with `empty_is_object`, an empty body is `{}` whatever its content type.
+async fn read_json<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    empty_is_object: bool,
+) -> Result<Value, AppError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json && !empty_is_object {
+        return Err(unsupported_media_type());
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if crate::conn::is_body_timeout(&rejection) {
             AppError::new(
-                ErrorCode::MalformedJson,
-                format!("invalid JSON at line {} column {}", e.line(), e.column()),
+                ErrorCode::RequestTimeout,
+                "the body was not complete within the server's body read timeout",
                 None,
             )
-        })?;
-        Ok(AppJson(value))
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::new(
+                ErrorCode::PayloadTooLarge,
+                "the body is larger than the limit",
+                None,
+            )
+        } else {
+            AppError::new(ErrorCode::MalformedJson, "the body could not be read", None)
+        }
+    })?;
+    if empty_is_object && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(serde_json::Map::new()));
     }
+    if !is_json {
+        return Err(unsupported_media_type());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        // Only the position: serde_json's message may quote the input.
+        AppError::new(
+            ErrorCode::MalformedJson,
+            format!("invalid JSON at line {} column {}", e.line(), e.column()),
+            None,
+        )
+    })
+}
+
+fn unsupported_media_type() -> AppError {
+    AppError::new(
+        ErrorCode::UnsupportedMediaType,
+        "the body must be application/json",
+        None,
+    )
 }
 
 /// The authenticated caller, from `Authorization: Bearer <api key>`.
@@ -78,6 +108,11 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Auth, AppError> {
+        // The role check of the router authenticated this request already (and counted it
+        // against the key's rate limit once).
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(Auth(caller.clone()));
+        }
         let token = parts
             .headers
             .get(header::AUTHORIZATION)

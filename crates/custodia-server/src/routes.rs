@@ -8,6 +8,7 @@ mod ingest;
 mod ledger;
 mod meta;
 mod rights;
+pub(crate) mod roles;
 mod subjects;
 
 use std::time::Instant;
@@ -198,6 +199,11 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside `observe`, so a refusal is logged and counted by its route too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            roles::require_role,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -311,6 +311,11 @@ async fn profile_read_shape() {
           "anonymous_ids": [
             "a1"
           ],
+          "categories": [
+            "identity",
+            "contact",
+            "purchases"
+          ],
           "created_at": "2026-11-24T12:00:00Z",
           "subject_id": "[subject_id]",
           "traits": {
@@ -419,4 +424,232 @@ async fn each_key_is_rate_limited_with_retry_after() {
     assert_eq!(other.status, StatusCode::OK, "another key is not affected");
     let limited = h.get("/v1/purposes").await;
     assert_problem(&limited, 429, "rate_limited", None);
+}
+
+#[tokio::test]
+async fn flags_of_unknown_erased_or_foreign_subjects_are_not_found() {
+    let h = harness();
+    let created = h.post("/v1/identify", json!({"userId": "u1"})).await;
+    let id = created.body["subject_id"].as_str().unwrap().to_owned();
+    let flags = |id: String, key: String| {
+        let h = &h;
+        async move {
+            h.call(
+                Method::GET,
+                &format!("/v1/subjects/{id}/flags"),
+                Some(&key),
+                None,
+            )
+            .await
+        }
+    };
+    let known = flags(id.clone(), h.compliance_key.clone()).await;
+    assert_eq!(known.status, StatusCode::OK, "{:?}", known.body);
+    assert_eq!(known.body["restricted"], false);
+
+    let unknown = flags(
+        "1b4e28ba-2fa1-41d2-883f-0016d3cca427".to_owned(),
+        h.compliance_key.clone(),
+    )
+    .await;
+    assert_problem(&unknown, 404, "subject_not_found", None);
+
+    // The same id through another tenant's key.
+    let other = h
+        .state
+        .engine()
+        .create_api_key(&"other".parse().unwrap(), &"compliance".parse().unwrap())
+        .unwrap();
+    let foreign = flags(id.clone(), other.secret.expose().to_owned()).await;
+    assert_problem(&foreign, 404, "subject_not_found", None);
+    // Setting flags on a foreign id is refused the same way and changes nothing.
+    let set = h
+        .call(
+            Method::PUT,
+            &format!("/v1/subjects/{id}/flags"),
+            Some(other.secret.expose()),
+            Some((
+                "application/json",
+                json!({"restricted": true}).to_string().into_bytes(),
+            )),
+        )
+        .await;
+    assert_problem(&set, 404, "subject_not_found", None);
+    let still = flags(id.clone(), h.compliance_key.clone()).await;
+    assert_eq!(still.body["restricted"], false);
+
+    // Erased without anything kept: gone.
+    let erased = h
+        .call(
+            Method::POST,
+            &format!("/v1/subjects/{id}/erasure"),
+            Some(&h.compliance_key),
+            Some(("application/json", b"{}".to_vec())),
+        )
+        .await;
+    assert_eq!(erased.status, StatusCode::OK, "{:?}", erased.body);
+    let gone = flags(id, h.compliance_key.clone()).await;
+    assert_problem(&gone, 404, "subject_not_found", None);
+}
+
+#[test]
+fn every_route_says_which_operation_it_needs_or_that_it_needs_none() {
+    use crate::routes::roles::{NEEDS, OPEN};
+    let mut listed: Vec<(&str, &str)> = NEEDS
+        .iter()
+        .map(|(m, p, _)| (*m, *p))
+        .chain(OPEN.iter().copied())
+        .collect();
+    let mut routed: Vec<(&str, &str)> = ROUTES.iter().map(|(m, p, _)| (*m, *p)).collect();
+    listed.sort();
+    routed.sort();
+    assert_eq!(listed, routed);
+}
+
+/// A key whose role may not use a route gets 403 naming the roles that may, before its body,
+/// query or path is looked at: malformed everything still answers 403, never 400, 415 or 422.
+#[tokio::test]
+async fn a_wrong_role_is_refused_before_any_validation_and_told_the_role_needed() {
+    use crate::routes::roles::NEEDS;
+    let h = harness();
+    let engine = h.state.engine();
+    let tenant = TenantId::default_tenant();
+    let support = engine
+        .create_api_key(&tenant, &"support".parse().unwrap())
+        .unwrap();
+    let keys = [
+        ("app", h.app_key.clone()),
+        ("compliance", h.compliance_key.clone()),
+        ("support", support.secret.expose().to_owned()),
+    ];
+    let policies = engine.policies();
+    let mut n_checked = 0;
+    for (method, path, op) in NEEDS {
+        let may: Vec<&str> = policies
+            .roles()
+            .iter()
+            .filter(|r| r.may(*op))
+            .map(|r| r.name.as_str())
+            .collect();
+        let uri = format!(
+            "{}?purpose=%ZZ&limit=-1&limit=2",
+            path.replace("{subject_id}", "not-a-uuid")
+        );
+        for (role, key) in &keys {
+            if may.contains(role) {
+                continue;
+            }
+            let answer = h
+                .call(
+                    method.parse().unwrap(),
+                    &uri,
+                    Some(key),
+                    Some(("text/plain", b"{\"broken\": ".to_vec())),
+                )
+                .await;
+            assert_problem(&answer, 403, "role_not_permitted", None);
+            let detail = answer.body["detail"].as_str().unwrap();
+            for needed in &may {
+                assert!(detail.contains(&format!("`{needed}`")), "{path}: {detail}");
+            }
+            assert!(detail.contains(&format!("this key has the `{role}` role")));
+            assert!(!detail.contains(op.as_str()), "internal name in {detail:?}");
+            n_checked += 1;
+        }
+    }
+    assert!(n_checked >= NEEDS.len(), "{n_checked}");
+    assert_eq!(h.n_subjects(), 0);
+}
+
+#[tokio::test]
+async fn posts_whose_fields_are_all_optional_take_no_body() {
+    let h = harness();
+    let created = h.post("/v1/identify", json!({"userId": "u1"})).await;
+    let id = created.body["subject_id"].as_str().unwrap().to_owned();
+    let key = Some(h.compliance_key.as_str());
+    // No body and no content type: `{}`, which changes no flag.
+    let flags = h
+        .call(Method::PUT, &format!("/v1/subjects/{id}/flags"), key, None)
+        .await;
+    assert_eq!(flags.status, StatusCode::OK, "{:?}", flags.body);
+    assert_eq!(flags.body["restricted"], false);
+    // A body that is not JSON is still refused.
+    let text = h
+        .call(
+            Method::POST,
+            &format!("/v1/subjects/{id}/erasure"),
+            key,
+            Some(("text/plain", b"suppress".to_vec())),
+        )
+        .await;
+    assert_problem(&text, 415, "unsupported_media_type", None);
+    assert_eq!(h.n_subjects(), 1);
+    let erased = h
+        .call(
+            Method::POST,
+            &format!("/v1/subjects/{id}/erasure"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(erased.status, StatusCode::OK, "{:?}", erased.body);
+    assert_eq!(erased.body["suppressed"], false);
+    assert_eq!(h.n_subjects(), 0);
+}
+
+#[tokio::test]
+async fn user_id_is_accepted_in_both_spellings_outside_ingest() {
+    let h = harness();
+    h.post("/v1/identify", json!({"userId": "u1"})).await;
+    for name in ["user_id", "userId"] {
+        let found = h
+            .get(&format!("/v1/subjects?{name}=u1&purpose=customer_support"))
+            .await;
+        assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+        assert_eq!(found.body["subjects"].as_array().unwrap().len(), 1);
+    }
+    let both = h
+        .get("/v1/subjects?user_id=u1&userId=u1&purpose=customer_support")
+        .await;
+    assert_problem(&both, 422, "invalid_field", Some("email"));
+
+    for name in ["user_id", "userId"] {
+        let body = json!({name: "u1", "purpose": "marketing_email", "decision": "granted"});
+        let recorded = h.post("/v1/consents", body).await;
+        assert_eq!(recorded.status, StatusCode::CREATED, "{:?}", recorded.body);
+    }
+    let both = json!({"user_id": "u1", "userId": "u1", "purpose": "marketing_email", "decision": "granted"});
+    assert_problem(
+        &h.post("/v1/consents", both).await,
+        422,
+        "invalid_field",
+        Some("/userId"),
+    );
+
+    // A data-subject request (the public route needs an outbox; its parser is what matters).
+    let dsr =
+        custodia_engine::DsrInput::from_json(&json!({"type": "access", "userId": "u1"})).unwrap();
+    assert_eq!(
+        dsr.user_id.map(|u| u.expose().clone()),
+        Some("u1".to_owned())
+    );
+
+    let admin = h
+        .state
+        .engine()
+        .create_api_key(&TenantId::default_tenant(), &"admin".parse().unwrap())
+        .unwrap();
+    let lifted = h
+        .call(
+            Method::POST,
+            "/v1/admin/suppressions/lift",
+            Some(admin.secret.expose()),
+            Some((
+                "application/json",
+                json!({"userId": "u1"}).to_string().into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(lifted.status, StatusCode::OK, "{:?}", lifted.body);
+    assert_eq!(lifted.body["lifted"], false);
 }

@@ -196,7 +196,7 @@ fn erasure_keeps_invoices_under_the_legal_hold_and_restricts_them_to_accounting(
     let grant = f.support(&app);
     assert_eq!(
         f.engine.events(&grant, jane, None, 10).unwrap_err().code(),
-        ErrorCode::ProcessingRestricted
+        ErrorCode::SubjectNotFound
     );
     let flags = f.engine.flags(&admin, jane).unwrap();
     assert!(flags.erased_with_hold && flags.restricted);
@@ -371,11 +371,11 @@ fn retention_sweep_removes_expired_events_and_traits_but_not_under_a_legal_hold(
     assert_eq!(report.events_removed.get("behaviour"), Some(&1));
     assert_eq!(report.subjects_on_hold, 1);
     assert_eq!(
-        event_names(&f, &app, jane, "order_fulfillment"),
+        event_names(&f, &app, jane, "fraud_prevention"),
         vec!["Order Completed"]
     );
     assert_eq!(
-        event_names(&f, &app, held, "order_fulfillment"),
+        event_names(&f, &app, held, "fraud_prevention"),
         vec!["Product Viewed", "Order Completed"],
         "held data untouched"
     );
@@ -385,7 +385,13 @@ fn retention_sweep_removes_expired_events_and_traits_but_not_under_a_legal_hold(
     f.clock.set(start.plus_days(1096));
     let report = f.engine.retention_sweep(&admin).unwrap();
     assert_eq!(report.traits_removed.get("preferences"), Some(&1));
-    let profile = f.engine.profile(&f.support(&app), jane).unwrap();
+    // Preferences are read for a purpose that names them (a consent, given now).
+    grant_consent(&f, &app, "u1", "personalization");
+    let grant = f
+        .engine
+        .grant(&app, Operation::ReadProfile, Some("personalization"))
+        .unwrap();
+    let profile = f.engine.profile(&grant, jane).unwrap();
     assert!(profile.traits.expose().get("favoriteColor").is_none());
     assert_eq!(profile.traits.expose().get("shoeSize"), Some(&json!(42)));
 
@@ -421,4 +427,146 @@ fn dormant_profiles_are_erased_by_the_sweep() {
         ErrorCode::SubjectNotFound
     );
     assert!(f.engine.profile(&grant, active).is_ok());
+}
+
+fn grant_consent(f: &Fixture, app: &Caller, user_id: &str, purpose: &str) {
+    let body = json!({"user_id": user_id, "purpose": purpose, "decision": "granted"});
+    f.engine
+        .record_consent(app, &ConsentInput::from_json(&body).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn erasure_with_kept_records_is_gone_for_every_other_purpose_and_ends_every_consent() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let jane = jane_with_an_order(&f, &app);
+    grant_consent(&f, &app, "u1", "marketing_email");
+    grant_consent(&f, &app, "u1", "personalization");
+    let outcome = f
+        .engine
+        .erase(
+            &admin,
+            jane,
+            &ErasureOptions {
+                request_id: Some("dsr-7".to_owned()),
+                ..ErasureOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(outcome.kept.len(), 1);
+
+    let mut n_checked = 0;
+    for purpose in f.engine.policies().purposes() {
+        let grant = f
+            .engine
+            .grant(&admin, Operation::ReadProfile, Some(purpose.id.as_str()))
+            .unwrap();
+        let profile = f.engine.profile(&grant, jane);
+        let events = f.engine.events(&grant, jane, None, 100);
+        if f.engine.keeps_records_for(&purpose.id) {
+            // The keeping purpose reads exactly what was kept.
+            assert!(profile.unwrap().traits.expose().is_empty());
+            let names: Vec<String> = events
+                .unwrap()
+                .events
+                .into_iter()
+                .map(|e| e.event)
+                .collect();
+            assert_eq!(names, vec!["Order Completed"], "{}", purpose.id);
+        } else {
+            // Every other purpose: gone, as after a plain erasure, and nothing says the person
+            // restricted processing.
+            for error in [profile.unwrap_err(), events.unwrap_err()] {
+                assert_eq!(error.code(), ErrorCode::SubjectNotFound, "{}", purpose.id);
+                assert!(!error.to_string().contains("restrict"), "{error}");
+            }
+            n_checked += 1;
+        }
+    }
+    assert_eq!(n_checked, f.engine.policies().purposes().len() - 1);
+    // Neither can its profile be changed nor a consent be given for it.
+    let changes = TraitChanges::from_json(&json!({"traits": {"name": "J"}})).unwrap();
+    assert_eq!(
+        f.engine
+            .patch_profile(&app, jane, &changes)
+            .unwrap_err()
+            .code(),
+        ErrorCode::SubjectNotFound
+    );
+    let body = json!({"subject_id": jane, "purpose": "marketing_email", "decision": "granted"});
+    assert_eq!(
+        f.engine
+            .record_consent(&app, &ConsentInput::from_json(&body).unwrap())
+            .unwrap_err()
+            .code(),
+        ErrorCode::SubjectNotFound
+    );
+
+    // Every consent ended, by ledger entries that name the erasure as their cause.
+    let states = f.engine.consent_state(&admin, jane).unwrap();
+    assert!(states.iter().all(|p| p.state != "granted"), "{states:?}");
+    for purpose in ["marketing_email", "personalization"] {
+        let row = states
+            .iter()
+            .find(|p| p.purpose.as_str() == purpose)
+            .unwrap();
+        assert_eq!(row.state, "withdrawn");
+    }
+    let entries = f
+        .engine
+        .ledger_entries(&admin, LogKind::Consent, 0, 100)
+        .unwrap();
+    let withdrawals: Vec<_> = entries
+        .iter()
+        .filter(|e| e.kind == "consent.withdrawn")
+        .collect();
+    assert_eq!(withdrawals.len(), 2);
+    for w in &withdrawals {
+        assert_eq!(w.attributes["cause"], "erasure");
+        assert_eq!(w.attributes["erasure_cause"], "request");
+        assert_eq!(w.attributes["request_id"], "dsr-7");
+        assert!(w.seq < outcome.receipt_seq);
+    }
+    let receipt = entries
+        .iter()
+        .find(|e| e.seq == outcome.receipt_seq)
+        .unwrap();
+    assert_eq!(receipt.kind, "erasure.completed");
+    assert_eq!(receipt.attributes["consents_withdrawn"], "2");
+}
+
+#[test]
+fn plain_erasure_ends_every_consent_too() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let john = f
+        .identify(&app, json!({"userId": "u2", "traits": {"name": "John"}}))
+        .subject_id;
+    grant_consent(&f, &app, "u2", "analytics");
+    let outcome = f
+        .engine
+        .erase(&admin, john, &ErasureOptions::default())
+        .unwrap();
+    assert!(outcome.kept.is_empty());
+    let kinds = ledger_kinds(&f, &admin);
+    let n = kinds.len();
+    assert_eq!(
+        kinds[n - 2..],
+        [
+            "consent.withdrawn".to_owned(),
+            "erasure.completed".to_owned()
+        ]
+    );
+    let pseudonym = f.engine.keys(&admin.tenant).unwrap().pseudonym(john);
+    let analytics: custodia_core::PurposeId = "analytics".parse().unwrap();
+    let view = f
+        .engine
+        .store
+        .consent(&admin.tenant, &pseudonym, &analytics)
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.state, custodia_store::ConsentState::Withdrawn);
 }

@@ -8,7 +8,7 @@ use custodia_core::{ErrorCode, Personal};
 use custodia_engine::{ErasureOptions, ErasureOutcome, FlagChange, FlagsView, RetentionReport};
 use serde_json::{Map, Value, json};
 
-use crate::extract::{AppJson, Auth, subject_id};
+use crate::extract::{AppJson, Auth, OptionalJson, subject_id};
 use crate::{AppError, AppState};
 
 fn object(body: &Value, allowed: &[&str]) -> Result<Map<String, Value>, AppError> {
@@ -60,13 +60,13 @@ fn optional_request_id(obj: &Map<String, Value>) -> Result<Option<String>, AppEr
     }
 }
 
-/// `POST /v1/subjects/{subject_id}/erasure` `{"suppress"?, "request_id"?}`: erases the subject
-/// and says what was erased and what a legal obligation keeps.
+/// `POST /v1/subjects/{subject_id}/erasure` `{"suppress"?, "request_id"?}` (no body: `{}`):
+/// erases the subject and says what was erased and what a legal obligation keeps.
 pub async fn erase(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(raw_id): Path<String>,
-    AppJson(body): AppJson,
+    OptionalJson(body): OptionalJson,
 ) -> Result<Json<ErasureOutcome>, AppError> {
     let id = subject_id(&raw_id)?;
     let obj = object(&body, &["suppress", "request_id"])?;
@@ -92,12 +92,13 @@ pub async fn flags(
 }
 
 /// `PUT /v1/subjects/{subject_id}/flags` `{"restricted"?, "objected"?, "legal_hold"?,
-/// "request_id"?}`: each flag given and different from its current value becomes a ledger entry.
+/// "request_id"?}` (no body: `{}`, which changes nothing): each flag given and different from its
+/// current value becomes a ledger entry.
 pub async fn set_flags(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(raw_id): Path<String>,
-    AppJson(body): AppJson,
+    OptionalJson(body): OptionalJson,
 ) -> Result<Json<FlagsView>, AppError> {
     let id = subject_id(&raw_id)?;
     let obj = object(
@@ -154,13 +155,13 @@ pub async fn retention_run(
     Ok(Json(report))
 }
 
-/// `POST /v1/admin/suppressions/lift` `{"user_id"}`: the person may be stored again.
+/// `POST /v1/admin/suppressions/lift` `{"user_id"}` (or `userId`): the person may be stored again.
 pub async fn lift_suppression(
     State(state): State<AppState>,
     Auth(caller): Auth,
     AppJson(body): AppJson,
 ) -> Result<Json<Value>, AppError> {
-    let obj = object(&body, &["user_id"])?;
+    let obj = custodia_engine::with_user_id(&object(&body, &["user_id", "userId"])?, "")?;
     let user_id = match obj.get("user_id") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Personal(s.clone()),
         _ => {

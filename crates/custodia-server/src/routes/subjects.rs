@@ -30,7 +30,7 @@ pub async fn read(
     Ok(Json(profile))
 }
 
-/// `GET /v1/subjects?email=E&purpose=P` (or `phone=`, `user_id=`): exact look-up.
+/// `GET /v1/subjects?email=E&purpose=P` (or `phone=`, `user_id=` / `userId=`): exact look-up.
 pub async fn look_up(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -44,8 +44,11 @@ pub async fn look_up(
     if let Some(v) = params.take("phone") {
         keys.push(Lookup::Phone(Personal(v)));
     }
-    if let Some(v) = params.take("user_id") {
-        keys.push(Lookup::UserId(Personal(v)));
+    // `user_id` is documented; Segment's `userId` is accepted too (giving both is two keys).
+    for name in [custodia_engine::USER_ID, custodia_engine::USER_ID_SEGMENT] {
+        if let Some(v) = params.take(name) {
+            keys.push(Lookup::UserId(Personal(v)));
+        }
     }
     let by = match keys.len() {
         1 => keys.remove(0),
