@@ -13,4 +13,5 @@ mod p2_erasure;
 mod p3_consent;
 mod p4_access;
 mod p5_durability;
+mod sdk;
 mod search;

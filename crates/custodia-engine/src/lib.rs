@@ -48,8 +48,10 @@ pub use erasure::{
     ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,
 };
 pub use error::EngineError;
-pub use ingest::{BatchItem, BatchOutcome, IdentifyOutcome, MergeView, TrackOutcome};
-pub use input::{IdentifyInput, TrackInput, TraitChanges};
+pub use ingest::{
+    BatchItem, BatchOutcome, DEFAULT_IDEMPOTENCY_DAYS, IdentifyOutcome, MergeView, TrackOutcome,
+};
+pub use input::{AliasInput, Context, EventCall, GroupInput, IdentifyInput, TrackInput, TraitChanges};
 pub use ledger::CheckpointPolicy;
 pub use profile::{EventPage, EventView, Lookup, Profile};
 pub use retention::RetentionReport;
@@ -119,6 +121,8 @@ pub struct Engine {
     /// The last event id handed out, so ids within one millisecond keep ingestion order. Only
     /// touched under `write_lock`.
     last_event_id: Mutex<Option<EventId>>,
+    /// How many days a `messageId` is remembered (see `ingest`).
+    idempotency_days: std::sync::atomic::AtomicU32,
     /// Analytics settings (currency default, k, rates).
     analytics: std::sync::RwLock<AnalyticsConfig>,
     /// The search indexes and their queue numbering.
@@ -199,6 +203,7 @@ impl Engine {
             clock,
             write_lock: Mutex::new(()),
             last_event_id: Mutex::new(None),
+            idempotency_days: std::sync::atomic::AtomicU32::new(ingest::DEFAULT_IDEMPOTENCY_DAYS),
             analytics: std::sync::RwLock::new(AnalyticsConfig::default()),
             search: search::SearchIndexes::new(data_dir.join("search"), search_seq_start),
             outbox: std::sync::RwLock::new(None),
