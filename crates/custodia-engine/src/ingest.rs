@@ -135,7 +135,11 @@ impl Engine {
     }
 
     /// Records a group call: the group's id and traits go under the person's `groups` trait.
-    pub fn group(&self, caller: &Caller, input: &GroupInput) -> Result<IdentifyOutcome, EngineError> {
+    pub fn group(
+        &self,
+        caller: &Caller,
+        input: &GroupInput,
+    ) -> Result<IdentifyOutcome, EngineError> {
         match self.apply(caller, BatchItem::Group(input.clone()))? {
             BatchOutcome::Identify(outcome) => Ok(outcome),
             other => repeated(other),
@@ -144,7 +148,11 @@ impl Engine {
 
     /// Records an alias call: `previousId` is linked to `userId` by the rules of identify (an
     /// anonymous subject known by `previousId` is merged into the `userId`'s).
-    pub fn alias(&self, caller: &Caller, input: &AliasInput) -> Result<IdentifyOutcome, EngineError> {
+    pub fn alias(
+        &self,
+        caller: &Caller,
+        input: &AliasInput,
+    ) -> Result<IdentifyOutcome, EngineError> {
         match self.apply(caller, BatchItem::Alias(input.clone()))? {
             BatchOutcome::Identify(outcome) => Ok(outcome),
             other => repeated(other),
@@ -215,13 +223,18 @@ impl Engine {
             BatchItem::Identify(input) => {
                 BatchOutcome::Identify(self.identify_locked(tenant, input, after)?)
             }
-            BatchItem::Track(input) => BatchOutcome::Track(self.track_locked(tenant, input, after)?),
-            BatchItem::Group(input) => BatchOutcome::Identify(self.group_locked(tenant, input, after)?),
-            BatchItem::Alias(input) => BatchOutcome::Identify(self.alias_locked(tenant, input, after)?),
+            BatchItem::Track(input) => {
+                BatchOutcome::Track(self.track_locked(tenant, input, after)?)
+            }
+            BatchItem::Group(input) => {
+                BatchOutcome::Identify(self.group_locked(tenant, input, after)?)
+            }
+            BatchItem::Alias(input) => {
+                BatchOutcome::Identify(self.alias_locked(tenant, input, after)?)
+            }
         };
         if let Some(hash) = seen {
-            let answer =
-                serde_json::to_vec(&outcome).map_err(|_| EngineError::Corrupt("json"))?;
+            let answer = serde_json::to_vec(&outcome).map_err(|_| EngineError::Corrupt("json"))?;
             let mut batch = WriteBatch::new();
             batch.put_idempotency(tenant, &hash, self.clock.now(), &answer);
             self.store.write(batch)?;

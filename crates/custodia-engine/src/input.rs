@@ -85,11 +85,16 @@ impl Context {
 /// A client-chosen message id (Segment's `messageId`): a retry carries the same one, so it is
 /// stored once. Personal data only by accident, but treated as such: only its keyed hash is
 /// kept.
-fn message_id(obj: &Map<String, Value>, prefix: &str) -> Result<Option<Personal<String>>, EngineError> {
+fn message_id(
+    obj: &Map<String, Value>,
+    prefix: &str,
+) -> Result<Option<Personal<String>>, EngineError> {
     match obj.get("messageId") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s))
-            if !s.is_empty() && s.len() <= MAX_MESSAGE_ID_LEN && !s.chars().any(char::is_control) =>
+            if !s.is_empty()
+                && s.len() <= MAX_MESSAGE_ID_LEN
+                && !s.chars().any(char::is_control) =>
         {
             Ok(Some(Personal(s.clone())))
         }

@@ -51,7 +51,9 @@ pub use error::EngineError;
 pub use ingest::{
     BatchItem, BatchOutcome, DEFAULT_IDEMPOTENCY_DAYS, IdentifyOutcome, MergeView, TrackOutcome,
 };
-pub use input::{AliasInput, Context, EventCall, GroupInput, IdentifyInput, TrackInput, TraitChanges};
+pub use input::{
+    AliasInput, Context, EventCall, GroupInput, IdentifyInput, TrackInput, TraitChanges,
+};
 pub use ledger::CheckpointPolicy;
 pub use profile::{EventPage, EventView, Lookup, Profile};
 pub use retention::RetentionReport;

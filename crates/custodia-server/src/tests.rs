@@ -274,7 +274,7 @@ async fn malformed_requests_get_problem_details_and_change_nothing() {
             .await,
         422,
         "invalid_field",
-        Some("/batch/0/type"),
+        Some("/batch/0/userId"),
     );
     assert_eq!(h.n_subjects(), 0, "no refused request wrote anything");
 }

@@ -702,7 +702,10 @@ impl WriteBatch {
             keys::idempotency_key(tenant, hash),
             Ok(records::encode_idempotency_value(seen_at, answer)),
         );
-        self.put(keys::idempotency_time_key(tenant, seen_at, hash), Ok(vec![1]));
+        self.put(
+            keys::idempotency_time_key(tenant, seen_at, hash),
+            Ok(vec![1]),
+        );
     }
 
     /// Forgets an idempotency entry (it expired).

@@ -192,7 +192,9 @@ fn parse_batch(body: &Value, max_items: usize) -> Result<Vec<Entry>, AppError> {
                 Some("identify") => Entry::Item(BatchItem::Identify(IdentifyInput::from_json(
                     item, &prefix,
                 )?)),
-                Some("track") => Entry::Item(BatchItem::Track(TrackInput::from_json(item, &prefix)?)),
+                Some("track") => {
+                    Entry::Item(BatchItem::Track(TrackInput::from_json(item, &prefix)?))
+                }
                 Some("page") => Entry::Item(BatchItem::Track(TrackInput::from_page_json(
                     item,
                     &prefix,
@@ -203,12 +205,19 @@ fn parse_batch(body: &Value, max_items: usize) -> Result<Vec<Entry>, AppError> {
                     &prefix,
                     EventCall::Screen,
                 )?)),
-                Some("group") => Entry::Item(BatchItem::Group(GroupInput::from_json(item, &prefix)?)),
-                Some("alias") => Entry::Item(BatchItem::Alias(AliasInput::from_json(item, &prefix)?)),
+                Some("group") => {
+                    Entry::Item(BatchItem::Group(GroupInput::from_json(item, &prefix)?))
+                }
+                Some("alias") => {
+                    Entry::Item(BatchItem::Alias(AliasInput::from_json(item, &prefix)?))
+                }
                 Some(_) => {
                     let problem = invalid(
                         format!("{prefix}/type"),
-                        &format!("unknown type; this item was not stored (known: {})", KNOWN_TYPES.join(", ")),
+                        &format!(
+                            "unknown type; this item was not stored (known: {})",
+                            KNOWN_TYPES.join(", ")
+                        ),
                     );
                     Entry::Refused(serde_json::to_value(problem.problem()).unwrap_or(Value::Null))
                 }

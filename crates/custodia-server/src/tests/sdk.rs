@@ -70,7 +70,13 @@ async fn the_key_is_taken_as_basic_user_body_write_key_or_bearer() {
         vec![basic(&format!("{key}:ignored-password"))],
         vec![basic(&format!(":{key}"))],
         vec![("authorization", format!("bearer {key}"))],
-        vec![("authorization", format!("BASIC {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))))],
+        vec![(
+            "authorization",
+            format!(
+                "BASIC {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+            ),
+        )],
     ];
     for (i, headers) in accepted.iter().enumerate() {
         let answer = post_with(&h, "/v1/identify", headers, identify(&format!("ok-{i}"))).await;
@@ -93,7 +99,8 @@ async fn the_key_is_taken_as_basic_user_body_write_key_or_bearer() {
         let answer = post_with(&h, "/v1/identify", headers, identify(&format!("no-{i}"))).await;
         assert_problem(&answer, 401, "unauthenticated", None);
     }
-    let wrong_in_body = json!({"writeKey": "wrong", "batch": [{"type": "identify", "userId": "no-body"}]});
+    let wrong_in_body =
+        json!({"writeKey": "wrong", "batch": [{"type": "identify", "userId": "no-body"}]});
     let answer = post_with(&h, "/v1/batch", &[], wrong_in_body.to_string().into_bytes()).await;
     assert_problem(&answer, 401, "unauthenticated", None);
     let two = vec![
@@ -103,13 +110,20 @@ async fn the_key_is_taken_as_basic_user_body_write_key_or_bearer() {
     let answer = post_with(&h, "/v1/identify", &two, identify("no-two")).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{:?}", answer.body);
     assert_eq!(answer.body["field"], "Authorization");
-    assert_eq!(h.n_subjects(), accepted.len() as u64 + 1, "refusals wrote nothing");
+    assert_eq!(
+        h.n_subjects(),
+        accepted.len() as u64 + 1,
+        "refusals wrote nothing"
+    );
 }
 
 #[tokio::test]
 async fn gzip_bodies_are_read_and_bombs_refused() {
     let h = harness();
-    let auth = [("authorization", format!("Bearer {}", h.app_key)), ("content-encoding", "gzip".to_owned())];
+    let auth = [
+        ("authorization", format!("Bearer {}", h.app_key)),
+        ("content-encoding", "gzip".to_owned()),
+    ];
     let answer = post_with(&h, "/v1/identify", &auth, gzip(&identify("zipped"))).await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(h.n_subjects(), 1);
@@ -124,9 +138,17 @@ async fn gzip_bodies_are_read_and_bombs_refused() {
     let answer = post_with(&h, "/v1/identify", &auth, b"not gzip at all".to_vec()).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{:?}", answer.body);
 
-    let br = [("authorization", format!("Bearer {}", h.app_key)), ("content-encoding", "br".to_owned())];
+    let br = [
+        ("authorization", format!("Bearer {}", h.app_key)),
+        ("content-encoding", "br".to_owned()),
+    ];
     let answer = post_with(&h, "/v1/identify", &br, identify("brotli")).await;
-    assert_problem(&answer, 415, "unsupported_media_type", Some("Content-Encoding"));
+    assert_problem(
+        &answer,
+        415,
+        "unsupported_media_type",
+        Some("Content-Encoding"),
+    );
     assert!(answer.body["detail"].as_str().unwrap().contains("br"));
     assert_eq!(h.n_subjects(), 1, "refusals wrote nothing");
 }
@@ -157,18 +179,28 @@ async fn every_segment_call_is_stored_and_unknown_types_are_refused_alone() {
     }
     // The visitor was merged into the user by the alias: one person.
     assert_eq!(h.n_subjects(), 1);
-    let found = h.get("/v1/subjects?user_id=u1&purpose=order_fulfillment").await;
+    let found = h
+        .get("/v1/subjects?user_id=u1&purpose=order_fulfillment")
+        .await;
     let profile = &found.body["subjects"][0];
     let traits = &profile["traits"];
-    assert_eq!(traits["plan"], "pro", "the call's own trait wins over context.traits");
+    assert_eq!(
+        traits["plan"], "pro",
+        "the call's own trait wins over context.traits"
+    );
     assert_eq!(traits["firstName"], "Ada");
     assert_eq!(traits["groups"]["acme"]["name"], "Acme");
     let id = profile["subject_id"].as_str().unwrap();
     let events = h
-        .get(&format!("/v1/subjects/{id}/events?purpose=order_fulfillment"))
+        .get(&format!(
+            "/v1/subjects/{id}/events?purpose=order_fulfillment"
+        ))
         .await;
     let events = events.body["events"].as_array().unwrap().clone();
-    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["Product Viewed", "Page Viewed", "Screen Viewed"]);
     assert_eq!(events[1]["properties"]["name"], "Pricing");
     assert_eq!(events[1]["properties"]["category"], "Docs");
@@ -189,8 +221,15 @@ async fn every_segment_call_is_stored_and_unknown_types_are_refused_alone() {
         {"type": "identify", "userId": "u3"},
         {"type": "group", "userId": "u3"},
     ]});
-    assert_problem(&h.post("/v1/batch", bad).await, 422, "invalid_field", Some("/batch/1/groupId"));
-    let found = h.get("/v1/subjects?user_id=u3&purpose=order_fulfillment").await;
+    assert_problem(
+        &h.post("/v1/batch", bad).await,
+        422,
+        "invalid_field",
+        Some("/batch/1/groupId"),
+    );
+    let found = h
+        .get("/v1/subjects?user_id=u3&purpose=order_fulfillment")
+        .await;
     assert_eq!(found.body["subjects"], json!([]));
 }
 
@@ -211,11 +250,22 @@ async fn event_context_is_dropped_when_configured() {
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     let id = answer.body["subject_id"].as_str().unwrap();
     let events = h
-        .get(&format!("/v1/subjects/{id}/events?purpose=order_fulfillment"))
+        .get(&format!(
+            "/v1/subjects/{id}/events?purpose=order_fulfillment"
+        ))
         .await;
-    assert!(events.body["events"][0].get("context").is_none(), "{:?}", events.body);
-    let profile = h.get(&format!("/v1/subjects/{id}?purpose=order_fulfillment")).await;
-    assert_eq!(profile.body["traits"]["firstName"], "Ada", "context.traits still count");
+    assert!(
+        events.body["events"][0].get("context").is_none(),
+        "{:?}",
+        events.body
+    );
+    let profile = h
+        .get(&format!("/v1/subjects/{id}?purpose=order_fulfillment"))
+        .await;
+    assert_eq!(
+        profile.body["traits"]["firstName"], "Ada",
+        "context.traits still count"
+    );
 }
 
 #[tokio::test]
@@ -231,12 +281,17 @@ async fn a_retried_message_is_stored_once() {
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
     assert_eq!(first.body, again.body, "the original answers");
     let single = h
-        .post("/v1/track", json!({"userId": "u1", "event": "Product Viewed", "messageId": "m-1"}))
+        .post(
+            "/v1/track",
+            json!({"userId": "u1", "event": "Product Viewed", "messageId": "m-1"}),
+        )
         .await;
     assert_eq!(single.body, first.body["results"][0]);
     let id = first.body["results"][0]["subject_id"].as_str().unwrap();
     let events = h
-        .get(&format!("/v1/subjects/{id}/events?purpose=order_fulfillment"))
+        .get(&format!(
+            "/v1/subjects/{id}/events?purpose=order_fulfillment"
+        ))
         .await;
     assert_eq!(events.body["events"].as_array().unwrap().len(), 2);
 }
