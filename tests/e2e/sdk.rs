@@ -57,7 +57,12 @@ fn check(server: &Server, key: &str, prefix: &str) {
     let traits = &profile["traits"];
     assert_eq!(traits["email"], format!("{prefix}@example.com"), "{prefix}");
     assert_eq!(traits["plan"], "pro", "{prefix}");
-    assert_eq!(traits["firstName"], "Ada", "{prefix}: context.traits");
+    if prefix == "seg" {
+        // Segment sends `traits` and the caller's `context.traits` side by side. RudderStack's
+        // SDK overwrites `context.traits` with the call's traits and sends no `traits` at all,
+        // so for it the two checks above already prove that `context.traits` counts.
+        assert_eq!(traits["firstName"], "Ada", "{prefix}: context.traits");
+    }
     assert_eq!(traits["groups"]["acme"]["name"], "Acme", "{prefix}: group");
     assert_eq!(traits["groups"]["acme"]["employees"], 12, "{prefix}: group");
     let anonymous_ids = profile["anonymous_ids"].as_array().expect("anonymous ids");
@@ -111,6 +116,7 @@ fn segment_and_rudderstack_python_sdks_arrive_once() {
     let python = venv_python();
     let site = Site::new();
     let key = site.create_key("app");
+    let admin = site.create_key("admin");
     let server = site.serve(&[]);
     send(&python, "segment", &server, &key, "seg");
     send(&python, "rudder", &server, &key, "rud");
@@ -118,7 +124,6 @@ fn segment_and_rudderstack_python_sdks_arrive_once() {
     check(&server, &key, "rud");
 
     // The alias merged each SDK's visitor into its user.
-    let admin = site.create_key("admin");
     let merges = server.get(&admin, "/v1/audit/merges");
     assert_eq!(merges.status, 200, "{:?}", merges.body);
     let n_merges = merges.body["merges"]
