@@ -23,6 +23,9 @@ use crate::profile::{
 };
 use crate::{Caller, Engine, EngineError};
 
+#[cfg(test)]
+mod tests;
+
 /// Anonymous ids kept per subject; the oldest drop out beyond this (devices come and go).
 const MAX_ANONYMOUS_IDS: usize = 64;
 /// Events moved per store batch while merging.
