@@ -242,6 +242,7 @@ fn demo_consents(n_customers: usize) -> Vec<ConsentInput> {
         user_agent: None,
         form_id: Some(format!("{purpose}-v1")),
         gpc: gpc.then_some(true),
+        decision_id: None,
     };
     for n in 0..n_customers {
         if rng.below(2) == 0 {

@@ -37,7 +37,8 @@ pub use analytics::AnalyticsConfig;
 pub use apikeys::{ApiKeySecret, NewApiKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::{
-    ConsentHistory, ConsentInput, ConsentOutcome, EntryView, LogKind, PurposeConsent, SubjectRef,
+    ConsentHistory, ConsentInput, ConsentOutcome, EntryView, LogKind, MAX_IDEMPOTENCY_KEY_LEN,
+    PurposeConsent, SubjectRef,
 };
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
@@ -123,6 +124,8 @@ pub struct Engine {
     /// The last event id handed out, so ids within one millisecond keep ingestion order. Only
     /// touched under `write_lock`.
     last_event_id: Mutex<Option<EventId>>,
+    /// Serializes the check-and-record of consent decisions that carry an idempotency key.
+    consent_once: Mutex<()>,
     /// How many days a `messageId` is remembered (see `ingest`).
     idempotency_days: std::sync::atomic::AtomicU32,
     /// Analytics settings (currency default, k, rates).
@@ -205,6 +208,7 @@ impl Engine {
             clock,
             write_lock: Mutex::new(()),
             last_event_id: Mutex::new(None),
+            consent_once: Mutex::new(()),
             idempotency_days: std::sync::atomic::AtomicU32::new(ingest::DEFAULT_IDEMPOTENCY_DAYS),
             analytics: std::sync::RwLock::new(AnalyticsConfig::default()),
             search: search::SearchIndexes::new(data_dir.join("search"), search_seq_start),

@@ -295,3 +295,56 @@ async fn a_retried_message_is_stored_once() {
         .await;
     assert_eq!(events.body["events"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_retried_consent_decision_is_one_ledger_entry() {
+    let h = harness();
+    h.post("/v1/identify", json!({"userId": "u1"})).await;
+    let decision = json!({"user_id": "u1", "purpose": "marketing_email", "decision": "granted",
+                          "source": {"channel": "web"}, "decision_id": "d-1"});
+    let first = h.post("/v1/consents", decision.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let again = h.post("/v1/consents", decision).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    assert_eq!(again.body, first.body, "the original entry");
+
+    // The same with an Idempotency-Key header instead of a decision_id.
+    let withdrawal = json!({"user_id": "u1", "purpose": "marketing_email", "decision": "withdrawn",
+                            "source": {"channel": "web"}});
+    let auth = ("authorization", format!("Bearer {}", h.app_key));
+    let keyed = [auth.clone(), ("idempotency-key", "k-1".to_owned())];
+    let body = withdrawal.to_string().into_bytes();
+    let first = post_with(&h, "/v1/consents", &keyed, body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let again = post_with(&h, "/v1/consents", &keyed, body.clone()).await;
+    assert_eq!(again.body, first.body);
+    let bad = [auth, ("idempotency-key", "x".repeat(300))];
+    let answer = post_with(&h, "/v1/consents", &bad, body).await;
+    assert_problem(&answer, 422, "invalid_field", Some("Idempotency-Key"));
+
+    let id = first.body["entry"]["subject"].as_str().map(str::to_owned);
+    assert!(id.is_some(), "{:?}", first.body);
+    let found = h
+        .get("/v1/subjects?user_id=u1&purpose=order_fulfillment")
+        .await;
+    let subject = found.body["subjects"][0]["subject_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let history = h
+        .call(
+            axum::http::Method::GET,
+            &format!("/v1/subjects/{subject}/consents/history"),
+            Some(&h.compliance_key),
+            None,
+        )
+        .await;
+    assert_eq!(history.status, StatusCode::OK, "{:?}", history.body);
+    let n_entries = history.body["entries"].as_array().map(Vec::len);
+    assert_eq!(
+        n_entries,
+        Some(2),
+        "one grant, one withdrawal: {:?}",
+        history.body
+    );
+}
