@@ -150,7 +150,11 @@ impl IntoResponse for AppError {
             HeaderValue::from_static("application/problem+json"),
         );
         if unauthenticated {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            // Both schemes are accepted: Bearer, and Basic with the key as the user name.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer, Basic realm=\"custodia\""),
+            );
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

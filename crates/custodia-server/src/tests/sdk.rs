@@ -99,6 +99,19 @@ async fn the_key_is_taken_as_basic_user_body_write_key_or_bearer() {
         let answer = post_with(&h, "/v1/identify", headers, identify(&format!("no-{i}"))).await;
         assert_problem(&answer, 401, "unauthenticated", None);
     }
+    let mut req = Request::builder().method("POST").uri("/v1/identify");
+    req = req.header(header::CONTENT_TYPE, "application/json");
+    let response = router(h.state.clone())
+        .oneshot(req.body(Body::from(identify("no-challenge"))).unwrap())
+        .await
+        .unwrap();
+    let challenge = response.headers()[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap();
+    assert!(
+        challenge.contains("Bearer") && challenge.contains("Basic"),
+        "{challenge}"
+    );
     let wrong_in_body =
         json!({"writeKey": "wrong", "batch": [{"type": "identify", "userId": "no-body"}]});
     let answer = post_with(&h, "/v1/batch", &[], wrong_in_body.to_string().into_bytes()).await;
