@@ -13,5 +13,6 @@ mod p2_erasure;
 mod p3_consent;
 mod p4_access;
 mod p5_durability;
+mod sdk;
 mod search;
 mod slow_clients;

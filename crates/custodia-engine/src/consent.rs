@@ -57,6 +57,9 @@ pub struct ConsentInput {
     pub form_id: Option<String>,
     /// The Global Privacy Control signal, if the app saw one.
     pub gpc: Option<bool>,
+    /// A client-chosen id of this decision: a retry with the same id records nothing twice.
+    /// Kept only as a keyed hash.
+    pub decision_id: Option<Personal<String>>,
 }
 
 fn label(
@@ -129,6 +132,7 @@ impl ConsentInput {
                 "policy_version",
                 "evidence",
                 "gpc",
+                "decision_id",
             ],
         )?;
         let subject = match (obj.get("subject_id"), obj.get("user_id")) {
@@ -221,7 +225,28 @@ impl ConsentInput {
             user_agent,
             form_id,
             gpc,
+            decision_id: decision_id(obj)?,
         })
+    }
+}
+
+/// Longest accepted `decision_id` or `Idempotency-Key`, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
+
+fn decision_id(obj: &Map<String, Value>) -> Result<Option<Personal<String>>, EngineError> {
+    match obj.get("decision_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if !s.is_empty()
+                && s.len() <= MAX_IDEMPOTENCY_KEY_LEN
+                && !s.chars().any(char::is_control) =>
+        {
+            Ok(Some(Personal(s.clone())))
+        }
+        Some(_) => Err(EngineError::invalid(
+            "/decision_id",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes without control characters"),
+        )),
     }
 }
 
@@ -371,6 +396,50 @@ impl Engine {
     ) -> Result<ConsentOutcome, EngineError> {
         caller.require(Operation::ConsentWrite)?;
         self.record_consent_in(&caller.tenant, input)
+    }
+
+    /// Records a decision once: a decision with a `decision_id`, or a request with an
+    /// `Idempotency-Key`, already recorded within the idempotency window is answered with the
+    /// original entry and not appended again. Answers the outcome and whether it is a repeat.
+    pub fn record_consent_once(
+        &self,
+        caller: &Caller,
+        input: &ConsentInput,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Value, bool), EngineError> {
+        caller.require(Operation::ConsentWrite)?;
+        let tenant = &caller.tenant;
+        let keys = self.keys(tenant)?;
+        let hash = match (&input.decision_id, idempotency_key) {
+            (Some(id), _) => Some(keys.lookup_hash("consent_decision_id", id.expose()).0),
+            (None, Some(key)) => Some(
+                keys.lookup_hash("idempotency_key", &format!("POST /v1/consents\n{key}"))
+                    .0,
+            ),
+            (None, None) => None,
+        };
+        let to_value =
+            |o: &ConsentOutcome| serde_json::to_value(o).map_err(|_| EngineError::Corrupt("json"));
+        let Some(hash) = hash else {
+            return Ok((to_value(&self.record_consent_in(tenant, input)?)?, false));
+        };
+        // Check and record under one lock, so two concurrent retries append one entry.
+        let _once = self
+            .consent_once
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, answer)) = self.store.idempotency(tenant, &hash)? {
+            let original = serde_json::from_slice(&answer)
+                .map_err(|_| EngineError::Corrupt("idempotency entry"))?;
+            return Ok((original, true));
+        }
+        let outcome = to_value(&self.record_consent_in(tenant, input)?)?;
+        let answer = serde_json::to_vec(&outcome).map_err(|_| EngineError::Corrupt("json"))?;
+        let mut batch = custodia_store::WriteBatch::new();
+        batch.put_idempotency(tenant, &hash, self.clock.now(), &answer);
+        self.store.write(batch)?;
+        self.store.flush()?;
+        Ok((outcome, false))
     }
 
     /// Records a decision in `tenant`'s ledger; the caller's role was checked (or the system

@@ -116,6 +116,9 @@ fn track(user_id: &str, event: &str, properties: Value, at: Timestamp) -> BatchI
         event: event.to_owned(),
         properties: Personal(obj(properties)),
         timestamp: Some(at),
+        traits: Personal(Map::new()),
+        context: Personal(Map::new()),
+        message_id: None,
     })
 }
 
@@ -146,6 +149,9 @@ fn demo_items(n_customers: usize, now: Timestamp) -> Vec<BatchItem> {
                     json!({"product_id": PRODUCTS[0].0, "name": PRODUCTS[0].1}),
                 )),
                 timestamp: Some(joined.plus_days(-1)),
+                traits: Personal(Map::new()),
+                context: Personal(Map::new()),
+                message_id: None,
             }));
         }
         items.push(BatchItem::Identify(IdentifyInput {
@@ -161,6 +167,7 @@ fn demo_items(n_customers: usize, now: Timestamp) -> Vec<BatchItem> {
                 "newsletter_topics": if rng.below(2) == 0 { json!(["tea"]) } else { json!(["tea", "gifts"]) },
             }))),
             timestamp: Some(joined),
+            message_id: None,
         }));
         let n_orders = rng.below(7);
         let mut day = joined;
@@ -235,6 +242,7 @@ fn demo_consents(n_customers: usize) -> Vec<ConsentInput> {
         user_agent: None,
         form_id: Some(format!("{purpose}-v1")),
         gpc: gpc.then_some(true),
+        decision_id: None,
     };
     for n in 0..n_customers {
         if rng.below(2) == 0 {

@@ -16,20 +16,31 @@ use custodia_vault::TenantVault;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::input::{IdentifyInput, TrackInput};
+use crate::input::{AliasInput, GroupInput, IdentifyInput, TrackInput};
 use crate::profile::{
     EventData, IndexEntries, PROFILE_KIND, ProfileData, event_kind, index_entries, open_json,
     put_subject, seal_json,
 };
 use crate::{Caller, Engine, EngineError};
 
+#[cfg(test)]
+mod tests;
+
 /// Anonymous ids kept per subject; the oldest drop out beyond this (devices come and go).
 const MAX_ANONYMOUS_IDS: usize = 64;
 /// Events moved per store batch while merging.
 const MERGE_PAGE: usize = 1_000;
+/// How long a `messageId` is remembered by default: a retry within this window is acknowledged
+/// with the original answer and not stored again.
+pub const DEFAULT_IDEMPOTENCY_DAYS: u32 = 7;
+/// Expired idempotency entries removed per write call, so the table stays bounded by the
+/// window without a sweep that could take long.
+const IDEMPOTENCY_PRUNE: usize = 256;
+/// The look-up-hash domain of message ids (keyed by the tenant's look-up key, never stored plain).
+const MESSAGE_ID_KIND: &str = "message_id";
 
-/// The answer to an identify call.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The answer to an identify, group or alias call.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
 pub struct IdentifyOutcome {
     /// The subject the call resolved to.
     pub subject_id: SubjectId,
@@ -37,8 +48,8 @@ pub struct IdentifyOutcome {
     pub created: bool,
 }
 
-/// The answer to a track call.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The answer to a track, page or screen call.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
 pub struct TrackOutcome {
     /// The subject the call resolved to.
     pub subject_id: SubjectId,
@@ -51,18 +62,44 @@ pub struct TrackOutcome {
 pub enum BatchItem {
     /// An identify call.
     Identify(IdentifyInput),
-    /// A track call.
+    /// A track, page or screen call.
     Track(TrackInput),
+    /// A group call.
+    Group(GroupInput),
+    /// An alias call.
+    Alias(AliasInput),
+}
+
+impl BatchItem {
+    fn user_id(&self) -> Option<&Personal<String>> {
+        match self {
+            BatchItem::Identify(input) => input.user_id.as_ref(),
+            BatchItem::Track(input) => input.user_id.as_ref(),
+            BatchItem::Group(input) => input.user_id.as_ref(),
+            BatchItem::Alias(input) => Some(&input.user_id),
+        }
+    }
+
+    fn message_id(&self) -> Option<&Personal<String>> {
+        match self {
+            BatchItem::Identify(input) => input.message_id.as_ref(),
+            BatchItem::Track(input) => input.message_id.as_ref(),
+            BatchItem::Group(input) => input.message_id.as_ref(),
+            BatchItem::Alias(input) => input.message_id.as_ref(),
+        }
+    }
 }
 
 /// The answer for one item of a batch.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum BatchOutcome {
-    /// The item was an identify call.
+    /// The item was an identify, group or alias call.
     Identify(IdentifyOutcome),
-    /// The item was a track call.
+    /// The item was a track, page or screen call.
     Track(TrackOutcome),
+    /// The item's `messageId` was applied before: the original answer, nothing stored again.
+    Repeated(Value),
 }
 
 /// A merge, as shown to auditors: ids, time and counts, no personal data.
@@ -94,26 +131,126 @@ impl Engine {
         caller: &Caller,
         input: &IdentifyInput,
     ) -> Result<IdentifyOutcome, EngineError> {
+        match self.apply(caller, BatchItem::Identify(input.clone()))? {
+            BatchOutcome::Identify(outcome) => Ok(outcome),
+            other => repeated(other),
+        }
+    }
+
+    /// Records a group call: the group's id and traits go under the person's `groups` trait.
+    pub fn group(
+        &self,
+        caller: &Caller,
+        input: &GroupInput,
+    ) -> Result<IdentifyOutcome, EngineError> {
+        match self.apply(caller, BatchItem::Group(input.clone()))? {
+            BatchOutcome::Identify(outcome) => Ok(outcome),
+            other => repeated(other),
+        }
+    }
+
+    /// Records an alias call: `previousId` is linked to `userId` by the rules of identify (an
+    /// anonymous subject known by `previousId` is merged into the `userId`'s).
+    pub fn alias(
+        &self,
+        caller: &Caller,
+        input: &AliasInput,
+    ) -> Result<IdentifyOutcome, EngineError> {
+        match self.apply(caller, BatchItem::Alias(input.clone()))? {
+            BatchOutcome::Identify(outcome) => Ok(outcome),
+            other => repeated(other),
+        }
+    }
+
+    /// One call outside a batch; durable when it returns.
+    fn apply(&self, caller: &Caller, item: BatchItem) -> Result<BatchOutcome, EngineError> {
         caller.require(Operation::Ingest)?;
         let mut after = AfterCommit::default();
         let outcome = {
             let _guard = self.lock_writes();
-            self.identify_locked(&caller.tenant, input, &mut after)?
+            self.prune_idempotency(&caller.tenant)?;
+            self.item_locked(&caller.tenant, &item, &mut after)
         };
         self.commit(&caller.tenant, after)?;
+        outcome
+    }
+
+    /// How long message ids are remembered.
+    pub fn set_idempotency_days(&self, days: u32) {
+        self.idempotency_days
+            .store(days.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Removes a bounded number of expired idempotency entries.
+    fn prune_idempotency(&self, tenant: &TenantId) -> Result<(), EngineError> {
+        let days = self
+            .idempotency_days
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let before = self.clock.now().plus_days(-i64::from(days));
+        let expired = self
+            .store
+            .idempotency_expired(tenant, before, IDEMPOTENCY_PRUNE)?;
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        for (seen_at, hash) in &expired {
+            batch.delete_idempotency(tenant, hash, *seen_at);
+        }
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    /// Applies one item, or answers a repeated `messageId` with the original answer.
+    fn item_locked(
+        &self,
+        tenant: &TenantId,
+        item: &BatchItem,
+        after: &mut AfterCommit,
+    ) -> Result<BatchOutcome, EngineError> {
+        let seen = match item.message_id() {
+            Some(id) => {
+                let keys = self.keys(tenant)?;
+                Some(keys.lookup_hash(MESSAGE_ID_KIND, id.expose()).0)
+            }
+            None => None,
+        };
+        if let Some(hash) = &seen
+            && let Some((_, answer)) = self.store.idempotency(tenant, hash)?
+        {
+            let original: Value = serde_json::from_slice(&answer)
+                .map_err(|_| EngineError::Corrupt("idempotency entry"))?;
+            return Ok(BatchOutcome::Repeated(original));
+        }
+        let outcome = match item {
+            BatchItem::Identify(input) => {
+                BatchOutcome::Identify(self.identify_locked(tenant, input, after)?)
+            }
+            BatchItem::Track(input) => {
+                BatchOutcome::Track(self.track_locked(tenant, input, after)?)
+            }
+            BatchItem::Group(input) => {
+                BatchOutcome::Identify(self.group_locked(tenant, input, after)?)
+            }
+            BatchItem::Alias(input) => {
+                BatchOutcome::Identify(self.alias_locked(tenant, input, after)?)
+            }
+        };
+        if let Some(hash) = seen {
+            let answer = serde_json::to_vec(&outcome).map_err(|_| EngineError::Corrupt("json"))?;
+            let mut batch = WriteBatch::new();
+            batch.put_idempotency(tenant, &hash, self.clock.now(), &answer);
+            self.store.write(batch)?;
+        }
         Ok(outcome)
     }
 
     /// Records a track call; durable when it returns.
     pub fn track(&self, caller: &Caller, input: &TrackInput) -> Result<TrackOutcome, EngineError> {
-        caller.require(Operation::Ingest)?;
-        let mut after = AfterCommit::default();
-        let outcome = {
-            let _guard = self.lock_writes();
-            self.track_locked(&caller.tenant, input, &mut after)?
-        };
-        self.commit(&caller.tenant, after)?;
-        Ok(outcome)
+        match self.apply(caller, BatchItem::Track(input.clone()))? {
+            BatchOutcome::Track(outcome) => Ok(outcome),
+            other => repeated(other),
+        }
     }
 
     /// Records a batch whose items were all parsed and validated before this call (a batch with
@@ -128,11 +265,7 @@ impl Engine {
         // A suppressed person anywhere in the batch refuses all of it, before anything is written.
         let keys = self.keys(&caller.tenant)?;
         for (i, item) in items.iter().enumerate() {
-            let user_id = match item {
-                BatchItem::Identify(input) => &input.user_id,
-                BatchItem::Track(input) => &input.user_id,
-            };
-            if let Some(user_id) = user_id {
+            if let Some(user_id) = item.user_id() {
                 match self.check_not_suppressed(&keys, &caller.tenant, user_id) {
                     Err(EngineError::SubjectSuppressed) => {
                         return Err(EngineError::SuppressedItem {
@@ -146,16 +279,10 @@ impl Engine {
         let mut after = AfterCommit::default();
         let outcomes = {
             let _guard = self.lock_writes();
+            self.prune_idempotency(&caller.tenant)?;
             items
                 .iter()
-                .map(|item| match item {
-                    BatchItem::Identify(input) => self
-                        .identify_locked(&caller.tenant, input, &mut after)
-                        .map(BatchOutcome::Identify),
-                    BatchItem::Track(input) => self
-                        .track_locked(&caller.tenant, input, &mut after)
-                        .map(BatchOutcome::Track),
-                })
+                .map(|item| self.item_locked(&caller.tenant, item, &mut after))
                 .collect::<Result<Vec<_>, _>>()
         };
         // Flush what was applied even when a later item failed inside the store, so the state on
@@ -191,12 +318,9 @@ impl Engine {
         let mut after = AfterCommit::default();
         let result = {
             let _guard = self.lock_writes();
-            items.iter().try_for_each(|item| match item {
-                BatchItem::Identify(input) => {
-                    self.identify_locked(tenant, input, &mut after).map(drop)
-                }
-                BatchItem::Track(input) => self.track_locked(tenant, input, &mut after).map(drop),
-            })
+            items
+                .iter()
+                .try_for_each(|item| self.item_locked(tenant, item, &mut after).map(drop))
         };
         self.commit(tenant, after)?;
         result
@@ -241,7 +365,9 @@ impl Engine {
     ) -> Result<TrackOutcome, EngineError> {
         let keys = self.keys(tenant)?;
         let ids = Ids::of(&input.user_id, &input.anonymous_id);
-        let (subject_id, _) = self.resolve(&keys, tenant, ids, None, after)?;
+        // `context.traits` on a track call update the person, as RudderStack intends them.
+        let traits = Some(input.traits.expose()).filter(|t| !t.is_empty());
+        let (subject_id, _) = self.resolve(&keys, tenant, ids, traits, after)?;
         let now = self.clock.now();
         let event_id = self.next_event_id(now)?;
         let data = EventData {
@@ -249,6 +375,7 @@ impl Engine {
             event: input.event.clone(),
             properties: input.properties.expose().clone(),
             timestamp: input.timestamp,
+            context: input.context.expose().clone(),
         };
         let key = keys.data_key(subject_id)?;
         let record = EventRecord {
@@ -279,6 +406,62 @@ impl Engine {
         Ok(TrackOutcome {
             subject_id,
             event_id,
+        })
+    }
+
+    fn group_locked(
+        &self,
+        tenant: &TenantId,
+        input: &GroupInput,
+        after: &mut AfterCommit,
+    ) -> Result<IdentifyOutcome, EngineError> {
+        let keys = self.keys(tenant)?;
+        let ids = Ids::of(&input.user_id, &input.anonymous_id);
+        let traits = Some(input.traits.expose()).filter(|t| !t.is_empty());
+        let (subject_id, created) = self.resolve(&keys, tenant, ids, traits, after)?;
+        // `groups` maps each group id to its traits; a later call's traits win per name.
+        let record = self.subject_record(tenant, subject_id)?;
+        let (_, data) = self.open_profile(&keys, &record)?;
+        let mut groups = data
+            .traits
+            .get(GROUPS_TRAIT)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let group_id = input.group_id.expose().clone();
+        let mut group = groups
+            .remove(&group_id)
+            .and_then(|v| match v {
+                Value::Object(map) => Some(map),
+                _ => None,
+            })
+            .unwrap_or_default();
+        group.extend(input.group_traits.expose().clone());
+        groups.insert(group_id, Value::Object(group));
+        let mut changes = Map::new();
+        changes.insert(GROUPS_TRAIT.to_owned(), Value::Object(groups));
+        let now = self.clock.now();
+        self.update(&keys, tenant, subject_id, ids, Some(&changes), now)?;
+        Ok(IdentifyOutcome {
+            subject_id,
+            created,
+        })
+    }
+
+    fn alias_locked(
+        &self,
+        tenant: &TenantId,
+        input: &AliasInput,
+        after: &mut AfterCommit,
+    ) -> Result<IdentifyOutcome, EngineError> {
+        let keys = self.keys(tenant)?;
+        let user_id = Some(input.user_id.clone());
+        let previous_id = Some(input.previous_id.clone());
+        let ids = Ids::of(&user_id, &previous_id);
+        let (subject_id, created) = self.resolve(&keys, tenant, ids, None, after)?;
+        Ok(IdentifyOutcome {
+            subject_id,
+            created,
         })
     }
 
@@ -592,6 +775,18 @@ impl<'a> Ids<'a> {
         }
         changed
     }
+}
+
+/// The trait a group call writes: group id → the group's traits.
+const GROUPS_TRAIT: &str = "groups";
+
+/// The original answer of a repeated single call, in the call's own shape.
+fn repeated<T: serde::de::DeserializeOwned>(outcome: BatchOutcome) -> Result<T, EngineError> {
+    let value = match outcome {
+        BatchOutcome::Repeated(value) => value,
+        other => serde_json::to_value(&other).map_err(|_| EngineError::Corrupt("json"))?,
+    };
+    serde_json::from_value(value).map_err(|_| EngineError::Corrupt("idempotency entry"))
 }
 
 fn push_anonymous(list: &mut Vec<String>, anon: &str) {

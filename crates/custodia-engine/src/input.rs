@@ -16,12 +16,20 @@ pub const MAX_EVENT_NAME_LEN: usize = 200;
 /// Deepest accepted nesting of trait and property values.
 pub const MAX_DEPTH: usize = 8;
 
-/// Segment's common top-level fields that Custodia accepts and ignores. `context` may hold the
-/// client's IP address and user agent: Custodia does not store it.
+/// Segment's common top-level fields that Custodia accepts besides each call's own. `context`
+/// is read by [`Context::from_json`]; `messageId` de-duplicates retries; the rest is transport
+/// detail and not stored. RudderStack spells some ids in snake case (`user_id`,
+/// `anonymous_id`, `previous_id`) and adds `rudderId` and `request_ip`, which it derives from
+/// the other fields.
 const SEGMENT_COMMON: &[&str] = &[
     "type",
     "messageId",
     "context",
+    "user_id",
+    "anonymous_id",
+    "rudderId",
+    "request_ip",
+    "event_type",
     "integrations",
     "sentAt",
     "originalTimestamp",
@@ -30,6 +38,72 @@ const SEGMENT_COMMON: &[&str] = &[
     "channel",
     "writeKey",
 ];
+
+/// Longest accepted `messageId`, in bytes.
+pub const MAX_MESSAGE_ID_LEN: usize = 256;
+
+/// The `context` of a call: `context.traits` are traits of the person (RudderStack sends
+/// identify traits there); everything else (`ip`, `userAgent`, `locale`, `campaign`, `page`,
+/// `library`, ...) describes the circumstances of one event. Both are personal data.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `context.traits`: merged under the call's own traits.
+    pub traits: Personal<Map<String, Value>>,
+    /// The rest of `context`: kept sealed with the event, or dropped, per the server's setting.
+    pub event: Personal<Map<String, Value>>,
+}
+
+impl Context {
+    /// Parses the `context` member of a message, if any.
+    pub fn from_json(obj: &Map<String, Value>, prefix: &str) -> Result<Context, EngineError> {
+        let field = format!("{prefix}/context");
+        let mut map = match obj.get("context") {
+            None | Some(Value::Null) => return Ok(Context::default()),
+            Some(v) => object(v, &field)?.clone(),
+        };
+        let traits_field = format!("{field}/traits");
+        let traits = match map.remove("traits") {
+            None | Some(Value::Null) => Map::new(),
+            Some(v) => object(&v, &traits_field)?.clone(),
+        };
+        check_traits(&traits, &traits_field)?;
+        check_map(&map, &field)?;
+        Ok(Context {
+            traits: Personal(traits),
+            event: Personal(map),
+        })
+    }
+
+    /// The call's traits over `context.traits`: where both name a trait, the call's own wins.
+    fn merged_traits(&self, own: Map<String, Value>) -> Map<String, Value> {
+        let mut traits = self.traits.expose().clone();
+        traits.extend(own);
+        traits
+    }
+}
+
+/// A client-chosen message id (Segment's `messageId`): a retry carries the same one, so it is
+/// stored once. Personal data only by accident, but treated as such: only its keyed hash is
+/// kept.
+fn message_id(
+    obj: &Map<String, Value>,
+    prefix: &str,
+) -> Result<Option<Personal<String>>, EngineError> {
+    match obj.get("messageId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if !s.is_empty()
+                && s.len() <= MAX_MESSAGE_ID_LEN
+                && !s.chars().any(char::is_control) =>
+        {
+            Ok(Some(Personal(s.clone())))
+        }
+        Some(_) => Err(EngineError::invalid(
+            format!("{prefix}/messageId"),
+            format!("must be 1 to {MAX_MESSAGE_ID_LEN} bytes without control characters"),
+        )),
+    }
+}
 
 /// An `identify` call.
 #[derive(Debug, Clone)]
@@ -42,9 +116,11 @@ pub struct IdentifyInput {
     pub traits: Personal<Map<String, Value>>,
     /// When the client saw it, if it said.
     pub timestamp: Option<Timestamp>,
+    /// The client's message id, if it sent one.
+    pub message_id: Option<Personal<String>>,
 }
 
-/// A `track` call.
+/// A `track`, `page` or `screen` call: all three are events.
 #[derive(Debug, Clone)]
 pub struct TrackInput {
     /// The app's id for a known person.
@@ -57,6 +133,59 @@ pub struct TrackInput {
     pub properties: Personal<Map<String, Value>>,
     /// When the client saw it, if it said.
     pub timestamp: Option<Timestamp>,
+    /// `context.traits`: set on the person as identify would (RudderStack sends them on track).
+    pub traits: Personal<Map<String, Value>>,
+    /// The event's context (`ip`, `userAgent`, ...), sealed with it; empty when dropped.
+    pub context: Personal<Map<String, Value>>,
+    /// The client's message id, if it sent one.
+    pub message_id: Option<Personal<String>>,
+}
+
+/// Which Segment call made an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventCall {
+    /// `page`: stored as the event `Page Viewed`.
+    Page,
+    /// `screen`: stored as the event `Screen Viewed`.
+    Screen,
+}
+
+impl EventCall {
+    /// The event name a page or screen call is stored under.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            EventCall::Page => "Page Viewed",
+            EventCall::Screen => "Screen Viewed",
+        }
+    }
+}
+
+/// A `group` call: the person belongs to a group (an account, a company).
+#[derive(Debug, Clone)]
+pub struct GroupInput {
+    /// The app's id for a known person.
+    pub user_id: Option<Personal<String>>,
+    /// The app's id for a visitor not yet known.
+    pub anonymous_id: Option<Personal<String>>,
+    /// The group's id.
+    pub group_id: Personal<String>,
+    /// The group's traits, stored under the person's `groups` trait.
+    pub group_traits: Personal<Map<String, Value>>,
+    /// `context.traits`, set on the person.
+    pub traits: Personal<Map<String, Value>>,
+    /// The client's message id, if it sent one.
+    pub message_id: Option<Personal<String>>,
+}
+
+/// An `alias` call: `previousId` (an anonymous id, usually) is the same person as `userId`.
+#[derive(Debug, Clone)]
+pub struct AliasInput {
+    /// The id the person is known under from now on.
+    pub user_id: Personal<String>,
+    /// The earlier id.
+    pub previous_id: Personal<String>,
+    /// The client's message id, if it sent one.
+    pub message_id: Option<Personal<String>>,
 }
 
 /// Changes to a profile's traits (`PATCH`): a `null` value removes the trait.
@@ -109,8 +238,21 @@ fn external_id(
     key: &str,
     prefix: &str,
 ) -> Result<Option<Personal<String>>, EngineError> {
+    // RudderStack's snake-case spelling counts when the camel-case one is absent.
+    let snake = match key {
+        "userId" => Some("user_id"),
+        "anonymousId" => Some("anonymous_id"),
+        "previousId" => Some("previous_id"),
+        _ => None,
+    };
+    let (key, found) = match (obj.get(key), snake) {
+        (None | Some(Value::Null), Some(other)) if obj.get(other).is_some_and(|v| !v.is_null()) => {
+            (other, obj.get(other))
+        }
+        (found, _) => (key, found),
+    };
     let field = format!("{prefix}/{key}");
-    let text = match obj.get(key) {
+    let text = match found {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.clone(),
         // Segment libraries send numeric user ids as numbers.
@@ -226,11 +368,13 @@ impl IdentifyInput {
             Some(v) => object(v, &traits_field)?.clone(),
         };
         check_traits(&traits, &traits_field)?;
+        let context = Context::from_json(obj, prefix)?;
         Ok(IdentifyInput {
             user_id,
             anonymous_id,
-            traits: Personal(traits),
+            traits: Personal(context.merged_traits(traits)),
             timestamp: timestamp(obj, prefix)?,
+            message_id: message_id(obj, prefix)?,
         })
     }
 }
@@ -271,12 +415,139 @@ impl TrackInput {
         };
         check_map(&properties, &props_field)?;
         check_event(&event, &properties, &props_field)?;
+        let context = Context::from_json(obj, prefix)?;
         Ok(TrackInput {
             user_id,
             anonymous_id,
             event,
             properties: Personal(properties),
             timestamp: timestamp(obj, prefix)?,
+            traits: context.traits,
+            context: context.event,
+            message_id: message_id(obj, prefix)?,
+        })
+    }
+
+    /// Parses a `page` or `screen` message as an event: `Page Viewed` / `Screen Viewed` with the
+    /// call's `name` and `category` among the properties (Segment's own convention for
+    /// destinations without page calls). URL, referrer and title are properties like any other.
+    pub fn from_page_json(
+        value: &Value,
+        prefix: &str,
+        call: EventCall,
+    ) -> Result<TrackInput, EngineError> {
+        let obj = object(value, if prefix.is_empty() { "/" } else { prefix })?;
+        reject_unknown(
+            obj,
+            prefix,
+            &[
+                "userId",
+                "anonymousId",
+                "name",
+                "category",
+                "properties",
+                "timestamp",
+            ],
+            SEGMENT_COMMON,
+        )?;
+        let user_id = external_id(obj, "userId", prefix)?;
+        let anonymous_id = external_id(obj, "anonymousId", prefix)?;
+        require_one_id(&user_id, &anonymous_id, prefix)?;
+        let props_field = format!("{prefix}/properties");
+        let mut properties = match obj.get("properties") {
+            None | Some(Value::Null) => Map::new(),
+            Some(v) => object(v, &props_field)?.clone(),
+        };
+        for name in ["name", "category"] {
+            match obj.get(name) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) if s.len() <= MAX_EVENT_NAME_LEN => {
+                    properties.insert(name.to_owned(), Value::String(s.clone()));
+                }
+                Some(_) => {
+                    return Err(EngineError::invalid(
+                        format!("{prefix}/{name}"),
+                        format!("must be a string of at most {MAX_EVENT_NAME_LEN} bytes"),
+                    ));
+                }
+            }
+        }
+        check_map(&properties, &props_field)?;
+        let context = Context::from_json(obj, prefix)?;
+        Ok(TrackInput {
+            user_id,
+            anonymous_id,
+            event: call.event_name().to_owned(),
+            properties: Personal(properties),
+            timestamp: timestamp(obj, prefix)?,
+            traits: context.traits,
+            context: context.event,
+            message_id: message_id(obj, prefix)?,
+        })
+    }
+}
+
+impl GroupInput {
+    /// Parses a `group` message; `prefix` as for [`IdentifyInput::from_json`].
+    pub fn from_json(value: &Value, prefix: &str) -> Result<GroupInput, EngineError> {
+        let obj = object(value, if prefix.is_empty() { "/" } else { prefix })?;
+        reject_unknown(
+            obj,
+            prefix,
+            &["userId", "anonymousId", "groupId", "traits", "timestamp"],
+            SEGMENT_COMMON,
+        )?;
+        let user_id = external_id(obj, "userId", prefix)?;
+        let anonymous_id = external_id(obj, "anonymousId", prefix)?;
+        require_one_id(&user_id, &anonymous_id, prefix)?;
+        let group_id = external_id(obj, "groupId", prefix)?
+            .ok_or_else(|| EngineError::invalid(format!("{prefix}/groupId"), "is required"))?;
+        let traits_field = format!("{prefix}/traits");
+        let group_traits = match obj.get("traits") {
+            None | Some(Value::Null) => Map::new(),
+            Some(v) => object(v, &traits_field)?.clone(),
+        };
+        // Stored two levels down (`groups` → group id → traits).
+        check_map(&group_traits, &traits_field)?;
+        if group_traits.values().map(depth).max().unwrap_or(0) > MAX_DEPTH - 2 {
+            return Err(EngineError::invalid(
+                traits_field,
+                format!("nested deeper than {} levels", MAX_DEPTH - 2),
+            ));
+        }
+        timestamp(obj, prefix)?;
+        let context = Context::from_json(obj, prefix)?;
+        Ok(GroupInput {
+            user_id,
+            anonymous_id,
+            group_id,
+            group_traits: Personal(group_traits),
+            traits: context.traits,
+            message_id: message_id(obj, prefix)?,
+        })
+    }
+}
+
+impl AliasInput {
+    /// Parses an `alias` message; `prefix` as for [`IdentifyInput::from_json`].
+    pub fn from_json(value: &Value, prefix: &str) -> Result<AliasInput, EngineError> {
+        let obj = object(value, if prefix.is_empty() { "/" } else { prefix })?;
+        reject_unknown(
+            obj,
+            prefix,
+            &["userId", "previousId", "anonymousId", "timestamp"],
+            SEGMENT_COMMON,
+        )?;
+        let user_id = external_id(obj, "userId", prefix)?
+            .ok_or_else(|| EngineError::invalid(format!("{prefix}/userId"), "is required"))?;
+        let previous_id = external_id(obj, "previousId", prefix)?
+            .ok_or_else(|| EngineError::invalid(format!("{prefix}/previousId"), "is required"))?;
+        timestamp(obj, prefix)?;
+        Context::from_json(obj, prefix)?;
+        Ok(AliasInput {
+            user_id,
+            previous_id,
+            message_id: message_id(obj, prefix)?,
         })
     }
 }

@@ -38,7 +38,8 @@ pub use analytics::AnalyticsConfig;
 pub use apikeys::{ApiKeySecret, NewApiKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::{
-    ConsentHistory, ConsentInput, ConsentOutcome, EntryView, LogKind, PurposeConsent, SubjectRef,
+    ConsentHistory, ConsentInput, ConsentOutcome, EntryView, LogKind, MAX_IDEMPOTENCY_KEY_LEN,
+    PurposeConsent, SubjectRef,
 };
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
@@ -49,8 +50,12 @@ pub use erasure::{
     ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,
 };
 pub use error::EngineError;
-pub use ingest::{BatchItem, BatchOutcome, IdentifyOutcome, MergeView, TrackOutcome};
-pub use input::{IdentifyInput, TrackInput, TraitChanges};
+pub use ingest::{
+    BatchItem, BatchOutcome, DEFAULT_IDEMPOTENCY_DAYS, IdentifyOutcome, MergeView, TrackOutcome,
+};
+pub use input::{
+    AliasInput, Context, EventCall, GroupInput, IdentifyInput, TrackInput, TraitChanges,
+};
 pub use ledger::CheckpointPolicy;
 pub use profile::{EventPage, EventView, Lookup, Profile};
 pub use retention::RetentionReport;
@@ -121,6 +126,10 @@ pub struct Engine {
     /// The last event id handed out, so ids within one millisecond keep ingestion order. Only
     /// touched under `write_lock`.
     last_event_id: Mutex<Option<EventId>>,
+    /// Serializes the check-and-record of consent decisions that carry an idempotency key.
+    consent_once: Mutex<()>,
+    /// How many days a `messageId` is remembered (see `ingest`).
+    idempotency_days: std::sync::atomic::AtomicU32,
     /// Analytics settings (currency default, k, rates).
     analytics: std::sync::RwLock<AnalyticsConfig>,
     /// The search indexes and their queue numbering.
@@ -201,6 +210,8 @@ impl Engine {
             clock,
             write_lock: Mutex::new(()),
             last_event_id: Mutex::new(None),
+            consent_once: Mutex::new(()),
+            idempotency_days: std::sync::atomic::AtomicU32::new(ingest::DEFAULT_IDEMPOTENCY_DAYS),
             analytics: std::sync::RwLock::new(AnalyticsConfig::default()),
             search: search::SearchIndexes::new(data_dir.join("search"), search_seq_start),
             outbox: std::sync::RwLock::new(None),

@@ -45,6 +45,9 @@ pub(crate) struct EventData {
     pub(crate) properties: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) timestamp: Option<Timestamp>,
+    /// The call's `context` (`ip`, `userAgent`, `page`, ...), unless the server drops it.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub(crate) context: Map<String, Value>,
 }
 
 impl ProfileData {
@@ -97,6 +100,13 @@ pub struct EventView {
     pub timestamp: Option<Timestamp>,
     /// When Custodia received it.
     pub received_at: Timestamp,
+    /// The call's context (`ip`, `userAgent`, ...), if it was kept; absent when empty.
+    #[serde(skip_serializing_if = "context_is_empty")]
+    pub context: Personal<Map<String, Value>>,
+}
+
+fn context_is_empty(context: &Personal<Map<String, Value>>) -> bool {
+    context.expose().is_empty()
 }
 
 /// One page of a subject's events, narrowed to the purpose's data categories.
@@ -522,5 +532,6 @@ pub(crate) fn open_event(key: &DataKey, record: &EventRecord) -> Result<EventVie
         properties: Personal(data.properties),
         timestamp: data.timestamp,
         received_at: record.received_at,
+        context: Personal(data.context),
     })
 }

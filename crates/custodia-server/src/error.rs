@@ -22,6 +22,9 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong in this case.
     pub detail: String,
+    /// The same text as `detail`, for the Segment and RudderStack SDKs, which log `message`
+    /// (an extension member, as RFC 9457 allows).
+    pub message: String,
     /// The stable machine-readable code.
     pub code: &'static str,
     /// The input field at fault, if one is (a JSON pointer into the body, or a parameter name).
@@ -77,12 +80,14 @@ impl AppError {
     /// A client error with a code, a detail and optionally the field at fault.
     pub fn new(code: ErrorCode, detail: impl Into<String>, field: Option<String>) -> AppError {
         let (status, title) = status_of(code);
+        let detail: String = detail.into();
         AppError {
             problem: Box::new(Problem {
                 type_uri: format!("urn:custodia:problem:{code}"),
                 title,
                 status: status.as_u16(),
-                detail: detail.into(),
+                message: detail.clone(),
+                detail,
                 code: code.as_str(),
                 field,
                 merged_into: None,
@@ -146,7 +151,11 @@ impl IntoResponse for AppError {
             HeaderValue::from_static("application/problem+json"),
         );
         if unauthenticated {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            // Both schemes are accepted: Bearer, and Basic with the key as the user name.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer, Basic realm=\"custodia\""),
+            );
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

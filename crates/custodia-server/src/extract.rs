@@ -14,14 +14,21 @@ use serde_json::Value;
 use crate::{AppError, AppState};
 
 /// A JSON body: `application/json`, within the size limit, syntactically valid. The shape is
-/// checked by the engine's input parsers, which name the field at fault.
+/// checked by the engine's input parsers, which name the field at fault. A body sent with
+/// `Content-Encoding: gzip` (RudderStack's default) is decompressed first, and the size limit
+/// applies to the decompressed bytes as well, so a small "zip bomb" gets 413.
 pub struct AppJson(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for AppJson {
+impl<S> FromRequest<S> for AppJson
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<AppJson, AppError> {
-        read_json(req, state, false).await.map(AppJson)
+        let max_body = AppState::from_ref(state).0.config.max_body_bytes;
+        read_json(req, state, max_body, false).await.map(AppJson)
     }
 }
 
@@ -29,18 +36,88 @@ impl<S: Send + Sync> FromRequest<S> for AppJson {
 /// or without a content type) is the empty object, so `curl -X POST` needs no `-d '{}'`.
 pub struct OptionalJson(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for OptionalJson {
+impl<S> FromRequest<S> for OptionalJson
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<OptionalJson, AppError> {
-        read_json(req, state, true).await.map(OptionalJson)
+        let max_body = AppState::from_ref(state).0.config.max_body_bytes;
+        read_json(req, state, max_body, true)
+            .await
+            .map(OptionalJson)
     }
+}
+
+/// The content codings a request body may arrive in.
+enum Coding {
+    Identity,
+    Gzip,
+}
+
+fn content_coding(headers: &axum::http::HeaderMap) -> Result<Coding, AppError> {
+    let mut coding = Coding::Identity;
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let value = value.to_str().unwrap_or("?");
+        for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if token.eq_ignore_ascii_case("identity") {
+                continue;
+            }
+            if (token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip"))
+                && matches!(coding, Coding::Identity)
+            {
+                coding = Coding::Gzip;
+                continue;
+            }
+            // The coding name is a protocol token, not personal data; bound its length anyway.
+            let shown: String = token.chars().take(32).collect();
+            return Err(AppError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("content encoding \"{shown}\" is not supported; send gzip or identity"),
+                Some("Content-Encoding".to_owned()),
+            ));
+        }
+    }
+    Ok(coding)
+}
+
+fn too_large() -> AppError {
+    AppError::new(
+        ErrorCode::PayloadTooLarge,
+        "the body is larger than the limit",
+        None,
+    )
+}
+
+/// Decompresses a gzip body, refusing it as soon as the output passes `max_bytes`.
+fn gunzip(compressed: &[u8], max_bytes: usize) -> Result<Vec<u8>, AppError> {
+    use std::io::Read;
+    let decoder = flate2::read::MultiGzDecoder::new(compressed);
+    let mut out = Vec::new();
+    // One byte more than the limit tells "exactly at the limit" from "over it".
+    decoder
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| {
+            AppError::new(
+                ErrorCode::MalformedJson,
+                "the body is not valid gzip",
+                Some("Content-Encoding".to_owned()),
+            )
+        })?;
+    if out.len() > max_bytes {
+        return Err(too_large());
+    }
+    Ok(out)
 }
 
 /// Reads a JSON body; with `empty_is_object`, an empty body is `{}` whatever its content type.
 async fn read_json<S: Send + Sync>(
     req: Request,
     state: &S,
+    max_body: usize,
     empty_is_object: bool,
 ) -> Result<Value, AppError> {
     let is_json = req
@@ -56,6 +133,7 @@ async fn read_json<S: Send + Sync>(
     if !is_json && !empty_is_object {
         return Err(unsupported_media_type());
     }
+    let coding = content_coding(req.headers())?;
     let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
         if crate::conn::is_body_timeout(&rejection) {
             AppError::new(
@@ -64,15 +142,15 @@ async fn read_json<S: Send + Sync>(
                 None,
             )
         } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::new(
-                ErrorCode::PayloadTooLarge,
-                "the body is larger than the limit",
-                None,
-            )
+            too_large()
         } else {
             AppError::new(ErrorCode::MalformedJson, "the body could not be read", None)
         }
     })?;
+    let bytes = match coding {
+        Coding::Identity => bytes,
+        Coding::Gzip => Bytes::from(gunzip(&bytes, max_body)?),
+    };
     if empty_is_object && bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(serde_json::Map::new()));
     }
@@ -97,7 +175,68 @@ fn unsupported_media_type() -> AppError {
     )
 }
 
-/// The authenticated caller, from `Authorization: Bearer <api key>`.
+fn unauthenticated() -> AppError {
+    AppError::new(
+        ErrorCode::Unauthenticated,
+        "send an api key as Authorization: Bearer <key> or as the Basic user name",
+        None,
+    )
+}
+
+/// The api key of the `Authorization` header, if there is one: `Bearer <key>`, or `Basic` with
+/// `base64(key + ":")` as the Segment and RudderStack SDKs send it (a password, if any, is not
+/// part of the key and is ignored; a key sent as the password with an empty user name is taken
+/// too). Scheme names are case-insensitive (RFC 9110). Two headers are refused: which one counts
+/// would be a guess.
+fn header_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, AppError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AppError::new(
+            ErrorCode::MalformedJson,
+            "send one Authorization header",
+            Some("Authorization".to_owned()),
+        ));
+    }
+    let value = value.to_str().map_err(|_| unauthenticated())?.trim();
+    let (scheme, credentials) = value.split_once(' ').ok_or_else(unauthenticated)?;
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(credentials.to_owned()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .map_err(|_| unauthenticated())?;
+        let text = String::from_utf8(decoded).map_err(|_| unauthenticated())?;
+        let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
+        let key = if user.is_empty() { password } else { user };
+        return Ok(Some(key.to_owned()));
+    }
+    Err(unauthenticated())
+}
+
+/// Checks an api key and the key's rate limit.
+async fn authorize(state: &AppState, token: String) -> Result<Caller, AppError> {
+    if token.is_empty() {
+        return Err(unauthenticated());
+    }
+    let caller = state.run(move |engine| engine.authenticate(&token)).await?;
+    let limit = state.0.config.rate_limit;
+    if let Err(wait) = state.0.limiter.take(
+        &format!("key:{}", caller.key_id),
+        limit,
+        std::time::Instant::now(),
+    ) {
+        return Err(AppError::rate_limited(wait));
+    }
+    Ok(caller)
+}
+
+/// The authenticated caller, from `Authorization: Bearer <key>` or `Basic base64(key:)`.
 pub struct Auth(pub Caller);
 
 impl<S> FromRequestParts<S> for Auth
@@ -113,33 +252,55 @@ where
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(Auth(caller.clone()));
         }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_owned())
-            .ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::Unauthenticated,
-                    "send an api key as Authorization: Bearer <key>",
-                    None,
-                )
-            })?;
+        let token = header_key(&parts.headers)?.ok_or_else(unauthenticated)?;
         let state = AppState::from_ref(state);
-        let caller = state.run(move |engine| engine.authenticate(&token)).await?;
-        let limit = state.0.config.rate_limit;
-        if let Err(wait) = state.0.limiter.take(
-            &format!("key:{}", caller.key_id),
-            limit,
-            std::time::Instant::now(),
-        ) {
-            return Err(AppError::rate_limited(wait));
+        Ok(Auth(authorize(&state, token).await?))
+    }
+}
+
+/// An ingestion call: the caller and the JSON body. The key comes from the `Authorization`
+/// header or, when no header is sent, from the body's `writeKey` field as Segment's and
+/// RudderStack's servers accept it. With a header the key is checked before the body is read;
+/// without one, a body that cannot be read or names no key is 401 (an unauthenticated caller
+/// learns nothing about its body).
+pub struct Ingest {
+    /// Who called.
+    pub caller: Caller,
+    /// The body.
+    pub body: Value,
+}
+
+impl<S> FromRequest<S> for Ingest
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Ingest, AppError> {
+        let app = AppState::from_ref(state);
+        let max_body = app.0.config.max_body_bytes;
+        // The role check of the router authenticated a key sent in a header already.
+        if let Some(caller) = req.extensions().get::<Caller>().cloned() {
+            let body = read_json(req, state, max_body, false).await?;
+            return Ok(Ingest { caller, body });
         }
-        Ok(Auth(caller))
+        if let Some(token) = header_key(req.headers())? {
+            let caller = authorize(&app, token).await?;
+            let body = read_json(req, state, max_body, false).await?;
+            return Ok(Ingest { caller, body });
+        }
+        let body = read_json(req, state, max_body, false)
+            .await
+            .map_err(|_| unauthenticated())?;
+        let token = body
+            .get("writeKey")
+            .and_then(Value::as_str)
+            .ok_or_else(unauthenticated)?
+            .trim()
+            .to_owned();
+        let caller = authorize(&app, token).await?;
+        Ok(Ingest { caller, body })
     }
 }
 

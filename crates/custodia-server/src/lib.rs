@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most items in one `POST /v1/batch`.
     pub max_batch_items: usize,
+    /// Whether an event's `context` (`ip`, `userAgent`, `locale`, `campaign`, `page`, ...) is
+    /// kept, sealed with the event like its properties, or dropped on arrival.
+    pub keep_event_context: bool,
     /// How often the open ledgers that grew get a new signed checkpoint.
     pub checkpoint_interval: std::time::Duration,
     /// Requests per API key.
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_batch_items: 1_000,
+            keep_event_context: true,
             checkpoint_interval: std::time::Duration::from_secs(30),
             rate_limit: RateLimit::default(),
             witness_webhooks: Vec::new(),

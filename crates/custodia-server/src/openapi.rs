@@ -107,7 +107,7 @@ const OPS: &[Op] = &[
         method: "POST",
         path: "/v1/batch",
         tag: "ingestion",
-        summary: "Several identify/track calls; validated whole before anything is written.",
+        summary: "Several Segment calls (identify, track, page, screen, group, alias); items of a known type are validated before anything is written, an item of an unknown type is refused alone.",
         auth: true,
         params: &[],
         body: Some(batch_example),
@@ -115,6 +115,46 @@ const OPS: &[Op] = &[
             ("200", "`{\"results\": [...]}`, one per item in order"),
             REFUSALS,
         ],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/page",
+        tag: "ingestion",
+        summary: "Record a page view (Segment page): stored as the event `Page Viewed` with `name` and `category` among its properties.",
+        auth: true,
+        params: &[],
+        body: Some(page_example),
+        responses: &[("200", "`{\"subject_id\", \"event_id\"}`"), REFUSALS],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/screen",
+        tag: "ingestion",
+        summary: "Record a screen view (Segment screen): stored as the event `Screen Viewed`.",
+        auth: true,
+        params: &[],
+        body: Some(page_example),
+        responses: &[("200", "`{\"subject_id\", \"event_id\"}`"), REFUSALS],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/group",
+        tag: "ingestion",
+        summary: "Put a person in a group (Segment group): the group id and traits go under the `groups` trait.",
+        auth: true,
+        params: &[],
+        body: Some(group_example),
+        responses: &[("200", "`{\"subject_id\", \"created\"}`"), REFUSALS],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/alias",
+        tag: "ingestion",
+        summary: "Link previousId to userId (Segment alias), by the rules of identify: an anonymous subject is merged.",
+        auth: true,
+        params: &[],
+        body: Some(alias_example),
+        responses: &[("200", "`{\"subject_id\", \"created\"}`"), REFUSALS],
     },
     Op {
         method: "GET",
@@ -462,6 +502,18 @@ fn identify_example() -> Value {
 
 fn track_example() -> Value {
     json!({"userId": "user-123", "event": "Order Completed", "properties": {"order_id": "O-1", "total": 42.5, "currency": "EUR"}})
+}
+
+fn page_example() -> Value {
+    json!({"userId": "user-123", "name": "Pricing", "properties": {"url": "https://shop.example/pricing"}})
+}
+
+fn group_example() -> Value {
+    json!({"userId": "user-123", "groupId": "acme", "traits": {"plan": "team"}})
+}
+
+fn alias_example() -> Value {
+    json!({"previousId": "anon-42", "userId": "user-123"})
 }
 
 fn batch_example() -> Value {

@@ -51,6 +51,10 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ("POST", "/v1/identify", RouteKind::PersonalWrite),
     ("POST", "/v1/track", RouteKind::PersonalWrite),
     ("POST", "/v1/batch", RouteKind::PersonalWrite),
+    ("POST", "/v1/page", RouteKind::PersonalWrite),
+    ("POST", "/v1/screen", RouteKind::PersonalWrite),
+    ("POST", "/v1/group", RouteKind::PersonalWrite),
+    ("POST", "/v1/alias", RouteKind::PersonalWrite),
     ("GET", "/v1/subjects", RouteKind::PersonalRead),
     ("GET", "/v1/subjects/{subject_id}", RouteKind::PersonalRead),
     (
@@ -137,6 +141,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/identify", post(ingest::identify))
         .route("/v1/track", post(ingest::track))
         .route("/v1/batch", post(ingest::batch))
+        .route("/v1/page", post(ingest::page))
+        .route("/v1/screen", post(ingest::screen))
+        .route("/v1/group", post(ingest::group))
+        .route("/v1/alias", post(ingest::alias))
         .route("/v1/subjects", get(subjects::look_up))
         .route(
             "/v1/subjects/{subject_id}",

@@ -14,6 +14,8 @@ use tower::ServiceExt;
 use crate::routes::{ROUTES, RouteKind};
 use crate::{AppState, ServerConfig, documented_routes, router};
 
+mod sdk;
+
 struct Harness {
     state: AppState,
     app_key: String,
@@ -117,6 +119,8 @@ fn assert_problem(answer: &Answer, status: u16, code: &str, field: Option<&str>)
     assert_eq!(answer.body["code"], code, "{:?}", answer.body);
     assert_eq!(answer.body["type"], format!("urn:custodia:problem:{code}"));
     assert!(answer.body["title"].is_string() && answer.body["detail"].is_string());
+    // The SDKs log `message`: the same text as `detail`.
+    assert_eq!(answer.body["message"], answer.body["detail"]);
     assert_eq!(answer.body["field"].as_str(), field, "{:?}", answer.body);
 }
 
@@ -270,7 +274,7 @@ async fn malformed_requests_get_problem_details_and_change_nothing() {
             .await,
         422,
         "invalid_field",
-        Some("/batch/0/type"),
+        Some("/batch/0/userId"),
     );
     assert_eq!(h.n_subjects(), 0, "no refused request wrote anything");
 }

@@ -21,6 +21,8 @@
 //! | `b'P'` | `'P' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject(16)            |
 //! | `b'U'` | `'U' ‖ lp(tenant) ‖ pseudonym(16)`                                    | `01` (search purge due)|
 //! | `b'R'` | `'R' ‖ lp(tenant) ‖ request_id(16)`                                   | DSR record (engine's)  |
+//! | `b'I'` | `'I' ‖ lp(tenant) ‖ keyed_hash(32)`                                    | idempotency entry      |
+//! | `b'J'` | `'J' ‖ lp(tenant) ‖ seen_at(u64 BE µs) ‖ keyed_hash(32)`               | `01` (expiry index)    |
 //! | `b'K'` | `'K' ‖ lp(api_key_id)`                                                 | API key record         |
 //! | `b'G'` | `'G' ‖ lp(name)`                                                       | the caller's own bytes |
 //!
@@ -79,6 +81,10 @@ pub(crate) mod tag {
     pub(crate) const SEARCH_PURGE: u8 = b'U';
     /// Data-subject requests.
     pub(crate) const DSR: u8 = b'R';
+    /// Message ids and idempotency keys already applied (keyed hashes), with the original answer.
+    pub(crate) const IDEMPOTENCY: u8 = b'I';
+    /// The same entries in the order they were first seen, so expired ones are found by a scan.
+    pub(crate) const IDEMPOTENCY_TIME: u8 = b'J';
     /// API keys.
     pub(crate) const API_KEY: u8 = b'K';
     /// Global metadata.
@@ -252,6 +258,31 @@ pub(crate) fn suppression_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreErro
 /// `'X' ‖ lp(tenant) ‖ keyed_hash(32)`.
 pub(crate) fn suppression_key(tenant: &TenantId, hash: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
     tenant_scoped(tag::SUPPRESSION, tenant, 32)
+        .raw(hash)
+        .finish()
+}
+
+/// `'I' ‖ lp(tenant) ‖ keyed_hash(32)`.
+pub(crate) fn idempotency_key(tenant: &TenantId, hash: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::IDEMPOTENCY, tenant, 32)
+        .raw(hash)
+        .finish()
+}
+
+/// `'J' ‖ lp(tenant)`: a tenant's idempotency entries by the time they were first seen.
+pub(crate) fn idempotency_time_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::IDEMPOTENCY_TIME, tenant, 0).finish()
+}
+
+/// `'J' ‖ lp(tenant) ‖ seen_at(u64 BE µs) ‖ keyed_hash(32)`. Times before 1970 sort as 0.
+pub(crate) fn idempotency_time_key(
+    tenant: &TenantId,
+    seen_at: custodia_core::Timestamp,
+    hash: &[u8; 32],
+) -> Result<Vec<u8>, StoreError> {
+    let micros = u64::try_from(seen_at.unix_micros()).unwrap_or(0);
+    tenant_scoped(tag::IDEMPOTENCY_TIME, tenant, 40)
+        .raw(&micros.to_be_bytes())
         .raw(hash)
         .finish()
 }

@@ -551,3 +551,26 @@ pub(crate) fn decode_suppression_value(value: &[u8]) -> Result<Timestamp, StoreE
     reader.finish()?;
     Ok(since)
 }
+
+/// An idempotency entry: `01 ‖ seen_at(i64 BE µs) ‖ the original answer's bytes`.
+pub(crate) fn encode_idempotency_value(seen_at: Timestamp, answer: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(9 + answer.len());
+    value.push(VERSION_1);
+    value.extend_from_slice(&seen_at.unix_micros().to_be_bytes());
+    value.extend_from_slice(answer);
+    value
+}
+
+pub(crate) fn decode_idempotency_value(value: &[u8]) -> Result<(Timestamp, Vec<u8>), StoreError> {
+    if value.len() < 9 || value[0] != VERSION_1 {
+        return Err(StoreError::Corrupt {
+            what: "idempotency entry",
+        });
+    }
+    let mut micros = [0u8; 8];
+    micros.copy_from_slice(&value[1..9]);
+    Ok((
+        Timestamp::from_unix_micros(i64::from_be_bytes(micros)),
+        value[9..].to_vec(),
+    ))
+}

@@ -244,6 +244,47 @@ impl Store {
         }
     }
 
+    /// The idempotency entry with this keyed hash: when it was first seen and the answer given.
+    pub fn idempotency(
+        &self,
+        tenant: &TenantId,
+        hash: &[u8; 32],
+    ) -> Result<Option<(Timestamp, Vec<u8>)>, StoreError> {
+        match self.backend.get(&keys::idempotency_key(tenant, hash)?)? {
+            Some(value) => records::decode_idempotency_value(&value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// At most `limit` idempotency entries first seen before `before`, oldest first.
+    pub fn idempotency_expired(
+        &self,
+        tenant: &TenantId,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, [u8; 32])>, StoreError> {
+        let prefix = keys::idempotency_time_prefix(tenant)?;
+        let mut expired = Vec::new();
+        for (key, _) in self.backend.scan_prefix(&prefix, None, limit)? {
+            let rest = key.get(prefix.len()..).unwrap_or_default();
+            let (Some(micros), Some(hash)) = (rest.get(..8), rest.get(8..)) else {
+                return Err(StoreError::Corrupt {
+                    what: "idempotency time key",
+                });
+            };
+            let micros = u64::from_be_bytes(micros.try_into().unwrap_or_default());
+            let hash: [u8; 32] = hash.try_into().map_err(|_| StoreError::Corrupt {
+                what: "idempotency time key",
+            })?;
+            let at = Timestamp::from_unix_micros(i64::try_from(micros).unwrap_or(i64::MAX));
+            if at >= before {
+                break;
+            }
+            expired.push((at, hash));
+        }
+        Ok(expired)
+    }
+
     /// Every suppression entry of a tenant: (keyed hash, since), in hash order.
     pub fn suppressions(
         &self,
@@ -647,6 +688,30 @@ impl WriteBatch {
             keys::suppression_key(tenant, hash),
             Ok(records::encode_suppression_value(since)),
         );
+    }
+
+    /// Records that the message or request with this keyed hash was applied, with its answer.
+    pub fn put_idempotency(
+        &mut self,
+        tenant: &TenantId,
+        hash: &[u8; 32],
+        seen_at: Timestamp,
+        answer: &[u8],
+    ) {
+        self.put(
+            keys::idempotency_key(tenant, hash),
+            Ok(records::encode_idempotency_value(seen_at, answer)),
+        );
+        self.put(
+            keys::idempotency_time_key(tenant, seen_at, hash),
+            Ok(vec![1]),
+        );
+    }
+
+    /// Forgets an idempotency entry (it expired).
+    pub fn delete_idempotency(&mut self, tenant: &TenantId, hash: &[u8; 32], seen_at: Timestamp) {
+        self.delete(keys::idempotency_key(tenant, hash));
+        self.delete(keys::idempotency_time_key(tenant, seen_at, hash));
     }
 
     /// Lifts a suppression.

@@ -196,6 +196,14 @@ struct ServeArgs {
     /// `{"base": "EUR", "rates": {"USD": 0.92}}`, for combined money figures.
     #[arg(long)]
     exchange_rates: Option<PathBuf>,
+    /// What happens to an event's `context` (`ip`, `userAgent`, `locale`, `campaign`, `page`,
+    /// ...): `keep` seals it with the event like its properties; `drop` stores none of it.
+    #[arg(long, default_value = "keep", value_parser = ["keep", "drop"])]
+    event_context: String,
+    /// How many days a `messageId` is remembered: a retry within this window is acknowledged
+    /// with the original answer and stored once.
+    #[arg(long, default_value_t = custodia_engine::DEFAULT_IDEMPOTENCY_DAYS, value_parser = clap::value_parser!(u32).range(1..=366))]
+    idempotency_days: u32,
 }
 
 /// An outside witness of the ledgers' checkpoints.
@@ -466,6 +474,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         OutboxArg::Webhook(url) => Arc::new(custodia_server::WebhookOutbox(url.clone())),
     };
     engine.set_outbox(outbox);
+    engine.set_idempotency_days(args.idempotency_days);
     if args.demo {
         load_demo(&engine)?;
     }
@@ -480,6 +489,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, "listening on {addr}");
         let config = ServerConfig {
             max_body_bytes: args.max_body_bytes,
+            keep_event_context: args.event_context == "keep",
             checkpoint_interval: std::time::Duration::from_secs(args.checkpoint_interval.max(1)),
             rate_limit: custodia_server::RateLimit {
                 per_second: args.rate_limit.max(0.0),

@@ -1,0 +1,145 @@
+//! The official Python SDKs of Segment and RudderStack, as shipped, against the real binary:
+//! Basic auth, batching, gzip, every call type, a retried message; everything read back through
+//! the API exactly once. The SDKs live in a venv made by `tests/sdk/setup.sh`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{Server, Site, repo_root};
+
+/// The venv's Python, or a failure that says how to make it.
+fn venv_python() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        repo_root().join(target)
+    };
+    let python = target.join("sdk-venv").join("bin").join("python");
+    assert!(
+        python.exists(),
+        "the SDK venv is missing at {}: run `bash tests/sdk/setup.sh` (with the same \
+         CARGO_TARGET_DIR) to install segment-analytics-python and rudder-sdk-python",
+        python.display()
+    );
+    python
+}
+
+fn send(python: &PathBuf, sdk: &str, server: &Server, key: &str, prefix: &str) {
+    let out = Command::new(python)
+        .arg(repo_root().join("tests/sdk/send.py"))
+        .args([sdk, &server.base, key, prefix])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{sdk} SDK script failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Reads back what one SDK sent and checks it arrived whole and once.
+fn check(server: &Server, key: &str, prefix: &str) {
+    let user = format!("{prefix}-user");
+    let found = server.get(
+        key,
+        &format!("/v1/subjects?user_id={user}&purpose=order_fulfillment"),
+    );
+    assert_eq!(found.status, 200, "{prefix}: {:?}", found.body);
+    let subjects = found.body["subjects"].as_array().expect("subjects");
+    assert_eq!(subjects.len(), 1, "{prefix}: one person, {subjects:?}");
+    let profile = &subjects[0];
+    let traits = &profile["traits"];
+    assert_eq!(traits["email"], format!("{prefix}@example.com"), "{prefix}");
+    assert_eq!(traits["plan"], "pro", "{prefix}");
+    if prefix == "seg" {
+        // Segment sends `traits` and the caller's `context.traits` side by side. RudderStack's
+        // SDK overwrites `context.traits` with the call's traits and sends no `traits` at all,
+        // so for it the two checks above already prove that `context.traits` counts.
+        assert_eq!(traits["firstName"], "Ada", "{prefix}: context.traits");
+    }
+    assert_eq!(traits["groups"]["acme"]["name"], "Acme", "{prefix}: group");
+    assert_eq!(traits["groups"]["acme"]["employees"], 12, "{prefix}: group");
+    let anonymous_ids = profile["anonymous_ids"].as_array().expect("anonymous ids");
+    assert!(
+        anonymous_ids.contains(&Value::String(format!("{prefix}-anon"))),
+        "{prefix}: alias linked the visitor: {anonymous_ids:?}"
+    );
+
+    let subject = profile["subject_id"].as_str().unwrap();
+    let events = server.get(
+        key,
+        &format!("/v1/subjects/{subject}/events?purpose=order_fulfillment"),
+    );
+    assert_eq!(events.status, 200, "{prefix}: {:?}", events.body);
+    let events = events.body["events"].as_array().expect("events").clone();
+    let mut names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "Order Completed",
+            "Page Viewed",
+            "Product Viewed",
+            "Screen Viewed"
+        ],
+        "{prefix}: each call once (the retried order once), the visitor's view merged in"
+    );
+    let page = events.iter().find(|e| e["event"] == "Page Viewed").unwrap();
+    assert_eq!(page["properties"]["name"], "Pricing", "{prefix}");
+    assert_eq!(page["properties"]["category"], "Docs", "{prefix}");
+    assert_eq!(
+        page["properties"]["url"], "https://shop.example/pricing",
+        "{prefix}"
+    );
+    let order = events
+        .iter()
+        .find(|e| e["event"] == "Order Completed")
+        .unwrap();
+    assert_eq!(order["properties"]["total"], 12.5, "{prefix}");
+    assert!(
+        order["context"]["library"]["name"].is_string(),
+        "{prefix}: the SDK's context is kept with the event: {order:?}"
+    );
+}
+
+#[test]
+fn segment_and_rudderstack_python_sdks_arrive_once() {
+    let python = venv_python();
+    let site = Site::new();
+    let key = site.create_key("app");
+    let admin = site.create_key("admin");
+    let server = site.serve(&[]);
+    send(&python, "segment", &server, &key, "seg");
+    send(&python, "rudder", &server, &key, "rud");
+    check(&server, &key, "seg");
+    check(&server, &key, "rud");
+
+    // The alias merged each SDK's visitor into its user.
+    let merges = server.get(&admin, "/v1/audit/merges");
+    assert_eq!(merges.status, 200, "{:?}", merges.body);
+    let n_merges = merges.body["merges"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_default();
+    assert_eq!(n_merges, 2, "{:?}", merges.body);
+
+    // Message ids are kept as keyed hashes only: no plaintext id on disk.
+    assert!(server.stop().success());
+    for path in site.all_files() {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(8).any(|w| w == b"-retried"),
+            "a plaintext message id in {}",
+            path.display()
+        );
+    }
+}
