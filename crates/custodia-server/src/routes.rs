@@ -7,6 +7,7 @@ mod dsr;
 mod ingest;
 mod ledger;
 mod meta;
+mod privacy;
 mod rights;
 pub(crate) mod roles;
 mod subjects;
@@ -205,6 +206,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/ledger/proof/consistency",
             get(ledger::consent::consistency),
         )
+        .merge(privacy::pages())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside `observe`, so a refusal is logged and counted by its route too.

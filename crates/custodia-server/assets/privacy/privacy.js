@@ -1,0 +1,878 @@
+// Custodia privacy center: the customer's own page for their GDPR rights.
+//
+// Rules this file keeps (docs/security.md, "The privacy center"):
+// - every value from the server is inserted as text (textContent, createTextNode), never as HTML;
+// - the request id and its access token live in memory and sessionStorage, never in a URL;
+// - it talks only to its own origin (the CSP allows nothing else);
+// - a consent entry is shown as verified only after this page has checked, with Web Crypto, the
+//   checkpoint's Ed25519 signature, the entry's inclusion proof against the signed root, and that
+//   the fields it shows are the ones in the verified bytes.
+'use strict';
+
+(() => {
+  const RIGHTS = ['access', 'portability', 'rectification', 'erasure', 'restriction', 'objection'];
+  const ARTICLE = {
+    access: '15',
+    portability: '20',
+    rectification: '16',
+    erasure: '17',
+    restriction: '18',
+    objection: '21',
+  };
+  const LANGS = ['en', 'fr'];
+  const STORE_KEY = 'custodia.privacy.request';
+
+  let lang = LANGS.includes(document.documentElement.lang) ? document.documentElement.lang : 'en';
+  let catalogue = {};
+  let config = null;
+  let request = loadRequest(); // {type, requestId, token?}
+  let currentView = 'view-rights';
+  let lastStatus = null;
+  let lastExport = null;
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---- text ---------------------------------------------------------------------------------
+
+  function tr(key, vars) {
+    let text = Object.prototype.hasOwnProperty.call(catalogue, key) ? catalogue[key] : key;
+    for (const [name, value] of Object.entries(vars || {})) {
+      text = text.split('{' + name + '}').join(String(value));
+    }
+    return text;
+  }
+
+  // Builds an element; children are nodes or strings (inserted as text).
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === 'class') node.className = value;
+      else if (name === 'text') node.textContent = value;
+      else node.setAttribute(name, value === true ? '' : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(typeof child === 'string' ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function formatTime(iso) {
+    if (!iso) return '';
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return String(iso);
+    return new Intl.DateTimeFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', {
+      dateStyle: 'long',
+      timeStyle: 'short',
+    }).format(date);
+  }
+
+  function formatDate(iso) {
+    if (!iso) return '';
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return String(iso);
+    return new Intl.DateTimeFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { dateStyle: 'long' }).format(date);
+  }
+
+  function show(id, focus) {
+    currentView = id;
+    for (const view of ['view-rights', 'view-form', 'view-code', 'view-status']) {
+      $(view).hidden = view !== id;
+    }
+    if (focus !== false) {
+      const heading = $(id).querySelector('h1');
+      if (heading) {
+        heading.setAttribute('tabindex', '-1');
+        heading.focus();
+      }
+    }
+  }
+
+  function setError(id, text) {
+    const node = $(id);
+    node.textContent = text || '';
+    node.hidden = !text;
+  }
+
+  function applyStatic() {
+    document.documentElement.lang = lang;
+    for (const node of document.querySelectorAll('[data-i18n]')) {
+      node.textContent = tr(node.getAttribute('data-i18n'));
+    }
+    document.title = tr('page_title') + (config && config.shop_name ? ' · ' + config.shop_name : '');
+    for (const button of document.querySelectorAll('.lang')) {
+      button.setAttribute('aria-pressed', button.getAttribute('data-lang') === lang ? 'true' : 'false');
+    }
+    $('langs').setAttribute('aria-label', tr('language'));
+  }
+
+  async function loadCatalogue(next) {
+    const answer = await fetch('/privacy/i18n/' + next + '.json', { credentials: 'omit' });
+    if (!answer.ok) return;
+    catalogue = await answer.json();
+    lang = next;
+    applyStatic();
+    renderTiles();
+    renderController();
+    if (currentView === 'view-form' && request && request.type) fillForm(request.type);
+    if (currentView === 'view-status') {
+      if (lastStatus) renderStatus(lastStatus);
+      if (lastExport) renderExport(lastExport.bundle, lastExport.checks);
+    }
+  }
+
+  // ---- the request in this tab ----------------------------------------------------------------
+
+  function loadRequest() {
+    try {
+      const raw = window.sessionStorage.getItem(STORE_KEY);
+      return raw ? JSON.parse(raw) : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function saveRequest() {
+    try {
+      if (request && request.requestId) {
+        window.sessionStorage.setItem(STORE_KEY, JSON.stringify(request));
+      } else {
+        window.sessionStorage.removeItem(STORE_KEY);
+      }
+    } catch (_) {
+      // sessionStorage may be off: the request then lives in memory only.
+    }
+  }
+
+  function startOver() {
+    request = null;
+    lastStatus = null;
+    lastExport = null;
+    saveRequest();
+    $('request-form').reset();
+    $('code-form').reset();
+    $('export-view').replaceChildren();
+    syncIdentityFields();
+    show('view-rights');
+  }
+
+  // ---- HTTP -----------------------------------------------------------------------------------
+
+  async function api(method, path, body, token) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (token) headers.Authorization = 'Bearer ' + token;
+    let answer;
+    try {
+      answer = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: 'omit',
+        cache: 'no-store',
+      });
+    } catch (_) {
+      return { ok: false, status: 0, problem: null };
+    }
+    let json = null;
+    try {
+      json = await answer.json();
+    } catch (_) {
+      json = null;
+    }
+    return { ok: answer.ok, status: answer.status, json, problem: answer.ok ? null : json };
+  }
+
+  // The message for a refused request: the field's own text where the server named one.
+  function problemText(result) {
+    if (result.status === 0) return tr('error_network');
+    if (result.status === 429) return tr('error_rate_limited');
+    if (result.status >= 500) return tr('error_server');
+    if (result.status === 401 || result.status === 404) return tr('error_request_gone');
+    return tr('error_invalid');
+  }
+
+  // ---- rights -----------------------------------------------------------------------------------
+
+  function renderTiles() {
+    const list = $('tiles');
+    list.replaceChildren();
+    for (const right of RIGHTS) {
+      const button = el('button', { type: 'button', class: 'primary', 'data-right': right }, tr('right_' + right + '_action'));
+      button.addEventListener('click', () => openForm(right));
+      list.append(
+        el(
+          'li',
+          { class: 'tile' },
+          el('h2', {}, tr('right_' + right + '_title')),
+          el('p', {}, tr('right_' + right + '_what')),
+          el('p', { class: 'article' }, tr('gdpr_article', { n: ARTICLE[right] }) + ' · ' + tr('deadline_one_month')),
+          button,
+        ),
+      );
+    }
+  }
+
+  function renderController() {
+    const line = $('controller-line');
+    line.replaceChildren();
+    if (!config) return;
+    $('shop-name').textContent = config.shop_name || '';
+    if (config.contact) {
+      line.append(tr('controller_line', { name: config.controller || config.shop_name || '' }) + ' ');
+      line.append(el('span', {}, config.contact));
+    }
+    if (config.supervisory_authority && config.supervisory_authority.name) {
+      line.append(el('br'), tr('complaint_line', { authority: config.supervisory_authority.name }));
+    }
+    const link = $('policy-link');
+    if (config.privacy_policy_url && /^https?:\/\//.test(config.privacy_policy_url)) {
+      link.href = config.privacy_policy_url;
+      link.rel = 'noreferrer';
+      link.hidden = false;
+    }
+  }
+
+  function openForm(type) {
+    request = { type };
+    fillForm(type);
+    setError('form-error', '');
+    setError('email-error', '');
+    setError('user-error', '');
+    setError('rectify-error', '');
+    show('view-form');
+  }
+
+  function fillForm(type) {
+    $('form-title').textContent = tr('right_' + type + '_title');
+    $('form-what').textContent = tr('right_' + type + '_long');
+    $('rectify-fields').hidden = type !== 'rectification';
+    $('suppress-box').hidden = type !== 'erasure';
+  }
+
+  function syncIdentityFields() {
+    const byEmail = $('id-email').checked;
+    $('field-email').hidden = !byEmail;
+    $('field-user').hidden = byEmail;
+  }
+
+  function rectifiedTraits() {
+    const value = (id) => $(id).value.trim();
+    const traits = {};
+    if (value('r-name')) traits.name = value('r-name');
+    if (value('r-email')) traits.email = value('r-email');
+    if (value('r-phone')) traits.phone = value('r-phone');
+    const address = {};
+    if (value('r-street')) address.street = value('r-street');
+    if (value('r-postal')) address.postal_code = value('r-postal');
+    if (value('r-city')) address.city = value('r-city');
+    if (value('r-country')) address.country = value('r-country');
+    if (Object.keys(address).length) traits.address = address;
+    return traits;
+  }
+
+  async function submitRequest(event) {
+    event.preventDefault();
+    setError('form-error', '');
+    setError('email-error', '');
+    setError('user-error', '');
+    setError('rectify-error', '');
+    const type = request && request.type;
+    if (!type) return;
+    const body = { type };
+    if ($('id-email').checked) {
+      const email = $('email').value.trim();
+      if (!/^[^\s@]+@[^\s@]+$/.test(email)) {
+        setError('email-error', tr('error_email'));
+        $('email').focus();
+        return;
+      }
+      body.email = email;
+    } else {
+      const userId = $('user_id').value.trim();
+      if (!userId) {
+        setError('user-error', tr('error_customer_id'));
+        $('user_id').focus();
+        return;
+      }
+      body.user_id = userId;
+    }
+    if (type === 'rectification') {
+      const traits = rectifiedTraits();
+      if (!Object.keys(traits).length) {
+        setError('rectify-error', tr('error_rectify_empty'));
+        $('r-name').focus();
+        return;
+      }
+      body.details = { traits };
+    }
+    if (type === 'erasure' && $('suppress').checked) body.details = { suppress: true };
+    const button = event.submitter || $('request-form').querySelector('button[type="submit"]');
+    button.disabled = true;
+    const result = await api('POST', '/v1/dsr', body);
+    button.disabled = false;
+    if (!result.ok) {
+      const field = result.problem && result.problem.field;
+      if (field === '/email') setError('email-error', tr('error_email'));
+      else if (field === '/user_id') setError('user-error', tr('error_customer_id'));
+      else setError('form-error', problemText(result));
+      return;
+    }
+    request = { type, requestId: result.json.request_id };
+    saveRequest();
+    $('request-form').reset();
+    syncIdentityFields();
+    show('view-code');
+  }
+
+  async function submitCode(event) {
+    event.preventDefault();
+    setError('code-error', '');
+    const code = $('code').value.trim();
+    if (!code) {
+      setError('code-error', tr('error_code_empty'));
+      $('code').focus();
+      return;
+    }
+    if (!request || !request.requestId) {
+      startOver();
+      return;
+    }
+    const button = $('code-form').querySelector('button[type="submit"]');
+    button.disabled = true;
+    const result = await api('POST', '/v1/dsr/' + encodeURIComponent(request.requestId) + '/verify', { code });
+    button.disabled = false;
+    if (!result.ok) {
+      // 422: a wrong code (the server counts it); 409: locked, expired or already confirmed.
+      const text = result.status === 422 || result.status === 400 ? tr('error_code_wrong') : result.status === 409 ? tr('error_locked') : problemText(result);
+      setError('code-error', text);
+      return;
+    }
+    request.token = result.json.access_token;
+    saveRequest();
+    $('code-form').reset();
+    await loadStatus();
+  }
+
+  // ---- status and outcome ---------------------------------------------------------------------
+
+  async function loadStatus() {
+    setError('status-error', '');
+    $('export-view').replaceChildren();
+    lastExport = null;
+    const result = await api('GET', '/v1/dsr/' + encodeURIComponent(request.requestId), undefined, request.token);
+    if (!result.ok) {
+      show('view-status');
+      $('status-facts').replaceChildren();
+      $('outcome').replaceChildren();
+      $('export-actions').hidden = true;
+      setError('status-error', problemText(result));
+      return;
+    }
+    lastStatus = result.json;
+    renderStatus(lastStatus);
+    show('view-status');
+  }
+
+  function statusBadge(status) {
+    const kind = status === 'completed' ? 'ok' : status === 'rejected' ? 'bad' : 'wait';
+    return el('span', { class: 'badge ' + kind }, tr('status_' + status));
+  }
+
+  function renderStatus(view) {
+    const facts = $('status-facts');
+    facts.replaceChildren();
+    const add = (label, value) => {
+      if (value === null || value === undefined || value === '') return;
+      facts.append(el('dt', {}, tr(label)), el('dd', {}, value));
+    };
+    add('fact_type', tr('right_' + view.type + '_title'));
+    add('fact_status', statusBadge(view.status));
+    add('fact_received', formatTime(view.received_at));
+    add('fact_deadline', formatDate(view.deadline));
+    add('fact_completed', formatTime(view.completed_at));
+    add('fact_reference', el('code', {}, view.request_id));
+    renderOutcome(view);
+    const exportable = (view.type === 'access' || view.type === 'portability') && view.status === 'completed';
+    $('export-actions').hidden = !exportable;
+  }
+
+  function renderOutcome(view) {
+    const box = $('outcome');
+    box.replaceChildren();
+    const outcome = view.outcome;
+    if (!outcome) {
+      if (view.status !== 'completed') box.append(el('p', { class: 'notice' }, tr('outcome_pending')));
+      return;
+    }
+    box.append(el('h2', {}, tr('outcome_title')));
+    const result = outcome.result;
+    if (result && catalogue['result_' + result]) box.append(el('p', { class: 'notice' }, tr('result_' + result)));
+    if (view.type === 'erasure') renderErasure(box, outcome);
+    else renderGeneric(box, outcome, ['result']);
+  }
+
+  function categoryName(id) {
+    const category = config && (config.categories || []).find((c) => c.id === id);
+    return category ? category.name : String(id || '');
+  }
+
+  function renderErasure(box, outcome) {
+    const erasure = outcome.erasure || {};
+    const erased = Array.isArray(erasure.erased) ? erasure.erased : [];
+    if (erased.length) {
+      box.append(
+        table(
+          tr('erased_caption'),
+          [tr('col_what'), tr('col_category'), tr('col_count')],
+          erased.map((e) => [tr('what_' + e.what) === 'what_' + e.what ? String(e.what || '') : tr('what_' + e.what), categoryName(e.category), String(e.records ?? '')]),
+        ),
+      );
+    }
+    const kept = Array.isArray(erasure.kept) ? erasure.kept : [];
+    if (kept.length) {
+      box.append(
+        table(
+          tr('kept_caption'),
+          [tr('col_category'), tr('col_count'), tr('col_why'), tr('col_until')],
+          kept.map((k) => [categoryName(k.category), String(k.records ?? ''), String(k.reason || ''), formatDate(k.until)]),
+        ),
+      );
+    } else if (outcome.result === 'erased') {
+      box.append(el('p', {}, tr('kept_nothing')));
+    }
+    if (erasure.suppressed) box.append(el('p', {}, tr('suppressed_line')));
+    if (erasure.receipt_seq !== undefined && erasure.receipt_seq !== null) {
+      box.append(el('p', { class: 'fine' }, tr('receipt_line', { seq: String(erasure.receipt_seq) })));
+    }
+    renderGeneric(box, outcome, ['result', 'erasure']);
+  }
+
+  // Anything else in an outcome, shown as a plain definition list.
+  function renderGeneric(box, outcome, skip) {
+    const rows = Object.entries(outcome).filter(([k]) => !skip.includes(k));
+    if (!rows.length) return;
+    const list = el('dl', { class: 'facts' });
+    for (const [key, value] of rows) {
+      list.append(el('dt', {}, labelFor(key)), el('dd', {}, plain(value)));
+    }
+    box.append(list);
+  }
+
+  function labelFor(key) {
+    return Object.prototype.hasOwnProperty.call(catalogue, 'label_' + key) ? tr('label_' + key) : key.replace(/_/g, ' ');
+  }
+
+  function plain(value) {
+    if (value === null || value === undefined) return '';
+    if (typeof value === 'string') return /^\d{4}-\d\d-\d\dT/.test(value) ? formatTime(value) : value;
+    if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+    if (Array.isArray(value)) return value.map(plain).join(', ');
+    return Object.entries(value)
+      .map(([k, v]) => labelFor(k) + ': ' + plain(v))
+      .join('; ');
+  }
+
+  function table(caption, headings, rows) {
+    const head = el('tr', {}, ...headings.map((h) => el('th', { scope: 'col' }, h)));
+    const body = rows.map((row) => el('tr', {}, ...row.map((cell) => el('td', {}, cell))));
+    return el('div', { class: 'scroll' }, el('table', {}, el('caption', {}, caption), el('thead', {}, head), el('tbody', {}, ...body)));
+  }
+
+  // ---- the export ---------------------------------------------------------------------------
+
+  async function showData() {
+    setError('status-error', '');
+    const button = $('show-data');
+    button.disabled = true;
+    const result = await api('GET', '/v1/dsr/' + encodeURIComponent(request.requestId) + '/export', undefined, request.token);
+    button.disabled = false;
+    if (!result.ok) {
+      setError('status-error', problemText(result));
+      return;
+    }
+    const bundle = result.json;
+    const checks = await verifyConsents(bundle.consent_history || {});
+    lastExport = { bundle, checks };
+    renderExport(bundle, checks);
+    const heading = $('export-view').querySelector('h2');
+    if (heading) {
+      heading.setAttribute('tabindex', '-1');
+      heading.focus();
+    }
+  }
+
+  async function download(format) {
+    setError('status-error', '');
+    const path = '/v1/dsr/' + encodeURIComponent(request.requestId) + '/export' + (format === 'zip' ? '?format=zip' : '');
+    let answer;
+    try {
+      answer = await fetch(path, {
+        headers: { Authorization: 'Bearer ' + request.token },
+        credentials: 'omit',
+        cache: 'no-store',
+      });
+    } catch (_) {
+      setError('status-error', tr('error_network'));
+      return;
+    }
+    if (!answer.ok) {
+      setError('status-error', problemText({ status: answer.status, problem: null }));
+      return;
+    }
+    const blob = await answer.blob();
+    const url = URL.createObjectURL(blob);
+    const link = el('a', { href: url, download: format === 'zip' ? 'my-data.zip' : 'my-data.json', hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  function flatten(value, prefix, out) {
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) flatten(v, prefix ? prefix + '.' + k : k, out);
+    } else {
+      out.push([prefix, Array.isArray(value) ? value.map(plain).join(', ') : plain(value)]);
+    }
+    return out;
+  }
+
+  function purposeName(bundle, id) {
+    const purpose = (bundle.purposes || []).find((p) => p.id === id);
+    return purpose ? purpose.name : id || '';
+  }
+
+  function renderExport(bundle, checks) {
+    const view = $('export-view');
+    view.replaceChildren();
+    const data = bundle.data || {};
+    view.append(el('h2', {}, tr('export_title')));
+    view.append(el('p', { class: 'lead' }, tr('export_intro', { time: formatTime(bundle.generated_at) })));
+
+    // Profile.
+    view.append(el('h3', {}, tr('section_profile')));
+    const traits = flatten(data.traits || {}, '', []);
+    if (data.user_id) traits.unshift([tr('customer_id_label'), String(data.user_id)]);
+    view.append(traits.length ? table(tr('section_profile'), [tr('col_field'), tr('col_value')], traits) : el('p', {}, tr('nothing_here')));
+
+    // Events: orders, reviews and answers, other activity.
+    const events = (data.events || []).slice().sort((a, b) => String(b.timestamp || b.received_at).localeCompare(String(a.timestamp || a.received_at)));
+    const groups = [
+      ['section_orders', (e) => /order|refund|checkout|purchase/i.test(e.event || '')],
+      ['section_reviews', (e) => /review|nps|survey|rating/i.test(e.event || '')],
+      ['section_activity', () => true],
+    ];
+    const placed = new Set();
+    for (const [title, test] of groups) {
+      const rows = events.filter((e) => !placed.has(e) && test(e));
+      rows.forEach((e) => placed.add(e));
+      view.append(el('h3', {}, tr(title)));
+      view.append(
+        rows.length
+          ? table(
+              tr(title),
+              [tr('col_when'), tr('col_event'), tr('col_details')],
+              rows.map((e) => [formatTime(e.timestamp || e.received_at), String(e.event || ''), flatten(e.properties || {}, '', []).map(([k, v]) => k + ': ' + v).join('; ')]),
+            )
+          : el('p', {}, tr('nothing_here')),
+      );
+    }
+
+    // Consents, each with its proof check.
+    view.append(el('h3', {}, tr('section_consents')));
+    const entries = (bundle.consent_history && bundle.consent_history.entries) || [];
+    if (entries.length) {
+      const rows = entries.map((entry, i) => {
+        const check = checks[i] || { ok: false };
+        const shown = check.decoded || entry;
+        const badge = el('span', { class: 'badge ' + (check.ok ? 'ok' : 'bad'), 'data-verified': check.ok ? 'true' : 'false' }, check.ok ? tr('verified') : tr('not_verified'));
+        return [
+          formatTime(shown.time),
+          purposeName(bundle, shown.purpose),
+          tr('kind_' + String(shown.kind || '').replace(/\./g, '_')) === 'kind_' + String(shown.kind || '').replace(/\./g, '_') ? String(shown.kind || '') : tr('kind_' + String(shown.kind).replace(/\./g, '_')),
+          String(shown.channel || (entry.source && entry.source.channel) || ''),
+          el('span', {}, badge, ' ', el('span', { class: 'fine' }, tr('ledger_position', { seq: String(entry.seq) }))),
+        ];
+      });
+      view.append(table(tr('section_consents'), [tr('col_when'), tr('col_purpose'), tr('col_decision'), tr('col_channel'), tr('col_proof')], rows));
+      view.append(el('p', { class: 'fine' }, tr('verify_explained'), ' ', el('code', {}, 'custodia ledger verify-proof'), ' ', tr('verify_offline')));
+      if (bundle.consent_history.public_key) view.append(el('p', { class: 'fine' }, tr('ledger_key'), ' ', el('code', {}, String(bundle.consent_history.public_key))));
+    } else {
+      view.append(el('p', {}, tr('nothing_here')));
+    }
+
+    // Purposes, recipients, retention.
+    view.append(el('h3', {}, tr('section_purposes')));
+    for (const purpose of bundle.purposes || []) {
+      view.append(
+        el(
+          'div',
+          { class: 'card' },
+          el('p', {}, el('strong', {}, String(purpose.name || purpose.id))),
+          el('p', {}, String(purpose.description || '')),
+          el('p', { class: 'fine' }, tr('lawful_basis_line', { basis: tr('basis_' + purpose.lawful_basis) }) + ' · ' + tr('retention_line', { days: String(purpose.retention_days) })),
+          purpose.recipients && purpose.recipients.length ? el('p', { class: 'fine' }, tr('recipients_line') + ' ' + purpose.recipients.join('; ')) : null,
+        ),
+      );
+    }
+    view.append(el('h3', {}, tr('section_retention')));
+    view.append(
+      table(
+        tr('section_retention'),
+        [tr('col_category'), tr('col_description'), tr('col_kept')],
+        (bundle.categories || []).map((c) => [String(c.name || c.id), String(c.description || ''), tr('days', { days: String(c.retention_days) })]),
+      ),
+    );
+    if ((bundle.recipients || []).length) {
+      view.append(el('h3', {}, tr('section_recipients')));
+      view.append(el('ul', {}, ...bundle.recipients.map((r) => el('li', {}, String(r)))));
+    }
+    view.append(el('h3', {}, tr('section_more')));
+    const more = el('dl', { class: 'facts' });
+    const addMore = (label, value) => value && more.append(el('dt', {}, tr(label)), el('dd', {}, String(value)));
+    addMore('label_source', bundle.source);
+    addMore('label_automated', bundle.automated_decision_making);
+    if (bundle.controller) addMore('label_controller', [bundle.controller.name, bundle.controller.contact].filter(Boolean).join(' · '));
+    if (bundle.supervisory_authority) addMore('label_authority', [bundle.supervisory_authority.name, bundle.supervisory_authority.url].filter(Boolean).join(' · '));
+    view.append(more);
+    if ((bundle.rights || []).length) {
+      view.append(el('h3', {}, tr('section_rights')));
+      view.append(el('ul', {}, ...bundle.rights.map((r) => el('li', {}, String(r)))));
+    }
+  }
+
+  // ---- proofs ---------------------------------------------------------------------------------
+
+  function b64(text) {
+    const raw = atob(text);
+    const out = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+    return out;
+  }
+
+  function hex(bytes) {
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  function unhex(text) {
+    if (!/^([0-9a-f]{2})*$/.test(text)) throw new Error('hex');
+    const out = new Uint8Array(text.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(text.substr(i * 2, 2), 16);
+    return out;
+  }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  }
+
+  function equal(a, b) {
+    return a.length === b.length && a.every((x, i) => x === b[i]);
+  }
+
+  // The signed checkpoint (c2sp.org/tlog-checkpoint): body of three lines, a blank line, then
+  // "— <name> <base64(key id ‖ signature)>" lines.
+  async function verifyCheckpoint(text, verifierKey) {
+    const [name, keyIdHex, keyB64] = String(verifierKey).split('+');
+    const key = b64(keyB64 || '');
+    if (!name || key.length !== 33 || key[0] !== 1) throw new Error('key');
+    const pub = key.slice(1);
+    const id = (await sha256(concat(new TextEncoder().encode(name + '\n'), new Uint8Array([1]), pub))).slice(0, 4);
+    if (hex(id) !== keyIdHex) throw new Error('key id');
+    const split = text.indexOf('\n\n');
+    if (split < 0) throw new Error('note');
+    const body = text.slice(0, split + 1);
+    const lines = body.split('\n');
+    if (lines.length !== 4 || lines[3] !== '' || !/^(0|[1-9][0-9]*)$/.test(lines[1])) throw new Error('body');
+    const sigPrefix = '\u2014 ' + name + ' ';
+    const sigLine = text.slice(split + 2).split('\n').find((l) => l.startsWith(sigPrefix));
+    if (!sigLine) throw new Error('no signature');
+    const sig = b64(sigLine.slice(sigPrefix.length));
+    if (sig.length !== 68 || !equal(sig.slice(0, 4), id)) throw new Error('signature');
+    const cryptoKey = await crypto.subtle.importKey('raw', pub, { name: 'Ed25519' }, false, ['verify']);
+    const ok = await crypto.subtle.verify({ name: 'Ed25519' }, cryptoKey, sig.slice(4), new TextEncoder().encode(body));
+    if (!ok) throw new Error('bad signature');
+    return { size: Number(lines[1]), root: b64(lines[2]) };
+  }
+
+  // RFC 9162 §2.1.3.2: the root that an inclusion proof leads to, or null.
+  async function rootFromProof(leaf, index, size, proof) {
+    if (index >= size) return null;
+    let fn = index;
+    let sn = size - 1;
+    let r = leaf;
+    for (const p of proof) {
+      if (sn === 0) return null;
+      if (fn % 2 === 1 || fn === sn) {
+        r = await sha256(concat(new Uint8Array([1]), p, r));
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
+      } else {
+        r = await sha256(concat(new Uint8Array([1]), r, p));
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    return sn === 0 ? r : null;
+  }
+
+  const BASES = [null, 'consent', 'contract', 'legal_obligation', 'vital_interests', 'public_task', 'legitimate_interest'];
+
+  // Version 1 of the entry encoding (crates/custodia-ledger/src/entry.rs).
+  function decodeEntry(bytes) {
+    let at = 0;
+    const need = (n) => {
+      if (at + n > bytes.length) throw new Error('short');
+    };
+    const u8 = () => {
+      need(1);
+      return bytes[at++];
+    };
+    const take = (n) => {
+      need(n);
+      const out = bytes.slice(at, at + n);
+      at += n;
+      return out;
+    };
+    const str8 = () => new TextDecoder('utf-8', { fatal: true }).decode(take(u8()));
+    const tagged = (read) => {
+      const tag = u8();
+      if (tag > 1) throw new Error('tag');
+      return tag === 1 ? read() : null;
+    };
+    if (u8() !== 1) throw new Error('version');
+    const micros = new DataView(take(8).buffer).getBigInt64(0);
+    const tenant = str8();
+    const subject = tagged(() => hex(take(16)));
+    const kind = str8();
+    const purpose = tagged(str8);
+    const basis = u8();
+    if (basis >= BASES.length) throw new Error('basis');
+    const policyHash = tagged(() => hex(take(32)));
+    const channel = tagged(str8);
+    const app = tagged(str8);
+    const gpc = u8();
+    if (gpc > 2) throw new Error('gpc');
+    const evidence = tagged(() => {
+      const n = new DataView(take(4).buffer).getUint32(0);
+      return take(n);
+    });
+    const count = u8();
+    const attributes = {};
+    for (let i = 0; i < count; i++) {
+      const k = str8();
+      const n = new DataView(take(2).buffer).getUint16(0);
+      attributes[k] = new TextDecoder('utf-8', { fatal: true }).decode(take(n));
+    }
+    if (at !== bytes.length) throw new Error('trailing bytes');
+    const millis = Number(micros / 1000n);
+    return {
+      time: new Date(millis).toISOString(),
+      micros,
+      tenant,
+      subject,
+      kind,
+      purpose,
+      lawful_basis: BASES[basis],
+      policy_hash: policyHash,
+      channel,
+      app,
+      gpc: gpc === 0 ? null : gpc === 2,
+      evidence: evidence !== null,
+      attributes,
+    };
+  }
+
+  // The JSON beside the bytes must say what the bytes say.
+  function sameAsShown(entry, decoded) {
+    const source = entry.source || {};
+    const wanted = Date.parse(entry.time);
+    return (
+      entry.kind === decoded.kind &&
+      (entry.purpose ?? null) === decoded.purpose &&
+      (entry.subject ?? null) === decoded.subject &&
+      (entry.lawful_basis ?? null) === decoded.lawful_basis &&
+      (entry.policy_hash ?? null) === decoded.policy_hash &&
+      (source.channel ?? null) === decoded.channel &&
+      (source.app ?? null) === decoded.app &&
+      (source.gpc ?? null) === decoded.gpc &&
+      Boolean(entry.evidence) === decoded.evidence &&
+      JSON.stringify(entry.attributes || {}) === JSON.stringify(decoded.attributes) &&
+      Math.floor(wanted) === Math.floor(Number(decoded.micros / 1000n))
+    );
+  }
+
+  async function verifyConsents(history) {
+    const entries = history.entries || [];
+    let checkpoint = null;
+    try {
+      checkpoint = await verifyCheckpoint(String(history.checkpoint || ''), history.public_key || '');
+    } catch (_) {
+      checkpoint = null;
+    }
+    const out = [];
+    for (const entry of entries) {
+      try {
+        if (!checkpoint) throw new Error('checkpoint');
+        const bytes = b64(String(entry.bytes_b64));
+        const decoded = decodeEntry(bytes);
+        const leaf = await sha256(concat(new Uint8Array([0]), bytes));
+        if (hex(leaf) !== entry.leaf_hash) throw new Error('leaf');
+        const proof = entry.inclusion_proof || {};
+        if (Number(proof.tree_size) !== checkpoint.size) throw new Error('size');
+        const root = await rootFromProof(leaf, Number(entry.seq), checkpoint.size, (proof.hashes || []).map(unhex));
+        if (!root || !equal(root, checkpoint.root)) throw new Error('root');
+        if (!sameAsShown(entry, decoded)) throw new Error('fields');
+        out.push({ ok: true, decoded });
+      } catch (_) {
+        out.push({ ok: false });
+      }
+    }
+    return out;
+  }
+
+  // ---- start ----------------------------------------------------------------------------------
+
+  async function start() {
+    for (const button of document.querySelectorAll('.lang')) {
+      button.addEventListener('click', () => loadCatalogue(button.getAttribute('data-lang')));
+    }
+    for (const button of document.querySelectorAll('.back')) {
+      button.addEventListener('click', () => (currentView === 'view-form' ? show('view-rights') : startOver()));
+    }
+    $('id-email').addEventListener('change', syncIdentityFields);
+    $('id-user').addEventListener('change', syncIdentityFields);
+    $('request-form').addEventListener('submit', submitRequest);
+    $('code-form').addEventListener('submit', submitCode);
+    $('show-data').addEventListener('click', showData);
+    $('download-json').addEventListener('click', () => download('json'));
+    $('download-zip').addEventListener('click', () => download('zip'));
+    try {
+      const answer = await fetch('/privacy/config.json', { credentials: 'omit' });
+      if (answer.ok) config = await answer.json();
+    } catch (_) {
+      config = null;
+    }
+    await loadCatalogue(lang);
+    syncIdentityFields();
+    if (request && request.requestId && request.token) await loadStatus();
+    else if (request && request.requestId) show('view-code', false);
+    else show('view-rights', false);
+    document.body.setAttribute('data-ready', 'true');
+  }
+
+  start();
+})();

@@ -1,0 +1,271 @@
+//! The privacy center: the customers' own page for their GDPR rights, at `/privacy`.
+//!
+//! Everything it needs is embedded in the binary (`assets/privacy/`): one HTML shell, one
+//! stylesheet, one script and a catalogue of strings per language. The page talks only to the
+//! public data-subject-request routes (`/v1/dsr…`) of the same origin. Every answer carries a
+//! strict Content-Security-Policy (no inline script or style, nothing from another origin), and
+//! the page sets no cookie and loads nothing from elsewhere. These are web pages, not API
+//! operations, so they are not in `ROUTES` or the OpenAPI document: `/privacy`,
+//! `/privacy/config.json`, `/privacy/assets/{file}` and `/privacy/i18n/{lang}.json`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::AppState;
+use crate::extract::Params;
+
+/// The languages the page is written in; the first is the default.
+pub const LANGUAGES: &[&str] = &["en", "fr"];
+
+const INDEX: &str = include_str!("../../assets/privacy/index.html");
+const SCRIPT: &str = include_str!("../../assets/privacy/privacy.js");
+const STYLE: &str = include_str!("../../assets/privacy/privacy.css");
+const CATALOGUES: &[(&str, &str)] = &[
+    ("en", include_str!("../../assets/privacy/i18n/en.json")),
+    ("fr", include_str!("../../assets/privacy/i18n/fr.json")),
+];
+
+/// The Content-Security-Policy of every privacy-center answer: scripts, styles and requests from
+/// this origin only, no inline code, no plugins, no framing by other sites.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                       connect-src 'self'; form-action 'none'; base-uri 'none'; \
+                       frame-ancestors 'none'";
+
+/// The privacy center's routes.
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/privacy", get(index))
+        .route("/privacy/", get(index))
+        .route("/privacy/config.json", get(config))
+        .route("/privacy/assets/{file}", get(asset))
+        .route("/privacy/i18n/{file}", get(catalogue))
+}
+
+/// The headers every privacy-center answer carries.
+fn hardened(content_type: &'static str, cache: &'static str, body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    let mut set = |name: HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(header::CONTENT_TYPE, content_type);
+    set(header::CACHE_CONTROL, cache);
+    set(header::CONTENT_SECURITY_POLICY, CSP);
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
+    set(
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), payment=(), interest-cohort=()",
+    );
+    response
+}
+
+fn not_found() -> Response {
+    hardened(
+        "text/plain; charset=utf-8",
+        "no-store",
+        (StatusCode::NOT_FOUND, "not found"),
+    )
+}
+
+/// The language for a request: `?lang=` if it names one we have, else the best match of
+/// `Accept-Language` (RFC 9110 §12.5.4: highest weight first, then order), else English.
+pub fn negotiate_language(query: Option<&str>, accept_language: Option<&str>) -> &'static str {
+    if let Some(asked) = query.and_then(|q| LANGUAGES.iter().find(|l| **l == q)) {
+        return asked;
+    }
+    let mut best: Option<(&'static str, u16)> = None;
+    for item in accept_language.unwrap_or_default().split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or_default().trim();
+        let primary = tag.split('-').next().unwrap_or_default();
+        let weight = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .map_or(1000, parse_weight);
+        let Some(lang) = LANGUAGES.iter().find(|l| l.eq_ignore_ascii_case(primary)) else {
+            continue;
+        };
+        if weight > 0 && best.is_none_or(|(_, w)| weight > w) {
+            best = Some((lang, weight));
+        }
+    }
+    best.map_or(LANGUAGES[0], |(lang, _)| lang)
+}
+
+/// A quality value (`0`, `0.5`, `1.000`) in thousandths; anything malformed counts as 0.
+fn parse_weight(text: &str) -> u16 {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let thousandths = format!("{fraction:0<3}").parse::<u16>().unwrap_or(0);
+    match whole {
+        "0" => thousandths,
+        "1" if thousandths == 0 => 1000,
+        _ => 0,
+    }
+}
+
+/// `GET /privacy`: the page, in the negotiated language.
+async fn index(headers: HeaderMap, params: Params) -> Response {
+    let lang = negotiate_language(
+        params.get("lang"),
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut response = hardened(
+        "text/html; charset=utf-8",
+        "no-store",
+        INDEX.replace("{{lang}}", lang),
+    );
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+    response
+}
+
+/// `GET /privacy/config.json`: who is responsible (from the policies) and the names of the data
+/// categories, for the page's texts. Nothing here is personal data.
+async fn config(State(state): State<AppState>) -> Response {
+    let policies = state.engine().policies();
+    let controller = policies.controller();
+    let categories: Vec<_> = policies
+        .categories()
+        .iter()
+        .map(|c| json!({"id": c.id, "name": c.name}))
+        .collect();
+    let body = json!({
+        "shop_name": controller.name,
+        "controller": controller.name,
+        "contact": controller.contact,
+        "supervisory_authority": {
+            "name": controller.supervisory_authority,
+            "url": controller.supervisory_authority_url,
+        },
+        "categories": categories,
+        "languages": LANGUAGES,
+    });
+    hardened("application/json", "no-store", body.to_string())
+}
+
+/// `GET /privacy/assets/{file}`: the script and the stylesheet.
+async fn asset(Path(file): Path<String>) -> Response {
+    match file.as_str() {
+        "privacy.js" => hardened("text/javascript; charset=utf-8", "no-cache", SCRIPT),
+        "privacy.css" => hardened("text/css; charset=utf-8", "no-cache", STYLE),
+        _ => not_found(),
+    }
+}
+
+/// `GET /privacy/i18n/{lang}.json`: the strings of one language.
+async fn catalogue(Path(file): Path<String>) -> Response {
+    let found = file
+        .strip_suffix(".json")
+        .and_then(|lang| CATALOGUES.iter().find(|(l, _)| *l == lang));
+    match found {
+        Some((_, text)) => hardened("application/json", "no-cache", *text),
+        None => not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_follows_the_query_then_the_weights_of_accept_language() {
+        assert_eq!(negotiate_language(None, None), "en");
+        assert_eq!(
+            negotiate_language(None, Some("fr-FR,fr;q=0.9,en;q=0.8")),
+            "fr"
+        );
+        assert_eq!(negotiate_language(None, Some("en-US,fr;q=0.5")), "en");
+        assert_eq!(
+            negotiate_language(None, Some("de-DE,fr;q=0.7,en;q=0.3")),
+            "fr"
+        );
+        assert_eq!(negotiate_language(None, Some("en;q=0.2, FR;q=0.9")), "fr");
+        assert_eq!(negotiate_language(None, Some("fr;q=0")), "en");
+        assert_eq!(negotiate_language(None, Some("de, *;q=0.5")), "en");
+        assert_eq!(negotiate_language(None, Some("fr;q=2")), "en");
+        assert_eq!(negotiate_language(Some("fr"), Some("en")), "fr");
+        assert_eq!(negotiate_language(Some("xx"), Some("fr")), "fr");
+    }
+
+    #[test]
+    fn every_catalogue_has_the_same_keys_and_covers_the_page() {
+        let parse = |text: &str| -> serde_json::Map<String, serde_json::Value> {
+            serde_json::from_str(text).expect("a catalogue is a JSON object")
+        };
+        let english = parse(CATALOGUES[0].1);
+        for (lang, text) in CATALOGUES {
+            let keys: Vec<_> = parse(text).keys().cloned().collect();
+            let expected: Vec<_> = english.keys().cloned().collect();
+            assert_eq!(keys, expected, "{lang} has other keys than en");
+            assert!(
+                parse(text)
+                    .values()
+                    .all(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())),
+                "{lang} has an empty string"
+            );
+        }
+        // Every key the page names is in the catalogue.
+        for part in INDEX.split("data-i18n=\"").skip(1) {
+            let key = part.split('"').next().unwrap();
+            assert!(english.contains_key(key), "index.html names {key}");
+        }
+        for part in SCRIPT.split("tr('").skip(1) {
+            let key = part.split('\'').next().unwrap();
+            if !key.ends_with('_') {
+                assert!(english.contains_key(key), "privacy.js names {key}");
+            }
+        }
+        for right in [
+            "access",
+            "portability",
+            "rectification",
+            "erasure",
+            "restriction",
+            "objection",
+        ] {
+            for suffix in ["title", "what", "long", "action"] {
+                assert!(english.contains_key(&format!("right_{right}_{suffix}")));
+            }
+        }
+    }
+
+    #[test]
+    fn the_page_has_no_inline_script_or_style() {
+        assert!(!INDEX.contains("<script>"));
+        assert!(!INDEX.contains("style="));
+        assert!(!INDEX.contains("<style"));
+        // No inline event handler (` onclick=` and the like).
+        for (at, _) in INDEX.match_indices(" on") {
+            let rest = &INDEX[at + 3..];
+            let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            assert!(
+                !rest[name_len..].starts_with('='),
+                "inline handler at byte {at}"
+            );
+        }
+        assert!(!SCRIPT.contains("innerHTML"));
+        assert!(!SCRIPT.contains("insertAdjacentHTML"));
+        assert!(!SCRIPT.contains("document.write"));
+        assert!(!SCRIPT.contains("eval("));
+    }
+}
