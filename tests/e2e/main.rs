@@ -13,6 +13,7 @@ mod p2_erasure;
 mod p3_consent;
 mod p4_access;
 mod p5_durability;
+mod privacy_center;
 mod sdk;
 mod search;
 mod slow_clients;

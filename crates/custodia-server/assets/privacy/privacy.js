@@ -415,7 +415,8 @@
 
   function categoryName(id) {
     const category = config && (config.categories || []).find((c) => c.id === id);
-    return category ? category.name : String(id || '');
+    if (category) return category.name;
+    return id === 'profile' ? tr('what_profile') : String(id || '');
   }
 
   function renderErasure(box, outcome) {
@@ -474,10 +475,12 @@
       .join('; ');
   }
 
-  function table(caption, headings, rows) {
+  // A table; under a heading that already says what it is, the caption is for screen readers only.
+  function table(caption, headings, rows, captionShown = true) {
     const head = el('tr', {}, ...headings.map((h) => el('th', { scope: 'col' }, h)));
     const body = rows.map((row) => el('tr', {}, ...row.map((cell) => el('td', {}, cell))));
-    return el('div', { class: 'scroll' }, el('table', {}, el('caption', {}, caption), el('thead', {}, head), el('tbody', {}, ...body)));
+    const title = el('caption', { class: captionShown ? null : 'sr-only' }, caption);
+    return el('div', { class: 'scroll' }, el('table', {}, title, el('thead', {}, head), el('tbody', {}, ...body)));
   }
 
   // ---- the export ---------------------------------------------------------------------------
@@ -555,7 +558,7 @@
     view.append(el('h3', {}, tr('section_profile')));
     const traits = flatten(data.traits || {}, '', []);
     if (data.user_id) traits.unshift([tr('customer_id_label'), String(data.user_id)]);
-    view.append(traits.length ? table(tr('section_profile'), [tr('col_field'), tr('col_value')], traits) : el('p', {}, tr('nothing_here')));
+    view.append(traits.length ? table(tr('section_profile'), [tr('col_field'), tr('col_value')], traits, false) : el('p', {}, tr('nothing_here')));
 
     // Events: orders, reviews and answers, other activity.
     const events = (data.events || []).slice().sort((a, b) => String(b.timestamp || b.received_at).localeCompare(String(a.timestamp || a.received_at)));
@@ -575,6 +578,7 @@
               tr(title),
               [tr('col_when'), tr('col_event'), tr('col_details')],
               rows.map((e) => [formatTime(e.timestamp || e.received_at), String(e.event || ''), flatten(e.properties || {}, '', []).map(([k, v]) => k + ': ' + v).join('; ')]),
+              false,
             )
           : el('p', {}, tr('nothing_here')),
       );
@@ -587,7 +591,8 @@
       const rows = entries.map((entry, i) => {
         const check = checks[i] || { ok: false };
         const shown = check.decoded || entry;
-        const badge = el('span', { class: 'badge ' + (check.ok ? 'ok' : 'bad'), 'data-verified': check.ok ? 'true' : 'false' }, check.ok ? tr('verified') : tr('not_verified'));
+        // data-reason says which check failed (for support and tests; not personal data).
+        const badge = el('span', { class: 'badge ' + (check.ok ? 'ok' : 'bad'), 'data-verified': check.ok ? 'true' : 'false', 'data-reason': check.reason || null }, check.ok ? tr('verified') : tr('not_verified'));
         return [
           formatTime(shown.time),
           purposeName(bundle, shown.purpose),
@@ -596,7 +601,7 @@
           el('span', {}, badge, ' ', el('span', { class: 'fine' }, tr('ledger_position', { seq: String(entry.seq) }))),
         ];
       });
-      view.append(table(tr('section_consents'), [tr('col_when'), tr('col_purpose'), tr('col_decision'), tr('col_channel'), tr('col_proof')], rows));
+      view.append(table(tr('section_consents'), [tr('col_when'), tr('col_purpose'), tr('col_decision'), tr('col_channel'), tr('col_proof')], rows, false));
       view.append(el('p', { class: 'fine' }, tr('verify_explained'), ' ', el('code', {}, 'custodia ledger verify-proof'), ' ', tr('verify_offline')));
       if (bundle.consent_history.public_key) view.append(el('p', { class: 'fine' }, tr('ledger_key'), ' ', el('code', {}, String(bundle.consent_history.public_key))));
     } else {
@@ -623,6 +628,7 @@
         tr('section_retention'),
         [tr('col_category'), tr('col_description'), tr('col_kept')],
         (bundle.categories || []).map((c) => [String(c.name || c.id), String(c.description || ''), tr('days', { days: String(c.retention_days) })]),
+        false,
       ),
     );
     if ((bundle.recipients || []).length) {
@@ -684,7 +690,14 @@
   // The signed checkpoint (c2sp.org/tlog-checkpoint): body of three lines, a blank line, then
   // "— <name> <base64(key id ‖ signature)>" lines.
   async function verifyCheckpoint(text, verifierKey) {
-    const [name, keyIdHex, keyB64] = String(verifierKey).split('+');
+    // <name>+<key id hex>+<base64>: the base64 may itself hold '+', so split at the first two.
+    const text0 = String(verifierKey);
+    const first = text0.indexOf('+');
+    const second = text0.indexOf('+', first + 1);
+    if (first < 0 || second < 0) throw new Error('key');
+    const name = text0.slice(0, first);
+    const keyIdHex = text0.slice(first + 1, second);
+    const keyB64 = text0.slice(second + 1);
     const key = b64(keyB64 || '');
     if (!name || key.length !== 33 || key[0] !== 1) throw new Error('key');
     const pub = key.slice(1);
@@ -837,8 +850,8 @@
         if (!root || !equal(root, checkpoint.root)) throw new Error('root');
         if (!sameAsShown(entry, decoded)) throw new Error('fields');
         out.push({ ok: true, decoded });
-      } catch (_) {
-        out.push({ ok: false });
+      } catch (e) {
+        out.push({ ok: false, reason: String((e && e.message) || e) });
       }
     }
     return out;

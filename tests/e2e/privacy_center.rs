@@ -1,0 +1,622 @@
+//! The privacy center in a real browser: Debian's Chromium, driven over the DevTools protocol,
+//! against the real binary. Screenshots of each step at 1280 px and 360 px go to
+//! `target/screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    self, EventRequestPaused, FulfillRequestParams, GetResponseBodyParams, HeaderEntry,
+    RequestPattern, RequestStage,
+};
+use chromiumoxide::cdp::browser_protocol::log::{EventEntryAdded, LogEntryLevel, LogEntrySource};
+use chromiumoxide::cdp::browser_protocol::network::{
+    self, EventRequestWillBeSent, Headers, SetExtraHttpHeadersParams,
+};
+use chromiumoxide::cdp::js_protocol::runtime::{
+    ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
+};
+use chromiumoxide::page::{Page, ScreenshotParams};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::harness::{Server, Site, repo_root};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const REQUEST_KEY: &str = "custodia.privacy.request";
+
+/// What the page did that a test checks at the end: every URL it asked for, every console error.
+#[derive(Default)]
+struct Watch {
+    urls: Vec<String>,
+    errors: Vec<String>,
+}
+
+struct Tab {
+    page: Page,
+    watch: Arc<Mutex<Watch>>,
+    shots: PathBuf,
+}
+
+impl Tab {
+    async fn open(browser: &Browser, shots: &Path) -> Tab {
+        let page = browser.new_page("about:blank").await.expect("a new tab");
+        page.execute(network::EnableParams::default())
+            .await
+            .unwrap();
+        page.enable_log().await.unwrap();
+        page.enable_runtime().await.unwrap();
+        let watch = Arc::new(Mutex::new(Watch::default()));
+        let mut requests = page
+            .event_listener::<EventRequestWillBeSent>()
+            .await
+            .unwrap();
+        let w = Arc::clone(&watch);
+        tokio::spawn(async move {
+            while let Some(event) = requests.next().await {
+                w.lock().unwrap().urls.push(event.request.url.clone());
+            }
+        });
+        let mut console = page
+            .event_listener::<EventConsoleApiCalled>()
+            .await
+            .unwrap();
+        let w = Arc::clone(&watch);
+        tokio::spawn(async move {
+            while let Some(event) = console.next().await {
+                if event.r#type == ConsoleApiCalledType::Error {
+                    w.lock()
+                        .unwrap()
+                        .errors
+                        .push(format!("console: {:?}", event.args));
+                }
+            }
+        });
+        let mut exceptions = page.event_listener::<EventExceptionThrown>().await.unwrap();
+        let w = Arc::clone(&watch);
+        tokio::spawn(async move {
+            while let Some(event) = exceptions.next().await {
+                w.lock()
+                    .unwrap()
+                    .errors
+                    .push(format!("exception: {}", event.exception_details.text));
+            }
+        });
+        let mut log = page.event_listener::<EventEntryAdded>().await.unwrap();
+        let w = Arc::clone(&watch);
+        tokio::spawn(async move {
+            while let Some(event) = log.next().await {
+                // A 4xx answer the page expects (a wrong code) is logged by the network stack,
+                // not by the page: only the page's own errors count.
+                if event.entry.level == LogEntryLevel::Error
+                    && event.entry.source != LogEntrySource::Network
+                {
+                    w.lock()
+                        .unwrap()
+                        .errors
+                        .push(format!("log: {}", event.entry.text));
+                }
+            }
+        });
+        Tab {
+            page,
+            watch,
+            shots: shots.to_path_buf(),
+        }
+    }
+
+    async fn width(&self, width: i64) {
+        self.page
+            .execute(SetDeviceMetricsOverrideParams::new(
+                width,
+                900,
+                1.0,
+                width < 600,
+            ))
+            .await
+            .unwrap();
+    }
+
+    async fn goto(&self, url: &str) {
+        self.page.goto(url).await.expect("the page loads");
+        self.wait_for("document.body && document.body.dataset.ready === 'true'")
+            .await;
+    }
+
+    async fn eval(&self, expression: &str) -> Value {
+        self.page
+            .evaluate(expression)
+            .await
+            .unwrap_or_else(|e| panic!("evaluating {expression}: {e}"))
+            .value()
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    async fn wait_for(&self, condition: &str) {
+        let started = Instant::now();
+        loop {
+            if self.eval(&format!("Boolean({condition})")).await == json!(true) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "waited 30 s for {condition}; page text: {}",
+                self.eval("document.body.innerText").await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn text(&self, selector: &str) -> String {
+        let quoted = serde_json::to_string(selector).unwrap();
+        self.eval(&format!(
+            "(document.querySelector({quoted}) || {{}}).innerText || ''"
+        ))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    async fn click(&self, selector: &str) {
+        self.page
+            .find_element(selector)
+            .await
+            .unwrap_or_else(|e| panic!("{selector}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn type_into(&self, selector: &str, text: &str) {
+        self.page
+            .find_element(selector)
+            .await
+            .unwrap_or_else(|e| panic!("{selector}: {e}"))
+            .click()
+            .await
+            .unwrap()
+            .type_str(text)
+            .await
+            .unwrap();
+    }
+
+    /// Full-page screenshots of the current state at 1280 px and 360 px.
+    async fn shoot(&self, name: &str) {
+        for width in [1280, 360] {
+            self.width(width).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let path = self.shots.join(format!("privacy-{name}-{width}.png"));
+            self.page
+                .save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
+                .await
+                .unwrap();
+        }
+        self.width(1280).await;
+    }
+
+    fn request_id(value: &Value) -> String {
+        let stored: Value =
+            serde_json::from_str(value.as_str().expect("a stored request")).unwrap();
+        stored["requestId"].as_str().unwrap().to_owned()
+    }
+
+    async fn stored_request_id(&self) -> String {
+        Tab::request_id(
+            &self
+                .eval(&format!("sessionStorage.getItem('{REQUEST_KEY}')"))
+                .await,
+        )
+    }
+}
+
+/// The one-time code the outbox holds for a request.
+fn outbox_code(site: &Site, request_id: &str) -> String {
+    let path = site
+        .dir
+        .path()
+        .join("outbox")
+        .join(format!("{request_id}-dsr_verification.json"));
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let message: Value = serde_json::from_str(&text).unwrap();
+            return message["code"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no code in the outbox"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn launch(profile: &Path) -> (Browser, tokio::task::JoinHandle<()>) {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "the browser tests need Debian's chromium at {CHROMIUM}: run `bash tests/setup.sh` \
+         (the README's test command does)"
+    );
+    let config = BrowserConfig::builder()
+        .chrome_executable(CHROMIUM)
+        .new_headless_mode()
+        .no_sandbox()
+        .user_data_dir(profile)
+        .window_size(1280, 900)
+        .viewport(None)
+        .launch_timeout(Duration::from_secs(60))
+        .request_timeout(Duration::from_secs(60))
+        .args([
+            "disable-gpu",
+            "disable-quic",
+            "disable-component-update",
+            "disable-background-networking",
+            "no-default-browser-check",
+        ])
+        .build()
+        .expect("a browser configuration");
+    let (browser, mut handler) = Browser::launch(config).await.expect("chromium starts");
+    let driver = tokio::spawn(async move {
+        while let Some(event) = handler.next().await {
+            if event.is_err() {
+                break;
+            }
+        }
+    });
+    (browser, driver)
+}
+
+/// A customer with an order, a review and a consent, created through the API.
+fn seed_customer(server: &Server, app: &str) {
+    let identify = server.post(
+        app,
+        "/v1/identify",
+        &json!({"userId": "c-100", "traits": {"email": "claire.martin@example.fr", "firstName": "Claire", "lastName": "Martin", "address": {"city": "Lyon", "country": "FR"}}}),
+    );
+    assert_eq!(identify.status, 200, "{:?}", identify.body);
+    for (event, properties) in [
+        (
+            "Order Completed",
+            json!({"order_id": "F-2026-0042", "total": 59.9, "currency": "EUR"}),
+        ),
+        (
+            "Review Submitted",
+            json!({"product_id": "sku-teapot", "rating": 5}),
+        ),
+    ] {
+        let track = server.post(
+            app,
+            "/v1/track",
+            &json!({"userId": "c-100", "event": event, "properties": properties}),
+        );
+        assert_eq!(track.status, 200, "{:?}", track.body);
+    }
+    let consent = server.post(
+        app,
+        "/v1/consents",
+        &json!({"user_id": "c-100", "purpose": "marketing_email", "decision": "granted", "source": {"channel": "checkout"}}),
+    );
+    assert_eq!(consent.status, 201, "{:?}", consent.body);
+}
+
+/// Flips one character of the first consent entry's proof in an export answer.
+fn tamper(export: &mut Value) {
+    let hash = &mut export["consent_history"]["entries"][0]["inclusion_proof"]["hashes"][0];
+    let text = hash.as_str().expect("the entry has a proof").to_owned();
+    let flipped = if text.starts_with('0') { "1" } else { "0" };
+    *hash = Value::String(format!("{flipped}{}", &text[1..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let server = site.serve(&[]);
+    seed_customer(&server, &app);
+    let base = server.base.clone();
+
+    // Headers: a strict CSP and friends on the page and its assets.
+    for path in [
+        "/privacy",
+        "/privacy/assets/privacy.js",
+        "/privacy/assets/privacy.css",
+        "/privacy/i18n/fr.json",
+        "/privacy/config.json",
+    ] {
+        let answer = ureq::get(&format!("{base}{path}")).call().unwrap();
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(
+            header("content-security-policy").contains("default-src 'none'")
+                && header("content-security-policy").contains("script-src 'self'"),
+            "{path}: {}",
+            header("content-security-policy")
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert!(header("set-cookie").is_empty(), "{path} sets a cookie");
+    }
+
+    let shots = repo_root().join("target").join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (mut browser, driver) = launch(profile.path()).await;
+    let tab = Tab::open(&browser, &shots).await;
+    tab.width(1280).await;
+
+    // The rights, in English.
+    tab.goto(&format!("{base}/privacy?lang=en")).await;
+    assert_eq!(tab.eval("document.documentElement.lang").await, json!("en"));
+    assert_eq!(tab.text("h1").await, "Your rights over your data");
+    assert_eq!(
+        tab.eval("document.querySelectorAll('.tile').length").await,
+        json!(6)
+    );
+    tab.shoot("1-rights").await;
+
+    // Access: the form, the code from the outbox, the status.
+    tab.click("button[data-right='access']").await;
+    tab.wait_for("!document.getElementById('view-form').hidden")
+        .await;
+    assert_eq!(
+        tab.eval("['field-user', 'suppress-box', 'rectify-fields'].map(id => getComputedStyle(document.getElementById(id)).display)")
+            .await,
+        json!(["none", "none", "none"]),
+        "an access request asks only for the e-mail address"
+    );
+    tab.type_into("#email", "claire.martin@example.fr").await;
+    tab.shoot("2-access-form").await;
+    tab.click("#request-form button[type='submit']").await;
+    tab.wait_for("!document.getElementById('view-code').hidden")
+        .await;
+    tab.shoot("3-code").await;
+    let request_id = tab.stored_request_id().await;
+    assert_eq!(
+        tab.eval("location.href.includes('code') || location.href.includes('token')")
+            .await,
+        json!(false),
+        "no code or token in the URL"
+    );
+    tab.type_into("#code", "000000").await;
+    tab.click("#code-form button[type='submit']").await;
+    tab.wait_for("!document.getElementById('code-error').hidden")
+        .await;
+    assert!(tab.text("#code-error").await.contains("not right"));
+    tab.eval("document.getElementById('code').value = ''").await;
+    tab.type_into("#code", &outbox_code(&site, &request_id))
+        .await;
+    tab.click("#code-form button[type='submit']").await;
+    tab.wait_for("!document.getElementById('view-status').hidden")
+        .await;
+    assert!(tab.text("#status-facts").await.contains("Completed"));
+
+    // The export, rendered, each consent entry verified in the browser.
+    tab.click("#show-data").await;
+    tab.wait_for("document.querySelectorAll('[data-verified]').length > 0")
+        .await;
+    let export_text = tab.text("#export-view").await;
+    for expected in [
+        "claire.martin@example.fr",
+        "Lyon",
+        "Order Completed",
+        "Review Submitted",
+        "Marketing e-mails",
+    ] {
+        assert!(
+            export_text
+                .to_lowercase()
+                .contains(&expected.to_lowercase()),
+            "the export shows {expected}: {export_text}"
+        );
+    }
+    assert_eq!(
+        tab.eval("[...document.querySelectorAll('[data-verified]')].every(b => b.dataset.verified === 'true')")
+            .await,
+        json!(true),
+        "every consent entry verifies: {} {export_text}",
+        tab.eval("JSON.stringify([...document.querySelectorAll('[data-verified]')].map(b => b.dataset.reason || 'ok'))").await
+    );
+    tab.shoot("4-export-verified").await;
+
+    // The JSON download is the bundle.
+    let downloads = tempfile::tempdir().unwrap();
+    browser
+        .execute(
+            chromiumoxide::cdp::browser_protocol::browser::SetDownloadBehaviorParams::builder()
+                .behavior(chromiumoxide::cdp::browser_protocol::browser::SetDownloadBehaviorBehavior::Allow)
+                .download_path(downloads.path().to_str().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    tab.click("#download-json").await;
+    let downloaded = downloads.path().join("my-data.json");
+    let started = Instant::now();
+    while !downloaded.exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no download");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&downloaded).unwrap()).unwrap();
+    assert_eq!(bundle["request_id"], json!(request_id));
+    assert_eq!(bundle["data"]["user_id"], json!("c-100"));
+
+    // A proof changed on the way shows "not verified".
+    tab.page
+        .execute(
+            fetch::EnableParams::builder()
+                .pattern(
+                    RequestPattern::builder()
+                        .url_pattern("*/export")
+                        .request_stage(RequestStage::Response)
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+    let mut paused = tab
+        .page
+        .event_listener::<EventRequestPaused>()
+        .await
+        .unwrap();
+    let page = tab.page.clone();
+    let interceptor = tokio::spawn(async move {
+        if let Some(event) = paused.next().await {
+            let body = page
+                .execute(GetResponseBodyParams::new(event.request_id.clone()))
+                .await
+                .unwrap();
+            let raw = if body.base64_encoded {
+                base64::engine::general_purpose::STANDARD
+                    .decode(&body.body)
+                    .unwrap()
+            } else {
+                body.body.clone().into_bytes()
+            };
+            let mut export: Value = serde_json::from_slice(&raw).unwrap();
+            tamper(&mut export);
+            let changed = base64::engine::general_purpose::STANDARD.encode(export.to_string());
+            page.execute(
+                FulfillRequestParams::builder()
+                    .request_id(event.request_id.clone())
+                    .response_code(200)
+                    .response_header(HeaderEntry::new("Content-Type", "application/json"))
+                    .body(changed)
+                    .build()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    });
+    tab.click("#show-data").await;
+    tab.wait_for("document.querySelector('[data-verified=\"false\"]')")
+        .await;
+    interceptor.await.unwrap();
+    tab.page
+        .execute(fetch::DisableParams::default())
+        .await
+        .unwrap();
+    assert!(tab.text("#export-view").await.contains("Not verified"));
+    tab.shoot("5-export-tampered").await;
+
+    // Erasure with suppression: what was erased, what the law keeps, and no new data.
+    tab.click("#view-status .back").await;
+    tab.wait_for("!document.getElementById('view-rights').hidden")
+        .await;
+    tab.click("button[data-right='erasure']").await;
+    tab.wait_for("!document.getElementById('suppress-box').hidden")
+        .await;
+    tab.click("#id-user").await;
+    tab.type_into("#user_id", "c-100").await;
+    tab.click("#suppress").await;
+    tab.shoot("6-erasure-form").await;
+    tab.click("#request-form button[type='submit']").await;
+    tab.wait_for("!document.getElementById('view-code').hidden")
+        .await;
+    let erasure_id = tab.stored_request_id().await;
+    assert_ne!(erasure_id, request_id);
+    tab.type_into("#code", &outbox_code(&site, &erasure_id))
+        .await;
+    tab.click("#code-form button[type='submit']").await;
+    tab.wait_for("!document.getElementById('view-status').hidden")
+        .await;
+    let outcome = tab.text("#outcome").await;
+    assert!(outcome.contains("Your data has been erased"), "{outcome}");
+    assert!(
+        outcome.contains("What the law makes the shop keep"),
+        "{outcome}"
+    );
+    assert!(
+        outcome.contains("will not store data about you again"),
+        "{outcome}"
+    );
+    tab.shoot("7-erasure-outcome").await;
+    let again = server.post(
+        &app,
+        "/v1/identify",
+        &json!({"userId": "c-100", "traits": {"firstName": "Claire"}}),
+    );
+    assert!(
+        (400..500).contains(&again.status),
+        "a suppressed person is not stored again: {} {:?}",
+        again.status,
+        again.body
+    );
+
+    // French, chosen from Accept-Language; the switch goes back to English.
+    let fr = browser.new_page("about:blank").await.unwrap();
+    let tab_fr = Tab {
+        page: fr,
+        watch: Arc::clone(&tab.watch),
+        shots: shots.clone(),
+    };
+    tab_fr
+        .page
+        .execute(SetExtraHttpHeadersParams::new(Headers::new(
+            json!({"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}),
+        )))
+        .await
+        .unwrap();
+    tab_fr.width(1280).await;
+    tab_fr.goto(&format!("{base}/privacy")).await;
+    assert_eq!(
+        tab_fr.eval("document.documentElement.lang").await,
+        json!("fr")
+    );
+    assert_eq!(tab_fr.text("h1").await, "Vos droits sur vos données");
+    tab_fr.shoot("8-rights-fr").await;
+    tab_fr.click("button[data-lang='en']").await;
+    tab_fr
+        .wait_for("document.documentElement.lang === 'en'")
+        .await;
+    assert_eq!(tab_fr.text("h1").await, "Your rights over your data");
+
+    // Accessibility basics: every input labelled, one h1 per view, lang set.
+    let unlabelled = tab_fr
+        .eval("[...document.querySelectorAll('input')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)")
+        .await;
+    assert_eq!(unlabelled, json!([]), "inputs without a label");
+
+    // Nothing but this origin, and not one console error.
+    let watch = tab.watch.lock().unwrap();
+    let foreign: Vec<_> = watch
+        .urls
+        .iter()
+        .filter(|u| !(u.starts_with(&base) || u.starts_with("about:") || u.starts_with("blob:")))
+        .collect();
+    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+    assert!(
+        watch
+            .urls
+            .iter()
+            .any(|u| u.ends_with("/privacy/assets/privacy.js")),
+        "the request log works"
+    );
+    assert!(
+        watch.errors.is_empty(),
+        "console errors: {:?}",
+        watch.errors
+    );
+    drop(watch);
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    // The requests made through the page leave no plaintext in the log.
+    let log = std::fs::read_to_string(site.log_path()).unwrap();
+    assert!(!log.contains("claire.martin@example.fr") && !log.contains("Claire"));
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# What the test suite needs beyond the Rust toolchain, installed when missing (idempotent; the
+# README's test command and .ci/run both call it):
+# - Debian's chromium, for the privacy center's browser tests (tests/e2e/privacy_center.rs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "tests/setup.sh: the browser tests need Debian's chromium (apt-get install chromium); run this as root on Debian, or install it yourself" >&2
+    exit 1
+  fi
+  echo "tests/setup.sh: installing chromium for the browser tests"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
