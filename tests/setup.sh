@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond the Rust toolchain, installed when missing (idempotent; the
 # README's test command and .ci/run both call it):
-# - Debian's chromium, for the privacy center's browser tests (tests/e2e/privacy_center.rs).
+# - Debian's chromium, for the privacy center's browser tests (tests/e2e/privacy_center.rs);
+# - a Python venv with the pinned Segment and RudderStack SDKs (tests/sdk/setup.sh), for
+#   tests/e2e/sdk.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +16,5 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+
+bash tests/sdk/setup.sh
