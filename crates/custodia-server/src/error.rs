@@ -68,6 +68,9 @@ fn status_of(code: ErrorCode) -> (StatusCode, &'static str) {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
         }
         ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+        ErrorCode::InsufficientStorage => {
+            (StatusCode::INSUFFICIENT_STORAGE, "Insufficient storage")
+        }
         ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
     }
 }
@@ -120,6 +123,16 @@ impl From<EngineError> for AppError {
         let code = e.code();
         if code == ErrorCode::Internal {
             return AppError::internal(e.to_string());
+        }
+        if code == ErrorCode::InsufficientStorage {
+            // The cause names files; the client learns only that the disk is full.
+            let mut error = AppError::new(
+                code,
+                "the server's disk is full: nothing was stored; retry once space is freed",
+                None,
+            );
+            error.internal_cause = Some(e.to_string());
+            return error;
         }
         let mut error = AppError::new(code, e.to_string(), e.field().map(str::to_owned));
         if let EngineError::SubjectMerged { into } = e {
