@@ -57,6 +57,7 @@ fn one_crate_owns_each_outside_dependency() {
         ("ring", "custodia-vault"),
         ("aes-gcm", "custodia-vault"),
         ("sled", "custodia-store"),
+        ("fs4", "custodia-store"),
         ("tantivy", "custodia-search"),
         ("axum", "custodia-server"),
         ("tower-http", "custodia-server"),

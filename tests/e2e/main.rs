@@ -5,6 +5,7 @@ mod harness;
 
 mod analytics;
 mod cli;
+mod disk_full;
 mod input;
 mod invariants;
 mod p1_no_plaintext;

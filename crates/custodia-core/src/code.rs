@@ -50,6 +50,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The client did not send its request body within the server's deadline.
     RequestTimeout,
+    /// The disk (or the quota) of the data directory is full: nothing was written; the same
+    /// request succeeds once space is freed.
+    InsufficientStorage,
     /// Something failed inside the server; details are in the server log, never in the answer.
     Internal,
 }
@@ -79,9 +82,39 @@ impl ErrorCode {
             ErrorCode::LegalHold => "legal_hold",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::Internal => "internal",
         }
     }
+}
+
+/// Whether `error` is the operating system saying that the file system (or the user's quota) is
+/// full: `ENOSPC`, `EDQUOT`.
+pub fn is_storage_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Whether `error` or any error in its `source()` chain is an I/O error of a full file system
+/// ([`is_storage_full`]); for errors that wrap a storage engine's own (`Arc<io::Error>` included).
+pub fn storage_full_in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && is_storage_full(io)
+        {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::sync::Arc<std::io::Error>>()
+            && is_storage_full(io)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 impl fmt::Display for ErrorCode {

@@ -11,7 +11,7 @@ mod personal;
 mod purpose;
 mod timestamp;
 
-pub use code::ErrorCode;
+pub use code::{ErrorCode, is_storage_full, storage_full_in_chain};
 pub use ids::{ApiKeyId, EventId, IdError, Pseudonym, SubjectId, TenantId};
 pub use lp::LengthPrefixed;
 pub use personal::Personal;

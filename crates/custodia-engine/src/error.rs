@@ -143,6 +143,12 @@ impl EngineError {
             EngineError::Vault(e) => e.code(),
             EngineError::Store(e) => e.code(),
             EngineError::Ledger(e) => e.code(),
+            EngineError::Io { source, .. } if custodia_core::is_storage_full(source) => {
+                ErrorCode::InsufficientStorage
+            }
+            EngineError::Search(e) if custodia_core::storage_full_in_chain(e) => {
+                ErrorCode::InsufficientStorage
+            }
             EngineError::Io { .. } | EngineError::Corrupt(_) | EngineError::Search(_) => {
                 ErrorCode::Internal
             }

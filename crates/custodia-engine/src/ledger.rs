@@ -4,10 +4,13 @@
 //! Order of writes, and why it is safe: an entry is appended to the ledger (durable) before the
 //! view is updated; the view records the last ledger sequence it reflects (a watermark), and
 //! opening a tenant's ledger replays every entry past the watermark. So a crash between the two
-//! loses nothing, and the view can always be rebuilt from the ledger alone.
+//! loses nothing, and the view can always be rebuilt from the ledger alone. A view update that
+//! fails after the append (a full disk) does not make the append fail: the entries are recorded
+//! and acknowledged, and the view replays them before its next use (`view_behind`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use custodia_core::{Pseudonym, PurposeId, TenantId, Timestamp};
@@ -69,6 +72,9 @@ pub(crate) struct TenantLedger {
     pub(crate) signer: NoteSigner,
     /// Serializes append-then-update-view, so the view applies entries in ledger order.
     pub(crate) append_lock: Mutex<()>,
+    /// Set when entries reached the ledger but the view update after them failed (a full disk):
+    /// the next use of the ledger replays them into the view before anything reads it.
+    pub(crate) view_behind: AtomicBool,
 }
 
 /// The open ledgers, by tenant.
@@ -203,10 +209,30 @@ impl Engine {
     /// A tenant's ledger, opened (and its view caught up, the policy version published) on
     /// first use.
     pub(crate) fn ledger(&self, tenant: &TenantId) -> Result<Arc<TenantLedger>, EngineError> {
-        self.open_log(&self.ledgers, tenant, |ledger| {
+        let ledger = self.open_log(&self.ledgers, tenant, |ledger| {
             self.catch_up_view(tenant, ledger)?;
             self.publish_policy(tenant, ledger)
-        })
+        })?;
+        if ledger.view_behind.load(Ordering::Acquire) {
+            let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.catch_up_if_behind(tenant, &ledger)?;
+        }
+        Ok(ledger)
+    }
+
+    /// Replays into the view what an earlier failed view update left out; call with the ledger's
+    /// `append_lock` held.
+    fn catch_up_if_behind(
+        &self,
+        tenant: &TenantId,
+        ledger: &TenantLedger,
+    ) -> Result<(), EngineError> {
+        if ledger.view_behind.load(Ordering::Acquire) {
+            self.catch_up_view(tenant, ledger)?;
+            ledger.view_behind.store(false, Ordering::Release);
+            tracing::info!(tenant = %tenant, "consent view caught up with the ledger");
+        }
+        Ok(())
     }
 
     /// A tenant's access log (`DATA/audit/<tenant>/`), opened on first use.
@@ -223,31 +249,30 @@ impl Engine {
         on_open: impl FnOnce(&TenantLedger) -> Result<(), EngineError>,
     ) -> Result<Arc<TenantLedger>, EngineError> {
         let mut open = logs.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(ledger) = open.get(tenant) {
-            return Ok(ledger.clone());
+        match open.get(tenant) {
+            // After a failed write (a full disk) a log refuses writes until it is reopened:
+            // reopen it here, so the server recovers by itself once space is back. Reopening
+            // cuts the unacknowledged tail of the failed write.
+            Some(ledger) if ledger.log.is_poisoned() => {
+                tracing::warn!(tenant = %tenant, log = logs.name, "reopening a log after a failed write");
+                open.remove(tenant);
+            }
+            Some(ledger) => return Ok(ledger.clone()),
+            None => {}
         }
         let dir = Ledgers::dir(&logs.root, tenant);
-        std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io {
-            what: "log directory",
-            source: e,
-        })?;
-        let log = Log::open(&dir)?;
-        log.set_witness_dir(logs.witness_dir.clone());
         let key = self.keys(tenant)?.log_signing_key(logs.name)?;
         let origin = format!("{}/{tenant}/{}", logs.origin_prefix, logs.name);
         let signer = NoteSigner::new(&origin, key)?;
-        let verifier = signer.verifier_key().to_string();
-        let key_file = dir.join("verifier-key");
-        if !key_file.exists() {
-            std::fs::write(&key_file, format!("{verifier}\n")).map_err(|e| EngineError::Io {
-                what: "log verifier key",
-                source: e,
-            })?;
-        }
+        // Created atomically with its verifier key, so a full disk or a crash during the first
+        // use of a tenant leaves either no log or a complete one.
+        let log = Log::open_with_verifier_key(&dir, &signer.verifier_key())?;
+        log.set_witness_dir(logs.witness_dir.clone());
         let ledger = Arc::new(TenantLedger {
             log,
             signer,
             append_lock: Mutex::new(()),
+            view_behind: AtomicBool::new(false),
         });
         on_open(&ledger)?;
         open.insert(tenant.clone(), ledger.clone());
@@ -268,10 +293,21 @@ impl Engine {
             entry.validate()?;
         }
         let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // The flags of a new entry build on the view: bring it up to date first (an error here
+        // appends nothing).
+        self.catch_up_if_behind(tenant, ledger)?;
         let bytes: Vec<Vec<u8>> = entries.iter().map(LedgerEntry::encode).collect();
         let first = ledger.log.append(&bytes)?;
-        self.apply_to_view(tenant, first, entries)?;
-        self.checkpoint_if_due(ledger)?;
+        // From here on the entries are durable: the decision is recorded, and the answer must say
+        // so. A failed view update (the store's disk is full) is caught up from the ledger at the
+        // next use; a failed checkpoint is written by the next append or the server's timer.
+        if let Err(e) = self.apply_to_view(tenant, first, entries) {
+            ledger.view_behind.store(true, Ordering::Release);
+            tracing::warn!(tenant = %tenant, error = %e, "consent view update failed after the ledger append; it catches up at the next use");
+        }
+        if let Err(e) = self.checkpoint_if_due(ledger) {
+            tracing::warn!(tenant = %tenant, error = %e, "checkpoint after an append failed; the next one covers these entries");
+        }
         Ok(first)
     }
 

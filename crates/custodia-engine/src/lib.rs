@@ -79,7 +79,13 @@ pub struct EngineConfig {
     pub clock: Arc<dyn Clock>,
     /// How the consent ledgers are named, witnessed and checkpointed.
     pub ledger: LedgerConfig,
+    /// Store writes are refused (`insufficient_storage`) while less than this is free on the data
+    /// directory's file system ([`DEFAULT_MIN_FREE_BYTES`] unless configured; 0 turns it off).
+    pub min_free_bytes: u64,
 }
+
+/// The default free-space reserve of the store: 32 MiB, a few of the storage engine's segments.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Settings of the consent ledgers.
 #[derive(Debug, Clone)]
@@ -142,8 +148,9 @@ pub struct Engine {
 impl Engine {
     /// Opens (creating if needed) the data directory and the key store.
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
-        let store =
-            Store::open_sled_with_cache(&config.data_dir.join("store"), config.store_cache_bytes)?;
+        let store_dir = config.data_dir.join("store");
+        let store = Store::open_sled_with_cache(&store_dir, config.store_cache_bytes)?;
+        store.reserve_free_space(&store_dir, config.min_free_bytes);
         let vault = Vault::open(&config.keys_dir, config.keyring)?;
         let engine = Engine::from_parts(
             store,

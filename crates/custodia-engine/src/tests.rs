@@ -1001,3 +1001,82 @@ fn reads_are_narrowed_to_the_purposes_categories() {
     }
     assert_eq!(n_purposes, 8);
 }
+
+#[test]
+fn a_decision_in_the_ledger_is_acknowledged_when_the_view_update_after_it_fails() {
+    let f = fixture();
+    let app = f.caller("app");
+    let jane = f.identify(
+        &app,
+        json!({"userId": "u1", "traits": {"email": "jane@example.com"}}),
+    );
+    let tenant = TenantId::default_tenant();
+    // Opens the ledger (and publishes the policy) while there is space.
+    assert_eq!(
+        state_of(&f, &app, jane.subject_id, "marketing_email"),
+        "not_set"
+    );
+    let before = f.engine.ledger(&tenant).unwrap().log.tree_size();
+
+    // The store's disk fills up: the view update after the ledger append fails.
+    let disk = tempfile::tempdir().unwrap();
+    f.engine.store.reserve_free_space(disk.path(), u64::MAX);
+    let granted = consent(
+        &f,
+        &app,
+        json!({"user_id": "u1", "purpose": "marketing_email", "decision": "granted"}),
+    )
+    .expect("the decision is durable in the ledger, so the answer is success");
+    assert_eq!(granted.entry.seq, before);
+    assert_eq!(
+        f.engine.ledger(&tenant).err().map(|e| e.code()),
+        Some(ErrorCode::InsufficientStorage),
+        "the view cannot catch up yet; nothing reads the stale view"
+    );
+    assert_eq!(
+        f.engine
+            .consent_state(&app, jane.subject_id)
+            .unwrap_err()
+            .code(),
+        ErrorCode::InsufficientStorage
+    );
+
+    // Space returns: the view replays the entry, no reopen needed.
+    f.engine.store.reserve_free_space(disk.path(), 0);
+    assert_eq!(
+        state_of(&f, &app, jane.subject_id, "marketing_email"),
+        "granted"
+    );
+    assert_eq!(
+        f.engine.ledger(&tenant).unwrap().log.tree_size(),
+        before + 1,
+        "recorded once"
+    );
+    let marketing = f
+        .engine
+        .grant(&app, Operation::ReadProfile, Some("marketing_email"))
+        .unwrap();
+    assert!(f.engine.profile(&marketing, jane.subject_id).is_ok());
+}
+
+#[test]
+fn an_access_log_left_half_created_by_a_full_disk_is_recreated_at_the_first_read() {
+    let f = fixture();
+    let app = f.caller("app");
+    let jane = f.identify(
+        &app,
+        json!({"userId": "u1", "traits": {"email": "jane@example.com"}}),
+    );
+    // What an older version left when the first read of the tenant met a full disk: five empty
+    // files, no verifier key. Before the fix every read answered 500 ("format is corrupt").
+    let dir = f.engine.data_dir.join("audit").join("default");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["format", "entries", "offsets", "hashes", "checkpoints"] {
+        std::fs::write(dir.join(name), b"").unwrap();
+    }
+    let support = f.support(&app);
+    f.engine.profile(&support, jane.subject_id).unwrap();
+    let key = std::fs::read_to_string(dir.join("verifier-key")).unwrap();
+    let report = custodia_ledger::verify_dir(&dir, &key.trim_end().parse().unwrap()).unwrap();
+    assert_eq!(report.n_entries, 1);
+}

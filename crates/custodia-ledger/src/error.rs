@@ -119,8 +119,8 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    /// The transport-neutral code: caller mistakes map to client codes, everything about the
-    /// files to `Internal`.
+    /// The transport-neutral code: caller mistakes map to client codes, a full file system to
+    /// `InsufficientStorage`, everything else about the files to `Internal`.
     pub fn code(&self) -> ErrorCode {
         match self {
             LedgerError::NotFound { .. } => ErrorCode::NotFound,
@@ -130,6 +130,9 @@ impl LedgerError {
             | LedgerError::MalformedVerifierKey { .. }
             | LedgerError::MalformedEntry { .. } => ErrorCode::InvalidField,
             LedgerError::EntryTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            LedgerError::Io { source, .. } if custodia_core::is_storage_full(source) => {
+                ErrorCode::InsufficientStorage
+            }
             LedgerError::Locked { .. }
             | LedgerError::Io { .. }
             | LedgerError::Corrupt { .. }

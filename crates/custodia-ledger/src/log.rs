@@ -30,9 +30,18 @@
 //! An append writes, in this order, the new records at the end of `entries`, their positions at
 //! the end of `offsets` and their hashes at the end of `hashes`, calling `sync_data` on each file
 //! before writing the next; it returns (acknowledges) only after the last sync. A checkpoint is
-//! appended to `checkpoints` and synced before it is returned. New files and the directory are
-//! synced when the directory is initialised. After an I/O error the `Log` refuses further writes
+//! appended to `checkpoints` and synced before it is returned. The `verifier-key` file is written
+//! to a temporary file, synced and renamed into place. After an I/O error the `Log` refuses further writes
 //! ([`LedgerError::Poisoned`]); reopening recovers.
+//!
+//! # Creation
+//!
+//! A new log directory is built next to its final place (`.<name>.creating-<pid>-<n>`, every
+//! file and the directory synced), renamed into place and the parent synced: the directory either
+//! does not exist or is a complete empty log, also when the disk fills up or the process dies
+//! during creation. `open` removes leftover temporary directories, and recreates a directory that
+//! is clearly an interrupted creation of an older version (the data files empty, `format` missing
+//! or torn, no `verifier-key`) instead of refusing it as corrupt forever.
 //!
 //! # Recovery (at `open`)
 //!
@@ -60,6 +69,7 @@
 //! crash, which holds for ext4 (`data=ordered`), XFS and btrfs; [`crate::verify_dir`] would name any
 //! entry or node it got wrong.
 
+mod create;
 mod layout;
 
 use std::collections::HashMap;
@@ -196,8 +206,25 @@ impl Log {
     /// directory's lock ([`LedgerError::Locked`] if another `Log` holds it) and recovers from a
     /// crash during an append (module documentation, "Recovery"). Keeps in memory only the right
     /// edge of the tree (one hash per set bit of the size) and the latest checkpoint.
+    ///
+    /// A new log is created atomically, and leftovers of an interrupted creation are cleaned up
+    /// first (module documentation, "Creation").
     pub fn open(dir: &Path) -> Result<Log, LedgerError> {
-        fs::create_dir_all(dir).map_err(|e| LedgerError::io(dir, e))?;
+        Self::open_with(dir, None)
+    }
+
+    /// [`Log::open`], and a log created by this call (or one whose `verifier-key` file is
+    /// missing or empty) gets `verifier_key` in its `verifier-key` file, written as part of the
+    /// atomic creation.
+    pub fn open_with_verifier_key(
+        dir: &Path,
+        verifier_key: &VerifierKey,
+    ) -> Result<Log, LedgerError> {
+        Self::open_with(dir, Some(verifier_key))
+    }
+
+    fn open_with(dir: &Path, verifier_key: Option<&VerifierKey>) -> Result<Log, LedgerError> {
+        create::ensure_created(dir, verifier_key)?;
         let path = |name: &str| dir.join(name);
 
         let entries = open_rw(&path(ENTRIES))?;
@@ -216,7 +243,7 @@ impl Log {
             hashes: open_rw(&path(HASHES))?,
             checkpoints: open_rw(&path(CHECKPOINTS))?,
         };
-        Self::check_format(dir, &files)?;
+        Self::check_format(dir)?;
 
         let entries_len = file_len(&files.entries, &path(ENTRIES))?;
         let offsets_len = file_len(&files.offsets, &path(OFFSETS))?;
@@ -292,9 +319,8 @@ impl Log {
         })
     }
 
-    /// Checks the `format` file, writing it (and syncing the new files' directory entries) for a
-    /// new log.
-    fn check_format(dir: &Path, files: &Files) -> Result<(), LedgerError> {
+    /// Checks the `format` file (which `create::ensure_created` wrote for a new log).
+    fn check_format(dir: &Path) -> Result<(), LedgerError> {
         let format_path = dir.join(FORMAT);
         match fs::read(&format_path) {
             Ok(bytes) if bytes == FORMAT_LINE => Ok(()),
@@ -302,32 +328,10 @@ impl Log {
                 path: format_path,
                 detail: "not a custodia-merkle-log 1 directory".to_owned(),
             }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                for (file, name) in [
-                    (&files.entries, ENTRIES),
-                    (&files.offsets, OFFSETS),
-                    (&files.hashes, HASHES),
-                    (&files.checkpoints, CHECKPOINTS),
-                ] {
-                    if file_len(file, &dir.join(name))? != 0 {
-                        return Err(LedgerError::Corrupt {
-                            path: format_path,
-                            detail: format!("missing, but {name} holds data"),
-                        });
-                    }
-                }
-                sync_dir(dir)?;
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&format_path)
-                    .map_err(|e| LedgerError::io(&format_path, e))?;
-                file.write_all(FORMAT_LINE)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| LedgerError::io(&format_path, e))?;
-                sync_dir(dir)
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(LedgerError::Corrupt {
+                path: format_path,
+                detail: "missing, but the directory holds log files".to_owned(),
+            }),
             Err(e) => Err(LedgerError::io(format_path, e)),
         }
     }
@@ -378,6 +382,12 @@ impl Log {
     /// What `open` cut to recover from a crash (all zero after a clean shutdown).
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
+    }
+
+    /// Whether an earlier write failed, so that this `Log` refuses writes until it is reopened
+    /// ([`LedgerError::Poisoned`]).
+    pub fn is_poisoned(&self) -> bool {
+        lock(&self.writer).poisoned
     }
 
     /// The number of acknowledged entries.
@@ -689,6 +699,12 @@ impl Log {
         if writer.verifier_key.is_none() {
             let path = self.path(VERIFIER_KEY);
             let stored = match fs::read_to_string(&path) {
+                // An empty file (a write of an older version interrupted by a full disk) pins
+                // no key: write it as if it were absent.
+                Ok(text) if text.is_empty() => {
+                    create::replace_file(&self.dir, VERIFIER_KEY, format!("{key}\n").as_bytes())?;
+                    key.clone()
+                }
                 Ok(text) => text
                     .strip_suffix('\n')
                     .unwrap_or(&text)
@@ -698,8 +714,7 @@ impl Log {
                         detail: e.to_string(),
                     })?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    write_file_synced(&path, format!("{key}\n").as_bytes())?;
-                    sync_dir(&self.dir)?;
+                    create::replace_file(&self.dir, VERIFIER_KEY, format!("{key}\n").as_bytes())?;
                     key.clone()
                 }
                 Err(e) => return Err(LedgerError::io(path, e)),

@@ -72,6 +72,9 @@ fn status_of(code: ErrorCode) -> (StatusCode, &'static str) {
         }
         ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
         ErrorCode::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
+        ErrorCode::InsufficientStorage => {
+            (StatusCode::INSUFFICIENT_STORAGE, "Insufficient storage")
+        }
         ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
     }
 }
@@ -126,6 +129,16 @@ impl From<EngineError> for AppError {
         let code = e.code();
         if code == ErrorCode::Internal {
             return AppError::internal(e.to_string());
+        }
+        if code == ErrorCode::InsufficientStorage {
+            // The cause names files; the client learns only that the disk is full.
+            let mut error = AppError::new(
+                code,
+                "the server's disk is full: nothing was stored; retry once space is freed",
+                None,
+            );
+            error.internal_cause = Some(e.to_string());
+            return error;
         }
         let mut error = AppError::new(code, e.to_string(), e.field().map(str::to_owned));
         if let EngineError::SubjectMerged { into } = e {

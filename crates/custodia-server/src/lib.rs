@@ -107,9 +107,17 @@ impl AppState {
     {
         let engine = self.0.engine.clone();
         match tokio::task::spawn_blocking(move || f(&engine)).await {
-            Ok(result) => result.map_err(AppError::from),
+            Ok(result) => result.map_err(|e| self.engine_error(e)),
             Err(join) => Err(AppError::internal(format!("blocking task failed: {join}"))),
         }
+    }
+
+    /// The answer to an engine error; counts the refusals for a full disk in `/metrics`.
+    fn engine_error(&self, e: EngineError) -> AppError {
+        if e.code() == custodia_core::ErrorCode::InsufficientStorage {
+            self.0.metrics.insufficient_storage();
+        }
+        AppError::from(e)
     }
 }
 

@@ -1,8 +1,10 @@
-//! Prometheus text metrics: requests by route and status, their latency, and store gauges.
+//! Prometheus text metrics: requests by route and status, their latency, operations refused for a
+//! full disk, and store gauges.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// (method, matched route, status).
@@ -12,6 +14,8 @@ type RequestKey = (String, String, u16);
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
+    /// Operations refused because the disk was full (`insufficient_storage`).
+    insufficient_storage: AtomicU64,
 }
 
 impl Metrics {
@@ -23,6 +27,11 @@ impl Metrics {
             .or_default();
         entry.0 += 1;
         entry.1 += elapsed.as_secs_f64();
+    }
+
+    /// Counts one operation refused because the disk was full.
+    pub fn insufficient_storage(&self) {
+        self.insufficient_storage.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders the counters and the given gauges in the Prometheus text format.
@@ -47,6 +56,11 @@ impl Metrics {
                 "custodia_http_request_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {seconds}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP custodia_insufficient_storage_total Operations refused because the data directory's disk was full.\n# TYPE custodia_insufficient_storage_total counter\ncustodia_insufficient_storage_total {}",
+            self.insufficient_storage.load(Ordering::Relaxed)
+        );
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,

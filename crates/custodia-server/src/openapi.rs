@@ -45,7 +45,13 @@ const OPS: &[Op] = &[
         auth: false,
         params: &[],
         body: None,
-        responses: &[("200", "`{\"status\":\"ok\"}`")],
+        responses: &[
+            ("200", "`{\"status\":\"ok\"}`"),
+            (
+                "503",
+                "`{\"status\":\"unavailable\", \"reason\", \"action\"}`: the store cannot flush; restart the server (after freeing disk space if the disk is full).",
+            ),
+        ],
     },
     Op {
         method: "GET",

@@ -657,3 +657,38 @@ async fn user_id_is_accepted_in_both_spellings_outside_ingest() {
     assert_eq!(lifted.status, StatusCode::OK, "{:?}", lifted.body);
     assert_eq!(lifted.body["lifted"], false);
 }
+
+#[tokio::test]
+async fn a_full_disk_answers_507_insufficient_storage_and_is_counted() {
+    use axum::response::IntoResponse;
+    let h = harness();
+    let refused = h
+        .state
+        .run(|_| -> Result<(), custodia_engine::EngineError> {
+            Err(custodia_engine::EngineError::Io {
+                what: "log verifier key",
+                source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+            })
+        })
+        .await
+        .unwrap_err();
+    let response = refused.into_response();
+    assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let body: Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
+    assert_eq!(body["code"], "insufficient_storage");
+    assert_eq!(body["status"], 507);
+    assert!(
+        !body["detail"].as_str().unwrap().contains("verifier"),
+        "the cause stays in the log: {body}"
+    );
+    let metrics = h.state.0.metrics.render(&[]);
+    assert!(
+        metrics.contains("\ncustodia_insufficient_storage_total 1\n"),
+        "{metrics}"
+    );
+}

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// The message is the engine's own; sled's messages name files and offsets, never data.
     #[error("storage engine error: {0}")]
     Backend(String),
+    /// The file system of the store is full (or below the configured free-space reserve, checked
+    /// before each write so that the storage engine itself never runs out): nothing was written.
+    #[error("no space left for the store: {0}")]
+    StorageFull(String),
     /// The store directory is already open, by another process or another handle in this one.
     #[error("store directory is locked: it is already open in another process or handle")]
     Locked,
@@ -30,9 +34,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The transport-neutral code: every store failure is an internal error for the caller's
-    /// client, with the details kept for the server log.
+    /// The transport-neutral code: a full disk is `InsufficientStorage`; every other store failure
+    /// is an internal error for the caller's client, with the details kept for the server log.
     pub fn code(&self) -> ErrorCode {
-        ErrorCode::Internal
+        match self {
+            StoreError::StorageFull(_) => ErrorCode::InsufficientStorage,
+            _ => ErrorCode::Internal,
+        }
     }
 }

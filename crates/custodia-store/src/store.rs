@@ -2,8 +2,8 @@
 //! `keys.rs` and every value by `records.rs`; nothing here knows the engine.
 
 use std::fmt;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use custodia_core::{ApiKeyId, EventId, Pseudonym, PurposeId, SubjectId, TenantId, Timestamp};
 
@@ -26,6 +26,16 @@ const SCAN_PAGE: usize = 1024;
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn KvBackend>,
+    /// Free space that writes leave on the store's file system (see [`Store::reserve_free_space`]);
+    /// shared by every clone.
+    reserve: Arc<RwLock<Option<FreeSpaceReserve>>>,
+}
+
+/// The file system a store lives on and the free space its writes must leave.
+#[derive(Debug)]
+struct FreeSpaceReserve {
+    dir: PathBuf,
+    min_free_bytes: u64,
 }
 
 impl fmt::Debug for Store {
@@ -56,7 +66,10 @@ impl Store {
 
     /// A store over any engine.
     pub fn with_backend(backend: Arc<dyn KvBackend>) -> Store {
-        Store { backend }
+        Store {
+            backend,
+            reserve: Arc::default(),
+        }
     }
 
     /// The subject `id` of `tenant`, if stored.
@@ -454,6 +467,9 @@ impl Store {
     ///
     /// A batch that could not be encoded (a field of 4 GiB or more) writes nothing and fails
     /// with [`StoreError::TooLarge`].
+    ///
+    /// With a free-space reserve set ([`Store::reserve_free_space`]), a write while less than the
+    /// reserve is free writes nothing and fails with [`StoreError::StorageFull`].
     pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         if let Some(what) = batch.too_large {
             return Err(StoreError::TooLarge { what });
@@ -461,7 +477,45 @@ impl Store {
         if batch.ops.is_empty() {
             return Ok(());
         }
+        self.check_free_space()?;
         self.backend.apply(batch.ops)
+    }
+
+    /// Makes every later write first check that at least `min_free_bytes` are available on the
+    /// file system of `dir`, and refuse ([`StoreError::StorageFull`]) otherwise.
+    ///
+    /// Why: sled 0.34 turns a failed write of its own log (`ENOSPC` included) into an error it
+    /// keeps returning until the store is reopened. Refusing writes while the disk is nearly full
+    /// keeps the storage engine from ever meeting a full disk, so writes succeed again as soon as
+    /// space is freed, without a restart.
+    pub fn reserve_free_space(&self, dir: &Path, min_free_bytes: u64) {
+        let reserve = (min_free_bytes > 0).then(|| FreeSpaceReserve {
+            dir: dir.to_owned(),
+            min_free_bytes,
+        });
+        *self.reserve.write().unwrap_or_else(|p| p.into_inner()) = reserve;
+    }
+
+    /// [`StoreError::StorageFull`] if less than the reserve is free.
+    fn check_free_space(&self) -> Result<(), StoreError> {
+        let guard = self.reserve.read().unwrap_or_else(|p| p.into_inner());
+        let Some(reserve) = &*guard else {
+            return Ok(());
+        };
+        let available = fs4::available_space(&reserve.dir).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot tell the free space of {}: {e}",
+                reserve.dir.display()
+            ))
+        })?;
+        if available < reserve.min_free_bytes {
+            return Err(StoreError::StorageFull(format!(
+                "{available} bytes available on the file system of {}, below the reserve of {} bytes",
+                reserve.dir.display(),
+                reserve.min_free_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Returns once every write that returned before the call is durable on disk. Concurrent

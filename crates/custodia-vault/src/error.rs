@@ -84,10 +84,13 @@ pub enum VaultError {
 
 impl VaultError {
     /// The transport-neutral code: a missing data key means the subject does not exist (any
-    /// more); everything else is an internal failure whose detail stays in the server log.
+    /// more); a full file system is `InsufficientStorage`; everything else is an internal failure whose detail stays in the server log.
     pub fn code(&self) -> ErrorCode {
         match self {
             VaultError::KeyNotFound => ErrorCode::SubjectNotFound,
+            VaultError::Io { source, .. } if custodia_core::is_storage_full(source) => {
+                ErrorCode::InsufficientStorage
+            }
             VaultError::Crypto
             | VaultError::RandomUnavailable
             | VaultError::InvalidRootKey

@@ -153,6 +153,7 @@ fn open_engine_with_cache(
         policies: Policies::builtin(),
         clock: Arc::new(SystemClock),
         ledger: custodia_engine::LedgerConfig::default(),
+        min_free_bytes: custodia_engine::DEFAULT_MIN_FREE_BYTES,
     })?;
     Ok(Arc::new(engine))
 }

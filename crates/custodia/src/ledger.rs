@@ -199,6 +199,9 @@ fn verify(args: VerifyArgs, log: &str) -> anyhow::Result<()> {
                 .filter_map(|e| e.ok())
                 .filter(|e| e.path().is_dir())
                 .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                // `.<tenant>.creating-…`: a log being created (or a leftover that the server
+                // removes at its next open), not a tenant.
+                .filter(|name| !name.starts_with('.'))
                 .collect();
             names.sort();
             names

@@ -117,6 +117,11 @@ struct Dirs {
     /// took about a minute with 256 and 22–30 s with 4096 (docs/performance.md).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
     store_cache_mb: u64,
+    /// Free space (MiB) that store writes leave on the data directory's file system: below it,
+    /// writes answer 507 `insufficient_storage` and change nothing, and succeed again once space
+    /// is freed (0 turns the reserve off; docs/operations.md, "A full disk").
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    min_free_mb: u64,
 }
 
 #[derive(Args)]
@@ -420,6 +425,7 @@ fn open_engine(dirs: &Dirs, demo: bool, ledger: LedgerConfig) -> anyhow::Result<
         policies,
         clock: Arc::new(SystemClock),
         ledger,
+        min_free_bytes: dirs.min_free_mb * 1024 * 1024,
     })
     .map_err(|e| anyhow::anyhow!("cannot open the data directory: {e}"))
 }

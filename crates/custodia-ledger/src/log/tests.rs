@@ -492,3 +492,151 @@ proptest! {
         }
     }
 }
+
+/// The names in `parent` that start with a dot: temporary directories of a log creation.
+fn hidden_names(parent: &Path) -> Vec<String> {
+    fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// A log that takes appends and a checkpoint, and that `verify_dir` accepts with `signer`'s key.
+fn assert_usable(dir: &Path, signer: &NoteSigner) {
+    let log = Log::open(dir).unwrap();
+    log.append(&[b"after".to_vec()]).unwrap();
+    log.checkpoint(signer).unwrap();
+    drop(log);
+    let report = crate::verify_dir(dir, &signer.verifier_key()).unwrap();
+    assert_eq!(report.n_entries, 1);
+}
+
+#[test]
+fn a_new_log_is_complete_with_its_verifier_key_and_leaves_no_temporary() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("tenant").join("log");
+    let key = signer(3).verifier_key();
+    drop(Log::open_with_verifier_key(&dir, &key).unwrap());
+    assert_eq!(fs::read(dir.join(FORMAT)).unwrap(), FORMAT_LINE);
+    assert_eq!(
+        fs::read_to_string(dir.join(VERIFIER_KEY)).unwrap(),
+        format!("{key}\n")
+    );
+    assert!(hidden_names(&parent.path().join("tenant")).is_empty());
+    assert_usable(&dir, &signer(3));
+}
+
+#[test]
+fn a_creation_that_fails_on_a_full_disk_leaves_nothing_and_the_next_open_succeeds() {
+    for failing in [ENTRIES, HASHES, VERIFIER_KEY, FORMAT] {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("log");
+        create::FAIL_WRITING.set(Some(failing));
+        let failed = Log::open_with_verifier_key(&dir, &signer(4).verifier_key());
+        create::FAIL_WRITING.set(None);
+        match failed {
+            Err(LedgerError::Io { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{failing}")
+            }
+            other => panic!("{failing}: expected an i/o error, got {:?}", other.err()),
+        }
+        assert!(!dir.exists(), "{failing}: no half-created log");
+        assert!(hidden_names(parent.path()).is_empty(), "{failing}");
+        drop(Log::open_with_verifier_key(&dir, &signer(4).verifier_key()).unwrap());
+        assert_usable(&dir, &signer(4));
+    }
+}
+
+#[test]
+fn an_interrupted_creation_of_an_older_version_is_cleaned_up_and_recreated() {
+    // What an older version left when the disk was full: the five files, all empty (or a torn
+    // `format` line), and no verifier key.
+    let torn_formats: [Option<&[u8]>; 3] = [Some(b""), Some(&FORMAT_LINE[..5]), None];
+    for format in torn_formats {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("log");
+        fs::create_dir(&dir).unwrap();
+        for name in [ENTRIES, OFFSETS, HASHES, CHECKPOINTS] {
+            fs::write(dir.join(name), b"").unwrap();
+        }
+        if let Some(format) = format {
+            fs::write(dir.join(FORMAT), format).unwrap();
+        }
+        // Before the fix: `Corrupt` ("format is corrupt") at every open.
+        let log = Log::open_with_verifier_key(&dir, &signer(5).verifier_key()).unwrap();
+        assert_eq!(log.tree_size(), 0);
+        drop(log);
+        assert_eq!(fs::read(dir.join(FORMAT)).unwrap(), FORMAT_LINE);
+        assert_usable(&dir, &signer(5));
+    }
+}
+
+#[test]
+fn a_directory_with_data_is_never_taken_for_an_interrupted_creation() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("log");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join(FORMAT), b"").unwrap();
+    fs::write(dir.join(ENTRIES), b"data").unwrap();
+    assert!(matches!(Log::open(&dir), Err(LedgerError::Corrupt { .. })));
+    assert_eq!(fs::read(dir.join(ENTRIES)).unwrap(), b"data", "left alone");
+    // A file of someone else's next to empty log files: not ours to remove either.
+    let dir = parent.path().join("other");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join(ENTRIES), b"").unwrap();
+    fs::write(dir.join("notes.txt"), b"keep").unwrap();
+    assert!(matches!(Log::open(&dir), Err(LedgerError::Corrupt { .. })));
+    assert!(dir.join("notes.txt").exists());
+}
+
+#[test]
+fn leftover_temporary_directories_are_removed_unless_a_creation_holds_them() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("log");
+    let leftover = parent.path().join(".log.creating-999999-0");
+    fs::create_dir(&leftover).unwrap();
+    fs::write(leftover.join(ENTRIES), b"").unwrap();
+    fs::write(leftover.join(FORMAT), &FORMAT_LINE[..3]).unwrap();
+    let empty_leftover = parent.path().join(".log.creating-999999-1");
+    fs::create_dir(&empty_leftover).unwrap();
+    let in_progress = parent.path().join(".log.creating-999999-2");
+    fs::create_dir(&in_progress).unwrap();
+    let held = File::create(in_progress.join(ENTRIES)).unwrap();
+    held.try_lock().unwrap();
+    // Another log's temporary directory is not this log's business.
+    let other = parent.path().join(".other.creating-1-0");
+    fs::create_dir(&other).unwrap();
+
+    drop(Log::open(&dir).unwrap());
+    let mut left = hidden_names(parent.path());
+    left.sort();
+    assert_eq!(left, [".log.creating-999999-2", ".other.creating-1-0"]);
+    drop(held);
+    drop(Log::open(&dir).unwrap());
+    assert_eq!(hidden_names(parent.path()), [".other.creating-1-0"]);
+}
+
+#[test]
+fn an_empty_verifier_key_file_is_replaced_not_corrupt() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("log");
+    drop(log_with(&dir, 2, 1));
+    fs::write(dir.join(VERIFIER_KEY), b"").unwrap();
+    // By the checkpoint of a log opened without a key...
+    let log = Log::open(&dir).unwrap();
+    log.checkpoint(&signer(6)).unwrap();
+    drop(log);
+    assert_eq!(
+        fs::read_to_string(dir.join(VERIFIER_KEY)).unwrap(),
+        format!("{}\n", signer(6).verifier_key())
+    );
+    // ...and by opening with the key.
+    fs::write(dir.join(VERIFIER_KEY), b"").unwrap();
+    drop(Log::open_with_verifier_key(&dir, &signer(6).verifier_key()).unwrap());
+    assert_eq!(
+        fs::read_to_string(dir.join(VERIFIER_KEY)).unwrap(),
+        format!("{}\n", signer(6).verifier_key())
+    );
+    assert!(hidden_names(&dir).is_empty(), "no temporary key file left");
+}

@@ -9,10 +9,41 @@ use serde_json::{Value, json};
 use crate::extract::Auth;
 use crate::{AppError, AppState};
 
-/// `GET /healthz`: the process answers and the store flushes.
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    state.run(|engine| engine.flush()).await?;
-    Ok(Json(json!({"status": "ok"})))
+/// `GET /healthz`: the process answers and the store flushes. If the store cannot flush (after a
+/// write failure the storage engine keeps refusing until it is reopened), 503 with the reason:
+/// the server does not recover from that by itself, a restart does. The reason names files and
+/// the operating system's error, never data.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let engine = state.engine().clone();
+    let flushed = tokio::task::spawn_blocking(move || engine.flush()).await;
+    let reason = match flushed {
+        Ok(Ok(())) => return Json(json!({"status": "ok"})).into_response(),
+        Ok(Err(e)) => {
+            let full = e.code() == custodia_core::ErrorCode::InsufficientStorage;
+            if full {
+                state.0.metrics.insufficient_storage();
+            }
+            format!(
+                "{e}{}",
+                if full {
+                    "; free space on the data directory's disk"
+                } else {
+                    ""
+                }
+            )
+        }
+        Err(join) => format!("the store flush did not finish: {join}"),
+    };
+    tracing::error!(reason = %reason, "health check failed");
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({
+            "status": "unavailable",
+            "reason": reason,
+            "action": "restart the server (after freeing disk space if the disk is full)",
+        })),
+    )
+        .into_response()
 }
 
 /// Pending search purges counted at most, so that a scrape stays cheap.

@@ -69,8 +69,14 @@ fn open_error(error: sled::Error) -> StoreError {
 }
 
 /// sled's messages name files, offsets and sled's own state, never keys or values.
+/// A full file system is told apart: the caller answers "insufficient storage", not "internal".
 fn engine_error(error: sled::Error) -> StoreError {
-    StoreError::Backend(error.to_string())
+    match &error {
+        sled::Error::Io(io) if custodia_core::is_storage_full(io) => {
+            StoreError::StorageFull(error.to_string())
+        }
+        _ => StoreError::Backend(error.to_string()),
+    }
 }
 
 impl KvBackend for SledBackend {

@@ -565,3 +565,30 @@ fn facts_are_scoped_by_tenant_and_subject_and_page_in_order() {
         assert_eq!(store.facts(&b, None, 10).unwrap().len(), 1);
     });
 }
+
+#[test]
+fn a_write_below_the_free_space_reserve_writes_nothing_and_says_storage_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::in_memory();
+    let write_meta = |store: &Store, value: &[u8]| {
+        let mut batch = WriteBatch::new();
+        batch.put_meta("reserve-test", value);
+        store.write(batch)
+    };
+    // More than any file system has free: the write is refused before the engine sees it.
+    store.reserve_free_space(dir.path(), u64::MAX);
+    let refused = write_meta(&store, b"refused").unwrap_err();
+    assert!(matches!(refused, StoreError::StorageFull(_)), "{refused}");
+    assert_eq!(
+        refused.code(),
+        custodia_core::ErrorCode::InsufficientStorage
+    );
+    assert_eq!(store.meta("reserve-test").unwrap(), None, "nothing written");
+    // Space "returns": the same write goes through, no reopen needed.
+    store.reserve_free_space(dir.path(), 1);
+    write_meta(&store, b"written").unwrap();
+    assert_eq!(
+        store.meta("reserve-test").unwrap().as_deref(),
+        Some(&b"written"[..])
+    );
+}
