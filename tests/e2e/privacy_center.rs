@@ -592,26 +592,29 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
     assert_eq!(unlabelled, json!([]), "inputs without a label");
 
     // Nothing but this origin, and not one console error.
-    let watch = tab.watch.lock().unwrap();
-    let foreign: Vec<_> = watch
-        .urls
-        .iter()
-        .filter(|u| !(u.starts_with(&base) || u.starts_with("about:") || u.starts_with("blob:")))
-        .collect();
-    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
-    assert!(
-        watch
+    {
+        let watch = tab.watch.lock().unwrap();
+        let foreign: Vec<_> = watch
             .urls
             .iter()
-            .any(|u| u.ends_with("/privacy/assets/privacy.js")),
-        "the request log works"
-    );
-    assert!(
-        watch.errors.is_empty(),
-        "console errors: {:?}",
-        watch.errors
-    );
-    drop(watch);
+            .filter(|u| {
+                !(u.starts_with(&base) || u.starts_with("about:") || u.starts_with("blob:"))
+            })
+            .collect();
+        assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+        assert!(
+            watch
+                .urls
+                .iter()
+                .any(|u| u.ends_with("/privacy/assets/privacy.js")),
+            "the request log works"
+        );
+        assert!(
+            watch.errors.is_empty(),
+            "console errors: {:?}",
+            watch.errors
+        );
+    }
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;
