@@ -12,7 +12,7 @@ fn a_message_id_is_remembered_for_the_window_then_forgotten() {
     let f = fixture();
     let app = f.caller("app");
     let tenant = TenantId::default_tenant();
-    let message = json!({"userId": "u1", "event": "Product Viewed", "messageId": "m-1"});
+    let message = json!({"userId": "u1", "event": "Order Completed", "messageId": "m-1"});
     let first = f.track(&app, message.clone());
     let again = f.track(&app, message.clone());
     assert_eq!(again.event_id, first.event_id, "the original answer");
@@ -47,7 +47,7 @@ fn a_message_id_is_remembered_for_the_window_then_forgotten() {
     f.clock.set(f.clock.now().plus_days(8));
     f.track(
         &app,
-        json!({"userId": "u1", "event": "Product Viewed", "messageId": "m-2"}),
+        json!({"userId": "u1", "event": "Order Completed", "messageId": "m-2"}),
     );
     let remaining = f
         .engine
