@@ -85,6 +85,13 @@ fn backup_erase_restore_keeps_the_erased_person_erased() {
     let server = site.serve(&[]);
     let jane = identify(&server, &app, "jane-1", "jane.erased@example.com");
     let john = identify(&server, &app, "john-1", "john.kept@example.com");
+    // A consent decision: the ledger has an entry before the backup.
+    let consent = server.post(
+        &app,
+        "/v1/consents",
+        &json!({"user_id": "john-1", "purpose": "analytics", "decision": "granted", "source": {"channel": "web"}}),
+    );
+    assert_eq!(consent.status, 201, "{:?}", consent.body);
 
     let data_backup = site.dir.path().join("backup-data");
     let keys_backup = site.dir.path().join("backup-keys");

@@ -784,3 +784,46 @@ fn restore_into(dir: &Path, manifest: &Manifest, staging: &Path) -> anyhow::Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_with_path(rel: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = json!({
+            "format": FORMAT,
+            "kind": "data",
+            "files": [{"path": rel, "size": 0, "sha256": hex::encode([0u8; 32])}],
+        });
+        std::fs::write(dir.path().join(MANIFEST), manifest.to_string()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_manifest_path_leaving_the_backup_is_refused() {
+        for rel in ["../outside", "/etc/passwd", "store/../../x", "", "a\\b"] {
+            let dir = manifest_with_path(rel);
+            let error = read_manifest(dir.path()).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("not a plain relative path")),
+                "{rel}: {error:?}"
+            );
+        }
+        assert!(read_manifest(manifest_with_path("store/db").path()).is_ok());
+    }
+
+    #[test]
+    fn a_manifest_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(MANIFEST),
+            json!({"format": "custodia-backup/9", "kind": "data", "files": []}).to_string(),
+        )
+        .unwrap();
+        let error = read_manifest(dir.path()).err().unwrap().to_string();
+        assert!(error.contains("unknown format"), "{error}");
+    }
+}
