@@ -228,6 +228,24 @@ fn backup_erase_restore_keeps_the_erased_person_erased() {
     );
     assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
 
+    // The key-store backup restores as a key store, into a new path, identical to the live one
+    // at backup time.
+    let restored_keys = site.dir.path().join("restored-keys");
+    let out = backup(
+        &site,
+        &[
+            "restore",
+            path(&keys_backup),
+            "--keys-dir",
+            path(&restored_keys),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(restored_keys.join("default.keys")).unwrap(),
+        std::fs::read(keys_backup.join("keys/default.keys")).unwrap()
+    );
+
     // The restored data with the LIVE key store: Jane stays erased, John is back.
     let server = site.spawn_server(serve_on(&site, &restored));
     assert_eq!(profile_status(&server, &app, &jane), 404);
