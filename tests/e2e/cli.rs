@@ -103,6 +103,8 @@ fn usage_errors_exit_2_and_help_works() {
         &["serve", "--help"],
         &["keys", "create", "--help"],
         &["bench", "ingest", "--help"],
+        &["backup", "create", "--help"],
+        &["backup", "restore", "--help"],
     ] {
         let out = site.command(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -285,6 +287,7 @@ fn help_and_version_describe_every_command() {
         "audit",
         "index",
         "retention",
+        "backup",
         "bench",
     ] {
         let line = help

@@ -4,6 +4,7 @@
 mod harness;
 
 mod analytics;
+mod backup;
 mod cli;
 mod disk_full;
 mod input;

@@ -66,7 +66,7 @@ mod vault;
 pub use data_key::{Aad, DataKey, SEAL_FORMAT_VERSION, SEAL_OVERHEAD};
 pub use error::VaultError;
 pub use normalize::{normalize_email, normalize_phone};
-pub use primitives::{constant_time_eq, random_array, sha256, sha256_parts};
+pub use primitives::{Sha256Stream, constant_time_eq, random_array, sha256, sha256_parts};
 pub use root_key::{Keyring, RootKey, RootKeyId};
 pub use signing::{ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, SigningKey, verify_ed25519};
 pub use tenant::{

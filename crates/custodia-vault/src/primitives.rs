@@ -73,6 +73,29 @@ pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
     out
 }
 
+/// SHA-256 fed piece by piece, for files too large to hold in memory (backups).
+pub struct Sha256Stream(digest::Context);
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Sha256Stream(digest::Context::new(&digest::SHA256))
+    }
+}
+
+impl Sha256Stream {
+    /// Appends `data` to what is hashed.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The hash of everything given.
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let digest = digest::digest(&digest::SHA256, data);

@@ -71,3 +71,25 @@ fn assert_opaque(result: Result<impl std::fmt::Debug, VaultError>) {
         other => panic!("expected the opaque crypto error, got {other:?}"),
     }
 }
+
+#[test]
+fn sha256_stream_matches_the_one_shot_hash_whatever_the_pieces() {
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for piece in [1, 63, 64, 65, 4096, 10_000] {
+        let mut stream = crate::Sha256Stream::default();
+        for chunk in data.chunks(piece) {
+            stream.update(chunk);
+        }
+        assert_eq!(stream.finish(), crate::sha256(&data), "pieces of {piece}");
+    }
+    // The SHA-256 of the empty string (FIPS 180-2 test vector).
+    let empty: String = crate::Sha256Stream::default()
+        .finish()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        empty,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}

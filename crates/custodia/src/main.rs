@@ -1,5 +1,7 @@
-//! The `custodia` command: `serve`, `keys`, `ledger`, `audit`, `index`, `retention`, `bench`.
+//! The `custodia` command: `serve`, `keys`, `ledger`, `audit`, `index`, `retention`, `backup`,
+//! `bench`.
 
+mod backup;
 mod bench;
 mod bench_ledger;
 mod ledger;
@@ -47,6 +49,10 @@ enum Command {
     /// Apply the retention policies now (the server also does it on a timer).
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Offline backups of the data directory and, apart, of the key store, with a manifest;
+    /// verify and restore them.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Measure throughput against the building blocks' own limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -340,7 +346,7 @@ impl Command {
             Command::Keys(KeysCommand::Rotate(args)) => Some(&args.dirs),
             Command::Retention(RetentionCommand::Run(args)) => Some(&args.dirs),
             Command::Index(IndexCommand::Rebuild(args)) => Some(&args.dirs),
-            Command::Ledger(_) | Command::Audit(_) | Command::Bench(_) => None,
+            Command::Ledger(_) | Command::Audit(_) | Command::Backup(_) | Command::Bench(_) => None,
         }
     }
 }
@@ -368,6 +374,7 @@ fn main() -> ExitCode {
         Command::Index(IndexCommand::Rebuild(args)) => index_rebuild(args),
         Command::Ledger(cmd) => ledger::run(cmd),
         Command::Audit(cmd) => ledger::run_audit(cmd),
+        Command::Backup(cmd) => backup::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
