@@ -46,9 +46,20 @@ fn send(python: &PathBuf, sdk: &str, server: &Server, key: &str, prefix: &str) {
 /// Reads back what one SDK sent and checks it arrived whole and once.
 fn check(server: &Server, key: &str, prefix: &str) {
     let user = format!("{prefix}-user");
+    // Reads are narrowed to their purpose's categories: the person's consent to e-mail marketing
+    // (identity, contact, preferences) shows every trait sent, and to personalisation
+    // (preferences, behaviour, purchases) every event.
+    for purpose in ["marketing_email", "personalization"] {
+        let granted = server.post(
+            key,
+            "/v1/consents",
+            &serde_json::json!({"user_id": user, "purpose": purpose, "decision": "granted", "source": {"channel": "web"}}),
+        );
+        assert_eq!(granted.status, 201, "{prefix}: {:?}", granted.body);
+    }
     let found = server.get(
         key,
-        &format!("/v1/subjects?user_id={user}&purpose=order_fulfillment"),
+        &format!("/v1/subjects?user_id={user}&purpose=marketing_email"),
     );
     assert_eq!(found.status, 200, "{prefix}: {:?}", found.body);
     let subjects = found.body["subjects"].as_array().expect("subjects");
@@ -74,7 +85,7 @@ fn check(server: &Server, key: &str, prefix: &str) {
     let subject = profile["subject_id"].as_str().unwrap();
     let events = server.get(
         key,
-        &format!("/v1/subjects/{subject}/events?purpose=order_fulfillment"),
+        &format!("/v1/subjects/{subject}/events?purpose=personalization"),
     );
     assert_eq!(events.status, 200, "{prefix}: {:?}", events.body);
     let events = events.body["events"].as_array().expect("events").clone();

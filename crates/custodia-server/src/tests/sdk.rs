@@ -192,8 +192,19 @@ async fn every_segment_call_is_stored_and_unknown_types_are_refused_alone() {
     }
     // The visitor was merged into the user by the alias: one person.
     assert_eq!(h.n_subjects(), 1);
+    // Reads are narrowed to their purpose: consent to e-mail marketing shows every trait sent
+    // (identity, contact, preferences), consent to personalisation every event.
+    for purpose in ["marketing_email", "personalization"] {
+        let granted = h
+            .post(
+                "/v1/consents",
+                json!({"user_id": "u1", "purpose": purpose, "decision": "granted"}),
+            )
+            .await;
+        assert_eq!(granted.status, StatusCode::CREATED, "{:?}", granted.body);
+    }
     let found = h
-        .get("/v1/subjects?user_id=u1&purpose=order_fulfillment")
+        .get("/v1/subjects?user_id=u1&purpose=marketing_email")
         .await;
     let profile = &found.body["subjects"][0];
     let traits = &profile["traits"];
@@ -205,9 +216,7 @@ async fn every_segment_call_is_stored_and_unknown_types_are_refused_alone() {
     assert_eq!(traits["groups"]["acme"]["name"], "Acme");
     let id = profile["subject_id"].as_str().unwrap();
     let events = h
-        .get(&format!(
-            "/v1/subjects/{id}/events?purpose=order_fulfillment"
-        ))
+        .get(&format!("/v1/subjects/{id}/events?purpose=personalization"))
         .await;
     let events = events.body["events"].as_array().unwrap().clone();
     let names: Vec<&str> = events
@@ -301,10 +310,15 @@ async fn a_retried_message_is_stored_once() {
         .await;
     assert_eq!(single.body, first.body["results"][0]);
     let id = first.body["results"][0]["subject_id"].as_str().unwrap();
+    let granted = h
+        .post(
+            "/v1/consents",
+            json!({"user_id": "u1", "purpose": "personalization", "decision": "granted"}),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::CREATED, "{:?}", granted.body);
     let events = h
-        .get(&format!(
-            "/v1/subjects/{id}/events?purpose=order_fulfillment"
-        ))
+        .get(&format!("/v1/subjects/{id}/events?purpose=personalization"))
         .await;
     assert_eq!(events.body["events"].as_array().unwrap().len(), 2);
 }

@@ -10,6 +10,21 @@ use std::time::{Duration, Instant};
 use super::sled_engine::GroupCommit;
 use super::*;
 
+/// Opens a directory whose previous handle was just dropped. sled releases its file lock when its
+/// background flusher lets go of the last reference, a moment after the `Db` itself is dropped;
+/// on a loaded machine that moment can come after the next open, which then sees `Locked`.
+fn reopen(dir: &Path) -> SledBackend {
+    let started = Instant::now();
+    loop {
+        match SledBackend::open(dir) {
+            Err(StoreError::Locked) if started.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 fn put(key: &[u8], value: &[u8]) -> KvOp {
     KvOp::Put {
         key: key.to_vec(),
@@ -211,7 +226,7 @@ fn flushed_writes_survive_reopen() {
         backend.apply(vec![delete(b"gone")]).unwrap();
         backend.flush().unwrap();
     }
-    let backend = SledBackend::open(dir.path()).unwrap();
+    let backend = reopen(dir.path());
     assert_eq!(backend.get(b"kept").unwrap().as_deref(), Some(&b"yes"[..]));
     assert_eq!(backend.get(b"gone").unwrap(), None);
 }
@@ -234,7 +249,7 @@ fn second_open_of_a_directory_is_refused_at_once() {
     assert_eq!(error.code(), custodia_core::ErrorCode::Internal);
     // Closing the first handle releases the lock.
     drop(first);
-    SledBackend::open(dir.path()).unwrap();
+    reopen(dir.path());
 }
 
 #[test]
