@@ -7,6 +7,7 @@ mod analytics;
 mod backup;
 mod cli;
 mod disk_full;
+mod idempotency;
 mod input;
 mod invariants;
 mod p1_no_plaintext;

@@ -42,6 +42,12 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the current state.
     Conflict,
+    /// A request header is malformed, or not accepted on this route.
+    InvalidHeader,
+    /// The `Idempotency-Key` was used before for another request (method, path or body).
+    IdempotencyKeyReused,
+    /// A request with the same `Idempotency-Key` is being processed; retry once it answered.
+    IdempotencyKeyInFlight,
     /// The person asked to be erased and never stored again; the call stored nothing.
     SubjectSuppressed,
     /// A legal hold keeps the subject's data; it cannot be erased until the hold is lifted.
@@ -78,6 +84,9 @@ impl ErrorCode {
             ErrorCode::SubjectMerged => "subject_merged",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::InvalidHeader => "invalid_header",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyInFlight => "idempotency_key_in_flight",
             ErrorCode::SubjectSuppressed => "subject_suppressed",
             ErrorCode::LegalHold => "legal_hold",
             ErrorCode::RateLimited => "rate_limited",

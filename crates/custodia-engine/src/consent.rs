@@ -230,7 +230,7 @@ impl ConsentInput {
     }
 }
 
-/// Longest accepted `decision_id` or `Idempotency-Key`, in bytes.
+/// Longest accepted `decision_id`, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 
 fn decision_id(obj: &Map<String, Value>) -> Result<Option<Personal<String>>, EngineError> {
@@ -398,26 +398,22 @@ impl Engine {
         self.record_consent_in(&caller.tenant, input)
     }
 
-    /// Records a decision once: a decision with a `decision_id`, or a request with an
-    /// `Idempotency-Key`, already recorded within the idempotency window is answered with the
-    /// original entry and not appended again. Answers the outcome and whether it is a repeat.
+    /// Records a decision once: a decision with a `decision_id` already recorded within the
+    /// idempotency window is answered with the original entry and not appended again (an
+    /// `Idempotency-Key` header is the HTTP layer's, as on every write). Answers the outcome and
+    /// whether it is a repeat.
     pub fn record_consent_once(
         &self,
         caller: &Caller,
         input: &ConsentInput,
-        idempotency_key: Option<&str>,
     ) -> Result<(Value, bool), EngineError> {
         caller.require(Operation::ConsentWrite)?;
         let tenant = &caller.tenant;
         let keys = self.keys(tenant)?;
-        let hash = match (&input.decision_id, idempotency_key) {
-            (Some(id), _) => Some(keys.lookup_hash("consent_decision_id", id.expose()).0),
-            (None, Some(key)) => Some(
-                keys.lookup_hash("idempotency_key", &format!("POST /v1/consents\n{key}"))
-                    .0,
-            ),
-            (None, None) => None,
-        };
+        let hash = input
+            .decision_id
+            .as_ref()
+            .map(|id| keys.lookup_hash("consent_decision_id", id.expose()).0);
         let to_value =
             |o: &ConsentOutcome| serde_json::to_value(o).map_err(|_| EngineError::Corrupt("json"));
         let Some(hash) = hash else {

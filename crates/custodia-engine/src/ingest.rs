@@ -181,12 +181,17 @@ impl Engine {
             .store(days.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Removes a bounded number of expired idempotency entries.
-    fn prune_idempotency(&self, tenant: &TenantId) -> Result<(), EngineError> {
+    /// The oldest time an idempotency entry still counts: now less the window.
+    pub(crate) fn idempotency_window_start(&self) -> Timestamp {
         let days = self
             .idempotency_days
             .load(std::sync::atomic::Ordering::Relaxed);
-        let before = self.clock.now().plus_days(-i64::from(days));
+        self.clock.now().plus_days(-i64::from(days))
+    }
+
+    /// Removes a bounded number of expired idempotency entries.
+    pub(crate) fn prune_idempotency(&self, tenant: &TenantId) -> Result<(), EngineError> {
+        let before = self.idempotency_window_start();
         let expired = self
             .store
             .idempotency_expired(tenant, before, IDEMPOTENCY_PRUNE)?;

@@ -17,6 +17,7 @@ mod demo;
 mod dsr;
 mod erasure;
 mod error;
+mod idempotency;
 mod ingest;
 mod input;
 mod ledger;
@@ -50,6 +51,7 @@ pub use erasure::{
     ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,
 };
 pub use error::EngineError;
+pub use idempotency::{IdempotencySlot, KeptAnswer, PriorUse};
 pub use ingest::{
     BatchItem, BatchOutcome, DEFAULT_IDEMPOTENCY_DAYS, IdentifyOutcome, MergeView, TrackOutcome,
 };

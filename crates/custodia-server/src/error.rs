@@ -64,6 +64,11 @@ fn status_of(code: ErrorCode) -> (StatusCode, &'static str) {
         ErrorCode::SubjectMerged => (StatusCode::NOT_FOUND, "Subject merged"),
         ErrorCode::NotFound => (StatusCode::NOT_FOUND, "Not found"),
         ErrorCode::Conflict => (StatusCode::CONFLICT, "Conflict"),
+        ErrorCode::InvalidHeader => (StatusCode::BAD_REQUEST, "Invalid header"),
+        ErrorCode::IdempotencyKeyReused => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "Idempotency key reused")
+        }
+        ErrorCode::IdempotencyKeyInFlight => (StatusCode::CONFLICT, "Idempotency key in flight"),
         ErrorCode::SubjectSuppressed => (StatusCode::CONFLICT, "Subject suppressed"),
         ErrorCode::LegalHold => (StatusCode::CONFLICT, "Under legal hold"),
         ErrorCode::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),

@@ -134,19 +134,9 @@ async fn read_json<S: Send + Sync>(
         return Err(unsupported_media_type());
     }
     let coding = content_coding(req.headers())?;
-    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-        if crate::conn::is_body_timeout(&rejection) {
-            AppError::new(
-                ErrorCode::RequestTimeout,
-                "the body was not complete within the server's body read timeout",
-                None,
-            )
-        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            AppError::new(ErrorCode::MalformedJson, "the body could not be read", None)
-        }
-    })?;
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(body_unreadable)?;
     let bytes = match coding {
         Coding::Identity => bytes,
         Coding::Gzip => Bytes::from(gunzip(&bytes, max_body)?),
@@ -165,6 +155,21 @@ async fn read_json<S: Send + Sync>(
             None,
         )
     })
+}
+
+/// The answer to a body that could not be read whole: too slow, too large or broken off.
+pub(crate) fn body_unreadable(rejection: axum::extract::rejection::BytesRejection) -> AppError {
+    if crate::conn::is_body_timeout(&rejection) {
+        AppError::new(
+            ErrorCode::RequestTimeout,
+            "the body was not complete within the server's body read timeout",
+            None,
+        )
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        AppError::new(ErrorCode::MalformedJson, "the body could not be read", None)
+    }
 }
 
 fn unsupported_media_type() -> AppError {

@@ -9,6 +9,7 @@
 mod conn;
 mod error;
 mod extract;
+mod idempotency;
 mod metrics;
 mod openapi;
 mod rate_limit;
@@ -79,6 +80,8 @@ pub struct App {
     config: ServerConfig,
     metrics: metrics::Metrics,
     limiter: rate_limit::Limiter,
+    /// `Idempotency-Key`s whose first request is being handled.
+    in_flight: idempotency::InFlight,
     started: Instant,
 }
 
@@ -90,6 +93,7 @@ impl AppState {
             config,
             metrics: metrics::Metrics::default(),
             limiter: rate_limit::Limiter::default(),
+            in_flight: idempotency::InFlight::default(),
             started: Instant::now(),
         }))
     }

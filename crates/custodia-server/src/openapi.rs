@@ -31,6 +31,7 @@ const PURPOSE: Param = (
     "The purpose of the read (GET /v1/purposes).",
 );
 const SUBJECT: Param = ("subject_id", ParameterIn::Path, true, "The subject's id.");
+const IDEMPOTENCY_KEY: &str = "1 to 255 visible ASCII characters. A retry with the same key and the same request within the idempotency window gets the first (2xx) answer, marked `Idempotent-Replayed: true`, and is not applied again; another request under the key: 422 `idempotency_key_reused`; while the first is in flight: 409 `idempotency_key_in_flight`.";
 const REFUSALS: (&str, &str) = (
     "4XX",
     "Refused: problem+json with a stable `code` and the `field` at fault.",
@@ -834,6 +835,15 @@ pub fn openapi_document() -> Value {
                     .parameter_in(location.clone())
                     .required(required)
                     .description(Some(*description)),
+            );
+        }
+        if crate::idempotency::accepts_key(op.method, op.path) {
+            builder = builder.parameter(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(IDEMPOTENCY_KEY)),
             );
         }
         if let Some(example) = op.body {

@@ -209,6 +209,11 @@ pub fn router(state: AppState) -> Router {
         .merge(privacy::pages())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside the role check, which hands it the caller that owns the key.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::idempotent,
+        ))
         // Inside `observe`, so a refusal is logged and counted by its route too.
         .layer(middleware::from_fn_with_state(
             state.clone(),

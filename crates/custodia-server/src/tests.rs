@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use crate::routes::{ROUTES, RouteKind};
 use crate::{AppState, ServerConfig, documented_routes, router};
 
+mod idempotency;
 mod sdk;
 
 struct Harness {

@@ -347,7 +347,7 @@ async fn a_retried_consent_decision_is_one_ledger_entry() {
     assert_eq!(again.body, first.body);
     let bad = [auth, ("idempotency-key", "x".repeat(300))];
     let answer = post_with(&h, "/v1/consents", &bad, body).await;
-    assert_problem(&answer, 422, "invalid_field", Some("Idempotency-Key"));
+    assert_problem(&answer, 400, "invalid_header", Some("Idempotency-Key"));
 
     let id = first.body["entry"]["subject"].as_str().map(str::to_owned);
     assert!(id.is_some(), "{:?}", first.body);
