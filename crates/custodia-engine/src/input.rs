@@ -20,8 +20,10 @@ pub const MAX_DEPTH: usize = 8;
 /// is read by [`Context::from_json`]; `messageId` de-duplicates retries; the rest is transport
 /// detail and not stored. RudderStack spells some ids in snake case (`user_id`,
 /// `anonymous_id`, `previous_id`) and adds `rudderId` and `request_ip`, which it derives from
-/// the other fields.
+/// the other fields. The Node SDKs of both add `_metadata` (the SDK's runtime: Node version,
+/// bundled integrations), which is not about the person and is dropped.
 const SEGMENT_COMMON: &[&str] = &[
+    "_metadata",
     "type",
     "messageId",
     "context",

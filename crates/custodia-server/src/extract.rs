@@ -263,6 +263,29 @@ where
     }
 }
 
+/// RudderStack's Node SDK (3.x) gzips its batches and leaves the content type to its HTTP client,
+/// which labels a compressed buffer `application/x-www-form-urlencoded`; RudderStack's own server
+/// reads such a body as JSON. A form is never gzipped by a browser or an SDK, so on the ingestion
+/// routes a gzip body labelled as a form is taken for the JSON it is (and still has to parse).
+fn gzip_form_is_json(req: &mut Request) {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|mime| {
+                mime.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if is_form && matches!(content_coding(req.headers()), Ok(Coding::Gzip)) {
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+    }
+}
+
 /// An ingestion call: the caller and the JSON body. The key comes from the `Authorization`
 /// header or, when no header is sent, from the body's `writeKey` field as Segment's and
 /// RudderStack's servers accept it. With a header the key is checked before the body is read;
@@ -282,9 +305,10 @@ where
 {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Ingest, AppError> {
+    async fn from_request(mut req: Request, state: &S) -> Result<Ingest, AppError> {
         let app = AppState::from_ref(state);
         let max_body = app.0.config.max_body_bytes;
+        gzip_form_is_json(&mut req);
         // The role check of the router authenticated a key sent in a header already.
         if let Some(caller) = req.extensions().get::<Caller>().cloned() {
             let body = read_json(req, state, max_body, false).await?;

@@ -100,8 +100,16 @@ fn with_context_policy(state: &AppState, mut input: TrackInput) -> TrackInput {
     input
 }
 
-/// Top-level fields of a Segment batch that Custodia accepts and ignores besides `batch`.
-const BATCH_COMMON: &[&str] = &["context", "integrations", "sentAt", "writeKey", "metadata"];
+/// Top-level fields of a Segment batch that Custodia accepts and ignores besides `batch`
+/// (RudderStack's Node SDK adds the batch's `timestamp`).
+const BATCH_COMMON: &[&str] = &[
+    "context",
+    "integrations",
+    "sentAt",
+    "writeKey",
+    "metadata",
+    "timestamp",
+];
 
 /// The message types of the Segment spec.
 const KNOWN_TYPES: &[&str] = &["identify", "track", "page", "screen", "group", "alias"];

@@ -375,3 +375,33 @@ async fn a_retried_consent_decision_is_one_ledger_entry() {
         history.body
     );
 }
+
+/// What RudderStack's and Segment's Node SDKs add: a gzip batch labelled as a form (RudderStack),
+/// a batch `timestamp` (RudderStack) and each message's `_metadata` (both).
+#[tokio::test]
+async fn the_node_sdks_batches_are_read() {
+    let h = harness();
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "n1", "traits": {"plan": "pro"}, "channel": "server",
+         "_metadata": {"nodeVersion": "v20.20.2"}},
+    ], "timestamp": "2026-11-24T12:00:00Z", "sentAt": "2026-11-24T12:00:00Z"});
+    let send = |encoding: Option<&'static str>, body: Vec<u8>| {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/v1/batch")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, format!("Bearer {}", h.app_key));
+        if let Some(encoding) = encoding {
+            req = req.header(header::CONTENT_ENCODING, encoding);
+        }
+        router(h.state.clone()).oneshot(req.body(Body::from(body)).unwrap())
+    };
+    let plain = send(None, batch.to_string().into_bytes()).await.unwrap();
+    assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "a form is no JSON");
+    assert_eq!(h.n_subjects(), 0);
+    let zipped = send(Some("gzip"), gzip(batch.to_string().as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(zipped.status(), StatusCode::OK);
+    assert_eq!(h.n_subjects(), 1);
+}
