@@ -2,7 +2,8 @@
 # What the test suite needs beyond the Rust toolchain, installed when missing (idempotent; the
 # README's test command and .ci/run both call it):
 # - Debian's chromium, for the privacy center's browser tests (tests/e2e/privacy_center.rs);
-# - a Python venv with the pinned Segment and RudderStack SDKs (tests/sdk/setup.sh), for
+# - a Python venv with the pinned Segment and RudderStack SDKs, and their Node SDKs (Node and npm
+#   from Debian when missing; tests/sdk/setup.sh), for
 #   tests/e2e/sdk.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
-//! The official Python SDKs of Segment and RudderStack, as shipped, against the real binary:
-//! Basic auth, batching, gzip, every call type, a retried message; everything read back through
-//! the API exactly once. The SDKs live in a venv made by `tests/sdk/setup.sh`.
+//! The official Python and Node SDKs of Segment and RudderStack, as shipped, against the real
+//! binary: Basic auth, batching, gzip, every call type, a retried message; everything read back
+//! through the API exactly once. The SDKs live in a venv and in `tests/sdk/node/node_modules`,
+//! both made by `tests/sdk/setup.sh`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,17 +31,37 @@ fn venv_python() -> PathBuf {
 }
 
 fn send(python: &PathBuf, sdk: &str, server: &Server, key: &str, prefix: &str) {
-    let out = Command::new(python)
-        .arg(repo_root().join("tests/sdk/send.py"))
+    let mut command = Command::new(python);
+    command.arg(repo_root().join("tests/sdk/send.py"));
+    run_sdk(command, sdk, server, key, prefix);
+}
+
+/// Runs an SDK script with its arguments: SDK, host, write key, id prefix.
+fn run_sdk(mut command: Command, sdk: &str, server: &Server, key: &str, prefix: &str) {
+    let out = command
         .args([sdk, &server.base, key, prefix])
         .output()
-        .expect("python runs");
+        .expect("the SDK script runs");
     assert!(
         out.status.success(),
         "{sdk} SDK script failed: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `node` with the Node SDKs installed, or a failure that says how to install them.
+fn node() -> Command {
+    let modules = repo_root().join("tests/sdk/node/node_modules");
+    assert!(
+        modules.join("@segment/analytics-node").exists()
+            && modules.join("@rudderstack/rudder-sdk-node").exists(),
+        "the Node SDKs are missing in {}: run `bash tests/sdk/setup.sh`",
+        modules.display()
+    );
+    let mut command = Command::new("node");
+    command.arg(repo_root().join("tests/sdk/send.cjs"));
+    command
 }
 
 /// Reads back what one SDK sent and checks it arrived whole and once.
@@ -68,7 +89,7 @@ fn check(server: &Server, key: &str, prefix: &str) {
     let traits = &profile["traits"];
     assert_eq!(traits["email"], format!("{prefix}@example.com"), "{prefix}");
     assert_eq!(traits["plan"], "pro", "{prefix}");
-    if prefix == "seg" {
+    if prefix.ends_with("seg") {
         // Segment sends `traits` and the caller's `context.traits` side by side. RudderStack's
         // SDK overwrites `context.traits` with the call's traits and sends no `traits` at all,
         // so for it the two checks above already prove that `context.traits` counts.
@@ -145,6 +166,10 @@ fn segment_and_rudderstack_python_sdks_arrive_once() {
 
     // Message ids are kept as keyed hashes only: no plaintext id on disk.
     assert!(server.stop().success());
+    assert_no_plaintext_message_id(&site);
+}
+
+fn assert_no_plaintext_message_id(site: &Site) {
     for path in site.all_files() {
         let bytes = std::fs::read(&path).unwrap();
         assert!(
@@ -153,4 +178,25 @@ fn segment_and_rudderstack_python_sdks_arrive_once() {
             path.display()
         );
     }
+}
+
+#[test]
+fn segment_and_rudderstack_node_sdks_arrive_once() {
+    let site = Site::new();
+    let key = site.create_key("app");
+    let admin = site.create_key("admin");
+    let server = site.serve(&[]);
+    run_sdk(node(), "segment", &server, &key, "nseg");
+    run_sdk(node(), "rudder", &server, &key, "nrud");
+    check(&server, &key, "nseg");
+    check(&server, &key, "nrud");
+    let merges = server.get(&admin, "/v1/audit/merges");
+    assert_eq!(merges.status, 200, "{:?}", merges.body);
+    let n_merges = merges.body["merges"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_default();
+    assert_eq!(n_merges, 2, "{:?}", merges.body);
+    assert!(server.stop().success());
+    assert_no_plaintext_message_id(&site);
 }
