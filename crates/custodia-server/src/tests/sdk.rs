@@ -397,7 +397,11 @@ async fn the_node_sdks_batches_are_read() {
         router(h.state.clone()).oneshot(req.body(Body::from(body)).unwrap())
     };
     let plain = send(None, batch.to_string().into_bytes()).await.unwrap();
-    assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "a form is no JSON");
+    assert_eq!(
+        plain.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "a form is no JSON"
+    );
     assert_eq!(h.n_subjects(), 0);
     let zipped = send(Some("gzip"), gzip(batch.to_string().as_bytes()))
         .await
