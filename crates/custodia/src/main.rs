@@ -211,8 +211,9 @@ struct ServeArgs {
     /// ...): `keep` seals it with the event like its properties; `drop` stores none of it.
     #[arg(long, default_value = "keep", value_parser = ["keep", "drop"])]
     event_context: String,
-    /// How many days a `messageId` is remembered: a retry within this window is acknowledged
-    /// with the original answer and stored once.
+    /// How many days a `messageId`, a consent `decision_id` or an `Idempotency-Key` is
+    /// remembered: a retry within this window is acknowledged with the original answer and
+    /// stored once.
     #[arg(long, default_value_t = custodia_engine::DEFAULT_IDEMPOTENCY_DAYS, value_parser = clap::value_parser!(u32).range(1..=366))]
     idempotency_days: u32,
 }
