@@ -3,6 +3,7 @@
 mod admin;
 mod analytics;
 mod consents;
+mod docs;
 mod dsr;
 mod ingest;
 mod ledger;
@@ -207,6 +208,7 @@ pub fn router(state: AppState) -> Router {
             get(ledger::consent::consistency),
         )
         .merge(privacy::pages())
+        .merge(docs::pages())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside `observe`, so a refusal is logged and counted by its route too.

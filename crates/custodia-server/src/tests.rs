@@ -227,6 +227,36 @@ async fn documented_media_types_are_the_ones_served() {
 }
 
 #[tokio::test]
+async fn the_docs_page_is_served_with_its_bundle_and_a_strict_csp() {
+    let h = harness();
+    for (path, content_type) in [
+        ("/docs", "text/html; charset=utf-8"),
+        (
+            "/docs/redoc.standalone.js",
+            "text/javascript; charset=utf-8",
+        ),
+    ] {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = router(h.state.clone()).oneshot(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], content_type);
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self';") && csp.contains("default-src 'none'"));
+        assert!(!csp.contains("http"), "no other origin: {csp}");
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        if path == "/docs" {
+            let page = String::from_utf8(bytes.to_vec()).unwrap();
+            assert!(page.contains("spec-url=\"/openapi.json\""));
+            assert!(page.contains("src=\"/docs/redoc.standalone.js\""));
+            assert!(!page.contains("http"), "nothing from elsewhere");
+        } else {
+            assert!(bytes.starts_with(b"/*! For license information"));
+        }
+    }
+}
+
+#[tokio::test]
 async fn every_personal_read_route_demands_a_purpose() {
     let h = harness();
     let created = h
