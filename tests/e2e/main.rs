@@ -9,6 +9,7 @@ mod cli;
 mod disk_full;
 mod input;
 mod invariants;
+mod openapi;
 mod p1_no_plaintext;
 mod p2_dsr;
 mod p2_erasure;
