@@ -934,6 +934,16 @@ fn success_media(op: &Op) -> &'static [&'static str] {
     }
 }
 
+/// The JSON Schema of an operation's JSON answers, where a handler's response type derives
+/// `ToSchema` (registered under its type name in `components`); the others are described in
+/// prose so far.
+fn success_schema(op: &Op) -> Option<&'static str> {
+    match (op.method, op.path) {
+        ("GET", "/healthz") => Some("Health"),
+        _ => None,
+    }
+}
+
 /// The refusals an operation can answer, from what it takes and does: every status here is one
 /// `status_of` (error.rs) gives to a code the operation's extractors or engine call can return.
 fn refusals(op: &Op) -> Vec<(&'static str, &'static str)> {
@@ -1130,7 +1140,13 @@ pub fn openapi_document() -> Value {
             };
             let mut response = ResponseBuilder::new().description(*description);
             for media in media {
-                response = response.content(*media, ContentBuilder::new().build());
+                let mut content = ContentBuilder::new();
+                if *media == "application/json"
+                    && let Some(name) = success_schema(op)
+                {
+                    content = content.schema(Some(Ref::from_schema_name(name)));
+                }
+                response = response.content(*media, content.build());
             }
             builder = builder.response(*status, response);
         }
@@ -1153,6 +1169,7 @@ pub fn openapi_document() -> Value {
     }
     let components = ComponentsBuilder::new()
         .schema("Problem", problem_schema())
+        .schema_from::<crate::routes::Health>()
         .security_scheme(
             "bearer",
             SecurityScheme::Http(

@@ -25,6 +25,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 pub use dsr::WebhookOutbox;
+pub(crate) use meta::Health;
 
 use crate::{AppError, AppState};
 

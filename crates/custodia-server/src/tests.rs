@@ -195,6 +195,16 @@ fn openapi_parameters_have_schemas_and_refusals_are_problems() {
             assert!(responses.contains_key("401") && responses.contains_key("403"));
         }
     }
+    let health = &doc["paths"]["/healthz"]["get"]["responses"];
+    for status in ["200", "503"] {
+        assert_eq!(
+            health[status]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Health"
+        );
+    }
+    let health = &doc["components"]["schemas"]["Health"];
+    assert_eq!(health["properties"]["status"]["enum"], json!(["ok", "unavailable"]));
+    assert_eq!(health["required"], json!(["status"]));
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["basic"]["scheme"], "basic");
