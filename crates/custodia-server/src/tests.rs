@@ -203,7 +203,10 @@ fn openapi_parameters_have_schemas_and_refusals_are_problems() {
         );
     }
     let health = &doc["components"]["schemas"]["Health"];
-    assert_eq!(health["properties"]["status"]["enum"], json!(["ok", "unavailable"]));
+    assert_eq!(
+        health["properties"]["status"]["enum"],
+        json!(["ok", "unavailable"])
+    );
     assert_eq!(health["required"], json!(["status"]));
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
