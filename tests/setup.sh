@@ -2,9 +2,9 @@
 # What the test suite needs beyond the Rust toolchain, installed when missing (idempotent; the
 # README's test command and .ci/run both call it):
 # - Debian's chromium, for the privacy center's browser tests (tests/e2e/privacy_center.rs);
-# - a Python venv with the pinned Segment and RudderStack SDKs, and their Node SDKs (Node and npm
-#   from Debian when missing; tests/sdk/setup.sh), for
-#   tests/e2e/sdk.rs.
+# - a Python venv with the pinned Segment and RudderStack SDKs, openapi-spec-validator and
+#   schemathesis, and the Node SDKs (Node and npm from Debian when missing; tests/sdk/setup.sh),
+#   for tests/e2e/sdk.rs and tests/e2e/openapi.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

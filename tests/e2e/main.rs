@@ -10,6 +10,7 @@ mod disk_full;
 mod idempotency;
 mod input;
 mod invariants;
+mod openapi;
 mod p1_no_plaintext;
 mod p2_dsr;
 mod p2_erasure;

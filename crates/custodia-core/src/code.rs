@@ -64,6 +64,38 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order: the OpenAPI document's `code` enum is built from it. A
+    /// test checks that it lists each variant once (`as_str` is exhaustive, so a new variant must
+    /// be named there, and the test fails until it is named here too).
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::MalformedJson,
+        ErrorCode::InvalidField,
+        ErrorCode::InvalidId,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Unauthenticated,
+        ErrorCode::RoleNotPermitted,
+        ErrorCode::PurposeMissing,
+        ErrorCode::UnknownPurpose,
+        ErrorCode::PurposeNotPermitted,
+        ErrorCode::ConsentRequired,
+        ErrorCode::ProcessingRestricted,
+        ErrorCode::ObjectionRecorded,
+        ErrorCode::SubjectNotFound,
+        ErrorCode::SubjectMerged,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::InvalidHeader,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::IdempotencyKeyInFlight,
+        ErrorCode::SubjectSuppressed,
+        ErrorCode::LegalHold,
+        ErrorCode::RateLimited,
+        ErrorCode::RequestTimeout,
+        ErrorCode::InsufficientStorage,
+        ErrorCode::Internal,
+    ];
+
     /// The snake_case string used on the wire (`"consent_required"`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -96,3 +96,43 @@ proptest! {
         prop_assert_eq!(Timestamp::parse_rfc3339(&t.to_string()).unwrap(), t);
     }
 }
+
+#[test]
+fn error_code_list_names_every_code_once() {
+    // Exhaustive: a new variant does not compile here until it has a place, and then the
+    // assertions fail until `ErrorCode::ALL` lists it in that place.
+    fn position(code: ErrorCode) -> usize {
+        match code {
+            ErrorCode::MalformedJson => 0,
+            ErrorCode::InvalidField => 1,
+            ErrorCode::InvalidId => 2,
+            ErrorCode::PayloadTooLarge => 3,
+            ErrorCode::UnsupportedMediaType => 4,
+            ErrorCode::Unauthenticated => 5,
+            ErrorCode::RoleNotPermitted => 6,
+            ErrorCode::PurposeMissing => 7,
+            ErrorCode::UnknownPurpose => 8,
+            ErrorCode::PurposeNotPermitted => 9,
+            ErrorCode::ConsentRequired => 10,
+            ErrorCode::ProcessingRestricted => 11,
+            ErrorCode::ObjectionRecorded => 12,
+            ErrorCode::SubjectNotFound => 13,
+            ErrorCode::SubjectMerged => 14,
+            ErrorCode::NotFound => 15,
+            ErrorCode::Conflict => 16,
+            ErrorCode::InvalidHeader => 17,
+            ErrorCode::IdempotencyKeyReused => 18,
+            ErrorCode::IdempotencyKeyInFlight => 19,
+            ErrorCode::SubjectSuppressed => 20,
+            ErrorCode::LegalHold => 21,
+            ErrorCode::RateLimited => 22,
+            ErrorCode::RequestTimeout => 23,
+            ErrorCode::InsufficientStorage => 24,
+            ErrorCode::Internal => 25,
+        }
+    }
+    for (idx, code) in ErrorCode::ALL.iter().enumerate() {
+        assert_eq!(position(*code), idx, "{code}");
+    }
+    assert_eq!(ErrorCode::ALL.len(), position(ErrorCode::Internal) + 1);
+}

@@ -1,17 +1,39 @@
 //! The OpenAPI 3.1 document served at `GET /openapi.json`, built from one table of operations.
-//! A test checks the table against the router's route list, so neither can drift.
+//! A test checks the table against the router's route list, so neither can drift. Parameters
+//! carry their JSON Schema type, every error answer the `Problem` schema whose `code` enum is
+//! `ErrorCode::ALL`, and each operation lists the statuses it can answer (checked in CI by
+//! schemathesis against the running binary, tests/e2e/openapi.rs).
 
+use custodia_core::ErrorCode;
 use serde_json::{Value, json};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Required,
+    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApiBuilder, PathsBuilder,
+    Ref, Required, Schema,
 };
 
-/// One query or path parameter: name, location, required, description.
-type Param = (&'static str, ParameterIn, bool, &'static str);
+/// The JSON Schema of a query or path parameter (all arrive as text and are parsed by the
+/// handler, which refuses a bad value with 400 or 422 naming the parameter).
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    /// A non-negative integer (sequence numbers, tree sizes, page sizes).
+    Int,
+    Bool,
+    /// RFC 3339.
+    DateTime,
+    /// A hyphenated UUID.
+    Uuid,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+}
+
+/// One query or path parameter: name, location, required, schema, description.
+type Param = (&'static str, ParameterIn, bool, Kind, &'static str);
 
 struct Op {
     method: &'static str,
@@ -28,9 +50,16 @@ const PURPOSE: Param = (
     "purpose",
     ParameterIn::Query,
     true,
+    Kind::Str,
     "The purpose of the read (GET /v1/purposes).",
 );
-const SUBJECT: Param = ("subject_id", ParameterIn::Path, true, "The subject's id.");
+const SUBJECT: Param = (
+    "subject_id",
+    ParameterIn::Path,
+    true,
+    Kind::Uuid,
+    "The subject's id.",
+);
 const IDEMPOTENCY_KEY: &str = "1 to 255 visible ASCII characters. A retry with the same key and the same request within the idempotency window gets the first (2xx) answer, marked `Idempotent-Replayed: true`, and is not applied again; another request under the key: 422 `idempotency_key_reused`; while the first is in flight: 409 `idempotency_key_in_flight`.";
 const REFUSALS: (&str, &str) = (
     "4XX",
@@ -170,17 +199,25 @@ const OPS: &[Op] = &[
         summary: "Exact look-up by e-mail, phone (E.164) or user id, through blind indexes.",
         auth: true,
         params: &[
-            ("email", ParameterIn::Query, false, "E-mail address."),
+            (
+                "email",
+                ParameterIn::Query,
+                false,
+                Kind::Str,
+                "E-mail address.",
+            ),
             (
                 "phone",
                 ParameterIn::Query,
                 false,
+                Kind::Str,
                 "Phone number with country code.",
             ),
             (
                 "user_id",
                 ParameterIn::Query,
                 false,
+                Kind::Str,
                 "The app's user id (`userId` is accepted too).",
             ),
             PURPOSE,
@@ -227,12 +264,14 @@ const OPS: &[Op] = &[
                 "limit",
                 ParameterIn::Query,
                 false,
+                Kind::Int,
                 "Page size, 1 to 500 (default 50).",
             ),
             (
                 "cursor",
                 ParameterIn::Query,
                 false,
+                Kind::Str,
                 "`next_cursor` of the previous page.",
             ),
         ],
@@ -258,6 +297,7 @@ const SEQ: Param = (
     "seq",
     ParameterIn::Query,
     true,
+    Kind::Int,
     "Entry sequence number (leaf index).",
 );
 
@@ -344,12 +384,14 @@ const CONSENT_OPS: &[Op] = &[
                 "from",
                 ParameterIn::Query,
                 false,
+                Kind::Int,
                 "First sequence number (default 0).",
             ),
             (
                 "limit",
                 ParameterIn::Query,
                 false,
+                Kind::Int,
                 "1 to 1000 (default 100).",
             ),
         ],
@@ -374,6 +416,7 @@ const CONSENT_OPS: &[Op] = &[
                 "tree_size",
                 ParameterIn::Query,
                 false,
+                Kind::Int,
                 "Tree size (default: the latest checkpoint's).",
             ),
         ],
@@ -387,8 +430,20 @@ const CONSENT_OPS: &[Op] = &[
         summary: "RFC 9162 consistency proof between two tree sizes.",
         auth: true,
         params: &[
-            ("from", ParameterIn::Query, true, "Older tree size."),
-            ("to", ParameterIn::Query, true, "Newer tree size."),
+            (
+                "from",
+                ParameterIn::Query,
+                true,
+                Kind::Int,
+                "Older tree size.",
+            ),
+            (
+                "to",
+                ParameterIn::Query,
+                true,
+                Kind::Int,
+                "Newer tree size.",
+            ),
         ],
         body: None,
         responses: &[("200", "`{\"from\", \"to\", \"hashes\"}`"), REFUSALS],
@@ -407,14 +462,28 @@ const ACCESS_OPS: &[Op] = &[
                 "subject_id",
                 ParameterIn::Query,
                 false,
+                Kind::Str,
                 "Only reads of this subject.",
             ),
-            ("from", ParameterIn::Query, false, "RFC 3339: not before."),
-            ("to", ParameterIn::Query, false, "RFC 3339: not after."),
+            (
+                "from",
+                ParameterIn::Query,
+                false,
+                Kind::DateTime,
+                "RFC 3339: not before.",
+            ),
+            (
+                "to",
+                ParameterIn::Query,
+                false,
+                Kind::DateTime,
+                "RFC 3339: not after.",
+            ),
             (
                 "limit",
                 ParameterIn::Query,
                 false,
+                Kind::Int,
                 "1 to 1000 (default 100).",
             ),
         ],
@@ -451,8 +520,14 @@ const ACCESS_OPS: &[Op] = &[
         summary: "Access-log entries with their canonical bytes.",
         auth: true,
         params: &[
-            ("from", ParameterIn::Query, false, "First sequence number."),
-            ("limit", ParameterIn::Query, false, "1 to 1000."),
+            (
+                "from",
+                ParameterIn::Query,
+                false,
+                Kind::Int,
+                "First sequence number.",
+            ),
+            ("limit", ParameterIn::Query, false, Kind::Int, "1 to 1000."),
         ],
         body: None,
         responses: &[("200", "`{\"entries\": [...]}`"), REFUSALS],
@@ -463,7 +538,16 @@ const ACCESS_OPS: &[Op] = &[
         tag: "audit",
         summary: "RFC 9162 inclusion proof in the access log.",
         auth: true,
-        params: &[SEQ, ("tree_size", ParameterIn::Query, false, "Tree size.")],
+        params: &[
+            SEQ,
+            (
+                "tree_size",
+                ParameterIn::Query,
+                false,
+                Kind::Int,
+                "Tree size.",
+            ),
+        ],
         body: None,
         responses: &[("200", "`{\"seq\", \"tree_size\", \"hashes\"}`"), REFUSALS],
     },
@@ -474,8 +558,8 @@ const ACCESS_OPS: &[Op] = &[
         summary: "RFC 9162 consistency proof in the access log.",
         auth: true,
         params: &[
-            ("from", ParameterIn::Query, true, "Older size."),
-            ("to", ParameterIn::Query, true, "Newer size."),
+            ("from", ParameterIn::Query, true, Kind::Int, "Older size."),
+            ("to", ParameterIn::Query, true, Kind::Int, "Newer size."),
         ],
         body: None,
         responses: &[("200", "`{\"from\", \"to\", \"hashes\"}`"), REFUSALS],
@@ -555,7 +639,13 @@ fn code_example() -> Value {
     json!({"code": "12345678"})
 }
 
-const REQUEST_ID: Param = ("request_id", ParameterIn::Path, true, "The request's id.");
+const REQUEST_ID: Param = (
+    "request_id",
+    ParameterIn::Path,
+    true,
+    Kind::Str,
+    "The request's id.",
+);
 
 const DSR_OPS: &[Op] = &[
     Op {
@@ -618,6 +708,7 @@ const DSR_OPS: &[Op] = &[
                 "format",
                 ParameterIn::Query,
                 false,
+                Kind::Choice(&["json", "zip"]),
                 "json (default) or zip: the bundle plus a CSV per table (profile, events, consent history), for portability.",
             ),
         ],
@@ -635,12 +726,20 @@ const DSR_OPS: &[Op] = &[
                 "status",
                 ParameterIn::Query,
                 false,
+                Kind::Choice(&[
+                    "pending_verification",
+                    "verified",
+                    "in_progress",
+                    "completed",
+                    "rejected",
+                ]),
                 "pending_verification, verified, in_progress, completed or rejected.",
             ),
             (
                 "overdue",
                 ParameterIn::Query,
                 false,
+                Kind::Bool,
                 "true: only requests past their deadline.",
             ),
         ],
@@ -660,14 +759,22 @@ const SEARCH_OPS: &[Op] = &[Op {
             "q",
             ParameterIn::Query,
             true,
+            Kind::Str,
             "The words to find (at most 256 characters).",
         ),
         PURPOSE,
-        ("limit", ParameterIn::Query, false, "1 to 100 (default 10)."),
+        (
+            "limit",
+            ParameterIn::Query,
+            false,
+            Kind::Int,
+            "1 to 100 (default 10).",
+        ),
         (
             "tier",
             ParameterIn::Query,
             false,
+            Kind::Str,
             "Only subjects with this loyalty tier.",
         ),
     ],
@@ -693,12 +800,14 @@ const ANALYTICS_OPS: &[Op] = &[
                 "from",
                 ParameterIn::Query,
                 false,
+                Kind::DateTime,
                 "RFC 3339, inclusive (default: a year before `to`).",
             ),
             (
                 "to",
                 ParameterIn::Query,
                 false,
+                Kind::DateTime,
                 "RFC 3339, exclusive (default: now).",
             ),
         ],
@@ -816,6 +925,190 @@ pub fn documented_routes() -> Vec<(&'static str, &'static str)> {
     all_ops().map(|op| (op.method, op.path)).collect()
 }
 
+/// The media types of an operation's success answer: JSON unless the handler writes another.
+fn success_media(op: &Op) -> &'static [&'static str] {
+    match op.path {
+        "/metrics" => &["text/plain; version=0.0.4"],
+        "/v1/ledger/checkpoint" | "/v1/audit/access/checkpoint" => &["text/plain; charset=utf-8"],
+        "/v1/dsr/{request_id}/export" => &["application/json", "application/zip"],
+        _ => &["application/json"],
+    }
+}
+
+/// The JSON Schema of an operation's JSON answers, where a handler's response type derives
+/// `ToSchema` (registered under its type name in `components`); the others are described in
+/// prose so far.
+fn success_schema(op: &Op) -> Option<&'static str> {
+    match (op.method, op.path) {
+        ("GET", "/healthz") => Some("Health"),
+        _ => None,
+    }
+}
+
+/// The refusals an operation can answer, from what it takes and does: every status here is one
+/// `status_of` (error.rs) gives to a code the operation's extractors or engine call can return.
+fn refusals(op: &Op) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    let is_write = matches!(op.method, "POST" | "PUT" | "PATCH");
+    let has_input = op.body.is_some() || !op.params.is_empty();
+    let token_route = op.path.starts_with("/v1/dsr/{request_id}") && op.method == "GET";
+    if has_input || is_write {
+        out.push((
+            "400",
+            "`malformed_json`, `invalid_id` or `purpose_missing`.",
+        ));
+    }
+    if op.auth || token_route {
+        out.push((
+            "401",
+            "`unauthenticated`: no key (or access token), or an unknown one.",
+        ));
+    }
+    if op.auth {
+        out.push((
+            "403",
+            "`role_not_permitted`, `purpose_not_permitted`, `consent_required`, \
+             `processing_restricted` or `objection_recorded`.",
+        ));
+    }
+    if op.path.contains('{') || op.auth && is_write || op.params.iter().any(|p| p.0 == "purpose") {
+        out.push((
+            "404",
+            "`subject_not_found`, `subject_merged` (with `merged_into`) or `not_found`.",
+        ));
+    }
+    if is_write {
+        out.push((
+            "408",
+            "`request_timeout`: the body did not arrive within the server's deadline.",
+        ));
+        out.push(("409", "`conflict`, `subject_suppressed` or `legal_hold`."));
+        out.push((
+            "413",
+            "`payload_too_large`: the body is over the configured limit.",
+        ));
+        out.push((
+            "415",
+            "`unsupported_media_type`: the body is not `application/json`.",
+        ));
+    }
+    if has_input || is_write {
+        out.push((
+            "422",
+            "`invalid_field` or `unknown_purpose`, naming the `field`.",
+        ));
+    }
+    if op.auth || op.path.starts_with("/v1/dsr") {
+        out.push(("429", "`rate_limited`, with `Retry-After`."));
+    }
+    if is_write {
+        out.push((
+            "507",
+            "`insufficient_storage`: the disk is full; nothing was written.",
+        ));
+    }
+    out
+}
+
+fn parameter_schema(kind: Kind) -> Schema {
+    let object = match kind {
+        Kind::Str => ObjectBuilder::new().schema_type(Type::String),
+        Kind::Int => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0)),
+        Kind::Bool => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["true", "false"])),
+        Kind::DateTime => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        Kind::Uuid => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("uuid".to_owned()))),
+        Kind::Choice(words) => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(words.iter().copied())),
+    };
+    Schema::Object(object.build())
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters, optionally in double quotes
+/// (idempotency.rs checks the same).
+fn idempotency_key_schema() -> Schema {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(257))
+            .pattern(Some("^[!-~]+$"))
+            .build(),
+    )
+}
+
+/// The RFC 9457 problem details every refusal carries (error.rs `Problem`).
+fn problem_schema() -> Schema {
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "RFC 9457 problem details with a stable `code`; `message` repeats `detail` for \
+                 the Segment and RudderStack SDKs.",
+            ))
+            .property(
+                "type",
+                text().description(Some("`urn:custodia:problem:<code>`.")),
+            )
+            .property("title", text())
+            .property(
+                "status",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(400))
+                    .maximum(Some(599)),
+            )
+            .property("detail", text())
+            .property("message", text())
+            .property(
+                "code",
+                text().enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str()))),
+            )
+            .property(
+                "field",
+                text().description(Some(
+                    "The input at fault: a JSON pointer into the body, or a parameter name.",
+                )),
+            )
+            .property(
+                "merged_into",
+                text()
+                    .format(Some(SchemaFormat::Custom("uuid".to_owned())))
+                    .description(Some(
+                        "For `subject_merged`: the subject now holding the data.",
+                    )),
+            )
+            .required("type")
+            .required("title")
+            .required("status")
+            .required("detail")
+            .required("message")
+            .required("code")
+            .build(),
+    )
+}
+
+fn problem_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
 /// The OpenAPI document as JSON.
 pub fn openapi_document() -> Value {
     let mut paths = PathsBuilder::new();
@@ -823,7 +1116,7 @@ pub fn openapi_document() -> Value {
         let mut builder = OperationBuilder::new()
             .tag(op.tag)
             .summary(Some(op.summary));
-        for (name, location, required, description) in op.params {
+        for (name, location, required, kind, description) in op.params {
             let required = if *required {
                 Required::True
             } else {
@@ -834,6 +1127,7 @@ pub fn openapi_document() -> Value {
                     .name(*name)
                     .parameter_in(location.clone())
                     .required(required)
+                    .schema(Some(parameter_schema(*kind)))
                     .description(Some(*description)),
             );
         }
@@ -843,6 +1137,7 @@ pub fn openapi_document() -> Value {
                     .name("Idempotency-Key")
                     .parameter_in(ParameterIn::Header)
                     .required(Required::False)
+                    .schema(Some(idempotency_key_schema()))
                     .description(Some(IDEMPOTENCY_KEY)),
             );
         }
@@ -858,20 +1153,34 @@ pub fn openapi_document() -> Value {
             ));
         }
         for (status, description) in op.responses {
-            let content_type = if status.starts_with('2') {
-                "application/json"
+            // `REFUSALS` stands for the refusals computed below, each with its own status.
+            if *status == REFUSALS.0 {
+                continue;
+            }
+            let media: &[&str] = if status.starts_with('2') {
+                success_media(op)
             } else {
-                "application/problem+json"
+                &["application/json"]
             };
-            builder = builder.response(
-                *status,
-                ResponseBuilder::new()
-                    .description(*description)
-                    .content(content_type, ContentBuilder::new().build()),
-            );
+            let mut response = ResponseBuilder::new().description(*description);
+            for media in media {
+                let mut content = ContentBuilder::new();
+                if *media == "application/json"
+                    && let Some(name) = success_schema(op)
+                {
+                    content = content.schema(Some(Ref::from_schema_name(name)));
+                }
+                response = response.content(*media, content.build());
+            }
+            builder = builder.response(*status, response);
+        }
+        for (status, description) in refusals(op) {
+            builder = builder.response(status, problem_response(description));
         }
         if op.auth {
-            builder = builder.security(SecurityRequirement::new("api_key", Vec::<String>::new()));
+            builder = builder
+                .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+                .security(SecurityRequirement::new("basic", Vec::<String>::new()));
         }
         let method = match op.method {
             "GET" => HttpMethod::Get,
@@ -883,9 +1192,29 @@ pub fn openapi_document() -> Value {
         paths = paths.path(op.path, utoipa::openapi::PathItem::new(method, builder));
     }
     let components = ComponentsBuilder::new()
+        .schema("Problem", problem_schema())
+        .schema_from::<crate::routes::Health>()
         .security_scheme(
-            "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: `Authorization: Bearer cus_...`."))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "An API key as the user name with an empty password, as the Segment and \
+                         RudderStack SDKs send it. `POST /v1/batch` also takes it as `writeKey` \
+                         in the body.",
+                    ))
+                    .build(),
+            ),
         )
         .build();
     let doc = OpenApiBuilder::new()

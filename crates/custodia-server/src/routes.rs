@@ -3,6 +3,7 @@
 mod admin;
 mod analytics;
 mod consents;
+mod docs;
 mod dsr;
 mod ingest;
 mod ledger;
@@ -24,6 +25,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 pub use dsr::WebhookOutbox;
+pub(crate) use meta::Health;
 
 use crate::{AppError, AppState};
 
@@ -207,6 +209,7 @@ pub fn router(state: AppState) -> Router {
             get(ledger::consent::consistency),
         )
         .merge(privacy::pages())
+        .merge(docs::pages())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside the role check, which hands it the caller that owns the key.

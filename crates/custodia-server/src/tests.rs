@@ -140,6 +140,136 @@ fn openapi_documents_exactly_the_routes() {
     assert!(doc["paths"]["/v1/subjects/{subject_id}"]["patch"].is_object());
 }
 
+/// Every operation of the document, as (path, method, operation).
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            out.push((path.clone(), method.clone(), op.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn openapi_parameters_have_schemas_and_refusals_are_problems() {
+    let doc = crate::openapi_document();
+    let codes: Vec<&str> = doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = custodia_core::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(codes, expected);
+    for (path, method, op) in operations(&doc) {
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            assert!(
+                param["schema"]["type"].is_string(),
+                "{method} {path} {}: no schema",
+                param["name"]
+            );
+        }
+        let responses = op["responses"].as_object().unwrap();
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{method} {path}"
+        );
+        for (status, response) in responses {
+            let content = response["content"].as_object().unwrap();
+            assert!(
+                !content.is_empty(),
+                "{method} {path} {status}: no media type"
+            );
+            if status.starts_with('4') {
+                assert_eq!(
+                    response["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        if op["security"].is_array() {
+            assert!(responses.contains_key("401") && responses.contains_key("403"));
+        }
+    }
+    let health = &doc["paths"]["/healthz"]["get"]["responses"];
+    for status in ["200", "503"] {
+        assert_eq!(
+            health[status]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Health"
+        );
+    }
+    let health = &doc["components"]["schemas"]["Health"];
+    assert_eq!(
+        health["properties"]["status"]["enum"],
+        json!(["ok", "unavailable"])
+    );
+    assert_eq!(health["required"], json!(["status"]));
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["basic"]["scheme"], "basic");
+}
+
+#[tokio::test]
+async fn documented_media_types_are_the_ones_served() {
+    let h = harness();
+    let doc = crate::openapi_document();
+    let compliance = h.compliance_key.clone();
+    for (path, key) in [
+        ("/metrics", None),
+        ("/v1/ledger/checkpoint", Some(compliance.as_str())),
+        ("/v1/ledger/public-key", Some(compliance.as_str())),
+        ("/healthz", None),
+        ("/v1/purposes", Some(h.app_key.as_str())),
+    ] {
+        let answer = h.call(Method::GET, path, key, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {:?}", answer.body);
+        let documented = doc["paths"][path]["get"]["responses"]["200"]["content"]
+            .as_object()
+            .unwrap();
+        assert!(
+            documented.contains_key(&answer.content_type),
+            "{path}: served {}, documented {:?}",
+            answer.content_type,
+            documented.keys().collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_is_served_with_its_bundle_and_a_strict_csp() {
+    let h = harness();
+    for (path, content_type) in [
+        ("/docs", "text/html; charset=utf-8"),
+        (
+            "/docs/redoc.standalone.js",
+            "text/javascript; charset=utf-8",
+        ),
+    ] {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = router(h.state.clone()).oneshot(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], content_type);
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self';") && csp.contains("default-src 'none'"));
+        assert!(!csp.contains("http"), "no other origin: {csp}");
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        if path == "/docs" {
+            let page = String::from_utf8(bytes.to_vec()).unwrap();
+            assert!(page.contains("spec-url=\"/openapi.json\""));
+            assert!(page.contains("src=\"/docs/redoc.standalone.js\""));
+            assert!(!page.contains("http"), "nothing from elsewhere");
+        } else {
+            assert!(bytes.starts_with(b"/*! For license information"));
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_personal_read_route_demands_a_purpose() {
     let h = harness();

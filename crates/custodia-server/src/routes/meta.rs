@@ -4,10 +4,33 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::extract::Auth;
 use crate::{AppError, AppState};
+
+/// The answer of `GET /healthz` (200 and 503).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(inline)]
+    pub status: HealthStatus,
+    /// Why the store cannot flush: files and the operating system's error, never data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the operator should do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// Whether the server is healthy.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
+    Unavailable,
+}
 
 /// `GET /healthz`: the process answers and the store flushes. If the store cannot flush (after a
 /// write failure the storage engine keeps refusing until it is reopened), 503 with the reason:
@@ -17,7 +40,14 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     let engine = state.engine().clone();
     let flushed = tokio::task::spawn_blocking(move || engine.flush()).await;
     let reason = match flushed {
-        Ok(Ok(())) => return Json(json!({"status": "ok"})).into_response(),
+        Ok(Ok(())) => {
+            let healthy = Health {
+                status: HealthStatus::Ok,
+                reason: None,
+                action: None,
+            };
+            return Json(healthy).into_response();
+        }
         Ok(Err(e)) => {
             let full = e.code() == custodia_core::ErrorCode::InsufficientStorage;
             if full {
@@ -37,11 +67,13 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     tracing::error!(reason = %reason, "health check failed");
     (
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({
-            "status": "unavailable",
-            "reason": reason,
-            "action": "restart the server (after freeing disk space if the disk is full)",
-        })),
+        Json(Health {
+            status: HealthStatus::Unavailable,
+            reason: Some(reason),
+            action: Some(
+                "restart the server (after freeing disk space if the disk is full)".to_owned(),
+            ),
+        }),
     )
         .into_response()
 }
