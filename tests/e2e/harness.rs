@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
 /// The workspace root.
@@ -207,6 +208,29 @@ impl Site {
             .count()
     }
 
+    /// The P1 canary scan: every file under the site searched for each canary raw, lower- and
+    /// upper-cased, hex and base64 (see [`needles`]). Returns the hits, naming file and canary
+    /// index, never the canary, and how many bytes were scanned.
+    pub fn plaintext_hits(&self, canaries: &[&str]) -> (Vec<String>, usize) {
+        let mut hits = Vec::new();
+        let mut n_bytes = 0;
+        for file in self.all_files() {
+            let bytes = std::fs::read(&file).unwrap();
+            n_bytes += bytes.len();
+            for (idx, canary) in canaries.iter().enumerate() {
+                for (encoding, needle) in needles(canary) {
+                    if find(&bytes, &needle) {
+                        hits.push(format!(
+                            "{} holds canary #{idx} ({encoding})",
+                            file.display()
+                        ));
+                    }
+                }
+            }
+        }
+        (hits, n_bytes)
+    }
+
     /// Every file under the site's directory (data, keys, log, anything else written there).
     pub fn all_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -364,4 +388,37 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// The encodings in which a canary must not appear.
+pub fn needles(canary: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![
+        ("raw".to_owned(), canary.as_bytes().to_vec()),
+        ("lower".to_owned(), canary.to_lowercase().into_bytes()),
+        ("upper".to_owned(), canary.to_uppercase().into_bytes()),
+        ("hex".to_owned(), hex::encode(canary).into_bytes()),
+        ("HEX".to_owned(), hex::encode_upper(canary).into_bytes()),
+    ];
+    // Inside a longer base64 text, the canary's encoding depends on its offset modulo 3: encode it
+    // behind 0, 1 and 2 filler bytes and keep only the characters that depend on the canary alone.
+    for engine in [&STANDARD, &URL_SAFE_NO_PAD] {
+        for pad in 0..3usize {
+            let mut input = vec![0u8; pad];
+            input.extend_from_slice(canary.as_bytes());
+            let encoded = engine.encode(&input);
+            let skip = pad.div_ceil(3) * 4;
+            let usable = (input.len() / 3) * 4;
+            if usable > skip + 8 {
+                out.push((
+                    format!("base64+{pad}"),
+                    encoded.as_bytes()[skip..usable].to_vec(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
 }

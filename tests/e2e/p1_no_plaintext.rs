@@ -3,43 +3,10 @@
 //! scanned for each canary raw, lower-cased, upper-cased, hex and base64 (at every alignment).
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use crate::harness::Site;
-
-/// The encodings in which a canary must not appear.
-fn needles(canary: &str) -> Vec<(String, Vec<u8>)> {
-    let mut out = vec![
-        ("raw".to_owned(), canary.as_bytes().to_vec()),
-        ("lower".to_owned(), canary.to_lowercase().into_bytes()),
-        ("upper".to_owned(), canary.to_uppercase().into_bytes()),
-        ("hex".to_owned(), hex::encode(canary).into_bytes()),
-        ("HEX".to_owned(), hex::encode_upper(canary).into_bytes()),
-    ];
-    // Inside a longer base64 text, the canary's encoding depends on its offset modulo 3: encode it
-    // behind 0, 1 and 2 filler bytes and keep only the characters that depend on the canary alone.
-    for engine in [&STANDARD, &URL_SAFE_NO_PAD] {
-        for pad in 0..3usize {
-            let mut input = vec![0u8; pad];
-            input.extend_from_slice(canary.as_bytes());
-            let encoded = engine.encode(&input);
-            let skip = pad.div_ceil(3) * 4;
-            let usable = (input.len() / 3) * 4;
-            if usable > skip + 8 {
-                out.push((
-                    format!("base64+{pad}"),
-                    encoded.as_bytes()[skip..usable].to_vec(),
-                ));
-            }
-        }
-    }
-    out
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
-}
+use crate::harness::{Site, find, needles};
 
 #[test]
 fn canaries_never_reach_the_disk_or_the_log() {
@@ -165,23 +132,8 @@ fn canaries_never_reach_the_disk_or_the_log() {
     assert!(files.contains(&site.log_path()), "the log was written");
     let mut all = canaries.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     all.push(email.clone());
-    let mut hits = Vec::new();
-    let mut n_bytes = 0;
-    for file in &files {
-        let bytes = std::fs::read(file).unwrap();
-        n_bytes += bytes.len();
-        for canary in &all {
-            for (encoding, needle) in needles(canary) {
-                if find(&bytes, &needle) {
-                    hits.push(format!(
-                        "{} holds canary #{} ({encoding})",
-                        file.display(),
-                        all.iter().position(|c| c == canary).unwrap()
-                    ));
-                }
-            }
-        }
-    }
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let (hits, n_bytes) = site.plaintext_hits(&all);
     assert!(n_bytes > 10_000, "scanned {n_bytes} bytes only");
     assert!(
         hits.is_empty(),

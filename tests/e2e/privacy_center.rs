@@ -623,3 +623,127 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
     let log = std::fs::read_to_string(site.log_path()).unwrap();
     assert!(!log.contains("claire.martin@example.fr") && !log.contains("Claire"));
 }
+
+/// Accessibility checks of the visible view: `lang` set, every field labelled, headings in order
+/// without a skipped level, every button with an accessible name, and a visible focus ring.
+async fn check_accessibility(tab: &Tab) {
+    let report = tab
+        .eval(
+            r#"(() => {
+  const visible = (e) => e.offsetParent !== null || getComputedStyle(e).position === 'fixed';
+  const out = [];
+  if (!document.documentElement.lang) out.push('no lang on <html>');
+  for (const f of document.querySelectorAll('input, textarea, select')) {
+    if (!f.labels || f.labels.length === 0) out.push('unlabelled field #' + f.id);
+  }
+  let last = 0;
+  for (const h of [...document.querySelectorAll('h1, h2, h3, h4')].filter(visible)) {
+    const level = Number(h.tagName[1]);
+    if (level > last + 1) out.push('heading ' + h.tagName + ' after h' + last + ': ' + h.innerText);
+    last = level;
+  }
+  for (const b of [...document.querySelectorAll('button')].filter(visible)) {
+    if (!(b.innerText.trim() || b.getAttribute('aria-label'))) out.push('button without a name');
+  }
+  // Focus rings show for keyboard focus (`:focus-visible`); a script's focus() counts as such only
+  // before the first mouse click, so this part checks the page as a keyboard user first meets it.
+  const first = [...document.querySelectorAll('button, input, textarea')].filter(visible)[0];
+  if (first && !window.__clicked) {
+    first.focus();
+    const style = getComputedStyle(first);
+    if (style.outlineStyle === 'none' && style.boxShadow === 'none') out.push('no visible focus on #' + first.id);
+    first.blur();
+  }
+  window.__clicked = true;
+  return out;
+})()"#,
+        )
+        .await;
+    assert_eq!(report, json!([]), "accessibility");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_text_rectification_goes_to_a_person_and_leaves_no_plaintext() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let server = site.serve(&[]);
+    seed_customer(&server, &app);
+    let base = server.base.clone();
+    let note = "Canary-Note-my maiden name Quenelle-4471 is wrong";
+
+    let shots = repo_root().join("target").join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (mut browser, driver) = launch(profile.path()).await;
+    let tab = Tab::open(&browser, &shots).await;
+    tab.width(1280).await;
+    tab.goto(&format!("{base}/privacy?lang=en")).await;
+    check_accessibility(&tab).await;
+
+    tab.click("button[data-right='rectification']").await;
+    tab.wait_for("!document.getElementById('rectify-fields').hidden")
+        .await;
+    tab.click("#id-user").await;
+    tab.type_into("#user_id", "c-100").await;
+    tab.type_into("#r-note", note).await;
+    check_accessibility(&tab).await;
+    tab.shoot("9-rectification-note").await;
+    tab.click("#request-form button[type='submit']").await;
+    tab.wait_for("!document.getElementById('view-code').hidden")
+        .await;
+    let request_id = tab.stored_request_id().await;
+    tab.type_into("#code", &outbox_code(&site, &request_id))
+        .await;
+    tab.click("#code-form button[type='submit']").await;
+    tab.wait_for("!document.getElementById('view-status').hidden")
+        .await;
+    assert!(
+        tab.text("#status-facts")
+            .await
+            .contains("With a person at the shop")
+    );
+    let outcome = tab.text("#outcome").await;
+    assert!(
+        outcome.contains("A person at the shop will read your request"),
+        "{outcome}"
+    );
+    check_accessibility(&tab).await;
+    tab.shoot("10-rectification-queued").await;
+
+    // The compliance queue holds it, without the note.
+    let queue = server.get(&compliance, "/v1/dsr?status=awaiting_compliance");
+    assert_eq!(queue.status, 200, "{:?}", queue.body);
+    let requests = queue.body["requests"].as_array().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["request_id"] == json!(request_id) && r["status"] == "awaiting_compliance"),
+        "{requests:?}"
+    );
+    assert!(!queue.body.to_string().contains("Quenelle"));
+
+    {
+        let watch = tab.watch.lock().unwrap();
+        let foreign: Vec<_> = watch
+            .urls
+            .iter()
+            .filter(|u| !(u.starts_with(&base) || u.starts_with("about:")))
+            .collect();
+        assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+        assert!(
+            watch.errors.is_empty(),
+            "console errors: {:?}",
+            watch.errors
+        );
+    }
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+
+    // P1 through the page: the note is nowhere on disk or in the log, in any encoding.
+    assert!(server.stop().success());
+    let (hits, n_bytes) = site.plaintext_hits(&[note, "Quenelle-4471"]);
+    assert!(n_bytes > 10_000, "scanned {n_bytes} bytes only");
+    assert!(hits.is_empty(), "plaintext on disk:\n{}", hits.join("\n"));
+}

@@ -13,6 +13,10 @@
 //!   erasure erases (honouring legal holds, optionally suppressing the `userId`); restriction and
 //!   objection set the subject's flags. A request for an unknown person completes as "no data
 //!   held" — said only after verification.
+//! - **Awaiting compliance**: a rectification with a free-text note (`details` as a string or
+//!   `{"note": ...}`, with or without `traits`) is not carried out by a machine: after
+//!   verification it waits in the compliance queue for a person, and nothing of it (not even its
+//!   `traits`) is applied until then. The note is sealed with the rest of the private part.
 //! - The deadline is received + one month (Art. 12(3)); the compliance queue shows overdue ones.
 
 use std::collections::BTreeSet;
@@ -33,6 +37,8 @@ use crate::ledger::new_entry;
 use crate::profile::open_event;
 use crate::{Caller, Engine, EngineError, ReadGrant};
 
+/// The longest free-text note of a rectification, in characters.
+pub const MAX_NOTE_CHARS: usize = 2000;
 /// Wrong codes before a request locks.
 pub const MAX_CODE_TRIES: u8 = 5;
 /// How long a code is valid.
@@ -95,6 +101,8 @@ pub enum DsrStatus {
     Verified,
     /// Being carried out.
     InProgress,
+    /// Verified, waiting for a person in the compliance queue (a free-text rectification).
+    AwaitingCompliance,
     /// Done; see the outcome.
     Completed,
     /// Locked after wrong codes, or the code expired.
@@ -107,6 +115,7 @@ impl DsrStatus {
             "pending_verification" => DsrStatus::PendingVerification,
             "verified" => DsrStatus::Verified,
             "in_progress" => DsrStatus::InProgress,
+            "awaiting_compliance" => DsrStatus::AwaitingCompliance,
             "completed" => DsrStatus::Completed,
             "rejected" => DsrStatus::Rejected,
             _ => return None,
@@ -123,7 +132,8 @@ pub struct DsrInput {
     pub email: Option<Personal<String>>,
     /// Or the shop's user id.
     pub user_id: Option<Personal<String>>,
-    /// Details: for rectification `{"traits": {...}}`, for erasure `{"suppress": true}`.
+    /// Details: for rectification `{"traits": {...}, "note": "..."}` (either or both; a bare
+    /// string is read as the note), for erasure `{"suppress": true}`.
     pub details: Personal<Value>,
 }
 
@@ -176,18 +186,20 @@ impl DsrInput {
         {
             return Err(EngineError::invalid("/email", "must be an e-mail address"));
         }
-        let details = obj.get("details").cloned().unwrap_or(Value::Null);
+        let mut details = obj.get("details").cloned().unwrap_or(Value::Null);
+        if kind == DsrType::Rectification
+            && let Value::String(note) = &details
+        {
+            details = json!({ "note": note });
+        }
         if !(details.is_null() || details.is_object()) {
             return Err(EngineError::invalid("/details", "must be an object"));
         }
         if details.to_string().len() > 16 * 1024 {
             return Err(EngineError::invalid("/details", "must be at most 16 KiB"));
         }
-        if kind == DsrType::Rectification && !details.get("traits").is_some_and(Value::is_object) {
-            return Err(EngineError::invalid(
-                "/details/traits",
-                "a rectification names the traits to change: {\"traits\": {...}}",
-            ));
+        if kind == DsrType::Rectification {
+            check_rectification(&mut details)?;
         }
         Ok(DsrInput {
             kind,
@@ -209,6 +221,55 @@ impl DsrInput {
         };
         hex::encode(custodia_vault::sha256(raw.as_bytes()))
     }
+}
+
+/// Checks a rectification's details: `traits` (an object) and/or `note` (a string of 1 to
+/// [`MAX_NOTE_CHARS`] characters, trimmed in place). Errors name the field, never its value.
+fn check_rectification(details: &mut Value) -> Result<(), EngineError> {
+    let Some(obj) = details.as_object_mut() else {
+        return Err(EngineError::invalid(
+            "/details",
+            "a rectification names the traits to change or says what is wrong: {\"traits\": {...}, \"note\": \"...\"}",
+        ));
+    };
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| !["traits", "note"].contains(&k.as_str()))
+    {
+        return Err(EngineError::invalid(
+            format!("/details/{unknown}"),
+            "unknown field",
+        ));
+    }
+    if obj.get("traits").is_some_and(|t| !t.is_object()) {
+        return Err(EngineError::invalid("/details/traits", "must be an object"));
+    }
+    match obj.get_mut("note") {
+        None => {}
+        Some(Value::String(note))
+            if !note.trim().is_empty() && note.trim().chars().count() <= MAX_NOTE_CHARS =>
+        {
+            *note = note.trim().to_owned();
+        }
+        Some(_) => {
+            return Err(EngineError::invalid(
+                "/details/note",
+                format!("must be a string of 1 to {MAX_NOTE_CHARS} characters"),
+            ));
+        }
+    }
+    if !obj.contains_key("traits") && !obj.contains_key("note") {
+        return Err(EngineError::invalid(
+            "/details",
+            "a rectification names the traits to change or says what is wrong: {\"traits\": {...}, \"note\": \"...\"}",
+        ));
+    }
+    Ok(())
+}
+
+/// A rectification with a free-text note goes to a person: a machine cannot read what it asks.
+fn needs_a_person(kind: DsrType, details: &Value) -> bool {
+    kind == DsrType::Rectification && details.get("note").is_some()
 }
 
 /// A message for the outbox: where the one-time code goes.
@@ -587,8 +648,40 @@ impl Engine {
         self.save_dsr(tenant, &id, &record)?;
         let private = self.open_private(tenant, &id, &record)?;
         self.dsr_entry(tenant, &id, "dsr.verified", private.subject, &[])?;
-        self.carry_out(tenant, &id, &mut record, &private)?;
+        if needs_a_person(record.kind, &private.details) {
+            self.queue_for_compliance(tenant, &id, &mut record, &private)?;
+        } else {
+            self.carry_out(tenant, &id, &mut record, &private)?;
+        }
         Ok((self.dsr_view(&id, &record), token))
+    }
+
+    /// Leaves a verified request to a person: status `awaiting_compliance`, an outcome that says
+    /// so (no personal data: whether traits were named, not which values), and a
+    /// `dsr.awaiting_compliance` ledger entry.
+    fn queue_for_compliance(
+        &self,
+        tenant: &TenantId,
+        id: &[u8; 16],
+        record: &mut DsrRecord,
+        private: &DsrPrivate,
+    ) -> Result<(), EngineError> {
+        record.status = DsrStatus::AwaitingCompliance;
+        record.outcome = Some(json!({
+            "result": "awaiting_compliance",
+            "handled_by": "person",
+            "has_note": true,
+            "has_traits": private.details.get("traits").is_some(),
+        }));
+        self.save_dsr(tenant, id, record)?;
+        self.dsr_entry(
+            tenant,
+            id,
+            "dsr.awaiting_compliance",
+            private.subject,
+            &[("type", record.kind.as_str().to_owned())],
+        )?;
+        Ok(())
     }
 
     /// Carries out a verified request and records `dsr.completed`.
@@ -865,7 +958,10 @@ impl Engine {
                 continue;
             }
             let closed_at = record.completed_at.unwrap_or(record.code_expires);
-            let open = matches!(record.status, DsrStatus::Verified | DsrStatus::InProgress);
+            let open = matches!(
+                record.status,
+                DsrStatus::Verified | DsrStatus::InProgress | DsrStatus::AwaitingCompliance
+            );
             if open || closed_at.plus_days(REQUEST_RETENTION_DAYS) > now {
                 continue;
             }
@@ -890,7 +986,7 @@ impl Engine {
             Some(raw) => Some(DsrStatus::parse(raw).ok_or_else(|| {
                 EngineError::invalid(
                     "status",
-                    "must be pending_verification, verified, in_progress, completed or rejected",
+                    "must be pending_verification, verified, in_progress, awaiting_compliance, completed or rejected",
                 )
             })?),
             None => None,

@@ -167,6 +167,56 @@ fn rectification_restriction_and_erasure_are_carried_out() {
 }
 
 #[test]
+fn a_free_text_rectification_waits_for_a_person_and_changes_nothing() {
+    let (f, outbox, app) = setup();
+    let tenant = TenantId::default_tenant();
+    let compliance = f.caller("compliance");
+    let note = "My surname is spelt Doe-Martin since my marriage";
+    for details in [
+        json!(note),
+        json!({"note": note, "traits": {"name": "Jane Doe-Martin"}}),
+    ] {
+        let id = submit(
+            &f,
+            json!({"type": "rectification", "user_id": "u1", "details": details}),
+        );
+        let (view, token) = f
+            .engine
+            .dsr_verify(&tenant, &id, &code_of(&outbox, &id))
+            .unwrap();
+        assert_eq!(view.status, DsrStatus::AwaitingCompliance);
+        assert_eq!(
+            view.outcome.as_ref().unwrap()["result"],
+            "awaiting_compliance"
+        );
+        assert_eq!(
+            f.engine.dsr_status(&tenant, &id, &token).unwrap().status,
+            DsrStatus::AwaitingCompliance
+        );
+        let queued = f
+            .engine
+            .dsr_queue(&compliance, Some("awaiting_compliance"), false)
+            .unwrap();
+        let shown = queued.iter().find(|v| v.request_id == id).unwrap();
+        // The queue says what kind of request waits, never what the note says.
+        assert!(!serde_json::to_string(shown).unwrap().contains("Doe-Martin"));
+    }
+    // Not even the traits named beside the note were applied.
+    let profile = &f
+        .engine
+        .lookup(&f.support(&app), &Lookup::UserId(Personal("u1".to_owned())))
+        .unwrap()[0];
+    assert_ne!(profile.traits.expose()["name"], "Jane Doe-Martin");
+    assert_eq!(
+        f.engine
+            .dsr_queue(&compliance, Some("awaiting_compliance"), false)
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
 fn the_queue_shows_overdue_requests() {
     let (f, _, _) = setup();
     let compliance = f.caller("compliance");
@@ -208,9 +258,26 @@ fn bad_requests_name_the_field() {
             json!({"type": "access", "email": "not an address"}),
             "/email",
         ),
+        (json!({"type": "rectification", "user_id": "u"}), "/details"),
         (
-            json!({"type": "rectification", "user_id": "u"}),
+            json!({"type": "rectification", "user_id": "u", "details": {"traits": "Jane"}}),
             "/details/traits",
+        ),
+        (
+            json!({"type": "rectification", "user_id": "u", "details": {"note": "  "}}),
+            "/details/note",
+        ),
+        (
+            json!({"type": "rectification", "user_id": "u", "details": {"note": 7}}),
+            "/details/note",
+        ),
+        (
+            json!({"type": "rectification", "user_id": "u", "details": "x".repeat(crate::dsr::MAX_NOTE_CHARS + 1)}),
+            "/details/note",
+        ),
+        (
+            json!({"type": "rectification", "user_id": "u", "details": {"notes": "typo"}}),
+            "/details/notes",
         ),
         (
             json!({"type": "access", "user_id": "u", "extra": 1}),

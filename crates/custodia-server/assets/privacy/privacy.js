@@ -300,12 +300,16 @@
     }
     if (type === 'rectification') {
       const traits = rectifiedTraits();
-      if (!Object.keys(traits).length) {
+      const note = $('r-note').value.trim();
+      if (!Object.keys(traits).length && !note) {
         setError('rectify-error', tr('error_rectify_empty'));
         $('r-name').focus();
         return;
       }
-      body.details = { traits };
+      body.details = {};
+      if (Object.keys(traits).length) body.details.traits = traits;
+      // A note goes to a person: the server queues the request for compliance.
+      if (note) body.details.note = note;
     }
     if (type === 'erasure' && $('suppress').checked) body.details = { suppress: true };
     const button = event.submitter || $('request-form').querySelector('button[type="submit"]');
@@ -316,6 +320,7 @@
       const field = result.problem && result.problem.field;
       if (field === '/email') setError('email-error', tr('error_email'));
       else if (field === '/user_id') setError('user-error', tr('error_customer_id'));
+      else if (field === '/details/note') setError('rectify-error', tr('error_note'));
       else setError('form-error', problemText(result));
       return;
     }
@@ -410,6 +415,7 @@
     const result = outcome.result;
     if (result && catalogue['result_' + result]) box.append(el('p', { class: 'notice' }, tr('result_' + result)));
     if (view.type === 'erasure') renderErasure(box, outcome);
+    else if (result === 'awaiting_compliance') return;
     else renderGeneric(box, outcome, ['result']);
   }
 
