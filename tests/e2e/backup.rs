@@ -320,3 +320,204 @@ fn verify_detects_changed_missing_and_extra_files_and_restore_then_refuses() {
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(!restored.exists(), "nothing restored");
 }
+
+/// `POST /v1/admin/backups` with `key`.
+fn ask_backup(server: &Server, key: &str, body: &Value) -> crate::harness::Answer {
+    server.post(key, "/v1/admin/backups", body)
+}
+
+#[test]
+fn online_backup_under_writes_restores_consistent_and_the_erased_stay_erased() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let admin = site.create_key("admin");
+    let server = site.serve(&[]);
+    let jane = identify(&server, &app, "jane-1", "jane.erased@example.com");
+    let john = identify(&server, &app, "john-1", "john.kept@example.com");
+    // A read of personal data: the access log has an entry before the backup.
+    assert_eq!(profile_status(&server, &app, &john), 200);
+    let data = site.data_dir();
+    let keys = site.keys_dir();
+
+    // Bad requests: 4xx naming the field, and nothing written.
+    let occupied = site.dir.path().join("occupied");
+    std::fs::create_dir(&occupied).unwrap();
+    std::fs::write(occupied.join("something"), b"x").unwrap();
+    let inside_data = data.join("backup");
+    let inside_keys = keys.join("backup");
+    for (body, field) in [
+        (json!({"out": "relative/backup"}), "/out"),
+        (json!({"out": path(&occupied)}), "/out"),
+        (json!({"out": path(&inside_data)}), "/out"),
+        (json!({"out": path(&inside_keys), "what": "keys"}), "/out"),
+        (
+            json!({"out": path(&site.dir.path().join("x")), "what": "all"}),
+            "/what",
+        ),
+        (
+            json!({"out": path(&site.dir.path().join("x")), "extra": 1}),
+            "/extra",
+        ),
+    ] {
+        let refused = ask_backup(&server, &admin, &body);
+        assert_eq!(refused.status, 422, "{body}: {:?}", refused.body);
+        assert_eq!(refused.body["field"], field, "{body}: {:?}", refused.body);
+    }
+    assert!(!inside_data.exists() && !inside_keys.exists());
+    assert!(!site.dir.path().join("x").exists());
+    assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
+    let not_admin = ask_backup(
+        &server,
+        &app,
+        &json!({"out": path(&site.dir.path().join("by-app"))}),
+    );
+    assert_eq!(not_admin.status, 403, "{:?}", not_admin.body);
+    assert!(!site.dir.path().join("by-app").exists());
+
+    // Writers (identify and consent, each acknowledged) while the backups are taken.
+    let stop = Arc::new(AtomicBool::new(false));
+    let n_written = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (stop, n_written) = (stop.clone(), n_written.clone());
+            let (base, app) = (server.base.clone(), app.clone());
+            std::thread::spawn(move || -> Result<(), String> {
+                let server = Server::attach(&base);
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let user = format!("writer-{w}-{i}");
+                    let identified = server.post(
+                        &app,
+                        "/v1/identify",
+                        &json!({"userId": user, "traits": {"email": format!("{user}@example.com")}}),
+                    );
+                    let consent = server.post(
+                        &app,
+                        "/v1/consents",
+                        &json!({"user_id": user, "purpose": "analytics", "decision": "granted", "source": {"channel": "web"}}),
+                    );
+                    if identified.status != 200 || consent.status != 201 {
+                        stop.store(true, Ordering::SeqCst);
+                        return Err(format!("{:?} {:?}", identified.body, consent.body));
+                    }
+                    n_written.fetch_add(1, Ordering::SeqCst);
+                    i += 1;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let wait_for = |n: usize| {
+        let started = std::time::Instant::now();
+        while n_written.load(Ordering::SeqCst) < n
+            && !stop.load(Ordering::SeqCst)
+            && started.elapsed() < std::time::Duration::from_secs(120)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for(5);
+
+    let data_backup = site.dir.path().join("online-data");
+    let keys_backup = site.dir.path().join("online-keys");
+    for (out, extra) in [(&data_backup, None), (&keys_backup, Some("--keys"))] {
+        let mut args = vec!["create", "--server", &server.base, "--out", path(out)];
+        args.extend(extra);
+        let created = site
+            .command(&[&["backup"][..], &args].concat())
+            .env("CUSTODIA_API_KEY", &admin)
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{}", text(&created));
+        assert!(
+            String::from_utf8_lossy(&created.stdout).contains(": ok: "),
+            "verified: {}",
+            text(&created)
+        );
+    }
+    // Writes go on after the backups.
+    wait_for(n_written.load(Ordering::SeqCst) + 3);
+    stop.store(true, Ordering::SeqCst);
+    for writer in writers {
+        writer.join().unwrap().unwrap();
+    }
+    assert!(n_written.load(Ordering::SeqCst) >= 8, "the writers wrote");
+
+    let data_manifest = manifest(&data_backup);
+    assert_eq!(data_manifest["online"], true);
+    assert!(
+        data_manifest["writes_paused_ms"].is_u64(),
+        "{data_manifest}"
+    );
+    assert!(
+        data_manifest["ledgers"]["default"]["tree_size"].as_u64() > Some(0),
+        "{data_manifest}"
+    );
+    assert!(
+        data_manifest["access_logs"]["default"]["root"].is_string(),
+        "{data_manifest}"
+    );
+    let files = data_manifest["files"].to_string();
+    assert!(files.contains("\"store/db\""), "{files}");
+    assert!(
+        !files.contains("search/"),
+        "the index is rebuilt, not copied"
+    );
+    assert!(
+        manifest(&keys_backup)["files"]
+            .to_string()
+            .contains("\"default.keys\"")
+    );
+
+    // Erase Jane after the backup.
+    let erased = server.post(
+        &compliance,
+        &format!("/v1/subjects/{jane}/erasure"),
+        &json!({"request_id": "dsr-online-1"}),
+    );
+    assert_eq!(erased.status, 200, "{:?}", erased.body);
+    assert_eq!(server.stop().code(), Some(0));
+
+    // Restore into a fresh directory, rebuild the index, serve with the live key store.
+    let restored = site.dir.path().join("restored-online");
+    let out = backup(
+        &site,
+        &["restore", path(&data_backup), "--data-dir", path(&restored)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let policies = crate::harness::repo_root().join("policies");
+    let rebuilt = site
+        .command(&[
+            "index",
+            "rebuild",
+            "--data-dir",
+            path(&restored),
+            "--keys-dir",
+            path(&keys),
+            "--policies",
+            path(&policies),
+        ])
+        .output()
+        .unwrap();
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    let server = site.spawn_server(serve_on(&site, &restored));
+    assert_eq!(profile_status(&server, &app, &jane), 404);
+    assert_eq!(find_by_email(&server, &app, "jane.erased@example.com"), 0);
+    assert_eq!(profile_status(&server, &app, &john), 200, "not vacuous");
+    assert_eq!(find_by_email(&server, &app, "john.kept@example.com"), 1);
+    assert_eq!(find_by_email(&server, &app, "writer-0-0@example.com"), 1);
+    assert_eq!(server.stop().code(), Some(0));
+
+    for log in ["ledger", "audit"] {
+        let verified = site
+            .command(&[log, "verify", "--data-dir", path(&restored)])
+            .env_remove("CUSTODIA_MASTER_KEY")
+            .output()
+            .unwrap();
+        assert!(verified.status.success(), "{log}: {}", text(&verified));
+    }
+}

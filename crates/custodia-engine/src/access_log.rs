@@ -45,6 +45,8 @@ impl Engine {
                 Ok(entry.encode())
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
+        // A read waits here while an online backup holds the write gate: recording it is a write.
+        let _pass = self.write_pass();
         log.log.append(&entries)?;
         // The read is recorded: a failed checkpoint (a full disk) does not refuse it; the next
         // append or the server's timer writes one.

@@ -517,6 +517,7 @@ impl Engine {
             details: input.details.expose().clone(),
             subject,
         };
+        let _pass = self.write_pass();
         let key = keys.create_data_key(request_key_id(&id))?;
         let plain = zeroize::Zeroizing::new(
             serde_json::to_vec(&private)
@@ -965,6 +966,7 @@ impl Engine {
             if open || closed_at.plus_days(REQUEST_RETENTION_DAYS) > now {
                 continue;
             }
+            let _pass = self.write_pass();
             keys.destroy_data_key(request_key_id(&id))?;
             record.sealed = String::new();
             record.token_hash = None;

@@ -405,7 +405,7 @@ impl Engine {
 
         // 5. Every consent ends with the erasure (no state may still say granted), then the
         // receipt: one append, so both are in the ledger or neither.
-        let mut entries = self.erasure_withdrawals(tenant, pseudonym, cause, options, now)?;
+        let mut entries = self.erasure_withdrawals(tenant, pseudonym, Some(cause), options, now)?;
         let n_withdrawn = entries.len() as u64;
         let mut entry = new_entry(now, tenant, kind::ERASURE_COMPLETED);
         entry.subject = Some(pseudonym);
@@ -449,12 +449,13 @@ impl Engine {
     }
 
     /// A `consent.withdrawn` entry, with the erasure as its cause, for every purpose the
-    /// subject's consent view does not already show withdrawn.
+    /// subject's consent view does not already show withdrawn. `cause` is `None` when a replay
+    /// at start-up finishes an erasure and no longer knows why it was asked.
     fn erasure_withdrawals(
         &self,
         tenant: &TenantId,
         pseudonym: custodia_core::Pseudonym,
-        cause: ErasureCause,
+        cause: Option<ErasureCause>,
         options: &ErasureOptions,
         now: Timestamp,
     ) -> Result<Vec<custodia_ledger::LedgerEntry>, EngineError> {
@@ -468,9 +469,11 @@ impl Engine {
             entry
                 .attributes
                 .insert("cause".to_owned(), "erasure".to_owned());
-            entry
-                .attributes
-                .insert("erasure_cause".to_owned(), cause.as_str().to_owned());
+            if let Some(cause) = cause {
+                entry
+                    .attributes
+                    .insert("erasure_cause".to_owned(), cause.as_str().to_owned());
+            }
             if let Some(id) = &options.request_id {
                 entry.attributes.insert("request_id".to_owned(), id.clone());
             }
@@ -522,8 +525,10 @@ impl Engine {
     /// subjects were cleaned.
     pub fn replay_tombstones(&self, tenant: &TenantId) -> Result<u64, EngineError> {
         let keys = self.keys(tenant)?;
+        let tombstones = keys.tombstones()?;
         let mut cleaned = 0;
-        for (subject, _) in keys.tombstones()? {
+        for (subject, _) in &tombstones {
+            let subject = *subject;
             let _guard = self.lock_writes();
             let Some(record) = self.store.subject(tenant, subject)? else {
                 // Make sure the keys are gone too (a crash between the store and the key store).
@@ -554,7 +559,42 @@ impl Engine {
         if cleaned > 0 {
             tracing::warn!(tenant = %tenant, cleaned, "erased subjects found in the store (a restored backup?) were removed again");
         }
+        self.replay_withdrawals(tenant, &keys, &tombstones)?;
         Ok(cleaned)
+    }
+
+    /// Ends every consent of the tombstoned subjects that the consent view still shows
+    /// unwithdrawn, as the erasure would have (a crash before its ledger append, or a restored
+    /// data directory older than the erasure). Idempotent: a purpose already withdrawn gets no
+    /// second entry, so an erasure that reached the ledger before the crash adds nothing.
+    fn replay_withdrawals(
+        &self,
+        tenant: &TenantId,
+        keys: &TenantVault,
+        tombstones: &[(SubjectId, Timestamp)],
+    ) -> Result<(), EngineError> {
+        if tombstones.is_empty() {
+            return Ok(());
+        }
+        // Opening the ledger first brings the view up to date with it.
+        let ledger = self.ledger(tenant)?;
+        let now = self.clock.now();
+        let mut entries = Vec::new();
+        for (subject, _) in tombstones {
+            entries.extend(self.erasure_withdrawals(
+                tenant,
+                keys.pseudonym(*subject),
+                None,
+                &ErasureOptions::default(),
+                now,
+            )?);
+        }
+        if !entries.is_empty() {
+            let n_withdrawn = entries.len();
+            self.append_entries(tenant, &ledger, &entries)?;
+            tracing::warn!(tenant = %tenant, n_withdrawn, "consents of erased subjects withdrawn at start-up (an erasure cut short, or a restored backup)");
+        }
+        Ok(())
     }
 
     /// The replay of an erasure that kept records under a hold key. The shell is as the erasure

@@ -260,6 +260,8 @@ impl Engine {
             Some(ledger) => return Ok(ledger.clone()),
             None => {}
         }
+        // Opening a log may create it and publish its verifier key: a write.
+        let _pass = self.write_pass();
         let dir = Ledgers::dir(&logs.root, tenant);
         let key = self.keys(tenant)?.log_signing_key(logs.name)?;
         let origin = format!("{}/{tenant}/{}", logs.origin_prefix, logs.name);
@@ -292,6 +294,7 @@ impl Engine {
             // bytes that `decode` refuses, so it never gets that far.
             entry.validate()?;
         }
+        let _pass = self.write_pass();
         let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         // The flags of a new entry build on the view: bring it up to date first (an error here
         // appends nothing).
@@ -477,6 +480,7 @@ impl Engine {
             let map = logs.open.lock().unwrap_or_else(|p| p.into_inner());
             open.extend(map.iter().map(|(t, l)| (t.clone(), l.clone())));
         }
+        let _pass = self.write_pass();
         open.into_iter()
             .map(|(tenant, ledger)| Ok((tenant, ledger.log.checkpoint(&ledger.signer)?)))
             .collect()

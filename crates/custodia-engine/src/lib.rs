@@ -21,6 +21,7 @@ mod idempotency;
 mod ingest;
 mod input;
 mod ledger;
+mod online_backup;
 mod profile;
 mod retention;
 mod search;
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use custodia_core::{EventId, TenantId, Timestamp};
 use custodia_policy::Policies;
-use custodia_store::Store;
+use custodia_store::{GatePass, Store};
 use custodia_vault::{Keyring, TenantVault, Vault};
 
 pub use access::{Caller, ReadGrant};
@@ -59,6 +60,7 @@ pub use input::{
     AliasInput, Context, EventCall, GroupInput, IdentifyInput, TrackInput, TraitChanges,
 };
 pub use ledger::CheckpointPolicy;
+pub use online_backup::WritesPaused;
 pub use profile::{EventPage, EventView, Lookup, Profile};
 pub use retention::RetentionReport;
 pub use search::{SearchHitView, SearchPage};
@@ -112,6 +114,12 @@ impl Default for LedgerConfig {
             record_reads: true,
         }
     }
+}
+
+/// `write_lock` held, and a pass through the write gate; the lock is released first.
+struct WriteGuard<'a> {
+    _lock: MutexGuard<'a, ()>,
+    _pass: GatePass<'a>,
 }
 
 /// The domain service. One per process; share it behind an `Arc`.
@@ -327,12 +335,26 @@ impl Engine {
         Ok(id)
     }
 
-    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+    fn lock_writes(&self) -> WriteGuard<'_> {
+        // The pass first: a writer never waits for an online backup while holding the lock.
+        let pass = self.write_pass();
         // A panic while holding the lock leaves no half-applied state behind (store batches are
         // atomic), so a poisoned lock is safe to reuse.
-        self.write_lock
+        let lock = self
+            .write_lock
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        WriteGuard {
+            _lock: lock,
+            _pass: pass,
+        }
+    }
+
+    /// A pass through the write gate (see [`custodia_store::WriteGate`]): held by every writer
+    /// of the store, the ledgers, the access logs and the key store, so an online backup sees
+    /// them all at one instant between writes.
+    pub(crate) fn write_pass(&self) -> GatePass<'_> {
+        self.store.write_gate().enter()
     }
 }
 

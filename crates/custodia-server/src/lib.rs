@@ -28,6 +28,7 @@ pub use conn::ConnectionLimits;
 pub use error::{AppError, Problem};
 pub use openapi::{documented_routes, openapi_document};
 pub use rate_limit::RateLimit;
+pub use routes::backup::{BackupError, BackupWhat, OnlineBackup};
 pub use routes::{ROUTES, RouteKind, WebhookOutbox, router};
 
 /// Settings of the HTTP layer.
@@ -83,6 +84,8 @@ pub struct App {
     /// `Idempotency-Key`s whose first request is being handled.
     in_flight: idempotency::InFlight,
     started: Instant,
+    /// Takes `POST /v1/admin/backups`; `None`: the route answers 404.
+    online_backup: Option<Arc<dyn OnlineBackup>>,
 }
 
 impl AppState {
@@ -95,6 +98,23 @@ impl AppState {
             limiter: rate_limit::Limiter::default(),
             in_flight: idempotency::InFlight::default(),
             started: Instant::now(),
+            online_backup: None,
+        }))
+    }
+
+    /// State over an engine whose server takes online backups with `backup`.
+    pub fn with_online_backup(
+        engine: Arc<Engine>,
+        config: ServerConfig,
+        backup: Arc<dyn OnlineBackup>,
+    ) -> AppState {
+        AppState(Arc::new(App {
+            engine,
+            config,
+            metrics: metrics::Metrics::default(),
+            limiter: rate_limit::Limiter::default(),
+            started: Instant::now(),
+            online_backup: Some(backup),
         }))
     }
 

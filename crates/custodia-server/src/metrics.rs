@@ -16,6 +16,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
     /// Operations refused because the disk was full (`insufficient_storage`).
     insufficient_storage: AtomicU64,
+    /// The last online backup: seconds it took, seconds writes were held.
+    last_backup: Mutex<Option<(f64, f64)>>,
 }
 
 impl Metrics {
@@ -32,6 +34,12 @@ impl Metrics {
     /// Counts one operation refused because the disk was full.
     pub fn insufficient_storage(&self) {
         self.insufficient_storage.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records an online backup: how long it took and how long writes were held.
+    pub fn backup_taken(&self, seconds: f64, writes_paused_seconds: f64) {
+        *self.last_backup.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((seconds, writes_paused_seconds));
     }
 
     /// Renders the counters and the given gauges in the Prometheus text format.
@@ -61,6 +69,13 @@ impl Metrics {
             "# HELP custodia_insufficient_storage_total Operations refused because the data directory's disk was full.\n# TYPE custodia_insufficient_storage_total counter\ncustodia_insufficient_storage_total {}",
             self.insufficient_storage.load(Ordering::Relaxed)
         );
+        let last_backup = *self.last_backup.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seconds, paused)) = last_backup {
+            let _ = writeln!(
+                out,
+                "# HELP custodia_backup_seconds How long the last online backup took.\n# TYPE custodia_backup_seconds gauge\ncustodia_backup_seconds {seconds}\n# HELP custodia_backup_writes_paused_seconds How long the last online backup held every writer.\n# TYPE custodia_backup_writes_paused_seconds gauge\ncustodia_backup_writes_paused_seconds {paused}"
+            );
+        }
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,

@@ -291,6 +291,24 @@ const OPS: &[Op] = &[
             REFUSALS,
         ],
     },
+    Op {
+        method: "POST",
+        path: "/v1/admin/backups",
+        tag: "admin",
+        summary: "Take an online backup of the data directory (`what`: `data`) or the key store \
+                  (`keys`) into `out`, an absolute path on the server that is new or empty and \
+                  outside the data directory and key store (admin role). Writes wait meanwhile.",
+        auth: true,
+        params: &[],
+        body: Some(|| json!({"out": "/backup/data-2026-12-06", "what": "data"})),
+        responses: &[
+            (
+                "201",
+                "`{\"out\", \"kind\", \"n_files\", \"bytes\", \"writes_paused_ms\", \"ledgers\", \"access_logs\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
 ];
 
 const SEQ: Param = (

@@ -2,6 +2,7 @@
 
 mod admin;
 mod analytics;
+pub(crate) mod backup;
 mod consents;
 mod docs;
 mod dsr;
@@ -72,6 +73,7 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ),
     ("GET", "/v1/search", RouteKind::PersonalRead),
     ("POST", "/v1/admin/keys", RouteKind::Other),
+    ("POST", "/v1/admin/backups", RouteKind::Other),
     ("POST", "/v1/dsr", RouteKind::PersonalWrite),
     ("GET", "/v1/dsr", RouteKind::Other),
     ("POST", "/v1/dsr/{request_id}/verify", RouteKind::Other),
@@ -156,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subjects/{subject_id}/events", get(subjects::events))
         .route("/v1/search", get(subjects::search))
         .route("/v1/admin/keys", post(admin::create_key))
+        .route("/v1/admin/backups", post(backup::create))
         .route("/v1/dsr", post(dsr::submit).get(dsr::queue))
         .route("/v1/dsr/{request_id}/verify", post(dsr::verify))
         .route("/v1/dsr/{request_id}", get(dsr::status))

@@ -16,6 +16,7 @@
 mod backend;
 mod codec;
 mod error;
+mod gate;
 mod keys;
 mod records;
 mod store;
@@ -24,6 +25,7 @@ mod store;
 pub use backend::DEFAULT_CACHE_BYTES as DEFAULT_STORE_CACHE_BYTES;
 pub use backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
 pub use error::StoreError;
+pub use gate::{GatePass, GatePause, PauseRefused, WriteGate};
 pub use records::{
     ApiKeyRecord, ConsentRecord, ConsentState, EventRecord, LookupKind, MergeRecord,
     SubjectFlagsRecord, SubjectRecord,

@@ -2,18 +2,23 @@
 //! apart, of the key store, each with a manifest (every file's size and SHA-256) that `verify`
 //! checks and `restore` checks again while copying back.
 //!
-//! A backup is taken with the server stopped: `create` takes the lock a running server holds
-//! (the store's, or every tenant key file's) for the whole copy, and refuses when it cannot.
-//! An online backup (while the server runs) is not there yet.
+//! Offline, `create` takes the lock a running server holds (the store's, or every tenant key
+//! file's) for the whole copy, and refuses when the server runs. Online, `create --server`
+//! asks the running server (`POST /v1/admin/backups`) to take the backup itself with
+//! [`ServerBackup`]: only the server can hold its writers back (the engine's write gate) while
+//! it copies, and it copies the store entry by entry into a new store rather than copying the
+//! files of its open one. Then the command verifies what was written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Subcommand};
-use custodia_engine::{Clock, SystemClock};
+use custodia_engine::{Clock, Engine, SystemClock};
+use custodia_server::{BackupError, BackupWhat, OnlineBackup};
 use custodia_vault::Sha256Stream;
 use serde_json::{Value, json};
 
@@ -42,7 +47,7 @@ pub enum BackupCommand {
 
 /// Options of `backup create`.
 #[derive(Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["data_dir", "keys_dir"])))]
+#[command(group(ArgGroup::new("source").required(true).args(["data_dir", "keys_dir", "server"])))]
 pub struct CreateArgs {
     /// Back up this data directory (store, ledger, access log, search index).
     #[arg(long)]
@@ -50,6 +55,17 @@ pub struct CreateArgs {
     /// Back up this key store (key files and tombstone lists), apart from the data.
     #[arg(long)]
     keys_dir: Option<PathBuf>,
+    /// Online: the running server at this URL (`http://127.0.0.1:8080`) takes the backup into
+    /// `--out` (an absolute path on its machine) while holding its writers back; then this
+    /// command verifies it (when `--out` is on this machine too).
+    #[arg(long)]
+    server: Option<String>,
+    /// With `--server`: back up the key store rather than the data directory.
+    #[arg(long, requires = "server")]
+    keys: bool,
+    /// With `--server`: the environment variable holding an admin API key.
+    #[arg(long, requires = "server", default_value = "CUSTODIA_API_KEY")]
+    api_key_env: String,
     /// The new backup directory: must not exist or be empty, and must not be inside a data
     /// directory or a key store.
     #[arg(long)]
@@ -112,11 +128,17 @@ impl Kind {
 /// Runs a backup command.
 pub fn run(cmd: BackupCommand) -> anyhow::Result<()> {
     match cmd {
-        BackupCommand::Create(args) => match (args.data_dir, args.keys_dir) {
-            (Some(dir), None) => create(Kind::Data, &dir, &args.out),
-            (None, Some(dir)) => create(Kind::Keys, &dir, &args.out),
+        BackupCommand::Create(args) => match (args.data_dir, args.keys_dir, args.server) {
+            (Some(dir), None, None) => create(Kind::Data, &dir, &args.out),
+            (None, Some(dir), None) => create(Kind::Keys, &dir, &args.out),
+            (None, None, Some(server)) => create_online(
+                &server,
+                &args.api_key_env,
+                if args.keys { Kind::Keys } else { Kind::Data },
+                &args.out,
+            ),
             // clap's group allows exactly one.
-            _ => Err(UsageError("give --data-dir or --keys-dir".to_owned()).into()),
+            _ => Err(UsageError("give --data-dir, --keys-dir or --server".to_owned()).into()),
         },
         BackupCommand::Verify(args) => verify(&args.dir),
         BackupCommand::Restore(args) => match (args.data_dir, args.keys_dir) {
@@ -162,62 +184,11 @@ fn create(kind: Kind, source: &Path, out: &Path) -> anyhow::Result<()> {
     // Held until the copy is done: no server or other command can open the directory meanwhile.
     let _locks = lock(kind, source)?;
 
-    let files = walk(source)?;
     let payload = out.join(kind.name());
     create_private_dir(out)?;
     create_private_dir(&payload)?;
-    let mut dirs = BTreeSet::from([out.to_path_buf(), payload.clone()]);
-    let mut entries = BTreeMap::new();
-    for (rel, path) in &files {
-        let to = payload.join(rel);
-        make_parents(&payload, &to, &mut dirs)?;
-        let entry = copy_hashed(path, &to)?;
-        entries.insert(rel.clone(), entry);
-    }
-    for dir in &dirs {
-        sync_dir(dir)?;
-    }
-
-    let mut manifest = json!({
-        "format": FORMAT,
-        "kind": kind.name(),
-        "created_at": SystemClock.now().to_string(),
-        "custodia_version": env!("CARGO_PKG_VERSION"),
-        "files": entries.iter().map(|(path, e)| json!({
-            "path": path,
-            "size": e.size,
-            "sha256": hex::encode(e.sha256),
-        })).collect::<Vec<_>>(),
-    });
-    match kind {
-        Kind::Data => {
-            manifest["ledgers"] = logs_summary(&payload, "ledger");
-            manifest["access_logs"] = logs_summary(&payload, "audit");
-            manifest["not_included"] = json!([
-                "the key store (--keys-dir): back it up apart, with `custodia backup create --keys-dir`",
-                "the root key",
-            ]);
-        }
-        Kind::Keys => {
-            manifest["tombstone_lists"] = entries
-                .keys()
-                .filter(|p| p.ends_with(".tombstones"))
-                .cloned()
-                .collect::<Vec<_>>()
-                .into();
-            manifest["not_included"] = json!([
-                "the data directory (--data-dir): back it up apart, with `custodia backup create --data-dir`",
-                "the root key",
-            ]);
-        }
-    }
-    let tmp = out.join(format!("{MANIFEST}.tmp"));
-    let mut text = serde_json::to_string_pretty(&manifest)?;
-    text.push('\n');
-    crate::master_key::write_private(&tmp, text.as_bytes())?;
-    std::fs::rename(&tmp, out.join(MANIFEST))
-        .with_context(|| format!("cannot write {}", out.join(MANIFEST).display()))?;
-    sync_dir(out)?;
+    let entries = copy_tree(source, &payload, |_| true)?;
+    let manifest = write_manifest(kind, out, &payload, &entries, None)?;
 
     let bytes: u64 = entries.values().map(|e| e.size).sum();
     println!(
@@ -243,6 +214,246 @@ fn create(kind: Kind, source: &Path, out: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Copies every file under `source` that `include` accepts (by `/`-separated relative path)
+/// into `payload`, hashing on the way, and syncs the directories.
+fn copy_tree(
+    source: &Path,
+    payload: &Path,
+    include: impl Fn(&str) -> bool,
+) -> anyhow::Result<BTreeMap<String, FileEntry>> {
+    let mut dirs = BTreeSet::from([payload.to_path_buf()]);
+    let mut entries = BTreeMap::new();
+    for (rel, path) in walk(source)? {
+        if !include(&rel) {
+            continue;
+        }
+        let to = payload.join(&rel);
+        make_parents(payload, &to, &mut dirs)?;
+        let entry = copy_hashed(&path, &to)?;
+        entries.insert(rel, entry);
+    }
+    for dir in &dirs {
+        sync_dir(dir)?;
+    }
+    Ok(entries)
+}
+
+/// Writes `OUT/manifest.json` for the files in `entries` (copied into `payload`), with the log
+/// positions of a data backup and, for an online one, `online`'s fields; returns the manifest.
+fn write_manifest(
+    kind: Kind,
+    out: &Path,
+    payload: &Path,
+    entries: &BTreeMap<String, FileEntry>,
+    online: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut manifest = json!({
+        "format": FORMAT,
+        "kind": kind.name(),
+        "created_at": SystemClock.now().to_string(),
+        "custodia_version": env!("CARGO_PKG_VERSION"),
+        "files": entries.iter().map(|(path, e)| json!({
+            "path": path,
+            "size": e.size,
+            "sha256": hex::encode(e.sha256),
+        })).collect::<Vec<_>>(),
+    });
+    match kind {
+        Kind::Data => {
+            manifest["ledgers"] = logs_summary(payload, "ledger");
+            manifest["access_logs"] = logs_summary(payload, "audit");
+            manifest["not_included"] = json!([
+                "the key store (--keys-dir): back it up apart, with `custodia backup create --keys-dir`",
+                "the root key",
+            ]);
+        }
+        Kind::Keys => {
+            manifest["tombstone_lists"] = entries
+                .keys()
+                .filter(|p| p.ends_with(".tombstones"))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            manifest["not_included"] = json!([
+                "the data directory (--data-dir): back it up apart, with `custodia backup create --data-dir`",
+                "the root key",
+            ]);
+        }
+    }
+    if let Some(Value::Object(fields)) = online {
+        for (name, value) in fields {
+            if name == "not_included" {
+                if let (Some(list), Some(more)) = (manifest[&name].as_array_mut(), value.as_array())
+                {
+                    list.extend(more.iter().cloned());
+                }
+            } else {
+                manifest[&name] = value;
+            }
+        }
+    }
+    let tmp = out.join(format!("{MANIFEST}.tmp"));
+    let mut text = serde_json::to_string_pretty(&manifest)?;
+    text.push('\n');
+    crate::master_key::write_private(&tmp, text.as_bytes())?;
+    std::fs::rename(&tmp, out.join(MANIFEST))
+        .with_context(|| format!("cannot write {}", out.join(MANIFEST).display()))?;
+    sync_dir(out)?;
+    Ok(manifest)
+}
+
+/// How long an online backup waits for the writes under way before it gives up (they hold the
+/// gate for one request's write each, milliseconds).
+const MAX_WAIT_FOR_WRITERS: Duration = Duration::from_secs(10);
+
+/// The online backup the server takes (`POST /v1/admin/backups`): the same copy and manifest as
+/// offline, taken while the engine holds every writer back.
+///
+/// The data backup copies the store entry by entry into a new store (`data/store/`), and the
+/// ledgers and access logs as files; it leaves out the search index, which tantivy merges and
+/// deletes files of on its own threads (no file copy of a live index is safe) and which is
+/// rebuilt from the store (`custodia index rebuild`) after a restore.
+pub struct ServerBackup;
+
+impl OnlineBackup for ServerBackup {
+    fn take(&self, engine: &Engine, what: BackupWhat, out: &Path) -> Result<Value, BackupError> {
+        let kind = match what {
+            BackupWhat::Data => Kind::Data,
+            BackupWhat::Keys => Kind::Keys,
+        };
+        let bad_out = |e: anyhow::Error| match e.downcast::<UsageError>() {
+            Ok(usage) => BackupError::BadOut(usage.0),
+            Err(e) => BackupError::Failed(format!("{e:#}")),
+        };
+        check_not_inside_custodia_dirs("out", out).map_err(bad_out)?;
+        check_empty_or_missing("out", out).map_err(bad_out)?;
+        let failed = |e: anyhow::Error| BackupError::Failed(format!("{e:#}"));
+
+        let payload = out.join(kind.name());
+        let paused = engine
+            .pause_writes(MAX_WAIT_FOR_WRITERS)
+            .map_err(BackupError::Engine)?;
+        let pause_started = Instant::now();
+        let copied = (|| -> anyhow::Result<BTreeMap<String, FileEntry>> {
+            create_private_dir(out)?;
+            create_private_dir(&payload)?;
+            match kind {
+                Kind::Data => {
+                    let store = payload.join("store");
+                    create_private_dir(&store)?;
+                    paused
+                        .copy_store_to(&store)
+                        .context("cannot copy the store")?;
+                    let mut entries = copy_tree(paused.data_dir(), &payload, |rel| {
+                        !rel.starts_with("store/") && !rel.starts_with("search/")
+                    })?;
+                    for (rel, path) in walk(&store)? {
+                        entries.insert(format!("store/{rel}"), hash_file(&path)?);
+                    }
+                    Ok(entries)
+                }
+                Kind::Keys => copy_tree(paused.keys_dir(), &payload, |_| true),
+            }
+        })();
+        let waited = paused.waited();
+        drop(paused);
+        let held = waited + pause_started.elapsed();
+        let entries = copied.map_err(failed)?;
+        tracing::info!(
+            kind = kind.name(),
+            writes_paused_ms = held.as_millis() as u64,
+            waited_for_writers_ms = waited.as_millis() as u64,
+            "online backup copied; writers go on"
+        );
+        let mut online = json!({
+            "online": true,
+            "writes_paused_ms": held.as_millis() as u64,
+        });
+        if kind == Kind::Data {
+            online["not_included"] = json!([
+                "the search index: rebuild it with `custodia index rebuild` after restoring",
+            ]);
+        }
+        let manifest =
+            write_manifest(kind, out, &payload, &entries, Some(online)).map_err(failed)?;
+        Ok(json!({
+            "out": out.display().to_string(),
+            "kind": kind.name(),
+            "n_files": entries.len(),
+            "bytes": entries.values().map(|e| e.size).sum::<u64>(),
+            "writes_paused_ms": manifest["writes_paused_ms"],
+            "ledgers": manifest.get("ledgers").cloned().unwrap_or(Value::Null),
+            "access_logs": manifest.get("access_logs").cloned().unwrap_or(Value::Null),
+        }))
+    }
+}
+
+/// `backup create --server`: asks the running server for the backup, then verifies it.
+fn create_online(server: &str, api_key_env: &str, kind: Kind, out: &Path) -> anyhow::Result<()> {
+    let api_key = std::env::var(api_key_env)
+        .map_err(|_| usage(format!("--api-key-env: {api_key_env} is not set")))?;
+    if !out.is_absolute() {
+        return Err(usage(format!(
+            "--out {}: give an absolute path (the server writes it)",
+            out.display()
+        )));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/v1/admin/backups", server.trim_end_matches('/'));
+    let mut response = agent
+        .post(&url)
+        .header("Authorization", &format!("Bearer {api_key}"))
+        .send_json(json!({"out": out.display().to_string(), "what": kind.name()}))
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("cannot read the answer of {url}"))?;
+    if status != 201 {
+        let detail = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| {
+                let detail = v.get("detail")?.as_str()?.to_owned();
+                Some(match v.get("field").and_then(Value::as_str) {
+                    Some(field) => format!("{field}: {detail}"),
+                    None => detail,
+                })
+            })
+            .unwrap_or(body);
+        if (400..500).contains(&status) {
+            return Err(usage(format!(
+                "the server refused the backup ({status}): {detail}"
+            )));
+        }
+        bail!("the server failed to take the backup ({status}): {detail}");
+    }
+    let summary: Value = serde_json::from_str(&body).context("the answer is not JSON")?;
+    println!(
+        "online backup of the {} written by the server to {}: {} files, {} bytes, writes held {} ms",
+        match kind {
+            Kind::Data => "data directory",
+            Kind::Keys => "key store",
+        },
+        out.display(),
+        summary["n_files"],
+        summary["bytes"],
+        summary["writes_paused_ms"],
+    );
+    if out.join(MANIFEST).is_file() {
+        verify(out)
+    } else {
+        println!(
+            "{} is not on this machine: run `custodia backup verify` where it is",
+            out.display()
+        );
+        Ok(())
+    }
 }
 
 /// Takes the locks a running server holds: the store's (`store/db`, sled's lock) or every
@@ -284,7 +495,7 @@ fn lock(kind: Kind, source: &Path) -> anyhow::Result<Vec<File>> {
             Err(TryLockError::WouldBlock) => {
                 return Err(usage(format!(
                     "{} is in use by a running server or another custodia command ({} is \
-                     locked): stop the server first (an online backup is not available yet; a \
+                     locked): stop the server first, or take an online backup with --server (a \
                      file-system snapshot of the whole directory also works)",
                     source.display(),
                     path.display()

@@ -524,7 +524,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
             ..ServerConfig::default()
         };
-        let state = AppState::new(engine, config);
+        let state = AppState::with_online_backup(engine, config, Arc::new(backup::ServerBackup));
         custodia_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())

@@ -570,3 +570,52 @@ fn plain_erasure_ends_every_consent_too() {
         .unwrap();
     assert_eq!(view.state, custodia_store::ConsentState::Withdrawn);
 }
+
+#[test]
+fn replay_ends_the_consents_an_interrupted_erasure_left_and_only_once() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let john = f
+        .identify(&app, json!({"userId": "u2", "traits": {"name": "John"}}))
+        .subject_id;
+    grant_consent(&f, &app, "u2", "analytics");
+    // The erasure's first durable step only (the tombstone), then a crash: no ledger entry yet.
+    let keys = f.engine.keys(&admin.tenant).unwrap();
+    keys.add_tombstone(john, f.clock.now()).unwrap();
+    let before = ledger_kinds(&f, &admin).len();
+
+    assert_eq!(f.engine.replay_tombstones(&admin.tenant).unwrap(), 1);
+    let kinds = ledger_kinds(&f, &admin);
+    assert_eq!(kinds[before..], ["consent.withdrawn".to_owned()]);
+    let pseudonym = keys.pseudonym(john);
+    let analytics: custodia_core::PurposeId = "analytics".parse().unwrap();
+    let view = f
+        .engine
+        .store
+        .consent(&admin.tenant, &pseudonym, &analytics)
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.state, custodia_store::ConsentState::Withdrawn);
+
+    // A second start-up (or a crash after the append) writes no second withdrawal.
+    assert_eq!(f.engine.replay_tombstones(&admin.tenant).unwrap(), 0);
+    assert_eq!(ledger_kinds(&f, &admin).len(), before + 1);
+}
+
+#[test]
+fn replay_after_a_completed_erasure_appends_nothing() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    let john = f
+        .identify(&app, json!({"userId": "u2", "traits": {"name": "John"}}))
+        .subject_id;
+    grant_consent(&f, &app, "u2", "analytics");
+    f.engine
+        .erase(&admin, john, &ErasureOptions::default())
+        .unwrap();
+    let before = ledger_kinds(&f, &admin);
+    assert_eq!(f.engine.replay_tombstones(&admin.tenant).unwrap(), 0);
+    assert_eq!(ledger_kinds(&f, &admin), before);
+}

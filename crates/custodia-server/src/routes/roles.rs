@@ -36,6 +36,7 @@ pub const NEEDS: &[(&str, &str, Operation)] = &[
     ),
     ("GET", "/v1/search", Operation::Search),
     ("POST", "/v1/admin/keys", Operation::ManageKeys),
+    ("POST", "/v1/admin/backups", Operation::ManageKeys),
     ("GET", "/v1/dsr", Operation::DsrQueue),
     (
         "POST",
