@@ -91,15 +91,7 @@ pub struct App {
 impl AppState {
     /// State over an engine.
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
-        AppState(Arc::new(App {
-            engine,
-            config,
-            metrics: metrics::Metrics::default(),
-            limiter: rate_limit::Limiter::default(),
-            in_flight: idempotency::InFlight::default(),
-            started: Instant::now(),
-            online_backup: None,
-        }))
+        AppState::build(engine, config, None)
     }
 
     /// State over an engine whose server takes online backups with `backup`.
@@ -108,13 +100,22 @@ impl AppState {
         config: ServerConfig,
         backup: Arc<dyn OnlineBackup>,
     ) -> AppState {
+        AppState::build(engine, config, Some(backup))
+    }
+
+    fn build(
+        engine: Arc<Engine>,
+        config: ServerConfig,
+        online_backup: Option<Arc<dyn OnlineBackup>>,
+    ) -> AppState {
         AppState(Arc::new(App {
             engine,
             config,
             metrics: metrics::Metrics::default(),
             limiter: rate_limit::Limiter::default(),
+            in_flight: idempotency::InFlight::default(),
             started: Instant::now(),
-            online_backup: Some(backup),
+            online_backup,
         }))
     }
 
