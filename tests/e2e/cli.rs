@@ -118,20 +118,8 @@ fn usage_errors_exit_2_and_help_works() {
 #[test]
 fn demo_creates_a_private_root_key_and_a_usable_shop() {
     let site = Site::new();
-    let data = site.data_dir();
-    let keys = site.keys_dir();
-    let mut cmd = site.command(&[
-        "serve",
-        "--demo",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--keys-dir",
-        keys.to_str().unwrap(),
-    ]);
-    cmd.env_remove("CUSTODIA_MASTER_KEY");
-    let server = site.spawn_server(cmd);
+    let (data, keys) = (site.data_dir(), site.keys_dir());
+    let server = site.serve_demo();
     let master = site.dir.path().join("custodia-master.key");
     #[cfg(unix)]
     {
@@ -141,13 +129,7 @@ fn demo_creates_a_private_root_key_and_a_usable_shop() {
             0o600
         );
     }
-    let keys_text =
-        std::fs::read_to_string(site.dir.path().join("custodia-demo-api-keys.txt")).unwrap();
-    let app_key = keys_text
-        .lines()
-        .find_map(|l| l.strip_prefix("app="))
-        .unwrap()
-        .to_owned();
+    let app_key = site.demo_key("app");
     let found = server.get(
         &app_key,
         "/v1/subjects?user_id=demo-0001&purpose=customer_support",

@@ -18,6 +18,19 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The cargo target directory the tests run with (`CARGO_TARGET_DIR` or `target/`), where
+/// `tests/sdk/setup.sh` makes the venv of the SDK and OpenAPI tests.
+pub fn target_dir() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    if target.is_absolute() {
+        target
+    } else {
+        repo_root().join(target)
+    }
+}
+
 /// The `custodia` binary: `CUSTODIA_BIN` if set, else built once with the cargo running the tests.
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -163,6 +176,34 @@ impl Site {
         args.extend(dirs.iter().map(String::as_str));
         args.extend(extra);
         self.spawn_server(self.command(&args))
+    }
+
+    /// Starts `custodia serve --demo` without a root key in the environment, so that the demo
+    /// writes its root key and API keys into the site's directory (see [`Site::demo_key`]).
+    pub fn serve_demo(&self) -> Server {
+        let (data, keys) = (self.data_dir(), self.keys_dir());
+        let mut cmd = self.command(&[
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--keys-dir",
+            keys.to_str().unwrap(),
+        ]);
+        cmd.env_remove("CUSTODIA_MASTER_KEY");
+        self.spawn_server(cmd)
+    }
+
+    /// The demo's API key of `role`, from the `custodia-demo-api-keys.txt` it wrote.
+    pub fn demo_key(&self, role: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("custodia-demo-api-keys.txt"))
+            .expect("serve --demo wrote its API keys");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{role}=")))
+            .unwrap_or_else(|| panic!("demo {role} key"))
+            .to_owned()
     }
 
     /// Spawns a prepared `serve` command with its log appended to the site's log, and waits until

@@ -7,19 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::harness::{Server, Site, repo_root};
+use crate::harness::{Server, Site, repo_root, target_dir};
 
 /// The venv's `bin/`, or `None` when `tests/sdk/setup.sh` has not made it (`.ci/run` always does).
 fn venv_bin() -> Option<PathBuf> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        repo_root().join(target)
-    };
-    let bin = target.join("sdk-venv").join("bin");
+    let bin = target_dir().join("sdk-venv").join("bin");
     (bin.join("st").exists() && bin.join("openapi-spec-validator").exists()).then_some(bin)
 }
 
@@ -32,31 +24,10 @@ fn assert_ran(what: &str, out: &Output) {
     );
 }
 
-/// Starts `serve --demo` in the site (its root key and API keys land in the site's directory) and
-/// returns the server with the demo's app and admin keys.
+/// Starts `serve --demo` in the site and returns the server with the demo's app and admin keys.
 fn demo_server(site: &Site) -> (Server, String, String) {
-    let data = site.data_dir();
-    let keys = site.keys_dir();
-    let mut cmd = site.command(&[
-        "serve",
-        "--demo",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--keys-dir",
-        keys.to_str().unwrap(),
-    ]);
-    cmd.env_remove("CUSTODIA_MASTER_KEY");
-    let server = site.spawn_server(cmd);
-    let text = std::fs::read_to_string(site.dir.path().join("custodia-demo-api-keys.txt")).unwrap();
-    let key = |role: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{role}=")))
-            .unwrap_or_else(|| panic!("demo {role} key"))
-            .to_owned()
-    };
-    (server, key("app"), key("admin"))
+    let server = site.serve_demo();
+    (server, site.demo_key("app"), site.demo_key("admin"))
 }
 
 /// One schemathesis run over every operation with `key` as Bearer (a bounded number of examples

@@ -8,19 +8,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{Server, Site, repo_root};
+use crate::harness::{Server, Site, repo_root, target_dir};
 
 /// The venv's Python, or a failure that says how to make it.
 fn venv_python() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        repo_root().join(target)
-    };
-    let python = target.join("sdk-venv").join("bin").join("python");
+    let python = target_dir().join("sdk-venv").join("bin").join("python");
     assert!(
         python.exists(),
         "the SDK venv is missing at {}: run `bash tests/sdk/setup.sh` (with the same \
