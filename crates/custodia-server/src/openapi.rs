@@ -1240,7 +1240,7 @@ pub fn openapi_document() -> Value {
         .info(
             InfoBuilder::new()
                 .title("Custodia")
-                .version("1")
+                .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
                     "Privacy-first customer data platform. Errors are RFC 9457 problem details \
                      with a stable `code`. Every read of personal data names a `purpose`.",
