@@ -10,11 +10,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
-/// The workspace root.
+/// The workspace root (the e2e tests are an integration test of `crates/custodia`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("crates/custodia is two levels below the workspace root")
         .to_path_buf()
 }
 
@@ -31,35 +32,13 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// The `custodia` binary: `CUSTODIA_BIN` if set, else built once with the cargo running the tests.
+/// The `custodia` binary: `CUSTODIA_BIN` if set, else the one cargo built for this test run.
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Ok(path) = std::env::var("CUSTODIA_BIN") {
-            return PathBuf::from(path);
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let out = Command::new(cargo)
-            .current_dir(repo_root())
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "custodia",
-                "--bin",
-                "custodia",
-                "--message-format=json",
-            ])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cargo build runs");
-        assert!(out.status.success(), "building the custodia binary failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "custodia")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reports the custodia executable")
+        std::env::var("CUSTODIA_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_custodia")))
     })
 }
 
