@@ -17,6 +17,7 @@ mod p2_erasure;
 mod p3_consent;
 mod p4_access;
 mod p5_durability;
+mod privacy_branding;
 mod privacy_center;
 mod sdk;
 mod search;

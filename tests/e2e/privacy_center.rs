@@ -325,6 +325,8 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
         "/privacy",
         "/privacy/assets/privacy.js",
         "/privacy/assets/privacy.css",
+        "/privacy/assets/brand.css",
+        "/privacy/assets/logo.svg",
         "/privacy/i18n/fr.json",
         "/privacy/config.json",
     ] {
@@ -362,6 +364,21 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
     assert_eq!(
         tab.eval("document.querySelectorAll('.tile').length").await,
         json!(6)
+    );
+    // The demo policies' branding: the shop's logo and colour.
+    tab.wait_for("!document.getElementById('shop-logo').hidden && document.getElementById('shop-logo').complete")
+        .await;
+    assert_eq!(
+        tab.eval("document.getElementById('shop-logo').naturalWidth > 0")
+            .await,
+        json!(true),
+        "the logo loads"
+    );
+    assert_eq!(
+        tab.eval("getComputedStyle(document.querySelector('.tile button')).backgroundColor")
+            .await,
+        json!("rgb(138, 45, 82)"),
+        "the accent colour comes from brand.css"
     );
     tab.shoot("1-rights").await;
 

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use custodia_core::{LengthPrefixed, PurposeId, RoleName};
 
 pub use error::PolicyError;
-pub use model::{Category, Controller, LegalHold, Purpose, Role};
+pub use model::{Category, Controller, LegalHold, PrivacyCenter, Purpose, Role};
 
 /// Purposes the API promises clients (api.md, `GET /v1/purposes`); policies without them are
 /// refused.
@@ -61,6 +61,7 @@ const BUILTIN_FILES: [(&str, &str); 4] = [
 pub struct Policies {
     version: String,
     controller: Controller,
+    privacy_center: PrivacyCenter,
     rights: Vec<String>,
     dormant_profile_days: Option<u32>,
     purposes: Vec<Purpose>,
@@ -140,6 +141,11 @@ impl Policies {
     /// The controller and its supervisory authority.
     pub fn controller(&self) -> &Controller {
         &self.controller
+    }
+
+    /// How the privacy center presents the shop.
+    pub fn privacy_center(&self) -> &PrivacyCenter {
+        &self.privacy_center
     }
 
     /// The subject's rights, one sentence each, in the order of `policy.toml`.

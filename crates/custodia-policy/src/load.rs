@@ -4,6 +4,7 @@
 
 mod categories;
 mod policy_file;
+mod privacy_center;
 mod purposes;
 mod roles;
 
@@ -176,6 +177,7 @@ fn validate(texts: PolicyTexts) -> Result<Policies, PolicyError> {
     Ok(Policies {
         version: policy.version,
         controller: policy.controller,
+        privacy_center: policy.privacy_center,
         rights: policy.rights,
         dormant_profile_days: policy.dormant_profile_days,
         purposes,

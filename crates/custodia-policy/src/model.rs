@@ -19,6 +19,28 @@ pub struct Controller {
     pub supervisory_authority_url: String,
 }
 
+/// How the privacy center at `/privacy` presents the shop (`[privacy_center]` in
+/// `policies/policy.toml`): every field has a default taken from the controller or Custodia's own
+/// look, so the table is optional.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrivacyCenter {
+    /// The name in the page's header (default: the controller's name).
+    pub shop_name: String,
+    /// The shop's logo: a path on this server (`/…`) or an `https://` URL, whose origin the
+    /// page's Content-Security-Policy then allows for images only.
+    pub logo_url: Option<String>,
+    /// The colour of buttons, links and the selected language, `#rrggbb`; white text on it has a
+    /// contrast of at least 4.5:1 (WCAG AA), checked at load.
+    pub accent_colour: String,
+    /// The shop's privacy policy (`http(s)://…`), linked from the page's footer.
+    pub privacy_policy_url: Option<String>,
+    /// Where customers write about their data (default: the controller's contact).
+    pub contact: String,
+    /// The sites allowed to show the page in a frame, as CSP `frame-ancestors` sources
+    /// (`https://shop.example`, `https://*.shop.example:8443` or `'self'`); empty: none.
+    pub frame_ancestors: Vec<String>,
+}
+
 /// A purpose of processing (`policies/purposes.toml`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Purpose {

@@ -33,7 +33,7 @@ fn builtin_with<'a>(name: &'a str, text: &'a str) -> Vec<(&'a str, &'a str)> {
 #[test]
 fn builtin_policies_load() {
     let policies = Policies::builtin();
-    assert_eq!(policies.version(), "2026-11-01");
+    assert_eq!(policies.version(), "2026-12-07");
     assert_eq!(policies.controller().name, "Example Shop GmbH");
     assert_eq!(policies.controller().contact, "privacy@example.com");
     assert_eq!(policies.rights().len(), 7);
@@ -623,4 +623,96 @@ fn dormant_profiles_and_unlisted_events_have_a_retention() {
     let zero = policy.replace("dormant_profile_days = 1095", "dormant_profile_days = 0");
     let err = Policies::from_sources(&builtin_with("policy.toml", &zero)).unwrap_err();
     assert!(err.to_string().contains("dormant_profile_days"), "{err}");
+}
+
+#[test]
+fn the_privacy_center_table_is_optional_and_checked() {
+    let builtin = Policies::builtin();
+    let branding = builtin.privacy_center();
+    assert_eq!(branding.shop_name, "Example Shop");
+    assert_eq!(branding.accent_colour, "#8a2d52");
+    assert_eq!(
+        branding.logo_url.as_deref(),
+        Some("/privacy/assets/logo.svg")
+    );
+    assert_eq!(branding.contact, builtin.controller().contact);
+    assert!(branding.frame_ancestors.is_empty());
+
+    let policy = include_str!("../../../policies/policy.toml");
+    let table = &policy[policy.find("[privacy_center]").unwrap()..];
+    let without = policy.replace(table, "");
+    let loaded = Policies::from_sources(&builtin_with("policy.toml", &without)).unwrap();
+    let defaults = loaded.privacy_center();
+    assert_eq!(defaults.shop_name, loaded.controller().name);
+    assert_eq!(defaults.contact, loaded.controller().contact);
+    assert_eq!(defaults.accent_colour, "#1f4fa3");
+    assert_eq!(defaults.logo_url, None);
+    assert_eq!(defaults.privacy_policy_url, None);
+
+    let framed = policy.replace(
+        "frame_ancestors = []",
+        "frame_ancestors = [\"https://shop.example\", \"'self'\", \"https://*.shop.example:8443\"]\ncontact = \"dpo@shop.example\"",
+    );
+    let loaded = Policies::from_sources(&builtin_with("policy.toml", &framed)).unwrap();
+    assert_eq!(
+        loaded.privacy_center().frame_ancestors,
+        [
+            "https://shop.example",
+            "'self'",
+            "https://*.shop.example:8443"
+        ]
+    );
+    assert_eq!(loaded.privacy_center().contact, "dpo@shop.example");
+
+    // Each bad value is refused with its line, and nothing of it leaks into a header.
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for (from, to, says) in [
+        (
+            "accent_colour = \"#8a2d52\"",
+            "accent_colour = \"#f2b01e\"",
+            "too light",
+        ),
+        (
+            "accent_colour = \"#8a2d52\"",
+            "accent_colour = \"red\"",
+            "#rrggbb",
+        ),
+        (
+            "logo_url = \"/privacy/assets/logo.svg\"",
+            "logo_url = \"http://shop.example/logo.png\"",
+            "`logo_url` must be",
+        ),
+        (
+            "logo_url = \"/privacy/assets/logo.svg\"",
+            "logo_url = \"//evil.example/logo.png\"",
+            "`logo_url` must be",
+        ),
+        (
+            "frame_ancestors = []",
+            "frame_ancestors = [\"https://shop.example; script-src *\"]",
+            "`frame_ancestors` entries must be",
+        ),
+        (
+            "frame_ancestors = []",
+            "frame_ancestors = [\"*\"]",
+            "`frame_ancestors` entries must be",
+        ),
+        (
+            "privacy_policy_url = \"https://shop.example/privacy-policy\"",
+            "privacy_policy_url = \"javascript:alert(1)\"",
+            "`privacy_policy_url` must be",
+        ),
+        (
+            "shop_name = \"Example Shop\"",
+            "shop_name = \" \"",
+            "must not be empty",
+        ),
+    ] {
+        let bad = policy.replace(from, to);
+        assert_ne!(bad, policy, "{from}");
+        let err = Policies::from_sources(&builtin_with("policy.toml", &bad)).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+        assert_eq!(err.line, Some(line_of(&bad, to)), "{err}");
+    }
 }

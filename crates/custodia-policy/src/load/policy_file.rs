@@ -4,7 +4,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Source;
-use crate::{Controller, PolicyError};
+use crate::{Controller, PolicyError, PrivacyCenter};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +15,8 @@ struct RawPolicyFile {
     supervisory_authority: RawAuthority,
     #[serde(default)]
     retention: Option<RawRetention>,
+    #[serde(default)]
+    privacy_center: Option<super::privacy_center::RawPrivacyCenter>,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +43,7 @@ struct RawAuthority {
 pub(crate) struct PolicyFile {
     pub(crate) version: String,
     pub(crate) controller: Controller,
+    pub(crate) privacy_center: PrivacyCenter,
     pub(crate) rights: Vec<String>,
     pub(crate) dormant_profile_days: Option<u32>,
 }
@@ -101,8 +104,12 @@ pub(crate) fn check(source: &Source<'_>) -> Result<PolicyFile, PolicyError> {
         None => None,
     };
 
+    let privacy_center =
+        super::privacy_center::check(source, raw.privacy_center.unwrap_or_default(), &controller)?;
+
     Ok(PolicyFile {
         version: version.clone(),
+        privacy_center,
         controller,
         rights,
         dormant_profile_days,
@@ -111,7 +118,7 @@ pub(crate) fn check(source: &Source<'_>) -> Result<PolicyFile, PolicyError> {
 
 /// One `@` with something on each side and no white space: enough to catch a name or URL written
 /// where the address belongs, without pretending to validate e-mail syntax.
-fn is_plausible_email(text: &str) -> bool {
+pub(super) fn is_plausible_email(text: &str) -> bool {
     match text.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

@@ -219,6 +219,14 @@
     line.replaceChildren();
     if (!config) return;
     $('shop-name').textContent = config.shop_name || '';
+    const logo = $('shop-logo');
+    if (config.logo_url && /^(https:\/\/|\/(?!\/))/.test(config.logo_url)) {
+      logo.referrerPolicy = 'no-referrer';
+      logo.src = config.logo_url;
+      logo.hidden = false;
+      // A logo from the shop's own site is the one thing the page loads from elsewhere; say so.
+      if (/^https:/.test(config.logo_url)) $('footer-tracking').textContent = tr('footer_tracking_logo');
+    }
     if (config.contact) {
       line.append(tr('controller_line', { name: config.controller || config.shop_name || '' }) + ' ');
       line.append(el('span', {}, config.contact));

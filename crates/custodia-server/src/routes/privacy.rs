@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use custodia_policy::PrivacyCenter;
 use serde_json::json;
 
 use crate::AppState;
@@ -24,16 +25,40 @@ pub const LANGUAGES: &[&str] = &["en", "fr"];
 const INDEX: &str = include_str!("../../assets/privacy/index.html");
 const SCRIPT: &str = include_str!("../../assets/privacy/privacy.js");
 const STYLE: &str = include_str!("../../assets/privacy/privacy.css");
+/// The example shop's logo, named by the default policies' `[privacy_center]` table.
+const LOGO: &str = include_str!("../../assets/privacy/logo.svg");
 const CATALOGUES: &[(&str, &str)] = &[
     ("en", include_str!("../../assets/privacy/i18n/en.json")),
     ("fr", include_str!("../../assets/privacy/i18n/fr.json")),
 ];
 
 /// The Content-Security-Policy of every privacy-center answer: scripts, styles and requests from
-/// this origin only, no inline code, no plugins, no framing by other sites.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                       connect-src 'self'; form-action 'none'; base-uri 'none'; \
-                       frame-ancestors 'none'";
+/// this origin only, no inline code, no plugins; images from this origin and, when the shop's logo
+/// is an `https://` URL, from that origin too; framing only by the sites `[privacy_center]`
+/// names (none by default). Every value in it was checked by the policy loader.
+pub fn content_security_policy(branding: &PrivacyCenter) -> String {
+    let mut img = String::from("'self'");
+    if let Some(origin) = branding.logo_url.as_deref().and_then(logo_origin) {
+        img.push(' ');
+        img.push_str(origin);
+    }
+    let ancestors = if branding.frame_ancestors.is_empty() {
+        "'none'".to_owned()
+    } else {
+        branding.frame_ancestors.join(" ")
+    };
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src {img}; \
+         connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors {ancestors}"
+    )
+}
+
+/// The origin of an `https://` logo URL (`https://host[:port]`); `None` for a path on this server.
+fn logo_origin(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&url[.."https://".len() + end])
+}
 
 /// The privacy center's routes.
 pub fn pages() -> Router<AppState> {
@@ -46,18 +71,34 @@ pub fn pages() -> Router<AppState> {
 }
 
 /// The headers every privacy-center answer carries.
-fn hardened(content_type: &'static str, cache: &'static str, body: impl IntoResponse) -> Response {
+fn hardened(
+    branding: &PrivacyCenter,
+    content_type: &'static str,
+    cache: &'static str,
+    body: impl IntoResponse,
+) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(branding)) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    } else {
+        // Unreachable with checked policies; fail closed rather than serve without a policy.
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     let mut set = |name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
     set(header::CONTENT_TYPE, content_type);
     set(header::CACHE_CONTROL, cache);
-    set(header::CONTENT_SECURITY_POLICY, CSP);
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::REFERRER_POLICY, "no-referrer");
-    set(header::X_FRAME_OPTIONS, "DENY");
+    // X-Frame-Options cannot name other sites; browsers that know CSP follow frame-ancestors.
+    if branding.frame_ancestors.is_empty() {
+        set(header::X_FRAME_OPTIONS, "DENY");
+    }
     set(
         HeaderName::from_static("cross-origin-opener-policy"),
         "same-origin",
@@ -73,8 +114,9 @@ fn hardened(content_type: &'static str, cache: &'static str, body: impl IntoResp
     response
 }
 
-fn not_found() -> Response {
+fn not_found(branding: &PrivacyCenter) -> Response {
     hardened(
+        branding,
         "text/plain; charset=utf-8",
         "no-store",
         (StatusCode::NOT_FOUND, "not found"),
@@ -121,7 +163,7 @@ fn parse_weight(text: &str) -> u16 {
 }
 
 /// `GET /privacy`: the page, in the negotiated language.
-async fn index(headers: HeaderMap, params: Params) -> Response {
+async fn index(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
     let lang = negotiate_language(
         params.get("lang"),
         headers
@@ -129,6 +171,7 @@ async fn index(headers: HeaderMap, params: Params) -> Response {
             .and_then(|v| v.to_str().ok()),
     );
     let mut response = hardened(
+        state.engine().policies().privacy_center(),
         "text/html; charset=utf-8",
         "no-store",
         INDEX.replace("{{lang}}", lang),
@@ -139,20 +182,24 @@ async fn index(headers: HeaderMap, params: Params) -> Response {
     response
 }
 
-/// `GET /privacy/config.json`: who is responsible (from the policies) and the names of the data
-/// categories, for the page's texts. Nothing here is personal data.
+/// `GET /privacy/config.json`: who is responsible and how the shop presents itself (from the
+/// policies), and the names of the data categories, for the page's texts. Nothing here is
+/// personal data.
 async fn config(State(state): State<AppState>) -> Response {
     let policies = state.engine().policies();
     let controller = policies.controller();
+    let branding = policies.privacy_center();
     let categories: Vec<_> = policies
         .categories()
         .iter()
         .map(|c| json!({"id": c.id, "name": c.name}))
         .collect();
     let body = json!({
-        "shop_name": controller.name,
+        "shop_name": branding.shop_name,
+        "logo_url": branding.logo_url,
+        "privacy_policy_url": branding.privacy_policy_url,
+        "contact": branding.contact,
         "controller": controller.name,
-        "contact": controller.contact,
         "supervisory_authority": {
             "name": controller.supervisory_authority,
             "url": controller.supervisory_authority_url,
@@ -160,26 +207,50 @@ async fn config(State(state): State<AppState>) -> Response {
         "categories": categories,
         "languages": LANGUAGES,
     });
-    hardened("application/json", "no-store", body.to_string())
+    hardened(branding, "application/json", "no-store", body.to_string())
 }
 
-/// `GET /privacy/assets/{file}`: the script and the stylesheet.
-async fn asset(Path(file): Path<String>) -> Response {
+/// `GET /privacy/assets/{file}`: the script, the stylesheet, the shop's colour as a stylesheet
+/// (so that no style is inline) and the example shop's logo.
+async fn asset(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    let branding = state.engine().policies().privacy_center();
     match file.as_str() {
-        "privacy.js" => hardened("text/javascript; charset=utf-8", "no-cache", SCRIPT),
-        "privacy.css" => hardened("text/css; charset=utf-8", "no-cache", STYLE),
-        _ => not_found(),
+        "privacy.js" => hardened(
+            branding,
+            "text/javascript; charset=utf-8",
+            "no-cache",
+            SCRIPT,
+        ),
+        "privacy.css" => hardened(branding, "text/css; charset=utf-8", "no-cache", STYLE),
+        "brand.css" => hardened(
+            branding,
+            "text/css; charset=utf-8",
+            "no-cache",
+            brand_css(branding),
+        ),
+        "logo.svg" => hardened(branding, "image/svg+xml", "no-cache", LOGO),
+        _ => not_found(branding),
     }
 }
 
+/// The shop's colour as CSS custom properties; the policy loader checked it is `#rrggbb` with
+/// AA contrast for white text.
+fn brand_css(branding: &PrivacyCenter) -> String {
+    format!(
+        "/* From [privacy_center] in policy.toml. */\n:root {{ --accent: {}; }}\n",
+        branding.accent_colour
+    )
+}
+
 /// `GET /privacy/i18n/{lang}.json`: the strings of one language.
-async fn catalogue(Path(file): Path<String>) -> Response {
+async fn catalogue(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    let branding = state.engine().policies().privacy_center();
     let found = file
         .strip_suffix(".json")
         .and_then(|lang| CATALOGUES.iter().find(|(l, _)| *l == lang));
     match found {
-        Some((_, text)) => hardened("application/json", "no-cache", *text),
-        None => not_found(),
+        Some((_, text)) => hardened(branding, "application/json", "no-cache", *text),
+        None => not_found(branding),
     }
 }
 
@@ -247,6 +318,32 @@ mod tests {
                 assert!(english.contains_key(&format!("right_{right}_{suffix}")));
             }
         }
+    }
+
+    #[test]
+    fn the_csp_allows_the_logo_origin_and_the_framing_sites_and_nothing_else() {
+        let mut branding = custodia_policy::Policies::builtin()
+            .privacy_center()
+            .clone();
+        branding.logo_url = Some("/privacy/assets/logo.svg".to_owned());
+        branding.frame_ancestors.clear();
+        assert_eq!(
+            content_security_policy(&branding),
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+        );
+        branding.logo_url = Some("https://cdn.shop.example:8443/a/logo.png?v=2".to_owned());
+        branding.frame_ancestors = vec!["'self'".to_owned(), "https://shop.example".to_owned()];
+        let csp = content_security_policy(&branding);
+        assert!(
+            csp.contains("img-src 'self' https://cdn.shop.example:8443;"),
+            "{csp}"
+        );
+        assert!(
+            csp.ends_with("frame-ancestors 'self' https://shop.example"),
+            "{csp}"
+        );
+        assert!(csp.contains("script-src 'self';"), "{csp}");
     }
 
     #[test]
