@@ -437,6 +437,18 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
             "the export shows {expected}: {export_text}"
         );
     }
+    // Profile fields are named in words, not by their keys.
+    let fields = tab
+        .eval("[...document.querySelectorAll('#export-view table')][0].innerText")
+        .await;
+    let fields = fields.as_str().unwrap_or_default();
+    for label in ["First name", "Last name", "City", "Country"] {
+        assert!(fields.contains(label), "the profile names {label}: {fields}");
+    }
+    assert!(
+        !fields.contains("firstName") && !fields.contains("address.city"),
+        "no raw keys: {fields}"
+    );
     assert_eq!(
         tab.eval("[...document.querySelectorAll('[data-verified]')].every(b => b.dataset.verified === 'true')")
             .await,

@@ -492,9 +492,11 @@
   // A table; under a heading that already says what it is, the caption is for screen readers only.
   function table(caption, headings, rows, captionShown = true) {
     const head = el('tr', {}, ...headings.map((h) => el('th', { scope: 'col' }, h)));
-    const body = rows.map((row) => el('tr', {}, ...row.map((cell) => el('td', {}, cell))));
+    // Each cell names its column too, for the stacked layout of narrow screens.
+    const body = rows.map((row) => el('tr', {}, ...row.map((cell, i) => el('td', { 'data-label': headings[i] }, cell))));
     const title = el('caption', { class: captionShown ? null : 'sr-only' }, caption);
-    return el('div', { class: 'scroll' }, el('table', {}, title, el('thead', {}, head), el('tbody', {}, ...body)));
+    const stack = headings.length > 2 ? 'stack' : null;
+    return el('div', { class: 'scroll' }, el('table', { class: stack }, title, el('thead', {}, head), el('tbody', {}, ...body)));
   }
 
   // ---- the export ---------------------------------------------------------------------------
@@ -556,6 +558,18 @@
     return out;
   }
 
+  // A profile field's name in the reader's language: the Segment spec's traits are in the
+  // catalogue (`trait_address_city` for `address.city`); any other key is shown split into words.
+  function traitLabel(key) {
+    const id = 'trait_' + key.replace(/[.\s-]/g, '_');
+    if (Object.prototype.hasOwnProperty.call(catalogue, id)) return tr(id);
+    return key
+      .split('.')
+      .map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/_/g, ' ').toLowerCase())
+      .join(' › ')
+      .replace(/^./, (c) => c.toUpperCase());
+  }
+
   function purposeName(bundle, id) {
     const purpose = (bundle.purposes || []).find((p) => p.id === id);
     return purpose ? purpose.name : id || '';
@@ -570,7 +584,7 @@
 
     // Profile.
     view.append(el('h3', {}, tr('section_profile')));
-    const traits = flatten(data.traits || {}, '', []);
+    const traits = flatten(data.traits || {}, '', []).map(([key, value]) => [traitLabel(key), value]);
     if (data.user_id) traits.unshift([tr('customer_id_label'), String(data.user_id)]);
     view.append(traits.length ? table(tr('section_profile'), [tr('col_field'), tr('col_value')], traits, false) : el('p', {}, tr('nothing_here')));
 
