@@ -6,6 +6,7 @@ mod harness;
 mod analytics;
 mod backup;
 mod cli;
+mod console;
 mod disk_full;
 mod idempotency;
 mod input;

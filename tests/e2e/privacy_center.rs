@@ -31,19 +31,20 @@ const REQUEST_KEY: &str = "custodia.privacy.request";
 
 /// What the page did that a test checks at the end: every URL it asked for, every console error.
 #[derive(Default)]
-struct Watch {
-    urls: Vec<String>,
-    errors: Vec<String>,
+pub(crate) struct Watch {
+    pub(crate) urls: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
-struct Tab {
-    page: Page,
-    watch: Arc<Mutex<Watch>>,
+/// A browser tab with its request and error log (shared with the console's tests).
+pub(crate) struct Tab {
+    pub(crate) page: Page,
+    pub(crate) watch: Arc<Mutex<Watch>>,
     shots: PathBuf,
 }
 
 impl Tab {
-    async fn open(browser: &Browser, shots: &Path) -> Tab {
+    pub(crate) async fn open(browser: &Browser, shots: &Path) -> Tab {
         let page = browser.new_page("about:blank").await.expect("a new tab");
         page.execute(network::EnableParams::default())
             .await
@@ -109,7 +110,7 @@ impl Tab {
         }
     }
 
-    async fn width(&self, width: i64) {
+    pub(crate) async fn width(&self, width: i64) {
         self.page
             .execute(SetDeviceMetricsOverrideParams::new(
                 width,
@@ -121,13 +122,13 @@ impl Tab {
             .unwrap();
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.page.goto(url).await.expect("the page loads");
         self.wait_for("document.body && document.body.dataset.ready === 'true'")
             .await;
     }
 
-    async fn eval(&self, expression: &str) -> Value {
+    pub(crate) async fn eval(&self, expression: &str) -> Value {
         self.page
             .evaluate(expression)
             .await
@@ -137,7 +138,7 @@ impl Tab {
             .unwrap_or(Value::Null)
     }
 
-    async fn wait_for(&self, condition: &str) {
+    pub(crate) async fn wait_for(&self, condition: &str) {
         let started = Instant::now();
         loop {
             if self.eval(&format!("Boolean({condition})")).await == json!(true) {
@@ -152,7 +153,7 @@ impl Tab {
         }
     }
 
-    async fn text(&self, selector: &str) -> String {
+    pub(crate) async fn text(&self, selector: &str) -> String {
         let quoted = serde_json::to_string(selector).unwrap();
         self.eval(&format!(
             "(document.querySelector({quoted}) || {{}}).innerText || ''"
@@ -163,7 +164,7 @@ impl Tab {
         .to_owned()
     }
 
-    async fn click(&self, selector: &str) {
+    pub(crate) async fn click(&self, selector: &str) {
         self.page
             .find_element(selector)
             .await
@@ -173,7 +174,7 @@ impl Tab {
             .unwrap();
     }
 
-    async fn type_into(&self, selector: &str, text: &str) {
+    pub(crate) async fn type_into(&self, selector: &str, text: &str) {
         self.page
             .find_element(selector)
             .await
@@ -188,10 +189,15 @@ impl Tab {
 
     /// Full-page screenshots of the current state at 1280 px and 360 px.
     async fn shoot(&self, name: &str) {
+        self.shoot_as("privacy", name).await;
+    }
+
+    /// Full-page screenshots `{page}-{name}-{width}.png` at 1280 px and 360 px.
+    pub(crate) async fn shoot_as(&self, page: &str, name: &str) {
         for width in [1280, 360] {
             self.width(width).await;
             tokio::time::sleep(Duration::from_millis(150)).await;
-            let path = self.shots.join(format!("privacy-{name}-{width}.png"));
+            let path = self.shots.join(format!("{page}-{name}-{width}.png"));
             self.page
                 .save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
                 .await
@@ -236,7 +242,7 @@ fn outbox_code(site: &Site, request_id: &str) -> String {
     }
 }
 
-async fn launch(profile: &Path) -> (Browser, tokio::task::JoinHandle<()>) {
+pub(crate) async fn launch(profile: &Path) -> (Browser, tokio::task::JoinHandle<()>) {
     assert!(
         Path::new(CHROMIUM).exists(),
         "the browser tests need Debian's chromium at {CHROMIUM}: run `bash tests/setup.sh` \
@@ -443,7 +449,10 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
         .await;
     let fields = fields.as_str().unwrap_or_default();
     for label in ["First name", "Last name", "City", "Country"] {
-        assert!(fields.contains(label), "the profile names {label}: {fields}");
+        assert!(
+            fields.contains(label),
+            "the profile names {label}: {fields}"
+        );
     }
     assert!(
         !fields.contains("firstName") && !fields.contains("address.city"),

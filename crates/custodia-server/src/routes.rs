@@ -4,6 +4,7 @@ mod admin;
 mod analytics;
 pub(crate) mod backup;
 mod consents;
+mod console;
 mod docs;
 mod dsr;
 mod ingest;
@@ -52,6 +53,7 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ("GET", "/metrics", RouteKind::Other),
     ("GET", "/openapi.json", RouteKind::Other),
     ("GET", "/v1/purposes", RouteKind::Other),
+    ("GET", "/v1/me", RouteKind::Other),
     ("POST", "/v1/identify", RouteKind::PersonalWrite),
     ("POST", "/v1/track", RouteKind::PersonalWrite),
     ("POST", "/v1/batch", RouteKind::PersonalWrite),
@@ -143,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(meta::metrics))
         .route("/openapi.json", get(meta::openapi))
         .route("/v1/purposes", get(meta::purposes))
+        .route("/v1/me", get(meta::me))
         .route("/v1/identify", post(ingest::identify))
         .route("/v1/track", post(ingest::track))
         .route("/v1/batch", post(ingest::batch))
@@ -212,6 +215,7 @@ pub fn router(state: AppState) -> Router {
             get(ledger::consent::consistency),
         )
         .merge(privacy::pages())
+        .merge(console::pages())
         .merge(docs::pages())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

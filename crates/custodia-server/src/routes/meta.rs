@@ -165,3 +165,18 @@ pub async fn purposes(State(state): State<AppState>, Auth(_caller): Auth) -> Jso
         "policy_hash": engine.policy_hash(),
     }))
 }
+
+/// `GET /v1/me`: the calling key's id, role, and what the role may do, so a client (the
+/// console) can show its user what they may do and hide what they may not. Any valid key may
+/// ask; the answer holds no personal data and not the secret.
+pub async fn me(Auth(caller): Auth) -> Json<Value> {
+    let role = &caller.role;
+    Json(json!({
+        "key_id": caller.key_id.to_string(),
+        "tenant": caller.tenant.as_str(),
+        "role": role.name.as_str(),
+        "description": role.description,
+        "operations": role.operations.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+        "purposes": role.purposes.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+    }))
+}

@@ -77,17 +77,32 @@ fn hardened(
     cache: &'static str,
     body: impl IntoResponse,
 ) -> Response {
+    secure_page(
+        &content_security_policy(branding),
+        branding.frame_ancestors.is_empty(),
+        content_type,
+        cache,
+        body,
+    )
+}
+
+/// An answer of one of the binary's own web pages (the privacy center, the console) with its
+/// Content-Security-Policy and the hardening headers they share; `deny_framing` adds
+/// `X-Frame-Options: DENY` (left out when the CSP names sites that may frame the page).
+pub(crate) fn secure_page(
+    csp: &str,
+    deny_framing: bool,
+    content_type: &'static str,
+    cache: &'static str,
+    body: impl IntoResponse,
+) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(branding)) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    } else {
-        // Unreachable with checked policies; fail closed rather than serve without a policy.
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        );
-    }
+    // Every CSP here is built from checked values; fail closed rather than serve without one.
+    let csp = HeaderValue::from_str(csp).unwrap_or(HeaderValue::from_static(
+        "default-src 'none'; frame-ancestors 'none'",
+    ));
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     let mut set = |name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
@@ -96,7 +111,7 @@ fn hardened(
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::REFERRER_POLICY, "no-referrer");
     // X-Frame-Options cannot name other sites; browsers that know CSP follow frame-ancestors.
-    if branding.frame_ancestors.is_empty() {
+    if deny_framing {
         set(header::X_FRAME_OPTIONS, "DENY");
     }
     set(

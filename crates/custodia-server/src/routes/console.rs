@@ -1,0 +1,165 @@
+//! The compliance console: the officer's screens, at `/console`.
+//!
+//! Like the privacy center, everything is embedded in the binary (`assets/console/`, plus the
+//! proof-checking script `assets/shared/proof.js`): one HTML shell, one stylesheet, two scripts and
+//! a catalogue of strings per language. The page holds no data of its own: it signs in with a
+//! compliance or admin API key kept in the tab's `sessionStorage` and calls the same API as any
+//! client, so every read it makes is checked and logged like any other. It can never be framed.
+//! These are web pages, not API operations, so they are not in `ROUTES` or the OpenAPI document:
+//! `/console`, `/console/assets/{file}` and `/console/i18n/{lang}.json`.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::privacy::{negotiate_language, secure_page};
+use crate::AppState;
+use crate::extract::Params;
+
+const INDEX: &str = include_str!("../../assets/console/index.html");
+const SCRIPT: &str = include_str!("../../assets/console/console.js");
+const STYLE: &str = include_str!("../../assets/console/console.css");
+/// Checks signed checkpoints and RFC 9162 proofs with Web Crypto.
+pub(crate) const PROOF_SCRIPT: &str = include_str!("../../assets/shared/proof.js");
+const CATALOGUES: &[(&str, &str)] = &[
+    ("en", include_str!("../../assets/console/i18n/en.json")),
+    ("fr", include_str!("../../assets/console/i18n/fr.json")),
+];
+
+/// The console's Content-Security-Policy: everything from this origin only, nothing inline,
+/// never framed (a signed-in officer's screen must not be clickjacked).
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                       connect-src 'self'; form-action 'none'; base-uri 'none'; \
+                       frame-ancestors 'none'";
+
+/// The console's routes.
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(index))
+        .route("/console/", get(index))
+        .route("/console/assets/{file}", get(asset))
+        .route("/console/i18n/{file}", get(catalogue))
+}
+
+fn page(content_type: &'static str, cache: &'static str, body: impl IntoResponse) -> Response {
+    secure_page(CSP, true, content_type, cache, body)
+}
+
+/// `GET /console`: the page, in the negotiated language.
+async fn index(headers: HeaderMap, params: Params) -> Response {
+    let lang = negotiate_language(
+        params.get("lang"),
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut response = page(
+        "text/html; charset=utf-8",
+        "no-store",
+        INDEX.replace("{{lang}}", lang),
+    );
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+    response
+}
+
+/// `GET /console/assets/{file}`: the scripts and the stylesheet.
+async fn asset(Path(file): Path<String>) -> Response {
+    match file.as_str() {
+        "console.js" => page("text/javascript; charset=utf-8", "no-cache", SCRIPT),
+        "proof.js" => page("text/javascript; charset=utf-8", "no-cache", PROOF_SCRIPT),
+        "console.css" => page("text/css; charset=utf-8", "no-cache", STYLE),
+        _ => page(
+            "text/plain; charset=utf-8",
+            "no-store",
+            (StatusCode::NOT_FOUND, "not found"),
+        ),
+    }
+}
+
+/// `GET /console/i18n/{lang}.json`: the strings of one language.
+async fn catalogue(Path(file): Path<String>) -> Response {
+    let found = file
+        .strip_suffix(".json")
+        .and_then(|lang| CATALOGUES.iter().find(|(l, _)| *l == lang));
+    match found {
+        Some((_, text)) => page("application/json", "no-cache", *text),
+        None => page(
+            "text/plain; charset=utf-8",
+            "no-store",
+            (StatusCode::NOT_FOUND, "not found"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_has_the_same_keys_and_covers_the_page() {
+        assert_eq!(CATALOGUES.len(), super::super::privacy::LANGUAGES.len());
+        let parse = |text: &str| -> serde_json::Map<String, serde_json::Value> {
+            serde_json::from_str(text).expect("a catalogue is a JSON object")
+        };
+        let english = parse(CATALOGUES[0].1);
+        for (lang, text) in CATALOGUES {
+            let keys: Vec<_> = parse(text).keys().cloned().collect();
+            let expected: Vec<_> = english.keys().cloned().collect();
+            assert_eq!(keys, expected, "{lang} has other keys than en");
+            assert!(
+                parse(text)
+                    .values()
+                    .all(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())),
+                "{lang} has an empty string"
+            );
+        }
+        for part in INDEX.split("data-i18n=\"").skip(1) {
+            let key = part.split('"').next().unwrap();
+            assert!(english.contains_key(key), "index.html names {key}");
+        }
+        for part in SCRIPT.split("tr('").skip(1) {
+            let key = part.split('\'').next().unwrap();
+            if !key.ends_with('_') {
+                assert!(english.contains_key(key), "console.js names {key}");
+            }
+        }
+        for part in SCRIPT.split("'reason_").skip(1) {
+            let key = format!("reason_{}", part.split('\'').next().unwrap());
+            assert!(english.contains_key(&key), "console.js names {key}");
+        }
+    }
+
+    #[test]
+    fn the_console_has_no_inline_script_or_style_and_builds_no_html() {
+        assert!(!INDEX.contains("<script>"));
+        assert!(!INDEX.contains("style="));
+        assert!(!INDEX.contains("<style"));
+        for (at, _) in INDEX.match_indices(" on") {
+            let rest = &INDEX[at + 3..];
+            let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            assert!(
+                !rest[name_len..].starts_with('='),
+                "inline handler at byte {at}"
+            );
+        }
+        for script in [SCRIPT, PROOF_SCRIPT] {
+            for banned in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+            ] {
+                assert!(!script.contains(banned), "{banned}");
+            }
+        }
+        // The key is kept for the tab only, never in a cookie or in localStorage.
+        assert!(!SCRIPT.contains("document.cookie"));
+        assert!(SCRIPT.contains("sessionStorage.setItem(KEY_STORE"));
+        assert!(!SCRIPT.contains("localStorage.setItem(KEY_STORE"));
+    }
+}

@@ -1,0 +1,474 @@
+//! The compliance console at `/console`, in Debian's Chromium: sign-in with a compliance key (an
+//! app key is refused), the request queue with the days left, the ledgers checked in the browser
+//! (signature, consistency with the checkpoint seen before, inclusion of each entry shown), a
+//! proof changed on the way caught, a 401 returning to sign-in, sign-out forgetting the key, the
+//! page in French; no console error and no request to another origin; screenshots.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    self, EventRequestPaused, FulfillRequestParams, GetResponseBodyParams, HeaderEntry,
+    RequestPattern, RequestStage,
+};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::harness::{Site, repo_root};
+use crate::privacy_center::{Tab, launch};
+
+const KEY_STORE: &str = "custodia.console.key";
+
+/// Answers the next response whose URL matches `pattern` with `change` applied to its JSON body.
+/// Returns the task; await it after the action that makes the request.
+async fn change_next_response(
+    tab: &Tab,
+    pattern: &str,
+    change: fn(&mut Value),
+) -> tokio::task::JoinHandle<()> {
+    tab.page
+        .execute(
+            fetch::EnableParams::builder()
+                .pattern(
+                    RequestPattern::builder()
+                        .url_pattern(pattern)
+                        .request_stage(RequestStage::Response)
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+    let mut paused = tab
+        .page
+        .event_listener::<EventRequestPaused>()
+        .await
+        .unwrap();
+    let page = tab.page.clone();
+    tokio::spawn(async move {
+        if let Some(event) = paused.next().await {
+            let body = page
+                .execute(GetResponseBodyParams::new(event.request_id.clone()))
+                .await
+                .unwrap();
+            let raw = if body.base64_encoded {
+                base64::engine::general_purpose::STANDARD
+                    .decode(&body.body)
+                    .unwrap()
+            } else {
+                body.body.clone().into_bytes()
+            };
+            let mut value: Value = serde_json::from_slice(&raw).unwrap();
+            change(&mut value);
+            let changed = base64::engine::general_purpose::STANDARD.encode(value.to_string());
+            page.execute(
+                FulfillRequestParams::builder()
+                    .request_id(event.request_id.clone())
+                    .response_code(200)
+                    .response_header(HeaderEntry::new("Content-Type", "application/json"))
+                    .body(changed)
+                    .build()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            page.execute(fetch::DisableParams::default()).await.unwrap();
+        }
+    })
+}
+
+/// Flips the first hex digit of the first hash of a proof.
+fn flip_first_hash(proof: &mut Value) {
+    let hash = &mut proof["hashes"][0];
+    let text = hash.as_str().expect("the proof has a hash").to_owned();
+    let flipped = if text.starts_with('0') { "1" } else { "0" };
+    *hash = Value::String(format!("{flipped}{}", &text[1..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browser() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let server = site.serve(&[]);
+    let base = server.base.clone();
+
+    // The page and its assets: a strict CSP, never framed.
+    for path in [
+        "/console",
+        "/console/assets/console.js",
+        "/console/assets/proof.js",
+        "/console/assets/console.css",
+        "/console/i18n/fr.json",
+    ] {
+        let answer = ureq::get(&format!("{base}{path}")).call().unwrap();
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("default-src 'none'")
+                && csp.contains("script-src 'self'")
+                && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert!(header("set-cookie").is_empty(), "{path} sets a cookie");
+    }
+
+    // Data for the screens: a customer with consents, and two requests.
+    let identify = server.post(
+        &app,
+        "/v1/identify",
+        &json!({"userId": "c-7", "traits": {"email": "jeanne.roux@example.fr"}}),
+    );
+    assert_eq!(identify.status, 200, "{:?}", identify.body);
+    let consent = server.post(
+        &app,
+        "/v1/consents",
+        &json!({"user_id": "c-7", "purpose": "marketing_email", "decision": "granted", "source": {"channel": "checkout"}}),
+    );
+    assert_eq!(consent.status, 201, "{:?}", consent.body);
+    let mut request_ids = Vec::new();
+    for (kind, email) in [
+        ("access", "jeanne.roux@example.fr"),
+        ("erasure", "nobody@example.org"),
+    ] {
+        let answer = server.post("none", "/v1/dsr", &json!({"type": kind, "email": email}));
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        request_ids.push(answer.body["request_id"].as_str().unwrap().to_owned());
+    }
+
+    let shots = repo_root().join("target").join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (mut browser, driver) = launch(profile.path()).await;
+    let tab = Tab::open(&browser, &shots).await;
+    tab.width(1280).await;
+
+    // Sign-in: an app key is refused, naming its role; nothing is kept.
+    tab.goto(&format!("{base}/console?lang=en")).await;
+    assert_eq!(tab.text("#signin-title").await, "Sign in");
+    assert!(
+        !tab.eval("document.getElementById('view-signin').hidden")
+            .await
+            .as_bool()
+            .unwrap()
+    );
+    tab.type_into("#api-key", &app).await;
+    tab.click("#signin-form button[type=submit]").await;
+    tab.wait_for("!document.getElementById('signin-error').hidden")
+        .await;
+    assert!(
+        tab.text("#signin-error").await.contains("(app)"),
+        "{}",
+        tab.text("#signin-error").await
+    );
+    assert_eq!(
+        tab.eval(&format!("sessionStorage.getItem('{KEY_STORE}')"))
+            .await,
+        Value::Null
+    );
+    tab.shoot_as("console", "1-signin-refused").await;
+
+    // A compliance key: the queue, earliest deadline first, with the days left.
+    tab.eval("document.getElementById('api-key').value = ''")
+        .await;
+    tab.type_into("#api-key", &compliance).await;
+    tab.click("#signin-form button[type=submit]").await;
+    tab.wait_for("document.querySelectorAll('#requests-table tbody tr').length === 2")
+        .await;
+    assert!(tab.text("#whoami").await.contains("compliance"));
+    assert_eq!(
+        tab.eval(&format!("sessionStorage.getItem('{KEY_STORE}') !== null"))
+            .await,
+        json!(true)
+    );
+    assert_eq!(
+        tab.eval(&format!("localStorage.getItem('{KEY_STORE}')"))
+            .await,
+        Value::Null,
+        "the key is never kept beyond the tab"
+    );
+    let queue = tab.text("#requests-table").await;
+    for id in &request_ids {
+        assert!(queue.contains(&id[..8]), "{id} in {queue}");
+    }
+    assert!(queue.contains("Waiting for the code"), "{queue}");
+    // One month from today: 27 to 30 whole days, whatever the month.
+    let days: Vec<i64> = tab
+        .eval("[...document.querySelectorAll('#requests-table .days')].map(d => parseInt(d.textContent, 10))")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_i64().unwrap())
+        .collect();
+    assert_eq!(days.len(), 2);
+    assert!(days.iter().all(|d| (27..=30).contains(d)), "{days:?}");
+    assert_eq!(
+        tab.eval("document.querySelectorAll('[data-overdue]').length")
+            .await,
+        json!(0)
+    );
+    // Both tabs are offered to this role.
+    assert_eq!(
+        tab.eval("[...document.querySelectorAll('.tab')].filter(t => !t.hidden).length")
+            .await,
+        json!(2)
+    );
+    tab.shoot_as("console", "2-requests").await;
+
+    // Filters: by right, client-side; the summary follows.
+    tab.eval("document.getElementById('f-type').value = 'erasure'; document.getElementById('f-type').dispatchEvent(new Event('change'))")
+        .await;
+    tab.wait_for("document.querySelectorAll('#requests-table tbody tr').length === 1")
+        .await;
+    assert!(
+        tab.text("#requests-summary")
+            .await
+            .starts_with("1 requests shown")
+    );
+    tab.eval("document.getElementById('f-type').value = ''; document.getElementById('f-type').dispatchEvent(new Event('change'))")
+        .await;
+
+    // A request's details.
+    tab.click(&format!("button[data-request='{}']", request_ids[0]))
+        .await;
+    tab.wait_for("!document.getElementById('request-detail').hidden")
+        .await;
+    let detail = tab.text("#request-detail").await;
+    assert!(
+        detail.contains(&request_ids[0]) && detail.contains("Access"),
+        "{detail}"
+    );
+    tab.shoot_as("console", "3-request-detail").await;
+
+    // The ledgers: each checkpoint's signature checked in the browser, first sight remembered.
+    tab.click(".tab[data-view='ledgers']").await;
+    tab.wait_for("document.querySelectorAll('#logs [data-verified]').length === 2")
+        .await;
+    assert_eq!(
+        tab.eval(
+            "[...document.querySelectorAll('#logs [data-verified]')].map(n => n.dataset.verified)"
+        )
+        .await,
+        json!(["true", "true"]),
+        "{}",
+        tab.text("#logs").await
+    );
+    let seen_before: u64 = {
+        let raw = tab
+            .eval(
+                "localStorage.getItem(Object.keys(localStorage).find(k => k.endsWith('.ledger')))",
+            )
+            .await;
+        let stored: Value = serde_json::from_str(raw.as_str().unwrap()).unwrap();
+        stored["size"].as_u64().unwrap()
+    };
+    assert!(
+        seen_before >= 2,
+        "policy and consent entries: {seen_before}"
+    );
+
+    // The ledger grows; "verify now" proves the new checkpoint extends the one seen.
+    for purpose in ["personalization", "analytics"] {
+        let consent = server.post(
+            &app,
+            "/v1/consents",
+            &json!({"user_id": "c-7", "purpose": purpose, "decision": "granted", "source": {"channel": "checkout"}}),
+        );
+        assert_eq!(consent.status, 201, "{:?}", consent.body);
+    }
+    tab.click("button[data-verify='ledger']").await;
+    tab.wait_for("document.querySelector('[data-log=ledger] [data-verified]')")
+        .await;
+    let card = tab.text("[data-log=ledger]").await;
+    assert_eq!(
+        tab.eval("document.querySelector('[data-log=ledger] [data-verified]').dataset.verified")
+            .await,
+        json!("true"),
+        "{card}"
+    );
+    assert!(
+        card.contains(&format!("extend the {seen_before} entries")),
+        "{card}"
+    );
+    tab.shoot_as("console", "4-ledgers").await;
+
+    // Entries by position, each one's inclusion proven against the signed checkpoint.
+    tab.click("#browse-form button[type=submit]").await;
+    tab.wait_for("document.querySelectorAll('#browse-table tbody tr').length > 0")
+        .await;
+    assert_eq!(
+        tab.eval("[...document.querySelectorAll('#browse-table [data-verified]')].every(b => b.dataset.verified === 'true')")
+            .await,
+        json!(true),
+        "{}",
+        tab.text("#browse-table").await
+    );
+    assert!(tab.text("#browse-table").await.contains("consent.granted"));
+
+    // A consistency proof changed on the way: not verified, and the last good checkpoint stays.
+    server.post(
+        &app,
+        "/v1/consents",
+        &json!({"user_id": "c-7", "purpose": "personalization", "decision": "withdrawn", "source": {"channel": "account"}}),
+    );
+    let interceptor = change_next_response(&tab, "*/proof/consistency*", flip_first_hash).await;
+    tab.click("button[data-verify='ledger']").await;
+    tab.wait_for("document.querySelector('[data-log=ledger] [data-verified]')")
+        .await;
+    interceptor.await.unwrap();
+    assert_eq!(
+        tab.eval("document.querySelector('[data-log=ledger] [data-verified]').dataset.verified")
+            .await,
+        json!("false")
+    );
+    assert!(tab.text("[data-log=ledger]").await.contains("Not verified"));
+    tab.shoot_as("console", "5-ledger-tampered").await;
+    // Unchanged, it verifies again against the last good checkpoint.
+    tab.click("button[data-verify='ledger']").await;
+    tab.wait_for("document.querySelector('[data-log=ledger] [data-verified]')")
+        .await;
+    assert_eq!(
+        tab.eval("document.querySelector('[data-log=ledger] [data-verified]').dataset.verified")
+            .await,
+        json!("true")
+    );
+
+    // A key the server no longer accepts: the next call returns to sign-in and forgets it.
+    tab.eval(&format!(
+        "sessionStorage.setItem('{KEY_STORE}', 'cust_live_not_a_key')"
+    ))
+    .await;
+    tab.click(".tab[data-view='requests']").await;
+    tab.wait_for("!document.getElementById('view-signin').hidden")
+        .await;
+    assert!(
+        tab.text("#signin-error")
+            .await
+            .contains("no longer accepts")
+    );
+    assert_eq!(
+        tab.eval(&format!("sessionStorage.getItem('{KEY_STORE}')"))
+            .await,
+        Value::Null
+    );
+
+    // Sign in again, then sign out: the key is gone.
+    tab.type_into("#api-key", &compliance).await;
+    tab.click("#signin-form button[type=submit]").await;
+    tab.wait_for("!document.getElementById('view-requests').hidden")
+        .await;
+    tab.click("#sign-out").await;
+    tab.wait_for("!document.getElementById('view-signin').hidden")
+        .await;
+    assert_eq!(
+        tab.eval(&format!("sessionStorage.getItem('{KEY_STORE}')"))
+            .await,
+        Value::Null
+    );
+    assert_eq!(
+        tab.eval("document.getElementById('tabs').hidden").await,
+        json!(true)
+    );
+
+    // French, from the browser's language.
+    let tab_fr = Tab::open(&browser, &shots).await;
+    tab_fr
+        .page
+        .execute(
+            chromiumoxide::cdp::browser_protocol::network::SetExtraHttpHeadersParams::new(
+                chromiumoxide::cdp::browser_protocol::network::Headers::new(
+                    json!({"Accept-Language": "fr-FR,fr;q=0.9"}),
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    tab_fr.width(1280).await;
+    tab_fr.goto(&format!("{base}/console")).await;
+    assert_eq!(
+        tab_fr.eval("document.documentElement.lang").await,
+        json!("fr")
+    );
+    assert_eq!(tab_fr.text("#signin-title").await, "Connexion");
+    tab_fr.type_into("#api-key", &compliance).await;
+    tab_fr.click("#signin-form button[type=submit]").await;
+    tab_fr
+        .wait_for("document.querySelectorAll('#requests-table tbody tr').length === 2")
+        .await;
+    assert!(
+        tab_fr
+            .text("#requests-table")
+            .await
+            .contains("En attente du code")
+    );
+    assert!(
+        tab_fr
+            .text("#requests-table")
+            .await
+            .contains("jours restants")
+    );
+    tab_fr.shoot_as("console", "6-requests-fr").await;
+    tab_fr.click(".tab[data-view='ledgers']").await;
+    tab_fr
+        .wait_for("document.querySelectorAll('#logs [data-verified]').length === 2")
+        .await;
+    assert!(tab_fr.text("#logs").await.contains("Vérifié"));
+    tab_fr.shoot_as("console", "7-ledgers-fr").await;
+
+    // Accessibility basics: every input and select labelled, one h1 per view, lang set.
+    for t in [&tab, &tab_fr] {
+        let unlabelled = t
+            .eval("[...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)")
+            .await;
+        assert_eq!(unlabelled, json!([]), "inputs without a label");
+        assert_eq!(
+            t.eval("[...document.querySelectorAll('main > section')].every(s => s.querySelectorAll('h1').length === 1)")
+                .await,
+            json!(true)
+        );
+    }
+
+    // Nothing but this origin, and not one console error.
+    for t in [&tab, &tab_fr] {
+        let watch = t.watch.lock().unwrap();
+        let foreign: Vec<_> = watch
+            .urls
+            .iter()
+            // `data:` is no request at all: Chromium's own date field draws its calendar icon
+            // from one.
+            .filter(|u| {
+                !(u.starts_with(&base)
+                    || u.starts_with("about:")
+                    || u.starts_with("blob:")
+                    || u.starts_with("data:"))
+            })
+            .collect();
+        assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+        assert!(
+            watch
+                .urls
+                .iter()
+                .any(|u| u.ends_with("/console/assets/proof.js")),
+            "the request log works"
+        );
+        assert!(
+            watch.errors.is_empty(),
+            "console errors: {:?}",
+            watch.errors
+        );
+    }
+
+    browser.close().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+}
