@@ -598,22 +598,6 @@ const ACCESS_OPS: &[Op] = &[
         body: None,
         responses: &[("200", "`{\"from\", \"to\", \"hashes\"}`"), REFUSALS],
     },
-    Op {
-        method: "GET",
-        path: "/v1/me",
-        tag: "operations",
-        summary: "The calling key: its id, role, and the operations and purposes the role allows.",
-        auth: true,
-        params: &[],
-        body: None,
-        responses: &[
-            (
-                "200",
-                "`{\"key_id\", \"tenant\", \"role\", \"description\", \"operations\": [...], \"purposes\": [...]}`",
-            ),
-            REFUSALS,
-        ],
-    },
 ];
 
 fn consent_example() -> Value {

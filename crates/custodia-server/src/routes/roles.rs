@@ -95,6 +95,8 @@ pub const OPEN: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/v1/purposes"),
+    // Any valid key may ask who it is; the answer is about the key, not about data.
+    ("GET", "/v1/me"),
     ("POST", "/v1/dsr"),
     ("POST", "/v1/dsr/{request_id}/verify"),
     ("GET", "/v1/dsr/{request_id}"),
