@@ -29,6 +29,7 @@
   let currentView = 'view-rights';
   let lastStatus = null;
   let lastExport = null;
+  let lastConsents = null; // the answer of GET /v1/dsr/{id}/consents, kept up to date
 
   const $ = (id) => document.getElementById(id);
 
@@ -77,7 +78,7 @@
 
   function show(id, focus) {
     currentView = id;
-    for (const view of ['view-rights', 'view-form', 'view-code', 'view-status']) {
+    for (const view of ['view-rights', 'view-form', 'view-code', 'view-status', 'view-consent']) {
       $(view).hidden = view !== id;
     }
     if (focus !== false) {
@@ -120,6 +121,7 @@
       if (lastStatus) renderStatus(lastStatus);
       if (lastExport) renderExport(lastExport.bundle, lastExport.checks);
     }
+    if (currentView === 'view-consent' && lastConsents) renderConsents(lastConsents);
   }
 
   // ---- the request in this tab ----------------------------------------------------------------
@@ -149,6 +151,7 @@
     request = null;
     lastStatus = null;
     lastExport = null;
+    lastConsents = null;
     saveRequest();
     $('request-form').reset();
     $('code-form').reset();
@@ -357,7 +360,8 @@
     request.token = result.json.access_token;
     saveRequest();
     $('code-form').reset();
-    await loadStatus();
+    if (request.type === 'consent') await loadConsents();
+    else await loadStatus();
   }
 
   // ---- status and outcome ---------------------------------------------------------------------
@@ -863,6 +867,117 @@
     return out;
   }
 
+  // ---- manage my consent ------------------------------------------------------------------------
+  //
+  // A `consent` request, proven with the code like every request; its token then lists the
+  // consent-based purposes and records each switch as a ledger entry (channel privacy_center).
+  // A browser sending Global Privacy Control had sale/sharing withdrawn by the server when it
+  // verified; the page says so when both the browser and the server saw the signal.
+
+  function consentPath() {
+    return '/v1/dsr/' + encodeURIComponent(request.requestId) + '/consents';
+  }
+
+  function browserSendsGpc() {
+    return navigator.globalPrivacyControl === true;
+  }
+
+  async function loadConsents() {
+    setError('consent-error', '');
+    const result = await api('GET', consentPath(), undefined, request.token);
+    if (!result.ok) {
+      lastConsents = null;
+      $('consent-list').replaceChildren();
+      $('gpc-notice').hidden = true;
+      $('consent-empty').hidden = true;
+      $('consent-session').textContent = '';
+      show('view-consent');
+      setError('consent-error', result.status === 409 ? tr('consent_session_over') : problemText(result));
+      return;
+    }
+    lastConsents = result.json;
+    renderConsents(lastConsents);
+    show('view-consent');
+  }
+
+  function consentStateText(purpose) {
+    if (purpose.state === 'granted') return tr('consent_on_since', { time: formatTime(purpose.since) });
+    if (purpose.state === 'withdrawn' && purpose.by_gpc) return tr('consent_off_by_gpc_since', { time: formatTime(purpose.since) });
+    if (purpose.state === 'withdrawn') return tr('consent_off_since', { time: formatTime(purpose.since) });
+    if (purpose.state === 'expired') return tr('consent_expired');
+    return tr('consent_never_asked');
+  }
+
+  function renderConsents(answer) {
+    const list = $('consent-list');
+    list.replaceChildren();
+    const empty = answer.result === 'no_data_held';
+    $('consent-empty').hidden = !empty;
+    $('consent-empty').textContent = empty ? tr('consent_no_data') : '';
+    const gpcOff = answer.purposes.filter((p) => p.by_gpc).map((p) => p.name);
+    const gpc = answer.gpc_signal && browserSendsGpc();
+    $('gpc-notice').hidden = !(gpc && !empty);
+    $('gpc-notice').textContent = gpc ? tr('consent_gpc_notice', { purposes: gpcOff.join(', ') || tr('consent_gpc_none') }) : '';
+    for (const purpose of answer.purposes) {
+      const id = purpose.purpose;
+      const locked = gpc && purpose.sale_or_share;
+      const input = el('input', {
+        type: 'checkbox',
+        role: 'switch',
+        id: 'sw-' + id,
+        'data-purpose': id,
+        'aria-labelledby': 'pn-' + id,
+        'aria-describedby': 'pd-' + id + ' ps-' + id,
+        disabled: locked,
+      });
+      input.checked = purpose.state === 'granted';
+      input.addEventListener('change', () => saveConsent(purpose, input));
+      list.append(
+        el(
+          'li',
+          { class: 'purpose', 'data-purpose': id },
+          el(
+            'div',
+            { class: 'purpose-text' },
+            el('h2', { id: 'pn-' + id }, purpose.name),
+            el('p', { id: 'pd-' + id }, purpose.description),
+            el('p', { id: 'ps-' + id, class: 'fine saved', 'aria-live': 'polite' }, locked ? tr('consent_locked_by_gpc') : consentStateText(purpose)),
+          ),
+          el('div', { class: 'switch' }, input, el('label', { for: 'sw-' + id }, tr(input.checked ? 'consent_on' : 'consent_off'))),
+        ),
+      );
+    }
+    $('consent-session').textContent = empty ? '' : tr('consent_until', { time: formatTime(answer.manage_until) });
+  }
+
+  async function saveConsent(purpose, input) {
+    setError('consent-error', '');
+    const decision = input.checked ? 'granted' : 'withdrawn';
+    input.disabled = true;
+    const result = await api('POST', consentPath(), { purpose: purpose.purpose, decision }, request.token);
+    input.disabled = false;
+    if (!result.ok) {
+      input.checked = !input.checked;
+      const text = result.status === 409 ? (browserSendsGpc() && purpose.sale_or_share ? tr('consent_gpc_refused') : tr('consent_session_over')) : problemText(result);
+      setError('consent-error', text);
+      return;
+    }
+    const entries = [result.json.entry].concat(result.json.gpc_withdrawals || []);
+    for (const entry of entries) {
+      const row = lastConsents.purposes.find((p) => p.purpose === entry.purpose);
+      if (!row) continue;
+      row.state = entry.kind === 'consent.granted' ? 'granted' : 'withdrawn';
+      row.since = entry.time;
+      row.seq = entry.seq;
+      row.by_gpc = row.state === 'withdrawn' && entry.source && entry.source.gpc === true && row.sale_or_share;
+    }
+    renderConsents(lastConsents);
+    const saved = $('ps-' + purpose.purpose);
+    saved.textContent = tr('consent_saved', { time: formatTime(result.json.entry.time), state: tr(decision === 'granted' ? 'consent_on' : 'consent_off') });
+    saved.classList.add('just-saved');
+    $('sw-' + purpose.purpose).focus();
+  }
+
   // ---- start ----------------------------------------------------------------------------------
 
   async function start() {
@@ -887,7 +1002,9 @@
     }
     await loadCatalogue(lang);
     syncIdentityFields();
-    if (request && request.requestId && request.token) await loadStatus();
+    $('open-consent').addEventListener('click', () => openForm('consent'));
+    if (request && request.requestId && request.token && request.type === 'consent') await loadConsents();
+    else if (request && request.requestId && request.token) await loadStatus();
     else if (request && request.requestId) show('view-code', false);
     else show('view-rights', false);
     document.body.setAttribute('data-ready', 'true');
