@@ -772,7 +772,8 @@ async fn open_consent_session(tab: &Tab, site: &Site, identify: (&str, &str)) {
     tab.type_into("#code", &outbox_code(site, &request_id))
         .await;
     tab.click("#code-form button[type='submit']").await;
-    tab.wait_for("!document.getElementById('view-consent').hidden && document.querySelectorAll('#consent-list input[role=switch]').length > 0")
+    // The list is drawn before the view is shown.
+    tab.wait_for("!document.getElementById('view-consent').hidden")
         .await;
 }
 
@@ -940,6 +941,40 @@ async fn a_customer_turns_a_consent_off_and_the_ledger_records_it_from_the_priva
     );
     check_accessibility(&tab).await;
     tab.shoot("14-consent-fr").await;
+
+    // Someone the shop does not know learns only that: no switches, nothing recorded.
+    let n_entries = server
+        .get(&compliance, "/v1/ledger/entries?from=0&limit=1000")
+        .body["entries"]
+        .as_array()
+        .unwrap()
+        .len();
+    tab.click("#view-consent .back").await;
+    tab.wait_for("!document.getElementById('view-rights').hidden")
+        .await;
+    open_consent_session(&tab, &site, ("email", "personne@example.fr")).await;
+    assert_eq!(
+        tab.eval("document.querySelectorAll('#consent-list input').length")
+            .await,
+        json!(0)
+    );
+    assert!(
+        tab.text("#consent-empty")
+            .await
+            .contains("La boutique ne détient aucune donnée vous concernant")
+    );
+    check_accessibility(&tab).await;
+    tab.shoot("17-consent-no-data-fr").await;
+    let entries = server.get(&compliance, "/v1/ledger/entries?from=0&limit=1000");
+    let kinds: Vec<&str> = entries.body["entries"].as_array().unwrap()[n_entries..]
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["dsr.received", "dsr.verified", "dsr.completed"],
+        "only the request's own steps"
+    );
 
     assert_clean(&tab.watch, &base);
     browser.close().await.unwrap();

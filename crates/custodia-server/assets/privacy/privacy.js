@@ -913,6 +913,7 @@
     list.replaceChildren();
     const empty = answer.result === 'no_data_held';
     $('consent-empty').hidden = !empty;
+    $('consent-intro').hidden = empty;
     $('consent-empty').textContent = empty ? tr('consent_no_data') : '';
     const gpcOff = answer.purposes.filter((p) => p.by_gpc).map((p) => p.name);
     const gpc = answer.gpc_signal && browserSendsGpc();
