@@ -702,7 +702,7 @@ const DSR_OPS: &[Op] = &[
         method: "POST",
         path: "/v1/dsr",
         tag: "data-subject requests",
-        summary: "A person's request (no API key; rate-limited per address and per requester): access, portability, rectification (`details.traits`, and/or a free-text `details.note` or `details` string, which waits for a person as `awaiting_compliance`), erasure (`details.suppress`), restriction or objection. Always 202 with the same body, known person or not; a one-time code goes to the outbox.",
+        summary: "A person's request (no API key; rate-limited per address and per requester): access, portability, rectification (`details.traits`, and/or a free-text `details.note` or `details` string, which waits for a person as `awaiting_compliance`), erasure (`details.suppress`), restriction, objection, or `consent` (\"manage my consent\": no details; completes on verification and opens a 60-minute session of `/v1/dsr/{request_id}/consents`). Always 202 with the same body, known person or not; a one-time code goes to the outbox.",
         auth: false,
         params: &[],
         body: Some(dsr_example),

@@ -242,6 +242,7 @@ mod tests {
             "erasure",
             "restriction",
             "objection",
+            "consent",
         ] {
             for suffix in ["title", "what", "long", "action"] {
                 assert!(english.contains_key(&format!("right_{right}_{suffix}")));
