@@ -977,11 +977,20 @@ async fn a_customer_turns_a_consent_off_and_the_ledger_records_it_from_the_priva
     );
 
     assert_clean(&tab.watch, &base);
+    let user_agent = tab.eval("navigator.userAgent").await;
+    let user_agent = user_agent.as_str().unwrap().to_owned();
+    assert!(user_agent.len() > 20, "{user_agent}");
     browser.close().await.unwrap();
     let _ = browser.wait().await;
     driver.abort();
     let log = std::fs::read_to_string(site.log_path()).unwrap();
     assert!(!log.contains("claire.martin@example.fr"));
+
+    // P1: the browser's user agent, kept as evidence with each decision, is sealed on disk.
+    assert!(server.stop().success());
+    let (hits, n_bytes) = site.plaintext_hits(&[&user_agent]);
+    assert!(n_bytes > 10_000, "scanned {n_bytes} bytes only");
+    assert!(hits.is_empty(), "plaintext on disk:\n{}", hits.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
