@@ -837,7 +837,8 @@ impl Engine {
             status: record.status,
             received_at: record.received_at,
             deadline: record.deadline,
-            overdue: done > record.deadline,
+            // A consent request has no answer time to miss: an abandoned one is not overdue.
+            overdue: record.kind != DsrType::Consent && done > record.deadline,
             completed_at: record.completed_at,
             outcome: record.outcome.clone(),
         }

@@ -541,6 +541,20 @@ fn bad_consent_decisions_name_the_field_and_change_nothing() {
         )
         .unwrap_err();
     assert_eq!(ended.code(), ErrorCode::Conflict);
+    // A consent request left unverified is never overdue in the compliance queue; an
+    // unverified access request is, a month on.
+    let abandoned = submit(&f, json!({"type": "consent", "user_id": "u1"}));
+    let unanswered = submit(&f, json!({"type": "access", "user_id": "u1"}));
+    f.clock.set(f.clock.now().plus_days(40));
+    let overdue: Vec<String> = f
+        .engine
+        .dsr_queue(&f.caller("compliance"), None, true)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.request_id)
+        .collect();
+    assert!(!overdue.contains(&abandoned) && !overdue.contains(&id));
+    assert!(overdue.contains(&unanswered));
 }
 
 #[test]
