@@ -908,6 +908,29 @@
     return tr('consent_never_asked');
   }
 
+  // Sale/share purposes cannot be turned on while the browser sends GPC (the server refuses it).
+  function lockedByGpc(answer, purpose) {
+    return answer.gpc_signal && browserSendsGpc() && purpose.sale_or_share;
+  }
+
+  function renderGpcNotice(answer) {
+    const gpc = answer.gpc_signal && browserSendsGpc() && answer.result !== 'no_data_held';
+    const off = answer.purposes.filter((p) => p.by_gpc).map((p) => p.name);
+    $('gpc-notice').hidden = !gpc;
+    $('gpc-notice').textContent = gpc ? tr('consent_gpc_notice', { purposes: off.join(', ') || tr('consent_gpc_none') }) : '';
+  }
+
+  // Updates one purpose's switch, its On/Off label and its state line in place, so focus and the
+  // polite live region stay where they are.
+  function updateConsentRow(purpose) {
+    const input = $('sw-' + purpose.purpose);
+    const locked = lockedByGpc(lastConsents, purpose);
+    input.checked = purpose.state === 'granted';
+    input.disabled = locked;
+    $('sl-' + purpose.purpose).textContent = tr(input.checked ? 'consent_on' : 'consent_off');
+    $('ps-' + purpose.purpose).textContent = locked ? tr('consent_locked_by_gpc') : consentStateText(purpose);
+  }
+
   function renderConsents(answer) {
     const list = $('consent-list');
     list.replaceChildren();
@@ -915,13 +938,9 @@
     $('consent-empty').hidden = !empty;
     $('consent-intro').hidden = empty;
     $('consent-empty').textContent = empty ? tr('consent_no_data') : '';
-    const gpcOff = answer.purposes.filter((p) => p.by_gpc).map((p) => p.name);
-    const gpc = answer.gpc_signal && browserSendsGpc();
-    $('gpc-notice').hidden = !(gpc && !empty);
-    $('gpc-notice').textContent = gpc ? tr('consent_gpc_notice', { purposes: gpcOff.join(', ') || tr('consent_gpc_none') }) : '';
+    renderGpcNotice(answer);
     for (const purpose of answer.purposes) {
       const id = purpose.purpose;
-      const locked = gpc && purpose.sale_or_share;
       const input = el('input', {
         type: 'checkbox',
         role: 'switch',
@@ -929,9 +948,7 @@
         'data-purpose': id,
         'aria-labelledby': 'pn-' + id,
         'aria-describedby': 'pd-' + id + ' ps-' + id,
-        disabled: locked,
       });
-      input.checked = purpose.state === 'granted';
       input.addEventListener('change', () => saveConsent(purpose, input));
       list.append(
         el(
@@ -942,11 +959,12 @@
             { class: 'purpose-text' },
             el('h2', { id: 'pn-' + id }, purpose.name),
             el('p', { id: 'pd-' + id }, purpose.description),
-            el('p', { id: 'ps-' + id, class: 'fine saved', 'aria-live': 'polite' }, locked ? tr('consent_locked_by_gpc') : consentStateText(purpose)),
+            el('p', { id: 'ps-' + id, class: 'fine saved', 'aria-live': 'polite' }),
           ),
-          el('div', { class: 'switch' }, input, el('label', { for: 'sw-' + id }, tr(input.checked ? 'consent_on' : 'consent_off'))),
+          el('div', { class: 'switch' }, input, el('label', { for: 'sw-' + id, id: 'sl-' + id })),
         ),
       );
+      updateConsentRow(purpose);
     }
     $('consent-session').textContent = empty ? '' : tr('consent_until', { time: formatTime(answer.manage_until) });
   }
@@ -956,13 +974,13 @@
     const decision = input.checked ? 'granted' : 'withdrawn';
     input.disabled = true;
     const result = await api('POST', consentPath(), { purpose: purpose.purpose, decision }, request.token);
-    input.disabled = false;
     if (!result.ok) {
-      input.checked = !input.checked;
-      const text = result.status === 409 ? (browserSendsGpc() && purpose.sale_or_share ? tr('consent_gpc_refused') : tr('consent_session_over')) : problemText(result);
+      updateConsentRow(purpose);
+      const text = result.status === 409 ? (lockedByGpc(lastConsents, purpose) ? tr('consent_gpc_refused') : tr('consent_session_over')) : problemText(result);
       setError('consent-error', text);
       return;
     }
+    // The decision, then any sale/share withdrawals the GPC signal added to it.
     const entries = [result.json.entry].concat(result.json.gpc_withdrawals || []);
     for (const entry of entries) {
       const row = lastConsents.purposes.find((p) => p.purpose === entry.purpose);
@@ -970,13 +988,13 @@
       row.state = entry.kind === 'consent.granted' ? 'granted' : 'withdrawn';
       row.since = entry.time;
       row.seq = entry.seq;
-      row.by_gpc = row.state === 'withdrawn' && entry.source && entry.source.gpc === true && row.sale_or_share;
+      row.by_gpc = row.state === 'withdrawn' && row.sale_or_share && Boolean(entry.source) && entry.source.gpc === true;
+      updateConsentRow(row);
     }
-    renderConsents(lastConsents);
+    renderGpcNotice(lastConsents);
     const saved = $('ps-' + purpose.purpose);
     saved.textContent = tr('consent_saved', { time: formatTime(result.json.entry.time), state: tr(decision === 'granted' ? 'consent_on' : 'consent_off') });
     saved.classList.add('just-saved');
-    $('sw-' + purpose.purpose).focus();
   }
 
   // ---- start ----------------------------------------------------------------------------------
