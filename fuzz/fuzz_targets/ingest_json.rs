@@ -1,4 +1,5 @@
-//! The ingestion parsers (`IdentifyInput`, `TrackInput`, `TraitChanges`, `ConsentInput`) on
+//! The ingestion parsers (`IdentifyInput`, `TrackInput`, `TraitChanges`, `ConsentInput`, and the
+//! privacy center's `ConsentChoice`) on
 //! arbitrary JSON: they never panic, an error's field is a JSON pointer under the message's prefix
 //! (or a bare parameter name), and an error never repeats a value of the input, because values are
 //! personal data (input.rs: "messages name the rule that was broken, never the value").
@@ -10,7 +11,9 @@
 
 #![no_main]
 
-use custodia_engine::{ConsentInput, EngineError, IdentifyInput, TrackInput, TraitChanges};
+use custodia_engine::{
+    ConsentChoice, ConsentInput, EngineError, IdentifyInput, TrackInput, TraitChanges,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -22,7 +25,7 @@ const BATCH_PREFIX: &str = "/batch/7";
 type Parser = fn(&Value) -> Result<(), EngineError>;
 
 /// Each parser, with the pointer prefix its error fields must start with.
-const PARSERS: [(&str, &str, Parser); 6] = [
+const PARSERS: [(&str, &str, Parser); 7] = [
     ("identify", "", |v| {
         IdentifyInput::from_json(v, "").map(drop)
     }),
@@ -37,6 +40,9 @@ const PARSERS: [(&str, &str, Parser); 6] = [
         TraitChanges::from_json(v).map(drop)
     }),
     ("consent", "", |v| ConsentInput::from_json(v).map(drop)),
+    ("privacy center consent", "", |v| {
+        ConsentChoice::from_json(v).map(drop)
+    }),
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -17,6 +17,7 @@ use chromiumoxide::cdp::browser_protocol::log::{EventEntryAdded, LogEntryLevel, 
 use chromiumoxide::cdp::browser_protocol::network::{
     self, EventRequestWillBeSent, Headers, SetExtraHttpHeadersParams,
 };
+use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::cdp::js_protocol::runtime::{
     ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
 };
@@ -784,4 +785,339 @@ async fn a_free_text_rectification_goes_to_a_person_and_leaves_no_plaintext() {
     let (hits, n_bytes) = site.plaintext_hits(&[note, "Quenelle-4471"]);
     assert!(n_bytes > 10_000, "scanned {n_bytes} bytes only");
     assert!(hits.is_empty(), "plaintext on disk:\n{}", hits.join("\n"));
+}
+
+/// Asks for a "manage my consent" session on the page and enters the code from the outbox.
+async fn open_consent_session(tab: &Tab, site: &Site, identify: (&str, &str)) {
+    tab.click("#open-consent").await;
+    tab.wait_for("!document.getElementById('view-form').hidden")
+        .await;
+    assert_eq!(
+        tab.eval("['suppress-box', 'rectify-fields'].map(id => getComputedStyle(document.getElementById(id)).display)")
+            .await,
+        json!(["none", "none"]),
+        "a consent request asks only who the person is"
+    );
+    let (field, value) = identify;
+    if field == "user_id" {
+        tab.click("#id-user").await;
+    }
+    tab.type_into(&format!("#{field}"), value).await;
+    tab.click("#request-form button[type='submit']").await;
+    tab.wait_for("!document.getElementById('view-code').hidden")
+        .await;
+    let request_id = tab.stored_request_id().await;
+    tab.type_into("#code", &outbox_code(site, &request_id))
+        .await;
+    tab.click("#code-form button[type='submit']").await;
+    // The list is drawn before the view is shown.
+    tab.wait_for("!document.getElementById('view-consent').hidden")
+        .await;
+}
+
+/// The consent-ledger entries about `purpose` recorded from the privacy center, read through
+/// the API with a compliance key.
+fn privacy_center_entries(server: &Server, compliance: &str, purpose: &str) -> Vec<Value> {
+    let answer = server.get(compliance, "/v1/ledger/entries?from=0&limit=1000");
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    answer.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["purpose"] == json!(purpose) && e["source"]["channel"] == "privacy_center")
+        .cloned()
+        .collect()
+}
+
+fn assert_clean(watch: &Mutex<Watch>, base: &str) {
+    let watch = watch.lock().unwrap();
+    let foreign: Vec<_> = watch
+        .urls
+        .iter()
+        .filter(|u| !(u.starts_with(base) || u.starts_with("about:")))
+        .collect();
+    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+    assert!(
+        watch.errors.is_empty(),
+        "console errors: {:?}",
+        watch.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_turns_a_consent_off_and_the_ledger_records_it_from_the_privacy_center() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let server = site.serve(&[]);
+    seed_customer(&server, &app);
+    let base = server.base.clone();
+
+    let shots = repo_root().join("target").join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (mut browser, driver) = launch(profile.path()).await;
+    let tab = Tab::open(&browser, &shots).await;
+    tab.width(1280).await;
+    tab.goto(&format!("{base}/privacy?lang=en")).await;
+    check_accessibility(&tab).await;
+    assert!(
+        tab.text("#consent-entry")
+            .await
+            .contains("Manage my consent")
+    );
+    tab.shoot("11-consent-entry").await;
+
+    open_consent_session(&tab, &site, ("email", "claire.martin@example.fr")).await;
+    assert_eq!(tab.text("#view-consent h1").await, "Your consent choices");
+    // The consent-based purposes with their descriptions, the checkout grant shown as on.
+    assert_eq!(
+        tab.eval(
+            "[...document.querySelectorAll('#consent-list li')].map(li => li.dataset.purpose)"
+        )
+        .await,
+        json!([
+            "marketing_email",
+            "personalization",
+            "analytics",
+            "third_party_sharing"
+        ])
+    );
+    let list = tab.text("#consent-list").await;
+    assert!(
+        list.contains("Marketing e-mails") && list.contains("advertising partners"),
+        "{list}"
+    );
+    assert_eq!(
+        tab.eval("document.getElementById('sw-marketing_email').checked")
+            .await,
+        json!(true)
+    );
+    assert!(
+        tab.text("#ps-marketing_email")
+            .await
+            .contains("You agreed on")
+    );
+    assert!(
+        tab.eval("document.getElementById('gpc-notice').hidden")
+            .await
+            == json!(true)
+    );
+    check_accessibility(&tab).await;
+    tab.shoot("12-consent-switches").await;
+
+    // Off with the mouse, then analytics on with the keyboard alone.
+    tab.click("#sw-marketing_email").await;
+    tab.wait_for("document.getElementById('ps-marketing_email').classList.contains('just-saved')")
+        .await;
+    assert!(
+        tab.text("#ps-marketing_email")
+            .await
+            .starts_with("Saved: Off")
+    );
+    tab.page
+        .find_element("#sw-analytics")
+        .await
+        .unwrap()
+        .focus()
+        .await
+        .unwrap()
+        .press_key(" ")
+        .await
+        .unwrap();
+    tab.wait_for("document.getElementById('ps-analytics').classList.contains('just-saved')")
+        .await;
+    assert_eq!(
+        tab.eval("document.getElementById('sw-analytics').checked")
+            .await,
+        json!(true)
+    );
+    tab.shoot("13-consent-saved").await;
+
+    // The withdrawal is in the ledger, from the privacy center, and is the subject's state.
+    let withdrawals: Vec<Value> = privacy_center_entries(&server, &compliance, "marketing_email")
+        .into_iter()
+        .filter(|e| e["kind"] == "consent.withdrawn")
+        .collect();
+    assert_eq!(withdrawals.len(), 1, "{withdrawals:?}");
+    assert_eq!(withdrawals[0]["source"]["app"], "custodia");
+    assert_eq!(
+        withdrawals[0]["evidence"], true,
+        "browser evidence sealed with it"
+    );
+    let found = server.get(&app, "/v1/subjects?user_id=c-100&purpose=customer_support");
+    let subject_id = found.body["subjects"][0]["subject_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state = server.get(&compliance, &format!("/v1/subjects/{subject_id}/consents"));
+    assert_eq!(state.status, 200, "{:?}", state.body);
+    let row = |purpose: &str| {
+        state.body["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["purpose"] == json!(purpose))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("marketing_email")["state"], "withdrawn");
+    assert_eq!(row("marketing_email")["seq"], withdrawals[0]["seq"]);
+    assert_eq!(row("analytics")["state"], "granted");
+
+    // The same screen in French.
+    tab.click("button[data-lang='fr']").await;
+    tab.wait_for("document.documentElement.lang === 'fr'").await;
+    assert_eq!(
+        tab.text("#view-consent h1").await,
+        "Vos choix de consentement"
+    );
+    assert!(
+        tab.text("#consent-session")
+            .await
+            .contains("Vous pouvez faire des modifications")
+    );
+    check_accessibility(&tab).await;
+    tab.shoot("14-consent-fr").await;
+
+    // Someone the shop does not know learns only that: no switches, nothing recorded.
+    let n_entries = server
+        .get(&compliance, "/v1/ledger/entries?from=0&limit=1000")
+        .body["entries"]
+        .as_array()
+        .unwrap()
+        .len();
+    tab.click("#view-consent .back").await;
+    tab.wait_for("!document.getElementById('view-rights').hidden")
+        .await;
+    open_consent_session(&tab, &site, ("email", "personne@example.fr")).await;
+    assert_eq!(
+        tab.eval("document.querySelectorAll('#consent-list input').length")
+            .await,
+        json!(0)
+    );
+    assert!(
+        tab.text("#consent-empty")
+            .await
+            .contains("La boutique ne détient aucune donnée vous concernant")
+    );
+    check_accessibility(&tab).await;
+    tab.shoot("17-consent-no-data-fr").await;
+    let entries = server.get(&compliance, "/v1/ledger/entries?from=0&limit=1000");
+    let kinds: Vec<&str> = entries.body["entries"].as_array().unwrap()[n_entries..]
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["dsr.received", "dsr.verified", "dsr.completed"],
+        "only the request's own steps"
+    );
+
+    assert_clean(&tab.watch, &base);
+    let user_agent = tab.eval("navigator.userAgent").await;
+    let user_agent = user_agent.as_str().unwrap().to_owned();
+    assert!(user_agent.len() > 20, "{user_agent}");
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    let log = std::fs::read_to_string(site.log_path()).unwrap();
+    assert!(!log.contains("claire.martin@example.fr"));
+
+    // P1: the browser's user agent, kept as evidence with each decision, is sealed on disk.
+    assert!(server.stop().success());
+    let (hits, n_bytes) = site.plaintext_hits(&[&user_agent]);
+    assert!(n_bytes > 10_000, "scanned {n_bytes} bytes only");
+    assert!(hits.is_empty(), "plaintext on disk:\n{}", hits.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sending_gpc_gets_third_party_sharing_recorded_off_and_told_so() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let server = site.serve(&[]);
+    seed_customer(&server, &app);
+    let base = server.base.clone();
+    let granted = server.post(
+        &app,
+        "/v1/consents",
+        &json!({"user_id": "c-100", "purpose": "third_party_sharing", "decision": "granted", "source": {"channel": "checkout"}}),
+    );
+    assert_eq!(granted.status, 201, "{:?}", granted.body);
+
+    let shots = repo_root().join("target").join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (mut browser, driver) = launch(profile.path()).await;
+    let tab = Tab::open(&browser, &shots).await;
+    // The browser's Global Privacy Control: the header on every request, the property in pages.
+    tab.page
+        .execute(SetExtraHttpHeadersParams::new(Headers::new(
+            json!({"Sec-GPC": "1"}),
+        )))
+        .await
+        .unwrap();
+    tab.page
+        .execute(AddScriptToEvaluateOnNewDocumentParams::new(
+            "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true, configurable: true });",
+        ))
+        .await
+        .unwrap();
+    tab.width(1280).await;
+    tab.goto(&format!("{base}/privacy?lang=en")).await;
+    assert_eq!(
+        tab.eval("navigator.globalPrivacyControl").await,
+        json!(true)
+    );
+    check_accessibility(&tab).await;
+
+    open_consent_session(&tab, &site, ("user_id", "c-100")).await;
+    let notice = tab.text("#gpc-notice").await;
+    assert!(
+        notice.contains("Global Privacy Control")
+            && notice.contains("Sharing with advertising partners"),
+        "{notice}"
+    );
+    assert_eq!(
+        tab.eval("[document.getElementById('sw-third_party_sharing').checked, document.getElementById('sw-third_party_sharing').disabled]")
+            .await,
+        json!([false, true]),
+        "sharing is off and cannot be turned on while the signal is sent"
+    );
+    assert!(
+        tab.text("#ps-third_party_sharing")
+            .await
+            .contains("Global Privacy Control")
+    );
+    check_accessibility(&tab).await;
+    tab.shoot("15-consent-gpc").await;
+
+    // Recorded as a GPC decision from the privacy center.
+    let entries = privacy_center_entries(&server, &compliance, "third_party_sharing");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["kind"], "consent.withdrawn");
+    assert_eq!(entries[0]["source"]["gpc"], true);
+    // Another decision from this browser carries the signal too.
+    tab.click("#sw-personalization").await;
+    tab.wait_for("document.getElementById('ps-personalization').classList.contains('just-saved')")
+        .await;
+    let personalization = privacy_center_entries(&server, &compliance, "personalization");
+    assert_eq!(personalization.len(), 1, "{personalization:?}");
+    assert_eq!(personalization[0]["kind"], "consent.granted");
+    assert_eq!(personalization[0]["source"]["gpc"], true);
+
+    tab.click("button[data-lang='fr']").await;
+    tab.wait_for("document.documentElement.lang === 'fr'").await;
+    assert!(
+        tab.text("#gpc-notice")
+            .await
+            .contains("Votre navigateur envoie un signal Global Privacy Control")
+    );
+    tab.shoot("16-consent-gpc-fr").await;
+
+    assert_clean(&tab.watch, &base);
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
 }

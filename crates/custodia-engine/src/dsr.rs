@@ -18,6 +18,9 @@
 //!   verification it waits in the compliance queue for a person, and nothing of it (not even its
 //!   `traits`) is applied until then. The note is sealed with the rest of the private part.
 //! - The deadline is received + one month (Art. 12(3)); the compliance queue shows overdue ones.
+//! - **Manage my consent** (`consent`) is not a GDPR right with a deadline but the same proof of
+//!   identity: it completes on verification and its token then reads and records the person's
+//!   consent decisions for [`CONSENT_SESSION_MINUTES`] (see `dsr/manage_consent.rs`).
 
 use std::collections::BTreeSet;
 
@@ -64,6 +67,9 @@ pub enum DsrType {
     Restriction,
     /// Art. 21.
     Objection,
+    /// "Manage my consent": not a right with a deadline; the proven person's consent decisions,
+    /// recorded from the privacy center while the session lasts.
+    Consent,
 }
 
 impl DsrType {
@@ -75,6 +81,7 @@ impl DsrType {
             "erasure" => DsrType::Erasure,
             "restriction" => DsrType::Restriction,
             "objection" => DsrType::Objection,
+            "consent" => DsrType::Consent,
             _ => return None,
         })
     }
@@ -87,6 +94,7 @@ impl DsrType {
             DsrType::Erasure => "erasure",
             DsrType::Restriction => "restriction",
             DsrType::Objection => "objection",
+            DsrType::Consent => "consent",
         }
     }
 }
@@ -158,7 +166,7 @@ impl DsrInput {
             .ok_or_else(|| {
                 EngineError::invalid(
                     "/type",
-                    "must be access, portability, rectification, erasure, restriction or objection",
+                    "must be access, portability, rectification, erasure, restriction, objection or consent",
                 )
             })?;
         let text = |name: &str| -> Result<Option<Personal<String>>, EngineError> {
@@ -200,6 +208,12 @@ impl DsrInput {
         }
         if kind == DsrType::Rectification {
             check_rectification(&mut details)?;
+        }
+        if kind == DsrType::Consent && !details.is_null() {
+            return Err(EngineError::invalid(
+                "/details",
+                "a consent request takes no details: the decisions are made after verification",
+            ));
         }
         Ok(DsrInput {
             kind,
@@ -534,7 +548,12 @@ impl Engine {
             kind: input.kind,
             status: DsrStatus::PendingVerification,
             received_at: now,
-            deadline: now.plus_one_month(),
+            // Not a right with a one-month answer time: it is done when the code is entered.
+            deadline: if input.kind == DsrType::Consent {
+                now.plus_days(CODE_TTL_DAYS)
+            } else {
+                now.plus_one_month()
+            },
             completed_at: None,
             code_hash: hex::encode(keys.lookup_hash("dsr-code", &format!("{id_hex}/{code}")).0),
             code_expires: now.plus_days(CODE_TTL_DAYS),
@@ -581,6 +600,19 @@ impl Engine {
         tenant: &TenantId,
         request_id: &str,
         code: &str,
+    ) -> Result<(DsrView, String), EngineError> {
+        self.dsr_verify_from(tenant, request_id, code, &BrowserContext::default())
+    }
+
+    /// [`Engine::dsr_verify`] from a browser: a consent request verified by a browser that sends
+    /// the Global Privacy Control signal withdraws every sale/share purpose at once, recorded as
+    /// a GPC decision from the privacy center with the browser's evidence.
+    pub fn dsr_verify_from(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        code: &str,
+        browser: &BrowserContext,
     ) -> Result<(DsrView, String), EngineError> {
         let id = parse_request_id(request_id)?;
         let keys = self.keys(tenant)?;
@@ -652,7 +684,7 @@ impl Engine {
         if needs_a_person(record.kind, &private.details) {
             self.queue_for_compliance(tenant, &id, &mut record, &private)?;
         } else {
-            self.carry_out(tenant, &id, &mut record, &private)?;
+            self.carry_out(tenant, &id, &mut record, &private, browser)?;
         }
         Ok((self.dsr_view(&id, &record), token))
     }
@@ -692,6 +724,7 @@ impl Engine {
         id: &[u8; 16],
         record: &mut DsrRecord,
         private: &DsrPrivate,
+        browser: &BrowserContext,
     ) -> Result<(), EngineError> {
         record.status = DsrStatus::InProgress;
         self.save_dsr(tenant, id, record)?;
@@ -747,6 +780,7 @@ impl Engine {
                     )?;
                     json!({"result": "objection_recorded"})
                 }
+                DsrType::Consent => self.open_consent_session(tenant, subject, browser)?,
             },
         };
         let now = self.clock.now();
@@ -803,7 +837,8 @@ impl Engine {
             status: record.status,
             received_at: record.received_at,
             deadline: record.deadline,
-            overdue: done > record.deadline,
+            // A consent request has no answer time to miss: an abandoned one is not overdue.
+            overdue: record.kind != DsrType::Consent && done > record.deadline,
             completed_at: record.completed_at,
             outcome: record.outcome.clone(),
         }
@@ -1032,6 +1067,12 @@ impl ReadGrant {
         ))
     }
 }
+
+mod manage_consent;
+pub use manage_consent::{
+    BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, PrivacyCenterConsents,
+    PrivacyCenterDecision, PrivacyCenterPurpose,
+};
 
 #[cfg(test)]
 mod tests;

@@ -46,7 +46,9 @@ pub use consent::{
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
 pub use dsr::{
-    DirOutbox, DsrInput, DsrStatus, DsrType, DsrView, MAX_CODE_TRIES, Outbox, OutboxMessage,
+    BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, DirOutbox, DsrInput, DsrStatus,
+    DsrType, DsrView, MAX_CODE_TRIES, Outbox, OutboxMessage, PrivacyCenterConsents,
+    PrivacyCenterDecision, PrivacyCenterPurpose,
 };
 pub use erasure::{
     ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,

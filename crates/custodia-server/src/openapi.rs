@@ -308,6 +308,38 @@ const OPS: &[Op] = &[
             ),
             REFUSALS,
         ],
+    }, // The privacy center's "manage my consent" (a `consent` request's access token).
+    Op {
+        method: "GET",
+        path: "/v1/dsr/{request_id}/consents",
+        tag: "data-subject requests",
+        summary: "A verified `consent` request's session (Authorization: Bearer <access_token>, for 60 minutes after verification): every consent-based purpose of the policies with its name, description, whether it is a sale/share (`sale_or_share`), the person's current `state` (granted, withdrawn, not_set, expired), `since`, `seq` and `by_gpc`; `gpc_signal` says whether this request carried `Sec-GPC: 1`. A person the shop does not know gets `result: no_data_held` and no purposes.",
+        auth: false,
+        params: &[REQUEST_ID],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"request_id\", \"result\", \"manage_until\", \"gpc_signal\", \"purposes\": [{\"purpose\", \"name\", \"description\", \"lawful_basis\", \"sale_or_share\", \"state\", \"since\"?, \"seq\"?, \"by_gpc\"}]}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/dsr/{request_id}/consents",
+        tag: "data-subject requests",
+        summary: "Record one consent decision from the privacy center (a `consent` request's access token): a ledger entry with `source.channel = \"privacy_center\"`, the browser's address and user agent sealed as evidence. With `Sec-GPC: 1` it is a GPC decision: every sale/share purpose is withdrawn too (listed in `turned_off_by_gpc`) and granting one is refused (409). A purpose whose basis is not consent, or an unknown one: 422 naming `purpose`; a person the shop does not know: 409, nothing written.",
+        auth: false,
+        params: &[REQUEST_ID],
+        body: Some(|| json!({"purpose": "marketing_email", "decision": "withdrawn"})),
+        responses: &[
+            (
+                "201",
+                "`{\"entry\", \"gpc_withdrawals\"?, \"turned_off_by_gpc\"}`",
+            ),
+            REFUSALS,
+        ],
     },
 ];
 
@@ -686,7 +718,7 @@ const DSR_OPS: &[Op] = &[
         method: "POST",
         path: "/v1/dsr",
         tag: "data-subject requests",
-        summary: "A person's request (no API key; rate-limited per address and per requester): access, portability, rectification (`details.traits`, and/or a free-text `details.note` or `details` string, which waits for a person as `awaiting_compliance`), erasure (`details.suppress`), restriction or objection. Always 202 with the same body, known person or not; a one-time code goes to the outbox.",
+        summary: "A person's request (no API key; rate-limited per address and per requester): access, portability, rectification (`details.traits`, and/or a free-text `details.note` or `details` string, which waits for a person as `awaiting_compliance`), erasure (`details.suppress`), restriction, objection, or `consent` (\"manage my consent\": no details; completes on verification and opens a 60-minute session of `/v1/dsr/{request_id}/consents`). Always 202 with the same body, known person or not; a one-time code goes to the outbox.",
         auth: false,
         params: &[],
         body: Some(dsr_example),
@@ -986,7 +1018,8 @@ fn refusals(op: &Op) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
     let is_write = matches!(op.method, "POST" | "PUT" | "PATCH");
     let has_input = op.body.is_some() || !op.params.is_empty();
-    let token_route = op.path.starts_with("/v1/dsr/{request_id}") && op.method == "GET";
+    let token_route = op.path.starts_with("/v1/dsr/{request_id}")
+        && (op.method == "GET" || op.path.ends_with("/consents"));
     if has_input || is_write {
         out.push((
             "400",

@@ -82,6 +82,16 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ("GET", "/v1/dsr/{request_id}", RouteKind::Other),
     ("GET", "/v1/dsr/{request_id}/export", RouteKind::Other),
     (
+        "GET",
+        "/v1/dsr/{request_id}/consents",
+        RouteKind::ConsentRecord,
+    ),
+    (
+        "POST",
+        "/v1/dsr/{request_id}/consents",
+        RouteKind::PersonalWrite,
+    ),
+    (
         "POST",
         "/v1/subjects/{subject_id}/erasure",
         RouteKind::Other,
@@ -166,6 +176,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/dsr/{request_id}/verify", post(dsr::verify))
         .route("/v1/dsr/{request_id}", get(dsr::status))
         .route("/v1/dsr/{request_id}/export", get(dsr::export))
+        .route(
+            "/v1/dsr/{request_id}/consents",
+            get(dsr::consents).post(dsr::record_consent),
+        )
         .route("/v1/subjects/{subject_id}/erasure", post(rights::erase))
         .route(
             "/v1/subjects/{subject_id}/flags",

@@ -15,6 +15,7 @@ use crate::routes::{ROUTES, RouteKind};
 use crate::{AppState, ServerConfig, documented_routes, router};
 
 mod idempotency;
+mod manage_consent;
 mod sdk;
 
 struct Harness {

@@ -29,6 +29,7 @@
   let currentView = 'view-rights';
   let lastStatus = null;
   let lastExport = null;
+  let lastConsents = null; // the answer of GET /v1/dsr/{id}/consents, kept up to date
 
   const $ = (id) => document.getElementById(id);
 
@@ -77,7 +78,7 @@
 
   function show(id, focus) {
     currentView = id;
-    for (const view of ['view-rights', 'view-form', 'view-code', 'view-status']) {
+    for (const view of ['view-rights', 'view-form', 'view-code', 'view-status', 'view-consent']) {
       $(view).hidden = view !== id;
     }
     if (focus !== false) {
@@ -120,6 +121,7 @@
       if (lastStatus) renderStatus(lastStatus);
       if (lastExport) renderExport(lastExport.bundle, lastExport.checks);
     }
+    if (currentView === 'view-consent' && lastConsents) renderConsents(lastConsents);
   }
 
   // ---- the request in this tab ----------------------------------------------------------------
@@ -149,6 +151,7 @@
     request = null;
     lastStatus = null;
     lastExport = null;
+    lastConsents = null;
     saveRequest();
     $('request-form').reset();
     $('code-form').reset();
@@ -365,7 +368,8 @@
     request.token = result.json.access_token;
     saveRequest();
     $('code-form').reset();
-    await loadStatus();
+    if (request.type === 'consent') await loadConsents();
+    else await loadStatus();
   }
 
   // ---- status and outcome ---------------------------------------------------------------------
@@ -885,6 +889,136 @@
     return out;
   }
 
+  // ---- manage my consent ------------------------------------------------------------------------
+  //
+  // A `consent` request, proven with the code like every request; its token then lists the
+  // consent-based purposes and records each switch as a ledger entry (channel privacy_center).
+  // A browser sending Global Privacy Control had sale/sharing withdrawn by the server when it
+  // verified; the page says so when both the browser and the server saw the signal.
+
+  function consentPath() {
+    return '/v1/dsr/' + encodeURIComponent(request.requestId) + '/consents';
+  }
+
+  function browserSendsGpc() {
+    return navigator.globalPrivacyControl === true;
+  }
+
+  async function loadConsents() {
+    setError('consent-error', '');
+    const result = await api('GET', consentPath(), undefined, request.token);
+    if (!result.ok) {
+      lastConsents = null;
+      $('consent-list').replaceChildren();
+      $('gpc-notice').hidden = true;
+      $('consent-empty').hidden = true;
+      $('consent-session').textContent = '';
+      show('view-consent');
+      setError('consent-error', result.status === 409 ? tr('consent_session_over') : problemText(result));
+      return;
+    }
+    lastConsents = result.json;
+    renderConsents(lastConsents);
+    show('view-consent');
+  }
+
+  function consentStateText(purpose) {
+    if (purpose.state === 'granted') return tr('consent_on_since', { time: formatTime(purpose.since) });
+    if (purpose.state === 'withdrawn' && purpose.by_gpc) return tr('consent_off_by_gpc_since', { time: formatTime(purpose.since) });
+    if (purpose.state === 'withdrawn') return tr('consent_off_since', { time: formatTime(purpose.since) });
+    if (purpose.state === 'expired') return tr('consent_expired');
+    return tr('consent_never_asked');
+  }
+
+  // Sale/share purposes cannot be turned on while the browser sends GPC (the server refuses it).
+  function lockedByGpc(answer, purpose) {
+    return answer.gpc_signal && browserSendsGpc() && purpose.sale_or_share;
+  }
+
+  function renderGpcNotice(answer) {
+    const gpc = answer.gpc_signal && browserSendsGpc() && answer.result !== 'no_data_held';
+    const off = answer.purposes.filter((p) => p.by_gpc).map((p) => p.name);
+    $('gpc-notice').hidden = !gpc;
+    $('gpc-notice').textContent = gpc ? tr('consent_gpc_notice', { purposes: off.join(', ') || tr('consent_gpc_none') }) : '';
+  }
+
+  // Updates one purpose's switch, its On/Off label and its state line in place, so focus and the
+  // polite live region stay where they are.
+  function updateConsentRow(purpose) {
+    const input = $('sw-' + purpose.purpose);
+    const locked = lockedByGpc(lastConsents, purpose);
+    input.checked = purpose.state === 'granted';
+    input.disabled = locked;
+    $('sl-' + purpose.purpose).textContent = tr(input.checked ? 'consent_on' : 'consent_off');
+    $('ps-' + purpose.purpose).textContent = locked ? tr('consent_locked_by_gpc') : consentStateText(purpose);
+  }
+
+  function renderConsents(answer) {
+    const list = $('consent-list');
+    list.replaceChildren();
+    const empty = answer.result === 'no_data_held';
+    $('consent-empty').hidden = !empty;
+    $('consent-intro').hidden = empty;
+    $('consent-empty').textContent = empty ? tr('consent_no_data') : '';
+    renderGpcNotice(answer);
+    for (const purpose of answer.purposes) {
+      const id = purpose.purpose;
+      const input = el('input', {
+        type: 'checkbox',
+        role: 'switch',
+        id: 'sw-' + id,
+        'data-purpose': id,
+        'aria-labelledby': 'pn-' + id,
+        'aria-describedby': 'pd-' + id + ' ps-' + id,
+      });
+      input.addEventListener('change', () => saveConsent(purpose, input));
+      list.append(
+        el(
+          'li',
+          { class: 'purpose', 'data-purpose': id },
+          el(
+            'div',
+            { class: 'purpose-text' },
+            el('h2', { id: 'pn-' + id }, purpose.name),
+            el('p', { id: 'pd-' + id }, purpose.description),
+            el('p', { id: 'ps-' + id, class: 'fine saved', 'aria-live': 'polite' }),
+          ),
+          el('div', { class: 'switch' }, input, el('label', { for: 'sw-' + id, id: 'sl-' + id })),
+        ),
+      );
+      updateConsentRow(purpose);
+    }
+    $('consent-session').textContent = empty ? '' : tr('consent_until', { time: formatTime(answer.manage_until) });
+  }
+
+  async function saveConsent(purpose, input) {
+    setError('consent-error', '');
+    const decision = input.checked ? 'granted' : 'withdrawn';
+    input.disabled = true;
+    const result = await api('POST', consentPath(), { purpose: purpose.purpose, decision }, request.token);
+    if (!result.ok) {
+      updateConsentRow(purpose);
+      const text = result.status === 409 ? (lockedByGpc(lastConsents, purpose) ? tr('consent_gpc_refused') : tr('consent_session_over')) : problemText(result);
+      setError('consent-error', text);
+      return;
+    }
+    // The decision, then any sale/share withdrawals the GPC signal added to it.
+    const entries = [result.json.entry].concat(result.json.gpc_withdrawals || []);
+    for (const entry of entries) {
+      const row = lastConsents.purposes.find((p) => p.purpose === entry.purpose);
+      if (!row) continue;
+      row.state = entry.kind === 'consent.granted' ? 'granted' : 'withdrawn';
+      row.since = entry.time;
+      row.seq = entry.seq;
+      row.by_gpc = row.state === 'withdrawn' && row.sale_or_share && Boolean(entry.source) && entry.source.gpc === true;
+      updateConsentRow(row);
+    }
+    renderGpcNotice(lastConsents);
+    const saved = $('ps-' + purpose.purpose);
+    saved.textContent = tr('consent_saved', { time: formatTime(result.json.entry.time), state: tr(decision === 'granted' ? 'consent_on' : 'consent_off') });
+    saved.classList.add('just-saved');
+  }
+
   // ---- start ----------------------------------------------------------------------------------
 
   async function start() {
@@ -909,7 +1043,9 @@
     }
     await loadCatalogue(lang);
     syncIdentityFields();
-    if (request && request.requestId && request.token) await loadStatus();
+    $('open-consent').addEventListener('click', () => openForm('consent'));
+    if (request && request.requestId && request.token && request.type === 'consent') await loadConsents();
+    else if (request && request.requestId && request.token) await loadStatus();
     else if (request && request.requestId) show('view-code', false);
     else show('view-rights', false);
     document.body.setAttribute('data-ready', 'true');

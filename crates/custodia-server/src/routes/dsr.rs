@@ -1,5 +1,6 @@
 //! Data-subject requests: the public side (`POST /v1/dsr`, `/verify`, status and export with the
-//! request's own access token) and the compliance queue (`GET /v1/dsr`).
+//! request's own access token, and a consent request's `/consents`) and the compliance queue
+//! (`GET /v1/dsr`).
 //!
 //! `POST /v1/dsr` needs no API key, so it is rate-limited per client address and per requester
 //! (a hash of the e-mail address or user id), and answers 202 with the same body shape whether
@@ -13,8 +14,11 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use custodia_core::{ErrorCode, TenantId};
-use custodia_engine::{DsrInput, DsrView, OutboxMessage};
+use custodia_core::{ErrorCode, Personal, TenantId};
+use custodia_engine::{
+    BrowserContext, ConsentChoice, DsrInput, DsrView, OutboxMessage, PrivacyCenterConsents,
+    PrivacyCenterDecision,
+};
 use serde_json::{Value, json};
 
 use crate::extract::{AppJson, Auth, Params};
@@ -86,10 +90,32 @@ pub async fn submit(
     ))
 }
 
-/// `POST /v1/dsr/{request_id}/verify` `{"code"}` (public).
+/// What the request says of the browser: its Global Privacy Control signal (`Sec-GPC: 1`) and
+/// the evidence a consent decision keeps sealed (address, user agent).
+fn browser_context(headers: &HeaderMap, client: &str) -> BrowserContext {
+    let gpc = headers
+        .get("sec-gpc")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "1");
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 1024 && !v.chars().any(char::is_control))
+        .map(|v| Personal(v.to_owned()));
+    let ip = (client != "unknown").then(|| Personal(client.to_owned()));
+    BrowserContext {
+        gpc,
+        ip,
+        user_agent,
+    }
+}
+
+/// `POST /v1/dsr/{request_id}/verify` `{"code"}` (public). A consent request verified with
+/// `Sec-GPC: 1` withdraws the sale/share purposes at once.
 pub async fn verify(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     Path(request_id): Path<String>,
     AppJson(body): AppJson,
 ) -> Result<Json<Value>, AppError> {
@@ -106,8 +132,11 @@ pub async fn verify(
                 Some("/code".into()),
             )
         })?;
+    let browser = browser_context(&headers, &client);
     let (view, token) = state
-        .run(move |engine| engine.dsr_verify(&TenantId::default_tenant(), &request_id, &code))
+        .run(move |engine| {
+            engine.dsr_verify_from(&TenantId::default_tenant(), &request_id, &code, &browser)
+        })
         .await?;
     Ok(Json(json!({
         "request_id": view.request_id,
@@ -183,6 +212,52 @@ pub async fn export(
         bytes,
     )
         .into_response())
+}
+
+/// `GET /v1/dsr/{request_id}/consents` with a consent request's access token: the
+/// consent-based purposes with the person's current decision, and whether this request carried
+/// the GPC signal.
+pub async fn consents(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Path(request_id): Path<String>,
+) -> Result<Json<PrivacyCenterConsents>, AppError> {
+    let token = token(&headers)?;
+    let browser = browser_context(&headers, &client);
+    let answer = state
+        .run(move |engine| {
+            engine.dsr_consents(&TenantId::default_tenant(), &request_id, &token, &browser)
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+/// `POST /v1/dsr/{request_id}/consents` `{"purpose", "decision"}` with a consent request's
+/// access token: one decision, recorded from the privacy center (with `Sec-GPC: 1`, as a GPC
+/// decision that also withdraws every sale/share purpose).
+pub async fn record_consent(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Path(request_id): Path<String>,
+    AppJson(body): AppJson,
+) -> Result<(StatusCode, Json<PrivacyCenterDecision>), AppError> {
+    let token = token(&headers)?;
+    let choice = ConsentChoice::from_json(&body)?;
+    let browser = browser_context(&headers, &client);
+    let decision = state
+        .run(move |engine| {
+            engine.dsr_record_consent(
+                &TenantId::default_tenant(),
+                &request_id,
+                &token,
+                &choice,
+                &browser,
+            )
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(decision)))
 }
 
 /// `GET /v1/dsr?status=&overdue=true` (compliance): the queue, earliest deadline first.

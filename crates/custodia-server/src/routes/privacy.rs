@@ -328,6 +328,7 @@ mod tests {
             "erasure",
             "restriction",
             "objection",
+            "consent",
         ] {
             for suffix in ["title", "what", "long", "action"] {
                 assert!(english.contains_key(&format!("right_{right}_{suffix}")));

@@ -101,6 +101,8 @@ pub const OPEN: &[(&str, &str)] = &[
     ("POST", "/v1/dsr/{request_id}/verify"),
     ("GET", "/v1/dsr/{request_id}"),
     ("GET", "/v1/dsr/{request_id}/export"),
+    ("GET", "/v1/dsr/{request_id}/consents"),
+    ("POST", "/v1/dsr/{request_id}/consents"),
 ];
 
 /// The operation a route needs, if it needs one.
