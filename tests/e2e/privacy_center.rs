@@ -459,6 +459,23 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
         !fields.contains("firstName") && !fields.contains("address.city"),
         "no raw keys: {fields}"
     );
+    // In French, the purposes, categories, recipients and rights read as the policies word them
+    // in French.
+    tab.click("button[data-lang='fr']").await;
+    tab.wait_for("document.documentElement.lang === 'fr'").await;
+    let export_fr = tab.text("#export-view").await;
+    for expected in [
+        "Exécution des commandes",
+        "Historique d'achats",
+        "Prestataires de transport et de logistique",
+        "Vous pouvez retirer votre consentement à tout moment",
+        "Prénom",
+    ] {
+        assert!(export_fr.contains(expected), "{expected}: {export_fr}");
+    }
+    assert!(!export_fr.contains("Order fulfilment"), "{export_fr}");
+    tab.click("button[data-lang='en']").await;
+    tab.wait_for("document.documentElement.lang === 'en'").await;
     assert_eq!(
         tab.eval("[...document.querySelectorAll('[data-verified]')].every(b => b.dataset.verified === 'true')")
             .await,
@@ -976,6 +993,14 @@ async fn a_customer_turns_a_consent_off_and_the_ledger_records_it_from_the_priva
         tab.text("#consent-session")
             .await
             .contains("Vous pouvez faire des modifications")
+    );
+    // The purposes in the policies' own French wording.
+    let screen = tab.text("#view-consent").await;
+    assert!(
+        screen.contains("E-mails promotionnels")
+            && screen.contains("Avec votre accord, nous vous envoyons des e-mails")
+            && !screen.contains("Marketing e-mails"),
+        "{screen}"
     );
     check_accessibility(&tab).await;
     tab.shoot("14-consent-fr").await;

@@ -919,13 +919,14 @@ impl Engine {
                     "id": p.id, "name": p.name, "description": p.description,
                     "lawful_basis": p.lawful_basis, "categories": p.categories,
                     "recipients": p.recipients, "retention_days": policies.retention_days(p),
+                    "translations": p.translations,
                 })
             })
             .collect();
         let categories: Vec<Value> = policies
             .categories()
             .iter()
-            .map(|c| json!({"id": c.id, "name": c.name, "description": c.description, "retention_days": c.retention_days, "legal_hold": c.legal_hold}))
+            .map(|c| json!({"id": c.id, "name": c.name, "description": c.description, "retention_days": c.retention_days, "legal_hold": c.legal_hold, "translations": c.translations}))
             .collect();
         let recipients: BTreeSet<&String> = policies
             .purposes()
@@ -957,6 +958,7 @@ impl Engine {
             "source": "Collected from you by the shop (its website and apps send your profile and events); consent decisions as recorded with their channel and app.",
             "automated_decision_making": "None: no decision with legal or similarly significant effect is made about you by automated means (GDPR Art. 22).",
             "rights": policies.rights(),
+            "rights_translations": policies.rights_translations(),
             "supervisory_authority": {"name": controller.supervisory_authority, "url": controller.supervisory_authority_url},
             "consent_history": {
                 "entries": history.entries,

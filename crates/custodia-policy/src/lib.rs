@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use custodia_core::{LengthPrefixed, PurposeId, RoleName};
 
 pub use error::PolicyError;
-pub use model::{Category, Controller, LegalHold, PrivacyCenter, Purpose, Role};
+pub use model::{Category, Controller, LegalHold, PrivacyCenter, Purpose, Role, Translation};
 
 /// Purposes the API promises clients (api.md, `GET /v1/purposes`); policies without them are
 /// refused.
@@ -63,6 +63,7 @@ pub struct Policies {
     controller: Controller,
     privacy_center: PrivacyCenter,
     rights: Vec<String>,
+    rights_translations: std::collections::BTreeMap<String, Vec<String>>,
     dormant_profile_days: Option<u32>,
     purposes: Vec<Purpose>,
     categories: Vec<Category>,
@@ -151,6 +152,12 @@ impl Policies {
     /// The subject's rights, one sentence each, in the order of `policy.toml`.
     pub fn rights(&self) -> &[String] {
         &self.rights
+    }
+
+    /// The rights in other languages (`[translations.<lang>]` in `policy.toml`), by language
+    /// code; each list matches [`Policies::rights`] sentence by sentence.
+    pub fn rights_translations(&self) -> &std::collections::BTreeMap<String, Vec<String>> {
+        &self.rights_translations
     }
 
     /// Every purpose, in file order.

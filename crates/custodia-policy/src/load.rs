@@ -7,6 +7,7 @@ mod policy_file;
 mod privacy_center;
 mod purposes;
 mod roles;
+mod translations;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -179,6 +180,7 @@ fn validate(texts: PolicyTexts) -> Result<Policies, PolicyError> {
         controller: policy.controller,
         privacy_center: policy.privacy_center,
         rights: policy.rights,
+        rights_translations: policy.rights_translations,
         dormant_profile_days: policy.dormant_profile_days,
         purposes,
         default_category_idx: checked_categories.default_category_idx,

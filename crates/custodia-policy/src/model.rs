@@ -1,6 +1,6 @@
 //! The validated policy entries: controller, purposes, data categories, legal holds and roles.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use custodia_core::{LawfulBasis, Operation, PurposeId, RoleName};
 use serde::Serialize;
@@ -67,6 +67,21 @@ pub struct Purpose {
     pub gpc_opt_out: bool,
     /// Whether text search over subjects may be used for this purpose.
     pub search: bool,
+    /// The name, description and recipients in other languages, by language code (`fr`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub translations: BTreeMap<String, Translation>,
+}
+
+/// A purpose's or a category's customer-facing wording in another language.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Translation {
+    /// The name.
+    pub name: String,
+    /// The description.
+    pub description: String,
+    /// A purpose's recipients, in the same order as the original (`None`: not translated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
 }
 
 /// A data category with its default retention (`policies/categories.toml`).
@@ -88,6 +103,9 @@ pub struct Category {
     pub default_for_traits: bool,
     /// What keeps this data past an erasure request, if anything.
     pub legal_hold: Option<LegalHold>,
+    /// The name and description in other languages, by language code (`fr`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub translations: BTreeMap<String, Translation>,
 }
 
 /// A legal obligation that keeps a category's data past an erasure request (GDPR Art. 17(3)(b)).

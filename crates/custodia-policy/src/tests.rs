@@ -716,3 +716,63 @@ fn the_privacy_center_table_is_optional_and_checked() {
         assert_eq!(err.line, Some(line_of(&bad, to)), "{err}");
     }
 }
+
+#[test]
+fn french_wording_is_part_of_the_policies_and_checked() {
+    let builtin = Policies::builtin();
+    let marketing = builtin.purpose(&purpose_id("marketing_email")).unwrap();
+    let fr = &marketing.translations["fr"];
+    assert_eq!(fr.name, "E-mails promotionnels");
+    assert_eq!(
+        fr.recipients.as_ref().map(Vec::len),
+        Some(marketing.recipients.len())
+    );
+    assert!(
+        builtin
+            .purposes()
+            .iter()
+            .all(|p| p.translations.contains_key("fr"))
+    );
+    assert!(
+        builtin
+            .categories()
+            .iter()
+            .all(|c| c.translations.contains_key("fr"))
+    );
+    assert_eq!(
+        builtin.rights_translations()["fr"].len(),
+        builtin.rights().len()
+    );
+
+    let purposes = include_str!("../../../policies/purposes.toml");
+    let policy = include_str!("../../../policies/policy.toml");
+    for (file, text, from, to, says) in [
+        (
+            "purposes.toml",
+            purposes,
+            "[purpose.translations.fr]\nname = \"E-mails promotionnels\"",
+            "[purpose.translations.de]\nname = \"Werbe-E-Mails\"",
+            "no translation into `de`",
+        ),
+        (
+            "purposes.toml",
+            purposes,
+            "recipients = [\"Prestataire d'envoi d'e-mails (sous-traitant agissant pour notre compte)\"]",
+            "recipients = [\"Un\", \"Deux\"]",
+            "`recipients` lists 2 names but the purpose has 1",
+        ),
+        (
+            "policy.toml",
+            policy,
+            "    \"Vous pouvez introduire une réclamation",
+            "    \"\",\n    \"Vous pouvez introduire une réclamation",
+            "`rights` lists 8 sentences but the English text has 7",
+        ),
+    ] {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text, "{from}");
+        let err = Policies::from_sources(&builtin_with(file, &bad)).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+        assert!(err.line.is_some(), "{err}");
+    }
+}

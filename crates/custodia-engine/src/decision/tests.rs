@@ -21,6 +21,7 @@ fn purpose(basis: LawfulBasis) -> Purpose {
         consent_expiry_days: None,
         gpc_opt_out: false,
         search: false,
+        translations: Default::default(),
     }
 }
 

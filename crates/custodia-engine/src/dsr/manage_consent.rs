@@ -109,6 +109,9 @@ pub struct PrivacyCenterPurpose {
     pub seq: Option<u64>,
     /// The current decision is a withdrawal caused by a Global Privacy Control signal.
     pub by_gpc: bool,
+    /// The name and description in other languages, as the policies word them.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub translations: std::collections::BTreeMap<String, custodia_policy::Translation>,
 }
 
 /// `GET /v1/dsr/{request_id}/consents`: the person's consent-based purposes.
@@ -272,6 +275,7 @@ impl Engine {
                 since: current.map(|c| c.since),
                 seq: current.map(|c| c.seq),
                 by_gpc,
+                translations: p.translations.clone(),
             });
         }
         Ok(PrivacyCenterConsents {

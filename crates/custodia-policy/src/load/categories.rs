@@ -33,6 +33,8 @@ struct RawCategory {
     default_for_traits: Option<Spanned<bool>>,
     #[serde(default)]
     legal_hold: Option<RawLegalHold>,
+    #[serde(default)]
+    translations: std::collections::BTreeMap<Spanned<String>, super::translations::RawTranslation>,
 }
 
 #[derive(Deserialize)]
@@ -107,7 +109,9 @@ pub(crate) fn check(source: &Source<'_>) -> Result<CheckedCategories, PolicyErro
             None => None,
         };
 
+        let translations = super::translations::check(source, raw_category.translations, None)?;
         categories.push(Category {
+            translations,
             id,
             name: source.text(&raw_category.name, "name")?,
             description: source.text(&raw_category.description, "description")?,

@@ -17,6 +17,14 @@ struct RawPolicyFile {
     retention: Option<RawRetention>,
     #[serde(default)]
     privacy_center: Option<super::privacy_center::RawPrivacyCenter>,
+    #[serde(default)]
+    translations: std::collections::BTreeMap<Spanned<String>, RawPolicyTranslation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicyTranslation {
+    rights: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +53,7 @@ pub(crate) struct PolicyFile {
     pub(crate) controller: Controller,
     pub(crate) privacy_center: PrivacyCenter,
     pub(crate) rights: Vec<String>,
+    pub(crate) rights_translations: std::collections::BTreeMap<String, Vec<String>>,
     pub(crate) dormant_profile_days: Option<u32>,
 }
 
@@ -92,12 +101,41 @@ pub(crate) fn check(source: &Source<'_>) -> Result<PolicyFile, PolicyError> {
             "`rights` must describe the subject's rights; it is quoted in every access export",
         ));
     }
-    let rights = raw
+    let rights: Vec<String> = raw
         .rights
         .get_ref()
         .iter()
         .map(|right| source.text(right, "rights"))
         .collect::<Result<_, _>>()?;
+    let mut rights_translations = std::collections::BTreeMap::new();
+    for (lang, translation) in &raw.translations {
+        if !super::translations::LANGUAGES.contains(&lang.get_ref().as_str()) {
+            return Err(source.error_at(
+                lang.span(),
+                format!(
+                    "no translation into `{}`: the customer pages are written in English and {}",
+                    lang.get_ref(),
+                    super::translations::LANGUAGES.join(", ")
+                ),
+            ));
+        }
+        let list = translation.rights.get_ref();
+        if list.len() != rights.len() {
+            return Err(source.error_at(
+                translation.rights.span(),
+                format!(
+                    "`rights` lists {} sentences but the English text has {}: translate each, in the same order",
+                    list.len(),
+                    rights.len()
+                ),
+            ));
+        }
+        let texts = list
+            .iter()
+            .map(|right| source.text(right, "rights"))
+            .collect::<Result<Vec<_>, _>>()?;
+        rights_translations.insert(lang.get_ref().clone(), texts);
+    }
 
     let dormant_profile_days = match raw.retention.and_then(|r| r.dormant_profile_days) {
         Some(days) => Some(source.days(&days, "dormant_profile_days")?),
@@ -112,6 +150,7 @@ pub(crate) fn check(source: &Source<'_>) -> Result<PolicyFile, PolicyError> {
         privacy_center,
         controller,
         rights,
+        rights_translations,
         dormant_profile_days,
     })
 }

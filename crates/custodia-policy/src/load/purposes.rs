@@ -1,5 +1,7 @@
 //! `purposes.toml`: the purposes of processing, their lawful basis, categories and recipients.
 
+use std::collections::BTreeMap;
+
 use custodia_core::LawfulBasis;
 use serde::Deserialize;
 use toml::Spanned;
@@ -33,6 +35,8 @@ struct RawPurpose {
     gpc_opt_out: bool,
     #[serde(default)]
     search: bool,
+    #[serde(default)]
+    translations: BTreeMap<Spanned<String>, super::translations::RawTranslation>,
 }
 
 /// Every lawful basis, to parse the file's string with a message that lists them.
@@ -116,11 +120,13 @@ pub(crate) fn check(
             purpose_categories.push(category_id.clone());
         }
 
-        let recipients = raw_purpose
+        let recipients: Vec<String> = raw_purpose
             .recipients
             .iter()
             .map(|recipient| source.text(recipient, "recipients"))
             .collect::<Result<_, _>>()?;
+        let translations =
+            super::translations::check(source, raw_purpose.translations, Some(recipients.len()))?;
         let retention_days = raw_purpose
             .retention_days
             .as_ref()
@@ -149,6 +155,7 @@ pub(crate) fn check(
             consent_expiry_days,
             gpc_opt_out: raw_purpose.gpc_opt_out,
             search: raw_purpose.search,
+            translations,
         });
     }
 

@@ -431,9 +431,20 @@
     else renderGeneric(box, outcome, ['result']);
   }
 
+  // A purpose's or category's wording in the page's language, as the policies give it
+  // (`translations.<lang>`), else the policies' own.
+  function local(item) {
+    const t = item && item.translations && item.translations[lang];
+    return {
+      name: String((t && t.name) || (item && (item.name || item.id)) || ''),
+      description: String((t && t.description) || (item && item.description) || ''),
+      recipients: (t && t.recipients) || (item && item.recipients) || [],
+    };
+  }
+
   function categoryName(id) {
     const category = config && (config.categories || []).find((c) => c.id === id);
-    if (category) return category.name;
+    if (category) return local(category).name;
     return id === 'profile' ? tr('what_profile') : String(id || '');
   }
 
@@ -576,7 +587,7 @@
 
   function purposeName(bundle, id) {
     const purpose = (bundle.purposes || []).find((p) => p.id === id);
-    return purpose ? purpose.name : id || '';
+    return purpose ? local(purpose).name : id || '';
   }
 
   function renderExport(bundle, checks) {
@@ -647,10 +658,10 @@
         el(
           'div',
           { class: 'card' },
-          el('p', {}, el('strong', {}, String(purpose.name || purpose.id))),
-          el('p', {}, String(purpose.description || '')),
+          el('p', {}, el('strong', {}, local(purpose).name)),
+          el('p', {}, local(purpose).description),
           el('p', { class: 'fine' }, tr('lawful_basis_line', { basis: tr('basis_' + purpose.lawful_basis) }) + ' · ' + tr('retention_line', { days: String(purpose.retention_days) })),
-          purpose.recipients && purpose.recipients.length ? el('p', { class: 'fine' }, tr('recipients_line') + ' ' + purpose.recipients.join('; ')) : null,
+          local(purpose).recipients.length ? el('p', { class: 'fine' }, tr('recipients_line') + ' ' + local(purpose).recipients.join('; ')) : null,
         ),
       );
     }
@@ -659,13 +670,15 @@
       table(
         tr('section_retention'),
         [tr('col_category'), tr('col_description'), tr('col_kept')],
-        (bundle.categories || []).map((c) => [String(c.name || c.id), String(c.description || ''), tr('days', { days: String(c.retention_days) })]),
+        (bundle.categories || []).map((c) => [local(c).name, local(c).description, tr('days', { days: String(c.retention_days) })]),
         false,
       ),
     );
-    if ((bundle.recipients || []).length) {
+    // Every recipient once, in the page's language where the policies translate it.
+    const recipients = [...new Set((bundle.purposes || []).flatMap((p) => local(p).recipients))].sort();
+    if (recipients.length) {
       view.append(el('h3', {}, tr('section_recipients')));
-      view.append(el('ul', {}, ...bundle.recipients.map((r) => el('li', {}, String(r)))));
+      view.append(el('ul', {}, ...recipients.map((r) => el('li', {}, String(r)))));
     }
     view.append(el('h3', {}, tr('section_more')));
     const more = el('dl', { class: 'facts' });
@@ -675,9 +688,10 @@
     if (bundle.controller) addMore('label_controller', [bundle.controller.name, bundle.controller.contact].filter(Boolean).join(' · '));
     if (bundle.supervisory_authority) addMore('label_authority', [bundle.supervisory_authority.name, bundle.supervisory_authority.url].filter(Boolean).join(' · '));
     view.append(more);
-    if ((bundle.rights || []).length) {
+    const rights = (bundle.rights_translations && bundle.rights_translations[lang]) || bundle.rights || [];
+    if (rights.length) {
       view.append(el('h3', {}, tr('section_rights')));
-      view.append(el('ul', {}, ...bundle.rights.map((r) => el('li', {}, String(r)))));
+      view.append(el('ul', {}, ...rights.map((r) => el('li', {}, String(r)))));
     }
   }
 
@@ -937,7 +951,7 @@
 
   function renderGpcNotice(answer) {
     const gpc = answer.gpc_signal && browserSendsGpc() && answer.result !== 'no_data_held';
-    const off = answer.purposes.filter((p) => p.by_gpc).map((p) => p.name);
+    const off = answer.purposes.filter((p) => p.by_gpc).map((p) => local(p).name);
     $('gpc-notice').hidden = !gpc;
     $('gpc-notice').textContent = gpc ? tr('consent_gpc_notice', { purposes: off.join(', ') || tr('consent_gpc_none') }) : '';
   }
@@ -979,8 +993,8 @@
           el(
             'div',
             { class: 'purpose-text' },
-            el('h2', { id: 'pn-' + id }, purpose.name),
-            el('p', { id: 'pd-' + id }, purpose.description),
+            el('h2', { id: 'pn-' + id }, local(purpose).name),
+            el('p', { id: 'pd-' + id }, local(purpose).description),
             el('p', { id: 'ps-' + id, class: 'fine saved', 'aria-live': 'polite' }),
           ),
           el('div', { class: 'switch' }, input, el('label', { for: 'sw-' + id, id: 'sl-' + id })),

@@ -207,7 +207,7 @@ async fn config(State(state): State<AppState>) -> Response {
     let categories: Vec<_> = policies
         .categories()
         .iter()
-        .map(|c| json!({"id": c.id, "name": c.name}))
+        .map(|c| json!({"id": c.id, "name": c.name, "translations": c.translations}))
         .collect();
     let body = json!({
         "shop_name": branding.shop_name,
