@@ -6,76 +6,12 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use chromiumoxide::cdp::browser_protocol::fetch::{
-    self, EventRequestPaused, FulfillRequestParams, GetResponseBodyParams, HeaderEntry,
-    RequestPattern, RequestStage,
-};
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::harness::{Site, repo_root};
-use crate::privacy_center::{Tab, launch};
+use crate::privacy_center::{Tab, change_next_response, launch};
 
 const KEY_STORE: &str = "custodia.console.key";
-
-/// Answers the next response whose URL matches `pattern` with `change` applied to its JSON body.
-/// Returns the task; await it after the action that makes the request.
-async fn change_next_response(
-    tab: &Tab,
-    pattern: &str,
-    change: fn(&mut Value),
-) -> tokio::task::JoinHandle<()> {
-    tab.page
-        .execute(
-            fetch::EnableParams::builder()
-                .pattern(
-                    RequestPattern::builder()
-                        .url_pattern(pattern)
-                        .request_stage(RequestStage::Response)
-                        .build(),
-                )
-                .build(),
-        )
-        .await
-        .unwrap();
-    let mut paused = tab
-        .page
-        .event_listener::<EventRequestPaused>()
-        .await
-        .unwrap();
-    let page = tab.page.clone();
-    tokio::spawn(async move {
-        if let Some(event) = paused.next().await {
-            let body = page
-                .execute(GetResponseBodyParams::new(event.request_id.clone()))
-                .await
-                .unwrap();
-            let raw = if body.base64_encoded {
-                base64::engine::general_purpose::STANDARD
-                    .decode(&body.body)
-                    .unwrap()
-            } else {
-                body.body.clone().into_bytes()
-            };
-            let mut value: Value = serde_json::from_slice(&raw).unwrap();
-            change(&mut value);
-            let changed = base64::engine::general_purpose::STANDARD.encode(value.to_string());
-            page.execute(
-                FulfillRequestParams::builder()
-                    .request_id(event.request_id.clone())
-                    .response_code(200)
-                    .response_header(HeaderEntry::new("Content-Type", "application/json"))
-                    .body(changed)
-                    .build()
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-            page.execute(fetch::DisableParams::default()).await.unwrap();
-        }
-    })
-}
 
 /// Flips the first hex digit of the first hash of a proof.
 fn flip_first_hash(proof: &mut Value) {

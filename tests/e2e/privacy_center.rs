@@ -222,6 +222,64 @@ impl Tab {
     }
 }
 
+/// Answers the next response whose URL matches `pattern` with `change` applied to its JSON body.
+/// Returns the task; await it after the action that makes the request.
+pub(crate) async fn change_next_response(
+    tab: &Tab,
+    pattern: &str,
+    change: fn(&mut Value),
+) -> tokio::task::JoinHandle<()> {
+    tab.page
+        .execute(
+            fetch::EnableParams::builder()
+                .pattern(
+                    RequestPattern::builder()
+                        .url_pattern(pattern)
+                        .request_stage(RequestStage::Response)
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+    let mut paused = tab
+        .page
+        .event_listener::<EventRequestPaused>()
+        .await
+        .unwrap();
+    let page = tab.page.clone();
+    tokio::spawn(async move {
+        if let Some(event) = paused.next().await {
+            let body = page
+                .execute(GetResponseBodyParams::new(event.request_id.clone()))
+                .await
+                .unwrap();
+            let raw = if body.base64_encoded {
+                base64::engine::general_purpose::STANDARD
+                    .decode(&body.body)
+                    .unwrap()
+            } else {
+                body.body.clone().into_bytes()
+            };
+            let mut value: Value = serde_json::from_slice(&raw).unwrap();
+            change(&mut value);
+            let changed = base64::engine::general_purpose::STANDARD.encode(value.to_string());
+            page.execute(
+                FulfillRequestParams::builder()
+                    .request_id(event.request_id.clone())
+                    .response_code(200)
+                    .response_header(HeaderEntry::new("Content-Type", "application/json"))
+                    .body(changed)
+                    .build()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            page.execute(fetch::DisableParams::default()).await.unwrap();
+        }
+    })
+}
+
 /// The one-time code the outbox holds for a request.
 fn outbox_code(site: &Site, request_id: &str) -> String {
     let path = site
@@ -510,62 +568,11 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
     assert_eq!(bundle["data"]["user_id"], json!("c-100"));
 
     // A proof changed on the way shows "not verified".
-    tab.page
-        .execute(
-            fetch::EnableParams::builder()
-                .pattern(
-                    RequestPattern::builder()
-                        .url_pattern("*/export")
-                        .request_stage(RequestStage::Response)
-                        .build(),
-                )
-                .build(),
-        )
-        .await
-        .unwrap();
-    let mut paused = tab
-        .page
-        .event_listener::<EventRequestPaused>()
-        .await
-        .unwrap();
-    let page = tab.page.clone();
-    let interceptor = tokio::spawn(async move {
-        if let Some(event) = paused.next().await {
-            let body = page
-                .execute(GetResponseBodyParams::new(event.request_id.clone()))
-                .await
-                .unwrap();
-            let raw = if body.base64_encoded {
-                base64::engine::general_purpose::STANDARD
-                    .decode(&body.body)
-                    .unwrap()
-            } else {
-                body.body.clone().into_bytes()
-            };
-            let mut export: Value = serde_json::from_slice(&raw).unwrap();
-            tamper(&mut export);
-            let changed = base64::engine::general_purpose::STANDARD.encode(export.to_string());
-            page.execute(
-                FulfillRequestParams::builder()
-                    .request_id(event.request_id.clone())
-                    .response_code(200)
-                    .response_header(HeaderEntry::new("Content-Type", "application/json"))
-                    .body(changed)
-                    .build()
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        }
-    });
+    let interceptor = change_next_response(&tab, "*/export", tamper).await;
     tab.click("#show-data").await;
     tab.wait_for("document.querySelector('[data-verified=\"false\"]')")
         .await;
     interceptor.await.unwrap();
-    tab.page
-        .execute(fetch::DisableParams::default())
-        .await
-        .unwrap();
     assert!(tab.text("#export-view").await.contains("Not verified"));
     tab.shoot("5-export-tampered").await;
 

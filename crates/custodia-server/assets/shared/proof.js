@@ -1,5 +1,5 @@
 // Custodia: checking the tamper-evident logs in the browser, with Web Crypto only.
-// Shared by the console (and meant for the privacy center): signed checkpoints
+// Shared by the console and the privacy center: signed checkpoints
 // (c2sp.org/tlog-checkpoint, Ed25519), RFC 9162 inclusion and consistency proofs.
 // Every function either returns what it proved or throws / returns null; none trusts a root the
 // server states alongside a proof.

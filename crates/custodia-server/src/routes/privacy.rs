@@ -237,6 +237,12 @@ async fn asset(State(state): State<AppState>, Path(file): Path<String>) -> Respo
             SCRIPT,
         ),
         "privacy.css" => hardened(branding, "text/css; charset=utf-8", "no-cache", STYLE),
+        "proof.js" => hardened(
+            branding,
+            "text/javascript; charset=utf-8",
+            "no-cache",
+            super::console::PROOF_SCRIPT,
+        ),
         "brand.css" => hardened(
             branding,
             "text/css; charset=utf-8",
