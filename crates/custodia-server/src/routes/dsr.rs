@@ -14,7 +14,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custodia_core::{ErrorCode, TenantId};
-use custodia_engine::{DsrInput, DsrView, OutboxMessage};
+use custodia_engine::{DsrInput, DsrStatus, DsrView, OutboxMessage};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::extract::{AppJson, Auth, Params};
@@ -66,7 +67,7 @@ pub async fn submit(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     AppJson(body): AppJson,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<DsrReceived>), AppError> {
     limit(&state, &format!("dsr-ip:{client}"), PER_ADDRESS)?;
     let input = DsrInput::from_json(&body)?;
     limit(&state, &format!("dsr-who:{}", input.who()), PER_REQUESTER)?;
@@ -82,7 +83,10 @@ pub async fn submit(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"request_id": request_id, "status": "pending_verification"})),
+        Json(DsrReceived {
+            request_id,
+            status: DsrStatus::PendingVerification,
+        }),
     ))
 }
 
@@ -92,7 +96,7 @@ pub async fn verify(
     ClientAddr(client): ClientAddr,
     Path(request_id): Path<String>,
     AppJson(body): AppJson,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<DsrVerified>, AppError> {
     limit(&state, &format!("dsr-ip:{client}"), PER_ADDRESS)?;
     let code = body
         .get("code")
@@ -109,12 +113,51 @@ pub async fn verify(
     let (view, token) = state
         .run(move |engine| engine.dsr_verify(&TenantId::default_tenant(), &request_id, &code))
         .await?;
-    Ok(Json(json!({
-        "request_id": view.request_id,
-        "status": view.status,
-        "access_token": token,
-        "outcome": view.outcome,
-    })))
+    Ok(Json(DsrVerified {
+        request_id: view.request_id,
+        status: view.status,
+        access_token: token,
+        outcome: view.outcome,
+    }))
+}
+
+/// The answer of `POST /v1/dsr`: the same whether or not the person is known.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DsrReceived {
+    /// The request's id.
+    pub request_id: String,
+    /// Always `pending_verification`.
+    pub status: DsrStatus,
+}
+
+/// The answer of `POST /v1/dsr/{request_id}/verify`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DsrVerified {
+    /// The request's id.
+    pub request_id: String,
+    /// Where it stands after the code was accepted.
+    pub status: DsrStatus,
+    /// The bearer token for `GET /v1/dsr/{request_id}` and its export; this request only.
+    pub access_token: String,
+    /// What was done, when the request was carried out at once.
+    pub outcome: Option<Value>,
+}
+
+impl std::fmt::Debug for DsrVerified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DsrVerified")
+            .field("request_id", &self.request_id)
+            .field("status", &self.status)
+            .field("access_token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer of `GET /v1/dsr`: the queue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DsrQueue {
+    /// The requests, earliest deadline first.
+    pub requests: Vec<DsrView>,
 }
 
 fn token(headers: &HeaderMap) -> Result<String, AppError> {
@@ -190,7 +233,7 @@ pub async fn queue(
     State(state): State<AppState>,
     Auth(caller): Auth,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<DsrQueue>, AppError> {
     let status = params.get("status").map(str::to_owned);
     let overdue = match params.get("overdue") {
         None | Some("false") => false,
@@ -206,7 +249,7 @@ pub async fn queue(
     let requests = state
         .run(move |engine| engine.dsr_queue(&caller, status.as_deref(), overdue))
         .await?;
-    Ok(Json(json!({ "requests": requests })))
+    Ok(Json(DsrQueue { requests }))
 }
 
 /// The webhook outbox: a `POST` of the message JSON to an `http://` URL (put a TLS relay in

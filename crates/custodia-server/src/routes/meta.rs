@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::extract::Auth;
@@ -137,31 +137,67 @@ pub async fn openapi() -> Json<Value> {
 }
 
 /// `GET /v1/purposes` (any key).
-pub async fn purposes(State(state): State<AppState>, Auth(_caller): Auth) -> Json<Value> {
+pub async fn purposes(State(state): State<AppState>, Auth(_caller): Auth) -> Json<Purposes> {
     let engine = state.engine();
     let policies = engine.policies();
-    let purposes: Vec<Value> = policies
+    let purposes = policies
         .purposes()
         .iter()
         .map(|p| {
             let retention_days = policies.retention_days(p);
-            json!({
-                "id": p.id,
-                "name": p.name,
-                "description": p.description,
-                "lawful_basis": p.lawful_basis,
-                "requires_consent": p.requires_consent,
-                "categories": p.categories,
-                "retention": format!("P{retention_days}D"),
-                "retention_days": retention_days,
-                "recipients": p.recipients,
-                "consent_expiry_days": p.consent_expiry_days,
-            })
+            PurposeView {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                description: p.description.clone(),
+                lawful_basis: p.lawful_basis,
+                requires_consent: p.requires_consent,
+                categories: p.categories.clone(),
+                retention: format!("P{retention_days}D"),
+                retention_days,
+                recipients: p.recipients.clone(),
+                consent_expiry_days: p.consent_expiry_days,
+            }
         })
         .collect();
-    Json(json!({
-        "purposes": purposes,
-        "policy_version": policies.version(),
-        "policy_hash": engine.policy_hash(),
-    }))
+    Json(Purposes {
+        purposes,
+        policy_version: policies.version().to_owned(),
+        policy_hash: engine.policy_hash().to_owned(),
+    })
+}
+
+/// The answer of `GET /v1/purposes`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Purposes {
+    /// Every purpose of the policies in force.
+    pub purposes: Vec<PurposeView>,
+    /// The policies' version label.
+    pub policy_version: String,
+    /// SHA-256 of the policy text in force, hex: what consent entries point at.
+    pub policy_hash: String,
+}
+
+/// One purpose of processing, as shown to clients and customers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurposeView {
+    /// The id to name in `purpose=` and in consent decisions.
+    pub id: custodia_core::PurposeId,
+    /// The short name shown to customers.
+    pub name: String,
+    /// The text shown to customers.
+    pub description: String,
+    /// The lawful basis (GDPR Art. 6(1)).
+    pub lawful_basis: custodia_core::LawfulBasis,
+    /// Whether processing needs a current consent grant.
+    pub requires_consent: bool,
+    /// The data categories the purpose uses.
+    pub categories: Vec<String>,
+    /// How long data is used for the purpose, as an ISO 8601 duration (`P365D`).
+    pub retention: String,
+    /// The same in days.
+    pub retention_days: u32,
+    /// Who else receives data for the purpose; empty: nobody outside the controller.
+    pub recipients: Vec<String>,
+    /// For consent-based purposes: days after which a grant lapses.
+    pub consent_expiry_days: Option<u32>,
 }
