@@ -7,6 +7,7 @@ mod analytics;
 mod backup;
 mod cli;
 mod disk_full;
+mod docs_page;
 mod idempotency;
 mod input;
 mod invariants;
