@@ -834,7 +834,7 @@ const ANALYTICS_OPS: &[Op] = &[
                 ParameterIn::Query,
                 false,
                 Kind::DateTime,
-                "RFC 3339, inclusive (default: a year before `to`).",
+                "RFC 3339, inclusive, from the year 1 on (default: a year before `to`, not before the year 1).",
             ),
             (
                 "to",
