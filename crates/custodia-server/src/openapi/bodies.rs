@@ -386,32 +386,14 @@ pub struct LiftBody {
     pub userId: Option<String>,
 }
 
-/// What a data-subject request asks for.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DsrTypeBody {
-    /// Art. 15.
-    Access,
-    /// Art. 20.
-    Portability,
-    /// Art. 16.
-    Rectification,
-    /// Art. 17.
-    Erasure,
-    /// Art. 18.
-    Restriction,
-    /// Art. 21.
-    Objection,
-}
-
 /// `POST /v1/dsr`: the person by `email` or by `user_id` (`userId`), not both.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 pub struct DsrBody {
-    /// What is asked.
+    /// What is asked (the engine's own type, so a new kind of request is documented at once).
     #[serde(rename = "type")]
-    pub kind: DsrTypeBody,
+    pub kind: custodia_engine::DsrType,
     /// The person's e-mail address, where the one-time code goes.
     #[schema(min_length = 1, max_length = 256)]
     pub email: Option<String>,
