@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::harness::repo_root;
 
-/// Each workspace crate's direct normal dependencies.
-fn direct_dependencies() -> BTreeMap<String, Vec<String>> {
+/// `cargo metadata` of the workspace's own packages.
+fn workspace_packages() -> Vec<Value> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let out = Command::new(cargo)
         .current_dir(repo_root())
@@ -28,21 +28,29 @@ fn direct_dependencies() -> BTreeMap<String, Vec<String>> {
         String::from_utf8_lossy(&out.stderr)
     );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
-    meta["packages"]
-        .as_array()
-        .unwrap()
+    meta["packages"].as_array().unwrap().clone()
+}
+
+/// Each workspace crate's direct normal dependencies; `optional` also lists the optional ones.
+fn dependencies(optional: bool) -> BTreeMap<String, Vec<String>> {
+    workspace_packages()
         .iter()
         .map(|p| {
             let deps = p["dependencies"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|d| d["kind"].is_null())
+                .filter(|d| d["kind"].is_null() && (optional || d["optional"] != true))
                 .map(|d| d["name"].as_str().unwrap().to_owned())
                 .collect();
             (p["name"].as_str().unwrap().to_owned(), deps)
         })
         .collect()
+}
+
+/// Each workspace crate's direct normal dependencies, optional ones left out.
+fn direct_dependencies() -> BTreeMap<String, Vec<String>> {
+    dependencies(false)
 }
 
 #[test]
@@ -73,6 +81,45 @@ fn one_crate_owns_each_outside_dependency() {
                     "{krate} depends on {dependency}; only {owner} may"
                 );
             }
+        }
+    }
+}
+
+/// The crates that own the types of the API's answers and inputs derive their JSON Schemas with
+/// utoipa behind an `openapi` feature: utoipa is optional there, named by that feature alone, and
+/// only the server (which builds the OpenAPI document) turns the feature on.
+#[test]
+fn utoipa_is_optional_outside_the_server_and_only_the_server_asks_for_schemas() {
+    let with_optional = dependencies(true);
+    let schema_crates = ["custodia-core", "custodia-engine", "custodia-analytics"];
+    for (krate, list) in &with_optional {
+        if list.iter().any(|d| d == "utoipa") {
+            assert!(
+                krate == "custodia-server" || schema_crates.contains(&krate.as_str()),
+                "{krate} depends on utoipa"
+            );
+        }
+    }
+    for package in workspace_packages() {
+        let name = package["name"].as_str().unwrap();
+        if schema_crates.contains(&name) {
+            let features = package["features"]["openapi"].as_array().unwrap();
+            assert!(
+                features.iter().any(|f| f == "dep:utoipa"),
+                "{name}'s openapi feature"
+            );
+        }
+        for dep in package["dependencies"].as_array().unwrap() {
+            let asks = dep["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == "openapi");
+            assert!(
+                !asks || name == "custodia-server",
+                "{name} turns on the openapi feature of {}",
+                dep["name"]
+            );
         }
     }
 }

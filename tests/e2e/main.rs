@@ -8,6 +8,7 @@ mod backup;
 mod cli;
 mod console;
 mod disk_full;
+mod docs_page;
 mod idempotency;
 mod input;
 mod invariants;

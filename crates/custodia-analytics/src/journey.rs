@@ -9,6 +9,7 @@ use crate::{Fact, FactKind};
 /// advocacy; a subject is in exactly one, the highest whose rule it meets (see
 /// [`journey_stage`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JourneyStage {
     /// Known (identified, viewed products, answered a survey) but never put anything in a cart.

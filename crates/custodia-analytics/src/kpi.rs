@@ -13,6 +13,7 @@ use crate::{Currency, Fact, FactKind, Params, RateTable};
 /// then its path is in `suppressed`: it rests on fewer than `k_anonymity` subjects (which
 /// includes every figure whose denominator is zero).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kpis {
     /// The period `[from, to)`, echoed.
     pub period: Period,
@@ -51,6 +52,7 @@ pub struct Kpis {
 
 /// A period `[from, to)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Period {
     /// The first instant of the period.
     pub from: Timestamp,
@@ -62,6 +64,7 @@ pub struct Period {
 /// table, one amount in the table's base. Amounts are in major units (euros, yen) rounded to the
 /// currency's minor unit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MoneyFigure {
     /// The amount in each currency, computed over that currency's orders and customers alone;
     /// `null` when suppressed.
@@ -73,6 +76,7 @@ pub struct MoneyFigure {
 
 /// A money figure converted into the base currency of the rate table.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BaseAmount {
     /// The base currency.
     pub currency: Currency,

@@ -39,6 +39,7 @@ impl Rfm {
 
 /// The named customer segments of the classic R × F grid (`docs/analytics.md` has the table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Segment {
     /// Bought recently and often (R 5, F 4–5).

@@ -18,6 +18,7 @@ use crate::{Fact, JourneyStage, Params, RfmScorer, Segment};
 /// totals are published: see `docs/analytics.md` for why this, together with complementary
 /// suppression, keeps a hidden count from being recovered by subtraction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segments {
     /// The instant the segments describe (the end of `params`' period): facts before it count.
     pub as_of: Timestamp,

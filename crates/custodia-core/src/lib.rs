@@ -9,6 +9,8 @@ mod ids;
 mod lp;
 mod personal;
 mod purpose;
+#[cfg(feature = "openapi")]
+mod schema;
 mod timestamp;
 
 pub use code::{ErrorCode, is_storage_full, storage_full_in_chain};

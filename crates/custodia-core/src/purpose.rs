@@ -103,6 +103,7 @@ impl fmt::Debug for RoleName {
 
 /// The lawful basis of a purpose (GDPR Art. 6(1)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LawfulBasis {
     /// Art. 6(1)(a): the subject's consent; processing needs a current grant.

@@ -12,7 +12,7 @@ pub struct Timestamp(i64);
 
 impl Timestamp {
     /// From microseconds since the Unix epoch.
-    pub fn from_unix_micros(micros: i64) -> Timestamp {
+    pub const fn from_unix_micros(micros: i64) -> Timestamp {
         Timestamp(micros)
     }
 

@@ -253,6 +253,7 @@ fn decision_id(obj: &Map<String, Value>) -> Result<Option<Personal<String>>, Eng
 /// A ledger entry as shown by the API: its position, its hash and its decoded, non-personal
 /// fields (evidence stays sealed; only whether there is some is shown).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntryView {
     /// Leaf index in the Merkle tree.
     pub seq: u64,
@@ -311,6 +312,7 @@ impl EntryView {
 
 /// The answer to a recorded decision.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentOutcome {
     /// The decision's entry.
     pub entry: EntryView,
@@ -330,6 +332,7 @@ pub enum LogKind {
 
 /// One purpose's current consent for a subject.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurposeConsent {
     /// The purpose.
     pub purpose: PurposeId,
@@ -349,16 +352,74 @@ pub struct PurposeConsent {
 
 /// An entry with its inclusion proof in the checkpoint's tree.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProvenEntry {
     /// The entry.
     #[serde(flatten)]
     pub entry: EntryView,
-    /// `{"tree_size", "hashes"}`: the RFC 9162 inclusion proof against the checkpoint.
-    pub inclusion_proof: Value,
+    /// The RFC 9162 inclusion proof against the checkpoint.
+    pub inclusion_proof: ProofPath,
+}
+
+/// An RFC 9162 inclusion proof of an entry in the tree of `tree_size` entries.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProofPath {
+    /// The size of the tree the proof leads to.
+    pub tree_size: u64,
+    /// The proof's hashes, hex, leaf to root.
+    pub hashes: Vec<String>,
+}
+
+/// A log's verifier key, as `GET /v1/ledger/public-key` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogPublicKey {
+    /// The key in the note verifier-key format (`name+key_id+base64`).
+    pub verifier_key: String,
+    /// The key's name (the log's origin).
+    pub name: String,
+    /// The key id, hex.
+    pub key_id: String,
+    /// The raw Ed25519 public key, hex.
+    pub public_key_hex: String,
+    /// Always `ed25519`.
+    pub algorithm: &'static str,
+}
+
+/// An RFC 9162 inclusion proof as `GET /v1/ledger/proof/inclusion` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InclusionProof {
+    /// The entry.
+    pub seq: u64,
+    /// The size of the tree the proof leads to.
+    pub tree_size: u64,
+    /// The entry's leaf hash, hex.
+    pub leaf_hash: String,
+    /// The proof's hashes, hex, leaf to root.
+    pub hashes: Vec<String>,
+}
+
+/// An RFC 9162 consistency proof as `GET /v1/ledger/proof/consistency` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsistencyProof {
+    /// The older tree size.
+    pub from: u64,
+    /// The newer tree size.
+    pub to: u64,
+    /// The older tree's root hash, hex.
+    pub from_root: String,
+    /// The newer tree's root hash, hex.
+    pub to_root: String,
+    /// The proof's hashes, hex.
+    pub hashes: Vec<String>,
 }
 
 /// A subject's consent history, provable offline against the checkpoint.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentHistory {
     /// Every ledger entry about the subject, oldest first.
     pub entries: Vec<ProvenEntry>,
@@ -610,10 +671,10 @@ impl Engine {
                 let hashes = ledger.log.inclusion_proof(seq, checkpoint.tree_size)?;
                 Ok(ProvenEntry {
                     entry: EntryView::new(seq, &bytes, &entry),
-                    inclusion_proof: json!({
-                        "tree_size": checkpoint.tree_size,
-                        "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
-                    }),
+                    inclusion_proof: ProofPath {
+                        tree_size: checkpoint.tree_size,
+                        hashes: hashes.iter().map(hex::encode).collect(),
+                    },
                 })
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
@@ -691,15 +752,19 @@ impl Engine {
     }
 
     /// The verifier key of the caller's tenant's ledger: note format and raw hex.
-    pub fn ledger_public_key(&self, caller: &Caller, kind: LogKind) -> Result<Value, EngineError> {
+    pub fn ledger_public_key(
+        &self,
+        caller: &Caller,
+        kind: LogKind,
+    ) -> Result<LogPublicKey, EngineError> {
         let key = self.readable_log(caller, kind)?.signer.verifier_key();
-        Ok(json!({
-            "verifier_key": key.to_string(),
-            "name": key.name,
-            "key_id": hex::encode(key.key_id),
-            "public_key_hex": hex::encode(key.public_key),
-            "algorithm": "ed25519",
-        }))
+        Ok(LogPublicKey {
+            verifier_key: key.to_string(),
+            name: key.name.clone(),
+            key_id: hex::encode(key.key_id),
+            public_key_hex: hex::encode(key.public_key),
+            algorithm: "ed25519",
+        })
     }
 
     /// Entries `from..from+limit` of the caller's tenant's ledger.
@@ -733,7 +798,7 @@ impl Engine {
         kind: LogKind,
         seq: u64,
         tree_size: Option<u64>,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<InclusionProof, EngineError> {
         let ledger = self.readable_log(caller, kind)?;
         let tree_size = match tree_size {
             Some(size) => size,
@@ -746,12 +811,12 @@ impl Engine {
             ));
         }
         let hashes = ledger.log.inclusion_proof(seq, tree_size)?;
-        Ok(json!({
-            "seq": seq,
-            "tree_size": tree_size,
-            "leaf_hash": hex::encode(ledger.log.leaf_hash(seq)?),
-            "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
-        }))
+        Ok(InclusionProof {
+            seq,
+            tree_size,
+            leaf_hash: hex::encode(ledger.log.leaf_hash(seq)?),
+            hashes: hashes.iter().map(hex::encode).collect(),
+        })
     }
 
     /// A consistency proof between two tree sizes of the caller's tenant's ledger.
@@ -761,7 +826,7 @@ impl Engine {
         kind: LogKind,
         from: u64,
         to: u64,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<ConsistencyProof, EngineError> {
         let ledger = self.readable_log(caller, kind)?;
         if from == 0 || from > to || to > ledger.log.tree_size() {
             return Err(EngineError::invalid(
@@ -770,13 +835,13 @@ impl Engine {
             ));
         }
         let hashes = ledger.log.consistency_proof(from, to)?;
-        Ok(json!({
-            "from": from,
-            "to": to,
-            "from_root": hex::encode(ledger.log.root(from)?),
-            "to_root": hex::encode(ledger.log.root(to)?),
-            "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
-        }))
+        Ok(ConsistencyProof {
+            from,
+            to,
+            from_root: hex::encode(ledger.log.root(from)?),
+            to_root: hex::encode(ledger.log.root(to)?),
+            hashes: hashes.iter().map(hex::encode).collect(),
+        })
     }
 
     /// The subject's consent for a purpose as of now (an old grant may have expired).

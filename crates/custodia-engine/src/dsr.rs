@@ -53,6 +53,7 @@ pub const REQUEST_RETENTION_DAYS: i64 = 1095;
 
 /// What the person asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DsrType {
     /// Art. 15.
@@ -101,6 +102,7 @@ impl DsrType {
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DsrStatus {
     /// Waiting for the one-time code.
@@ -364,6 +366,7 @@ struct DsrPrivate {
 
 /// A request as its requester and the compliance queue see it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DsrView {
     /// The request.
     pub request_id: String,

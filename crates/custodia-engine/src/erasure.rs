@@ -35,6 +35,7 @@ use crate::{Caller, Engine, EngineError};
 
 /// Why a subject is erased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErasureCause {
     /// The person asked (a data-subject request, or an operator acting on one).
@@ -63,6 +64,7 @@ pub struct ErasureOptions {
 
 /// Records of one data category that an erasure removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasedData {
     /// The category id.
     pub category: String,
@@ -74,6 +76,7 @@ pub struct ErasedData {
 
 /// Records an erasure kept, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeptData {
     /// The category id.
     pub category: String,
@@ -89,6 +92,7 @@ pub struct KeptData {
 
 /// What an erasure did: the answer to the person and the content of the receipt.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureOutcome {
     /// The subject.
     pub subject_id: SubjectId,
@@ -141,6 +145,7 @@ impl FlagChange {
 
 /// A subject's flags as the API shows them.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlagsView {
     /// Processing restricted.
     pub restricted: bool,

@@ -41,6 +41,7 @@ const MESSAGE_ID_KIND: &str = "message_id";
 
 /// The answer to an identify, group or alias call.
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdentifyOutcome {
     /// The subject the call resolved to.
     pub subject_id: SubjectId,
@@ -50,6 +51,7 @@ pub struct IdentifyOutcome {
 
 /// The answer to a track, page or screen call.
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrackOutcome {
     /// The subject the call resolved to.
     pub subject_id: SubjectId,
@@ -104,6 +106,7 @@ pub enum BatchOutcome {
 
 /// A merge, as shown to auditors: ids, time and counts, no personal data.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MergeView {
     /// The anonymous subject that was merged away.
     pub merged: SubjectId,

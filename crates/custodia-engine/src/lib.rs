@@ -40,8 +40,8 @@ pub use analytics::AnalyticsConfig;
 pub use apikeys::{ApiKeySecret, NewApiKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::{
-    ConsentHistory, ConsentInput, ConsentOutcome, EntryView, LogKind, MAX_IDEMPOTENCY_KEY_LEN,
-    PurposeConsent, SubjectRef,
+    ConsentHistory, ConsentInput, ConsentOutcome, ConsistencyProof, EntryView, InclusionProof,
+    LogKind, LogPublicKey, MAX_IDEMPOTENCY_KEY_LEN, ProofPath, PurposeConsent, SubjectRef,
 };
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};

@@ -68,15 +68,19 @@ impl ProfileData {
 /// A profile as returned to a caller whose purpose was checked, narrowed to the purpose's data
 /// categories (data minimisation, GDPR Art. 5(1)(c)).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     /// The subject.
     pub subject_id: SubjectId,
     /// The app's id for the person (an identifier, not a data category: always returned).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub user_id: Option<Personal<String>>,
     /// The anonymous ids linked to the person (identifiers, as `user_id`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub anonymous_ids: Personal<Vec<String>>,
     /// The traits of the purpose's categories; traits of other categories are left out.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub traits: Personal<Map<String, Value>>,
     /// The data categories this answer may contain: those the purpose's policy names.
     pub categories: Vec<String>,
@@ -88,12 +92,14 @@ pub struct Profile {
 
 /// An event as returned to a caller whose purpose was checked.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
     /// The event id (a UUID v7; also the pagination cursor).
     pub event_id: EventId,
     /// The event name.
     pub event: String,
     /// The properties.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub properties: Personal<Map<String, Value>>,
     /// The client's time, if it sent one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,6 +108,7 @@ pub struct EventView {
     pub received_at: Timestamp,
     /// The call's context (`ip`, `userAgent`, ...), if it was kept; absent when empty.
     #[serde(skip_serializing_if = "context_is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub context: Personal<Map<String, Value>>,
 }
 
@@ -111,6 +118,7 @@ fn context_is_empty(context: &Personal<Map<String, Value>>) -> bool {
 
 /// One page of a subject's events, narrowed to the purpose's data categories.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPage {
     /// The events of the purpose's categories, oldest first.
     pub events: Vec<EventView>,

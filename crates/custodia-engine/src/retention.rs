@@ -32,6 +32,7 @@ const PAGE: usize = 500;
 
 /// What one sweep of a tenant did.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetentionReport {
     /// The tenant swept.
     pub tenant: String,

@@ -62,6 +62,7 @@ impl SearchIndexes {
 
 /// One search hit as returned.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHitView {
     /// The subject.
     pub subject_id: SubjectId,
@@ -71,6 +72,7 @@ pub struct SearchHitView {
 
 /// A page of search results.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchPage {
     /// The hits the caller may see, best first.
     pub hits: Vec<SearchHitView>,

@@ -707,9 +707,8 @@ fn history_proofs_verify_against_the_checkpoint() {
     let key: custodia_ledger::VerifierKey = f
         .engine
         .ledger_public_key(&compliance, LogKind::Consent)
-        .unwrap()["verifier_key"]
-        .as_str()
         .unwrap()
+        .verifier_key
         .parse()
         .unwrap();
     assert!(checkpoint.verify(&key));
@@ -718,16 +717,11 @@ fn history_proofs_verify_against_the_checkpoint() {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&proven.entry.bytes_b64)
             .unwrap();
-        let hashes: Vec<[u8; 32]> = proven.inclusion_proof["hashes"]
-            .as_array()
-            .unwrap()
+        let hashes: Vec<[u8; 32]> = proven
+            .inclusion_proof
+            .hashes
             .iter()
-            .map(|h| {
-                hex::decode(h.as_str().unwrap())
-                    .unwrap()
-                    .try_into()
-                    .unwrap()
-            })
+            .map(|h| hex::decode(h).unwrap().try_into().unwrap())
             .collect();
         let leaf = custodia_ledger::merkle::leaf_hash(&bytes);
         assert!(custodia_ledger::merkle::verify_inclusion(

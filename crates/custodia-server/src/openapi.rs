@@ -4,7 +4,18 @@
 //! `ErrorCode::ALL`, and each operation lists the statuses it can answer (checked in CI by
 //! schemathesis against the running binary, tests/e2e/openapi.rs).
 
+mod bodies;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use custodia_analytics::{Kpis, Segments};
 use custodia_core::ErrorCode;
+use custodia_engine::{
+    ConsentHistory, ConsentOutcome, ConsistencyProof, DsrView, ErasureOutcome, EventPage,
+    FlagsView, IdentifyOutcome, InclusionProof, LogPublicKey, PrivacyCenterConsents,
+    PrivacyCenterDecision, Profile, RetentionReport, SearchPage, TrackOutcome,
+};
 use serde_json::{Value, json};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -13,8 +24,11 @@ use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApiBuilder, PathsBuilder,
-    Ref, Required, Schema,
+    Ref, RefOr, Required, Schema,
 };
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::routes::answers;
 
 /// The JSON Schema of a query or path parameter (all arrive as text and are parsed by the
 /// handler, which refuses a bad value with 400 or 422 naming the parameter).
@@ -868,7 +882,7 @@ const ANALYTICS_OPS: &[Op] = &[
                 ParameterIn::Query,
                 false,
                 Kind::DateTime,
-                "RFC 3339, inclusive (default: a year before `to`).",
+                "RFC 3339, inclusive, from the year 1 on (default: a year before `to`, not before the year 1).",
             ),
             (
                 "to",
@@ -1002,14 +1016,138 @@ fn success_media(op: &Op) -> &'static [&'static str] {
     }
 }
 
-/// The JSON Schema of an operation's JSON answers, where a handler's response type derives
-/// `ToSchema` (registered under its type name in `components`); the others are described in
-/// prose so far.
-fn success_schema(op: &Op) -> Option<&'static str> {
-    match (op.method, op.path) {
-        ("GET", "/healthz") => Some("Health"),
-        _ => None,
+/// A JSON Schema taken from a Rust type deriving (or implementing) `ToSchema`: its name in
+/// `components`, and how to put it there with every schema it refers to.
+#[derive(Clone, Copy)]
+struct Typed {
+    name: fn() -> Cow<'static, str>,
+    collect: fn(&mut Vec<(String, RefOr<Schema>)>),
+    /// For a request body: reads a JSON value into the type (tests check the examples with it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    read: Option<ReadBody>,
+}
+
+/// Reads a JSON value into a body type: `Err` with serde's reason if it is not one.
+type ReadBody = fn(&Value) -> Result<(), String>;
+
+fn collect<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+}
+
+fn typed<T: ToSchema>() -> Typed {
+    Typed {
+        name: T::name,
+        collect: collect::<T>,
+        read: None,
     }
+}
+
+fn read<T: serde::de::DeserializeOwned>(value: &Value) -> Result<(), String> {
+    T::deserialize(value).map(drop).map_err(|e| e.to_string())
+}
+
+fn body<T: ToSchema + serde::de::DeserializeOwned>() -> Typed {
+    Typed {
+        read: Some(read::<T>),
+        ..typed::<T>()
+    }
+}
+
+/// A JSON object whose members the handler does not fix in a type: this document itself, the DSR
+/// export bundle (built by the engine member by member, its parts listed in the summary) and a
+/// backup's manifest (written by the `custodia` binary's backup code, which also writes it to
+/// disk).
+struct JsonObject;
+
+impl PartialSchema for JsonObject {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("A JSON object; see the operation for its members."))
+            .into()
+    }
+}
+
+impl ToSchema for JsonObject {}
+
+/// The JSON Schema of an operation's JSON answer with status `status`, from the type the handler
+/// answers with. `None` only where the answer is not JSON (`/metrics`, the checkpoints); a test
+/// checks that every other operation has one.
+fn success_schema(op: &Op, status: &str) -> Option<Typed> {
+    Some(match (op.method, op.path, status) {
+        ("GET", "/healthz", "200" | "503") => typed::<crate::routes::Health>(),
+        ("GET", "/openapi.json", "200") => typed::<JsonObject>(),
+        ("GET", "/v1/purposes", "200") => typed::<answers::Purposes>(),
+        ("GET", "/v1/me", "200") => typed::<crate::routes::Me>(),
+        ("GET", "/v1/dsr/{request_id}/consents", "200") => typed::<PrivacyCenterConsents>(),
+        ("POST", "/v1/dsr/{request_id}/consents", "200" | "201") => {
+            typed::<PrivacyCenterDecision>()
+        }
+        ("POST", "/v1/identify" | "/v1/group" | "/v1/alias", "200") => typed::<IdentifyOutcome>(),
+        ("POST", "/v1/track" | "/v1/page" | "/v1/screen", "200") => typed::<TrackOutcome>(),
+        ("POST", "/v1/batch", "200") => typed::<answers::BatchAnswer>(),
+        ("GET", "/v1/subjects", "200") => typed::<answers::Subjects>(),
+        ("GET", "/v1/subjects/{subject_id}", "200") => typed::<Profile>(),
+        ("PATCH", "/v1/subjects/{subject_id}", "200") => typed::<answers::ProfileUpdated>(),
+        ("GET", "/v1/subjects/{subject_id}/events", "200") => typed::<EventPage>(),
+        ("POST", "/v1/admin/keys", "201") => typed::<answers::KeyCreated>(),
+        ("POST", "/v1/admin/backups", "201") => typed::<JsonObject>(),
+        // The handler answers the outcome serialized (so a repeated `decision_id` can replay it).
+        ("POST", "/v1/consents", "201") => typed::<ConsentOutcome>(),
+        ("GET", "/v1/subjects/{subject_id}/consents", "200") => typed::<answers::ConsentState>(),
+        ("GET", "/v1/subjects/{subject_id}/consents/history", "200") => typed::<ConsentHistory>(),
+        ("GET", "/v1/ledger/public-key" | "/v1/audit/access/public-key", "200") => {
+            typed::<LogPublicKey>()
+        }
+        ("GET", "/v1/ledger/entries" | "/v1/audit/access/entries" | "/v1/audit/access", "200") => {
+            typed::<answers::EntryList>()
+        }
+        ("GET", "/v1/ledger/proof/inclusion" | "/v1/audit/access/proof/inclusion", "200") => {
+            typed::<InclusionProof>()
+        }
+        ("GET", "/v1/ledger/proof/consistency" | "/v1/audit/access/proof/consistency", "200") => {
+            typed::<ConsistencyProof>()
+        }
+        ("GET", "/v1/audit/merges", "200") => typed::<answers::Merges>(),
+        ("POST", "/v1/dsr", "202") => typed::<answers::DsrReceived>(),
+        ("POST", "/v1/dsr/{request_id}/verify", "200") => typed::<answers::DsrVerified>(),
+        ("GET", "/v1/dsr/{request_id}", "200") => typed::<DsrView>(),
+        ("GET", "/v1/dsr/{request_id}/export", "200") => typed::<JsonObject>(),
+        ("GET", "/v1/dsr", "200") => typed::<answers::DsrQueue>(),
+        ("GET", "/v1/search", "200") => typed::<SearchPage>(),
+        ("GET", "/v1/analytics/kpis", "200") => typed::<Kpis>(),
+        ("GET", "/v1/analytics/segments", "200") => typed::<Segments>(),
+        ("POST", "/v1/subjects/{subject_id}/erasure", "200") => typed::<ErasureOutcome>(),
+        ("GET" | "PUT", "/v1/subjects/{subject_id}/flags", "200") => typed::<FlagsView>(),
+        ("POST", "/v1/admin/retention/run", "200") => typed::<RetentionReport>(),
+        ("POST", "/v1/admin/suppressions/lift", "200") => typed::<answers::Lifted>(),
+        _ => return None,
+    })
+}
+
+/// The JSON Schema of an operation's request body, from the type in `bodies` that states what
+/// its parser accepts. `None` only for operations without a body; a test checks both ways.
+fn request_schema(op: &Op) -> Option<Typed> {
+    Some(match (op.method, op.path) {
+        ("POST", "/v1/identify") => body::<bodies::IdentifyBody>(),
+        ("POST", "/v1/track") => body::<bodies::TrackBody>(),
+        ("POST", "/v1/page" | "/v1/screen") => body::<bodies::PageBody>(),
+        ("POST", "/v1/group") => body::<bodies::GroupBody>(),
+        ("POST", "/v1/alias") => body::<bodies::AliasBody>(),
+        ("POST", "/v1/batch") => body::<bodies::BatchBody>(),
+        ("PATCH", "/v1/subjects/{subject_id}") => body::<bodies::PatchBody>(),
+        ("POST", "/v1/admin/keys") => body::<bodies::NewKeyBody>(),
+        ("POST", "/v1/admin/backups") => body::<bodies::BackupBody>(),
+        ("POST", "/v1/consents") => body::<bodies::ConsentBody>(),
+        ("POST", "/v1/subjects/{subject_id}/erasure") => body::<bodies::ErasureBody>(),
+        ("PUT", "/v1/subjects/{subject_id}/flags") => body::<bodies::FlagsBody>(),
+        ("POST", "/v1/admin/suppressions/lift") => body::<bodies::LiftBody>(),
+        ("POST", "/v1/dsr") => body::<bodies::DsrBody>(),
+        ("POST", "/v1/dsr/{request_id}/verify") => body::<bodies::VerifyBody>(),
+        ("POST", "/v1/dsr/{request_id}/consents") => body::<bodies::ConsentChoiceBody>(),
+        _ => return None,
+    })
 }
 
 /// The refusals an operation can answer, from what it takes and does: every status here is one
@@ -1180,6 +1318,7 @@ fn problem_response(description: &str) -> utoipa::openapi::Response {
 /// The OpenAPI document as JSON.
 pub fn openapi_document() -> Value {
     let mut paths = PathsBuilder::new();
+    let mut schemas = Vec::new();
     for op in all_ops() {
         let mut builder = OperationBuilder::new()
             .tag(op.tag)
@@ -1210,13 +1349,15 @@ pub fn openapi_document() -> Value {
             );
         }
         if let Some(example) = op.body {
+            let mut content = ContentBuilder::new().example(Some(example()));
+            if let Some(body) = request_schema(op) {
+                (body.collect)(&mut schemas);
+                content = content.schema(Some(Ref::from_schema_name((body.name)())));
+            }
             builder = builder.request_body(Some(
                 RequestBodyBuilder::new()
                     .required(Some(Required::True))
-                    .content(
-                        "application/json",
-                        ContentBuilder::new().example(Some(example())).build(),
-                    )
+                    .content("application/json", content.build())
                     .build(),
             ));
         }
@@ -1234,9 +1375,10 @@ pub fn openapi_document() -> Value {
             for media in media {
                 let mut content = ContentBuilder::new();
                 if *media == "application/json"
-                    && let Some(name) = success_schema(op)
+                    && let Some(answer) = success_schema(op, status)
                 {
-                    content = content.schema(Some(Ref::from_schema_name(name)));
+                    (answer.collect)(&mut schemas);
+                    content = content.schema(Some(Ref::from_schema_name((answer.name)())));
                 }
                 response = response.content(*media, content.build());
             }
@@ -1259,9 +1401,11 @@ pub fn openapi_document() -> Value {
         };
         paths = paths.path(op.path, utoipa::openapi::PathItem::new(method, builder));
     }
+    // One entry per name: a schema named twice is the same type's.
+    let schemas: BTreeMap<String, RefOr<Schema>> = schemas.into_iter().collect();
     let components = ComponentsBuilder::new()
         .schema("Problem", problem_schema())
-        .schema_from::<crate::routes::Health>()
+        .schemas_from_iter(schemas)
         .security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -1301,3 +1445,6 @@ pub fn openapi_document() -> Value {
         .build();
     serde_json::to_value(doc).unwrap_or_else(|_| json!({}))
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,7 +27,19 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 pub use dsr::WebhookOutbox;
-pub(crate) use meta::Health;
+pub(crate) use meta::{Health, Me};
+
+/// The answer types of the handlers that build their own, for the OpenAPI document's schemas.
+pub(crate) mod answers {
+    pub(crate) use super::admin::{KeyCreated, Merges};
+    pub(crate) use super::consents::ConsentState;
+    pub(crate) use super::dsr::{DsrQueue, DsrReceived, DsrVerified};
+    pub(crate) use super::ingest::BatchAnswer;
+    pub(crate) use super::ledger::EntryList;
+    pub(crate) use super::meta::Purposes;
+    pub(crate) use super::rights::Lifted;
+    pub(crate) use super::subjects::{ProfileUpdated, Subjects};
+}
 
 use crate::{AppError, AppState};
 

@@ -824,3 +824,18 @@ async fn a_full_disk_answers_507_insufficient_storage_and_is_counted() {
         "{metrics}"
     );
 }
+
+/// Found by schemathesis: `to=0001-01-01T00:00:00Z` echoed a default `from` in the year 0, which
+/// date-time parsers refuse. The default now stops at the year 1, and a time before it is refused.
+#[tokio::test]
+async fn the_kpi_period_stays_within_the_years_rfc_3339_clients_read() {
+    let h = harness();
+    let answer = h.get("/v1/analytics/kpis?to=0001-03-01T00:00:00Z").await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["period"]["from"], "0001-01-01T00:00:00Z");
+    // The default period would be empty: refused like any empty period.
+    let answer = h.get("/v1/analytics/kpis?to=0001-01-01T00:00:00Z").await;
+    assert_problem(&answer, 422, "invalid_field", Some("from"));
+    let answer = h.get("/v1/analytics/kpis?from=0000-06-01T00:00:00Z").await;
+    assert_problem(&answer, 422, "invalid_field", Some("from"));
+}

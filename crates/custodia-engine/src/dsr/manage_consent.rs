@@ -88,6 +88,7 @@ impl ConsentChoice {
 
 /// A consent-based purpose as the person sees it, with their current decision.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrivacyCenterPurpose {
     /// The purpose.
     pub purpose: PurposeId,
@@ -109,13 +110,16 @@ pub struct PrivacyCenterPurpose {
     pub seq: Option<u64>,
     /// The current decision is a withdrawal caused by a Global Privacy Control signal.
     pub by_gpc: bool,
-    /// The name and description in other languages, as the policies word them.
+    /// The name and description in other languages, as the policies word them: by language code
+    /// (`fr`), each `{"name", "description", "recipients"?}`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub translations: std::collections::BTreeMap<String, custodia_policy::Translation>,
 }
 
 /// `GET /v1/dsr/{request_id}/consents`: the person's consent-based purposes.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrivacyCenterConsents {
     /// The request.
     pub request_id: String,
@@ -131,6 +135,7 @@ pub struct PrivacyCenterConsents {
 
 /// `POST /v1/dsr/{request_id}/consents`: what was recorded.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrivacyCenterDecision {
     /// The decision's entry, then the sale/share withdrawals a GPC signal caused.
     #[serde(flatten)]

@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use custodia_core::{ErrorCode, Operation, RoleName};
-use serde_json::{Value, json};
+use custodia_engine::MergeView;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::extract::{AppJson, Auth};
 use crate::{AppError, AppState};
@@ -15,7 +17,7 @@ pub async fn create_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
     AppJson(body): AppJson,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<KeyCreated>), AppError> {
     caller.require(Operation::ManageKeys)?;
     let obj = body.as_object().ok_or_else(|| {
         AppError::new(
@@ -58,12 +60,12 @@ pub async fn create_key(
     tracing::info!(key_id = %key.id, role = %key.role, by = %caller.key_id, "api key created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "key_id": key.id.as_str(),
-            "role": key.role,
-            "tenant": key.tenant.as_str(),
-            "api_key": key.secret.expose(),
-        })),
+        Json(KeyCreated {
+            key_id: key.id.as_str().to_owned(),
+            role: key.role,
+            tenant: key.tenant.as_str().to_owned(),
+            api_key: key.secret.expose().to_owned(),
+        }),
     ))
 }
 
@@ -72,7 +74,36 @@ pub async fn create_key(
 pub async fn merges(
     State(state): State<AppState>,
     Auth(caller): Auth,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Merges>, AppError> {
     let merges = state.run(move |engine| engine.merges(&caller)).await?;
-    Ok(Json(json!({ "merges": merges })))
+    Ok(Json(Merges { merges }))
+}
+
+/// The answer of `POST /v1/admin/keys`: the only time the secret is shown.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeyCreated {
+    /// The key's public id: 16 lower-case hex digits.
+    pub key_id: String,
+    /// The role it carries.
+    pub role: RoleName,
+    /// The tenant it belongs to.
+    pub tenant: String,
+    /// The key itself (`cus_...`), to send as Bearer or Basic user name; only its hash is kept.
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for KeyCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCreated")
+            .field("key_id", &self.key_id)
+            .field("api_key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer of `GET /v1/audit/merges`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Merges {
+    /// Every merge of the caller's tenant, oldest first.
+    pub merges: Vec<MergeView>,
 }

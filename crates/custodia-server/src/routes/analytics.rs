@@ -10,17 +10,23 @@ use custodia_engine::{Clock, SystemClock};
 use crate::extract::{Auth, Params};
 use crate::{AppError, AppState};
 
+/// 0001-01-01T00:00:00Z, the earliest time RFC 3339 clients read: `0000-...` parses, but many
+/// date-time parsers (Python's, JSON Schema validators) refuse year 0, and the period is echoed.
+const YEAR_ONE: Timestamp = Timestamp::from_unix_micros(-62_135_596_800_000_000);
+
 fn time(params: &Params, name: &str) -> Result<Option<Timestamp>, AppError> {
     params
         .get(name)
         .map(|raw| {
-            Timestamp::parse_rfc3339(raw).ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::InvalidField,
-                    "must be an RFC 3339 time",
-                    Some(name.to_owned()),
-                )
-            })
+            Timestamp::parse_rfc3339(raw)
+                .filter(|t| *t >= YEAR_ONE)
+                .ok_or_else(|| {
+                    AppError::new(
+                        ErrorCode::InvalidField,
+                        "must be an RFC 3339 time from the year 1 on",
+                        Some(name.to_owned()),
+                    )
+                })
         })
         .transpose()
 }
@@ -32,7 +38,7 @@ pub async fn kpis(
     params: Params,
 ) -> Result<Json<Kpis>, AppError> {
     let to = time(&params, "to")?.unwrap_or_else(|| SystemClock.now());
-    let from = time(&params, "from")?.unwrap_or_else(|| to.plus_days(-365));
+    let from = time(&params, "from")?.unwrap_or_else(|| to.plus_days(-365).max(YEAR_ONE));
     let kpis = state
         .run(move |engine| engine.kpis(&caller, from, to))
         .await?;

@@ -16,9 +16,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custodia_core::{ErrorCode, Personal, TenantId};
 use custodia_engine::{
-    BrowserContext, ConsentChoice, DsrInput, DsrView, OutboxMessage, PrivacyCenterConsents,
-    PrivacyCenterDecision,
+    BrowserContext, ConsentChoice, DsrInput, DsrStatus, DsrView, OutboxMessage,
+    PrivacyCenterConsents, PrivacyCenterDecision,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::extract::{AppJson, Auth, Params};
@@ -70,7 +71,7 @@ pub async fn submit(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     AppJson(body): AppJson,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<DsrReceived>), AppError> {
     limit(&state, &format!("dsr-ip:{client}"), PER_ADDRESS)?;
     let input = DsrInput::from_json(&body)?;
     limit(&state, &format!("dsr-who:{}", input.who()), PER_REQUESTER)?;
@@ -86,7 +87,10 @@ pub async fn submit(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"request_id": request_id, "status": "pending_verification"})),
+        Json(DsrReceived {
+            request_id,
+            status: DsrStatus::PendingVerification,
+        }),
     ))
 }
 
@@ -118,7 +122,7 @@ pub async fn verify(
     headers: HeaderMap,
     Path(request_id): Path<String>,
     AppJson(body): AppJson,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<DsrVerified>, AppError> {
     limit(&state, &format!("dsr-ip:{client}"), PER_ADDRESS)?;
     let code = body
         .get("code")
@@ -138,12 +142,51 @@ pub async fn verify(
             engine.dsr_verify_from(&TenantId::default_tenant(), &request_id, &code, &browser)
         })
         .await?;
-    Ok(Json(json!({
-        "request_id": view.request_id,
-        "status": view.status,
-        "access_token": token,
-        "outcome": view.outcome,
-    })))
+    Ok(Json(DsrVerified {
+        request_id: view.request_id,
+        status: view.status,
+        access_token: token,
+        outcome: view.outcome,
+    }))
+}
+
+/// The answer of `POST /v1/dsr`: the same whether or not the person is known.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DsrReceived {
+    /// The request's id.
+    pub request_id: String,
+    /// Always `pending_verification`.
+    pub status: DsrStatus,
+}
+
+/// The answer of `POST /v1/dsr/{request_id}/verify`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DsrVerified {
+    /// The request's id.
+    pub request_id: String,
+    /// Where it stands after the code was accepted.
+    pub status: DsrStatus,
+    /// The bearer token for `GET /v1/dsr/{request_id}` and its export; this request only.
+    pub access_token: String,
+    /// What was done, when the request was carried out at once.
+    pub outcome: Option<Value>,
+}
+
+impl std::fmt::Debug for DsrVerified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DsrVerified")
+            .field("request_id", &self.request_id)
+            .field("status", &self.status)
+            .field("access_token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer of `GET /v1/dsr`: the queue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DsrQueue {
+    /// The requests, earliest deadline first.
+    pub requests: Vec<DsrView>,
 }
 
 fn token(headers: &HeaderMap) -> Result<String, AppError> {
@@ -265,7 +308,7 @@ pub async fn queue(
     State(state): State<AppState>,
     Auth(caller): Auth,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<DsrQueue>, AppError> {
     let status = params.get("status").map(str::to_owned);
     let overdue = match params.get("overdue") {
         None | Some("false") => false,
@@ -281,7 +324,7 @@ pub async fn queue(
     let requests = state
         .run(move |engine| engine.dsr_queue(&caller, status.as_deref(), overdue))
         .await?;
-    Ok(Json(json!({ "requests": requests })))
+    Ok(Json(DsrQueue { requests }))
 }
 
 /// The webhook outbox: a `POST` of the message JSON to an `http://` URL (put a TLS relay in

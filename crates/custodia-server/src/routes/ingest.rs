@@ -6,13 +6,17 @@ use axum::Json;
 use axum::extract::State;
 use custodia_core::{ErrorCode, Personal};
 use custodia_engine::{
-    AliasInput, BatchItem, EventCall, GroupInput, IdentifyInput, IdentifyOutcome, TrackInput,
-    TrackOutcome,
+    AliasInput, BatchItem, BatchOutcome, EventCall, GroupInput, IdentifyInput, IdentifyOutcome,
+    TrackInput, TrackOutcome,
 };
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::openapi::schema::AnyOfBuilder;
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::extract::Ingest;
-use crate::{AppError, AppState};
+use crate::{AppError, AppState, Problem};
 
 /// `POST /v1/identify`.
 pub async fn identify(
@@ -121,7 +125,7 @@ const KNOWN_TYPES: &[&str] = &["identify", "track", "page", "screen", "group", "
 pub async fn batch(
     State(state): State<AppState>,
     Ingest { caller, body }: Ingest,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<BatchAnswer>, AppError> {
     caller.require(custodia_core::Operation::Ingest)?;
     let parsed = parse_batch(&body, state.0.config.max_batch_items)?;
     let keep_context = state.0.config.keep_event_context;
@@ -149,17 +153,60 @@ pub async fn batch(
             .await?
     };
     let mut outcomes = outcomes.into_iter();
-    let results: Vec<Value> = slots
+    let results = slots
         .into_iter()
         .map(|slot| match slot {
-            Some(problem) => problem,
+            Some(problem) => Ok(BatchResult::Refused(problem)),
             None => outcomes
                 .next()
-                .and_then(|o| serde_json::to_value(o).ok())
-                .unwrap_or(Value::Null),
+                .map(BatchResult::Applied)
+                .ok_or_else(|| AppError::internal("batch: fewer outcomes than items".to_owned())),
         })
-        .collect();
-    Ok(Json(json!({ "results": results })))
+        .collect::<Result<_, AppError>>()?;
+    Ok(Json(BatchAnswer { results }))
+}
+
+/// The answer of `POST /v1/batch`.
+#[derive(Serialize, ToSchema)]
+pub struct BatchAnswer {
+    /// One result per item, in order.
+    pub results: Vec<BatchResult>,
+}
+
+/// The result of one batch item: what identify/group/alias or track/page/screen answer alone
+/// (the original answer for a repeated `messageId`), or the problem of an item refused alone.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum BatchResult {
+    /// The item was stored (or was a repeat of one stored before).
+    Applied(BatchOutcome),
+    /// The item was refused alone (an unknown type); the others were stored.
+    Refused(Problem),
+}
+
+impl PartialSchema for BatchResult {
+    fn schema() -> RefOr<Schema> {
+        // anyOf, not oneOf: the two outcome shapes are open objects.
+        let any_of = [
+            IdentifyOutcome::name(),
+            TrackOutcome::name(),
+            "Problem".into(),
+        ]
+        .into_iter()
+        .fold(AnyOfBuilder::new(), |builder, name| {
+            builder.item(Ref::from_schema_name(name))
+        });
+        RefOr::T(Schema::AnyOf(any_of.build()))
+    }
+}
+
+impl ToSchema for BatchResult {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((IdentifyOutcome::name().into(), IdentifyOutcome::schema()));
+        schemas.push((TrackOutcome::name().into(), TrackOutcome::schema()));
+        IdentifyOutcome::schemas(schemas);
+        TrackOutcome::schemas(schemas);
+    }
 }
 
 fn invalid(field: impl Into<String>, detail: &str) -> AppError {
@@ -169,7 +216,7 @@ fn invalid(field: impl Into<String>, detail: &str) -> AppError {
 /// One item of a batch: to apply, or refused alone (its problem body).
 enum Entry {
     Item(BatchItem),
-    Refused(Value),
+    Refused(Problem),
 }
 
 fn parse_batch(body: &Value, max_items: usize) -> Result<Vec<Entry>, AppError> {
@@ -227,7 +274,7 @@ fn parse_batch(body: &Value, max_items: usize) -> Result<Vec<Entry>, AppError> {
                             KNOWN_TYPES.join(", ")
                         ),
                     );
-                    Entry::Refused(serde_json::to_value(problem.problem()).unwrap_or(Value::Null))
+                    Entry::Refused(problem.problem().clone())
                 }
                 None => {
                     return Err(invalid(

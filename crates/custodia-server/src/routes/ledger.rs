@@ -6,13 +6,21 @@ use axum::Json;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use custodia_core::ErrorCode;
-use custodia_engine::{Caller, EntryView, LogKind};
-use serde_json::{Value, json};
+use custodia_engine::{Caller, ConsistencyProof, EntryView, InclusionProof, LogKind, LogPublicKey};
+use serde::Serialize;
 
 use axum::extract::State;
 
 use crate::extract::{Auth, Params};
 use crate::{AppError, AppState};
+
+/// A page of log entries: `GET /v1/ledger/entries`, `/v1/audit/access/entries` and
+/// `/v1/audit/access`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EntryList {
+    /// The entries, by sequence number.
+    pub entries: Vec<EntryView>,
+}
 
 fn u64_param(params: &Params, name: &str) -> Result<Option<u64>, AppError> {
     match params.get(name) {
@@ -54,7 +62,7 @@ pub async fn public_key(
     kind: LogKind,
     state: AppState,
     caller: Caller,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<LogPublicKey>, AppError> {
     Ok(Json(
         state
             .run(move |engine| engine.ledger_public_key(&caller, kind))
@@ -68,13 +76,13 @@ pub async fn entries(
     state: AppState,
     caller: Caller,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<EntryList>, AppError> {
     let from = u64_param(&params, "from")?.unwrap_or(0);
     let limit = params.usize_or("limit", 100)?;
     let entries: Vec<EntryView> = state
         .run(move |engine| engine.ledger_entries(&caller, kind, from, limit))
         .await?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(EntryList { entries }))
 }
 
 /// `GET .../proof/inclusion?seq=&tree_size=`.
@@ -83,7 +91,7 @@ pub async fn inclusion(
     state: AppState,
     caller: Caller,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<InclusionProof>, AppError> {
     let seq = required(&params, "seq")?;
     let tree_size = u64_param(&params, "tree_size")?;
     Ok(Json(
@@ -99,7 +107,7 @@ pub async fn consistency(
     state: AppState,
     caller: Caller,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ConsistencyProof>, AppError> {
     let from = required(&params, "from")?;
     let to = required(&params, "to")?;
     Ok(Json(
@@ -114,7 +122,7 @@ pub async fn access(
     State(state): State<AppState>,
     Auth(caller): Auth,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<EntryList>, AppError> {
     let subject = match params.get("subject_id").filter(|s| !s.is_empty()) {
         Some(raw) => Some(crate::extract::subject_id(raw)?),
         None => None,
@@ -138,7 +146,7 @@ pub async fn access(
     let entries = state
         .run(move |engine| engine.access_entries(&caller, subject, from, to, limit))
         .await?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(EntryList { entries }))
 }
 
 /// Handlers of one log kind, for the router.
@@ -149,7 +157,7 @@ macro_rules! log_routes {
             use axum::Json;
             use axum::extract::State;
             use axum::response::Response;
-            use serde_json::Value;
+            use custodia_engine::{ConsistencyProof, InclusionProof, LogPublicKey};
 
             use crate::extract::{Auth, Params};
             use crate::{AppError, AppState};
@@ -166,7 +174,7 @@ macro_rules! log_routes {
             pub async fn public_key(
                 State(s): State<AppState>,
                 Auth(c): Auth,
-            ) -> Result<Json<Value>, AppError> {
+            ) -> Result<Json<LogPublicKey>, AppError> {
                 super::public_key($kind, s, c).await
             }
 
@@ -175,7 +183,7 @@ macro_rules! log_routes {
                 State(s): State<AppState>,
                 Auth(c): Auth,
                 p: Params,
-            ) -> Result<Json<Value>, AppError> {
+            ) -> Result<Json<super::EntryList>, AppError> {
                 super::entries($kind, s, c, p).await
             }
 
@@ -184,7 +192,7 @@ macro_rules! log_routes {
                 State(s): State<AppState>,
                 Auth(c): Auth,
                 p: Params,
-            ) -> Result<Json<Value>, AppError> {
+            ) -> Result<Json<InclusionProof>, AppError> {
                 super::inclusion($kind, s, c, p).await
             }
 
@@ -193,7 +201,7 @@ macro_rules! log_routes {
                 State(s): State<AppState>,
                 Auth(c): Auth,
                 p: Params,
-            ) -> Result<Json<Value>, AppError> {
+            ) -> Result<Json<ConsistencyProof>, AppError> {
                 super::consistency($kind, s, c, p).await
             }
         }

@@ -1,11 +1,13 @@
 //! Operational routes and the purposes list.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::extract::Auth;
@@ -137,46 +139,138 @@ pub async fn openapi() -> Json<Value> {
 }
 
 /// `GET /v1/purposes` (any key).
-pub async fn purposes(State(state): State<AppState>, Auth(_caller): Auth) -> Json<Value> {
+pub async fn purposes(State(state): State<AppState>, Auth(_caller): Auth) -> Json<Purposes> {
     let engine = state.engine();
     let policies = engine.policies();
-    let purposes: Vec<Value> = policies
+    let purposes = policies
         .purposes()
         .iter()
         .map(|p| {
             let retention_days = policies.retention_days(p);
-            json!({
-                "id": p.id,
-                "name": p.name,
-                "description": p.description,
-                "lawful_basis": p.lawful_basis,
-                "requires_consent": p.requires_consent,
-                "categories": p.categories,
-                "retention": format!("P{retention_days}D"),
-                "retention_days": retention_days,
-                "recipients": p.recipients,
-                "consent_expiry_days": p.consent_expiry_days,
-            })
+            PurposeView {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                description: p.description.clone(),
+                lawful_basis: p.lawful_basis,
+                requires_consent: p.requires_consent,
+                categories: p.categories.clone(),
+                retention: format!("P{retention_days}D"),
+                retention_days,
+                recipients: p.recipients.clone(),
+                consent_expiry_days: p.consent_expiry_days,
+                translations: p
+                    .translations
+                    .iter()
+                    .map(|(lang, t)| (lang.clone(), t.into()))
+                    .collect(),
+            }
         })
         .collect();
-    Json(json!({
-        "purposes": purposes,
-        "policy_version": policies.version(),
-        "policy_hash": engine.policy_hash(),
-    }))
+    Json(Purposes {
+        purposes,
+        policy_version: policies.version().to_owned(),
+        policy_hash: engine.policy_hash().to_owned(),
+    })
+}
+
+/// The answer of `GET /v1/purposes`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Purposes {
+    /// Every purpose of the policies in force.
+    pub purposes: Vec<PurposeView>,
+    /// The policies' version label.
+    pub policy_version: String,
+    /// SHA-256 of the policy text in force, hex: what consent entries point at.
+    pub policy_hash: String,
+}
+
+/// One purpose of processing, as shown to clients and customers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurposeView {
+    /// The id to name in `purpose=` and in consent decisions.
+    pub id: custodia_core::PurposeId,
+    /// The short name shown to customers.
+    pub name: String,
+    /// The text shown to customers.
+    pub description: String,
+    /// The lawful basis (GDPR Art. 6(1)).
+    pub lawful_basis: custodia_core::LawfulBasis,
+    /// Whether processing needs a current consent grant.
+    pub requires_consent: bool,
+    /// The data categories the purpose uses.
+    pub categories: Vec<String>,
+    /// How long data is used for the purpose, as an ISO 8601 duration (`P365D`).
+    pub retention: String,
+    /// The same in days.
+    pub retention_days: u32,
+    /// Who else receives data for the purpose; empty: nobody outside the controller.
+    pub recipients: Vec<String>,
+    /// For consent-based purposes: days after which a grant lapses.
+    pub consent_expiry_days: Option<u32>,
+    /// The name, description and recipients in other languages, by language code (`fr`), as
+    /// the policies word them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub translations: BTreeMap<String, TranslationView>,
+}
+
+/// A purpose's wording in another language.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TranslationView {
+    /// The name.
+    pub name: String,
+    /// The description.
+    pub description: String,
+    /// The recipients, in the same order as the original, when translated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
+}
+
+impl From<&custodia_policy::Translation> for TranslationView {
+    fn from(t: &custodia_policy::Translation) -> Self {
+        TranslationView {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            recipients: t.recipients.clone(),
+        }
+    }
+}
+
+/// The answer of `GET /v1/me`: the calling key and what its role allows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The key's public id (never the secret).
+    pub key_id: String,
+    /// The tenant the key belongs to.
+    pub tenant: String,
+    /// The key's role.
+    pub role: String,
+    /// What the role is for.
+    pub description: String,
+    /// The operations the role may perform (`dsr_queue`, `ledger`, ...).
+    pub operations: Vec<String>,
+    /// The purposes the role may name in `purpose=`.
+    pub purposes: Vec<String>,
 }
 
 /// `GET /v1/me`: the calling key's id, role, and what the role may do, so a client (the
 /// console) can show its user what they may do and hide what they may not. Any valid key may
 /// ask; the answer holds no personal data and not the secret.
-pub async fn me(Auth(caller): Auth) -> Json<Value> {
+pub async fn me(Auth(caller): Auth) -> Json<Me> {
     let role = &caller.role;
-    Json(json!({
-        "key_id": caller.key_id.to_string(),
-        "tenant": caller.tenant.as_str(),
-        "role": role.name.as_str(),
-        "description": role.description,
-        "operations": role.operations.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
-        "purposes": role.purposes.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-    }))
+    Json(Me {
+        key_id: caller.key_id.to_string(),
+        tenant: caller.tenant.as_str().to_owned(),
+        role: role.name.as_str().to_owned(),
+        description: role.description.clone(),
+        operations: role
+            .operations
+            .iter()
+            .map(|o| o.as_str().to_owned())
+            .collect(),
+        purposes: role
+            .purposes
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+    })
 }

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use custodia_core::{ErrorCode, Personal};
 use custodia_engine::{ErasureOptions, ErasureOutcome, FlagChange, FlagsView, RetentionReport};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::extract::{AppJson, Auth, OptionalJson, subject_id};
 use crate::{AppError, AppState};
@@ -160,7 +161,7 @@ pub async fn lift_suppression(
     State(state): State<AppState>,
     Auth(caller): Auth,
     AppJson(body): AppJson,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Lifted>, AppError> {
     let obj = custodia_engine::with_user_id(&object(&body, &["user_id", "userId"])?, "")?;
     let user_id = match obj.get("user_id") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Personal(s.clone()),
@@ -175,5 +176,12 @@ pub async fn lift_suppression(
     let lifted = state
         .run(move |engine| engine.lift_suppression(&caller, &user_id))
         .await?;
-    Ok(Json(json!({ "lifted": lifted })))
+    Ok(Json(Lifted { lifted }))
+}
+
+/// The answer of `POST /v1/admin/suppressions/lift`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Lifted {
+    /// Whether the userId was suppressed (and is no longer).
+    pub lifted: bool,
 }

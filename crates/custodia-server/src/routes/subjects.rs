@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use custodia_core::{ErrorCode, Operation, Personal, Timestamp};
 use custodia_engine::{EngineError, EventPage, Lookup, Profile, TraitChanges};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::extract::{AppJson, Auth, Params, subject_id};
 use crate::{AppError, AppState};
@@ -35,7 +35,7 @@ pub async fn look_up(
     State(state): State<AppState>,
     Auth(caller): Auth,
     mut params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Subjects>, AppError> {
     let purpose = params.take("purpose");
     let mut keys = Vec::new();
     if let Some(v) = params.take("email") {
@@ -66,7 +66,23 @@ pub async fn look_up(
             engine.lookup(&grant, &by)
         })
         .await?;
-    Ok(Json(json!({ "subjects": subjects })))
+    Ok(Json(Subjects { subjects }))
+}
+
+/// The answer of a look-up: the subjects the key matches (usually one).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Subjects {
+    /// Their profiles, narrowed to the purpose's data categories.
+    pub subjects: Vec<Profile>,
+}
+
+/// The answer of `PATCH /v1/subjects/{subject_id}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProfileUpdated {
+    /// The subject.
+    pub subject_id: custodia_core::SubjectId,
+    /// When the profile changed.
+    pub updated_at: Timestamp,
 }
 
 /// `PATCH /v1/subjects/{subject_id}` with `{"traits": {...}}`; `null` removes a trait.
@@ -75,14 +91,17 @@ pub async fn patch(
     Auth(caller): Auth,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ProfileUpdated>, AppError> {
     let id = subject_id(&raw_id)?;
     caller.require(Operation::WriteProfile)?;
     let changes = TraitChanges::from_json(&body)?;
     let updated_at: Timestamp = state
         .run(move |engine| engine.patch_profile(&caller, id, &changes))
         .await?;
-    Ok(Json(json!({ "subject_id": id, "updated_at": updated_at })))
+    Ok(Json(ProfileUpdated {
+        subject_id: id,
+        updated_at,
+    }))
 }
 
 /// `GET /v1/subjects/{subject_id}/events?purpose=P&limit=&cursor=`.
