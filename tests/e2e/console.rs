@@ -154,11 +154,13 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
             .await,
         json!(0)
     );
-    // Both tabs are offered to this role.
+    // The screens this role may use are offered.
     assert_eq!(
-        tab.eval("[...document.querySelectorAll('.tab')].filter(t => !t.hidden).length")
-            .await,
-        json!(2)
+        tab.eval(
+            "[...document.querySelectorAll('.tab')].filter(t => !t.hidden).map(t => t.dataset.view)"
+        )
+        .await,
+        json!(["requests", "customer", "ledgers"])
     );
     tab.shoot_as("console", "2-requests").await;
 
@@ -405,6 +407,181 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         );
     }
 
+    browser.close().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_erasure() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let server = site.serve(&[]);
+    let base = server.base.clone();
+    let identify = server.post(
+        &app,
+        "/v1/identify",
+        &json!({"userId": "c-9", "traits": {"email": "lea.moreau@example.fr", "firstName": "Léa", "phone": "+33 6 12 34 56 78"}}),
+    );
+    assert_eq!(identify.status, 200, "{:?}", identify.body);
+    for (purpose, decision) in [
+        ("marketing_email", "granted"),
+        ("analytics", "granted"),
+        ("marketing_email", "withdrawn"),
+    ] {
+        let answer = server.post(
+            &app,
+            "/v1/consents",
+            &json!({"user_id": "c-9", "purpose": purpose, "decision": decision, "source": {"channel": "account"}}),
+        );
+        assert_eq!(answer.status, 201, "{:?}", answer.body);
+    }
+
+    let shots = repo_root().join("target").join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (mut browser, driver) = launch(profile.path()).await;
+    let tab = Tab::open(&browser, &shots).await;
+    tab.width(1280).await;
+    tab.goto(&format!("{base}/console?lang=en")).await;
+    tab.type_into("#api-key", &compliance).await;
+    tab.click("#signin-form button[type=submit]").await;
+    tab.wait_for("!document.getElementById('view-requests').hidden")
+        .await;
+
+    // The look-up needs a purpose, chosen among those of the compliance role.
+    tab.click(".tab[data-view='customer']").await;
+    tab.wait_for("document.querySelectorAll('#l-purpose option').length > 0")
+        .await;
+    let offered = tab
+        .eval("[...document.querySelectorAll('#l-purpose option')].map(o => o.value)")
+        .await;
+    assert_eq!(
+        offered,
+        json!([
+            "customer_support",
+            "fraud_prevention",
+            "accounting",
+            "analytics"
+        ]),
+        "only the role's purposes, in policy order"
+    );
+    tab.click("#lookup-form button[type=submit]").await;
+    tab.wait_for("!document.getElementById('lookup-error').hidden")
+        .await;
+    tab.type_into("#l-value", "lea.moreau@example.fr").await;
+    tab.click("#lookup-form button[type=submit]").await;
+    tab.wait_for("document.querySelector('[data-section=section_history]')")
+        .await;
+
+    // Masked until revealed; every consent entry proven in the browser.
+    let masked = tab.text("[data-section=section_profile]").await;
+    assert!(masked.contains("l•••@e•••.fr"), "{masked}");
+    assert!(!masked.contains("lea.moreau"), "{masked}");
+    assert!(!masked.contains("56 78"), "{masked}");
+    let proofs = tab
+        .eval("[...document.querySelectorAll('[data-section=section_history] [data-verified]')].map(b => b.dataset.verified)")
+        .await;
+    assert_eq!(
+        proofs,
+        json!(["true", "true", "true"]),
+        "{}",
+        tab.text("#customer-panel").await
+    );
+    let consents = tab.text("[data-section=section_consents]").await;
+    assert!(
+        consents.contains("Withdrawn") && consents.contains("Granted"),
+        "{consents}"
+    );
+    tab.shoot_as("console", "8-customer-masked").await;
+
+    tab.click("#reveal").await;
+    tab.wait_for("document.querySelector('[data-section=section_profile]').innerText.includes('lea.moreau@example.fr')")
+        .await;
+    // The look-up and the reveal are two reads in the access log, under this key and purpose.
+    tab.wait_for("document.querySelectorAll('[data-section=section_access] tbody tr').length >= 2")
+        .await;
+    let access = tab.text("[data-section=section_access]").await;
+    assert!(
+        access.contains("compliance") && access.contains("customer_support"),
+        "{access}"
+    );
+    let log = server.get(&compliance, "/v1/audit/access?limit=100");
+    assert!(
+        log.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["purpose"] == json!("customer_support"))
+            .count()
+            >= 2,
+        "{:?}",
+        log.body
+    );
+    tab.shoot_as("console", "9-customer-revealed").await;
+
+    // A legal hold from the console refuses a later erasure, with the reason on screen.
+    tab.eval("window.confirm = () => true").await;
+    tab.click("#toggle-hold").await;
+    tab.wait_for("document.querySelector('[data-flag=legal_hold]') && document.querySelector('[data-flag=legal_hold]').innerText === 'Yes'")
+        .await;
+    tab.click("#erase").await;
+    tab.wait_for("!document.getElementById('flags-error').hidden")
+        .await;
+    let refusal = tab.text("#flags-error").await;
+    assert!(refusal.contains("legal hold"), "{refusal}");
+    tab.shoot_as("console", "10-customer-hold-refuses-erasure")
+        .await;
+    let flags = server.get(
+        &compliance,
+        &format!(
+            "/v1/subjects/{}/flags",
+            identify.body["subject_id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(flags.body["legal_hold"], json!(true));
+
+    // Lifted, the erasure goes through and the page says where its receipt is.
+    tab.click("#toggle-hold").await;
+    tab.wait_for("document.querySelector('[data-flag=legal_hold]') && document.querySelector('[data-flag=legal_hold]').innerText === 'No'")
+        .await;
+    tab.click("#erase").await;
+    tab.wait_for("document.querySelector('#customer-panel .result.ok')")
+        .await;
+    assert!(
+        tab.text("#customer-panel")
+            .await
+            .contains("Receipt at ledger position")
+    );
+
+    // French labels on the same screen.
+    tab.click("button[data-lang='fr']").await;
+    tab.wait_for("document.documentElement.lang === 'fr'").await;
+    assert_eq!(tab.text("#customer-title").await, "Un client");
+
+    let unlabelled = tab
+        .eval("[...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)")
+        .await;
+    assert_eq!(unlabelled, json!([]));
+    {
+        let watch = tab.watch.lock().unwrap();
+        let foreign: Vec<_> = watch
+            .urls
+            .iter()
+            .filter(|u| {
+                !(u.starts_with(&base)
+                    || u.starts_with("about:")
+                    || u.starts_with("blob:")
+                    || u.starts_with("data:"))
+            })
+            .collect();
+        assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+        assert!(
+            watch.errors.is_empty(),
+            "console errors: {:?}",
+            watch.errors
+        );
+    }
     browser.close().await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
 }

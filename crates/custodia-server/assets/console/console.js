@@ -28,6 +28,9 @@
   let shown = [];
   let logResults = {};
   let browsed = null;
+  let purposes = [];
+  let allPurposes = [];
+  let customer = null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -90,7 +93,9 @@
         return el('td', attrs, cell);
       })),
     );
-    return el('div', { class: 'scroll' }, el('table', { class: 'stack' }, el('caption', { class: 'sr-only' }, caption), el('thead', {}, head), el('tbody', {}, ...body)));
+    // Two columns fit a phone as they are; wider tables become one block per row there.
+    const stack = headings.length > 2 ? 'stack' : null;
+    return el('div', { class: 'scroll' }, el('table', { class: stack }, el('caption', { class: 'sr-only' }, caption), el('thead', {}, head), el('tbody', {}, ...body)));
   }
 
   // ---- the API ------------------------------------------------------------------------------
@@ -193,6 +198,14 @@
     shown = [];
     logResults = {};
     browsed = null;
+    customer = null;
+    purposes = [];
+    allPurposes = [];
+    $('l-purpose').replaceChildren();
+    $('l-value').value = '';
+    $('customer-panel').replaceChildren();
+    $('customer-panel').hidden = true;
+    $('lookup-hits').replaceChildren();
     $('requests-table').replaceChildren();
     $('logs').replaceChildren();
     $('browse-table').replaceChildren();
@@ -219,7 +232,7 @@
 
   function showView(name, focus) {
     view = name;
-    for (const id of ['signin', 'requests', 'ledgers']) $('view-' + id).hidden = id !== name;
+    for (const id of ['signin', 'requests', 'customer', 'ledgers']) $('view-' + id).hidden = id !== name;
     renderChrome();
     if (focus !== false) {
       const heading = $('view-' + name).querySelector('h1');
@@ -349,6 +362,319 @@
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  // ---- a customer ---------------------------------------------------------------------------
+
+  // The purposes this key's role may name, with their names, for the look-up's purpose list.
+  async function loadPurposes() {
+    if (purposes.length) return;
+    const result = await api('/v1/purposes');
+    if (!result.ok) return;
+    const allowed = new Set(me ? me.purposes : []);
+    allPurposes = result.body.purposes || [];
+    purposes = allPurposes.filter((p) => allowed.has(p.id));
+    renderPurposeChoices();
+  }
+
+  function localName(item) {
+    const t = item && item.translations && item.translations[lang];
+    return String((t && t.name) || item.name || item.id);
+  }
+
+  function purposeName(id) {
+    return localName(allPurposes.find((p) => p.id === id) || { id });
+  }
+
+  function renderPurposeChoices() {
+    const select = $('l-purpose');
+    const chosen = select.value;
+    select.replaceChildren(...purposes.map((p) => el('option', { value: p.id }, localName(p))));
+    if (chosen) select.value = chosen;
+  }
+
+  // A value shown masked until "reveal": enough to recognise, not to read.
+  function mask(value) {
+    const text = String(value);
+    if (text.includes('@')) {
+      const [local, domain] = text.split('@');
+      const dot = domain.lastIndexOf('.');
+      return local.slice(0, 1) + '•••@' + domain.slice(0, 1) + '•••' + (dot > 0 ? domain.slice(dot) : '');
+    }
+    if (/^[+\d][\d\s().-]{5,}$/.test(text)) return '••• ' + text.replace(/\D/g, '').slice(-2);
+    return text.length <= 1 ? '•' : text.slice(0, 1) + '•••';
+  }
+
+  function flattenTraits(value, prefix, out) {
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) flattenTraits(v, prefix ? prefix + '.' + k : k, out);
+    } else {
+      out.push([prefix, Array.isArray(value) ? value.join(', ') : value === null || value === undefined ? '' : String(value)]);
+    }
+    return out;
+  }
+
+  async function lookUp(event) {
+    if (event) event.preventDefault();
+    setError('lookup-error', '');
+    $('lookup-hits').replaceChildren();
+    const kind = $('l-kind').value;
+    const value = $('l-value').value.trim();
+    const purpose = $('l-purpose').value;
+    if (!value) {
+      setError('lookup-error', tr('error_lookup_value'));
+      $('l-value').focus();
+      return;
+    }
+    if (!purpose) {
+      setError('lookup-error', tr('error_lookup_purpose'));
+      $('l-purpose').focus();
+      return;
+    }
+    const query = new URLSearchParams({ purpose });
+    let ids = [];
+    if (kind === 'search') {
+      query.set('q', value);
+      query.set('limit', '20');
+      const result = await api('/v1/search?' + query);
+      if (!result.ok) return result.status === 401 || setError('lookup-error', problemText(result));
+      ids = (result.body.hits || []).map((h) => h.subject_id);
+    } else {
+      query.set(kind, value);
+      const result = await api('/v1/subjects?' + query);
+      if (!result.ok) return result.status === 401 || setError('lookup-error', problemText(result));
+      ids = (result.body.subjects || []).map((s) => s.subject_id);
+    }
+    if (!ids.length) {
+      $('lookup-hits').replaceChildren(el('p', { class: 'notice' }, tr('no_customer')));
+      $('customer-panel').hidden = true;
+      return;
+    }
+    if (ids.length === 1) {
+      openCustomer(ids[0], purpose);
+      return;
+    }
+    const list = el('ul', { class: 'hits' });
+    for (const id of ids) {
+      const button = el('button', { type: 'button', class: 'link', 'data-subject': id }, id);
+      button.addEventListener('click', () => openCustomer(id, purpose));
+      list.append(el('li', {}, button));
+    }
+    $('lookup-hits').replaceChildren(el('p', {}, tr('customers_found', { n: ids.length })), list);
+  }
+
+  async function openCustomer(id, purpose) {
+    customer = { id, purpose, revealed: false };
+    await refreshCustomer();
+    const panel = $('customer-panel');
+    panel.hidden = false;
+    const heading = panel.querySelector('h2');
+    if (heading) {
+      heading.setAttribute('tabindex', '-1');
+      heading.focus();
+    }
+  }
+
+  // Reads everything the panel shows; the profile read is logged under the chosen purpose.
+  async function refreshCustomer() {
+    if (!customer) return;
+    const id = encodeURIComponent(customer.id);
+    const purpose = encodeURIComponent(customer.purpose);
+    const [profile, consents, history, flags, access, key] = await Promise.all([
+      api('/v1/subjects/' + id + '?purpose=' + purpose),
+      may('consent_read') ? api('/v1/subjects/' + id + '/consents') : null,
+      may('consent_read') ? api('/v1/subjects/' + id + '/consents/history') : null,
+      may('dsr_queue') ? api('/v1/subjects/' + id + '/flags') : null,
+      may('audit') ? api('/v1/audit/access?subject_id=' + id + '&limit=50') : null,
+      may('ledger') ? api('/v1/ledger/public-key') : null,
+    ]);
+    if (!me) return;
+    customer.profile = profile;
+    customer.consents = consents;
+    customer.flags = flags;
+    customer.access = access;
+    customer.history = history;
+    customer.checks = history && history.ok && key && key.ok ? await checkHistory(history.body, key.body.verifier_key) : null;
+    renderCustomer();
+  }
+
+  // Each consent entry: its bytes hash to its leaf, its proof leads to the signed root.
+  async function checkHistory(history, verifierKey) {
+    let checkpoint;
+    try {
+      checkpoint = await P.verifyCheckpoint(history.checkpoint || '', verifierKey);
+    } catch (_) {
+      return { checkpoint: null, entries: (history.entries || []).map(() => false) };
+    }
+    const entries = [];
+    for (const entry of history.entries || []) {
+      try {
+        const leaf = await P.leafHash(P.b64(entry.bytes_b64));
+        const proof = entry.inclusion_proof || {};
+        const root = P.hex(leaf) === entry.leaf_hash && proof.tree_size === checkpoint.size
+          ? await P.rootFromProof(leaf, entry.seq, checkpoint.size, (proof.hashes || []).map(P.unhex))
+          : null;
+        entries.push(Boolean(root && P.equal(root, checkpoint.root)));
+      } catch (_) {
+        entries.push(false);
+      }
+    }
+    return { checkpoint, entries };
+  }
+
+  function section(titleKey, ...children) {
+    return el('section', { class: 'card', 'data-section': titleKey }, el('h3', {}, tr(titleKey)), ...children);
+  }
+
+  function renderCustomer() {
+    const panel = $('customer-panel');
+    panel.replaceChildren();
+    if (!customer) return;
+    panel.append(el('h2', {}, tr('customer_heading', { id: customer.id.slice(0, 8) })));
+    const profile = customer.profile;
+    if (!profile || !profile.ok) {
+      panel.append(el('p', { class: 'error' }, profile ? problemText(profile) : tr('error_network')));
+    } else {
+      const rows = flattenTraits(profile.body.traits || {}, '', []).map(([key, value]) => [key, customer.revealed ? value : mask(value)]);
+      if (profile.body.user_id) rows.unshift([tr('by_user_id'), customer.revealed ? String(profile.body.user_id) : mask(profile.body.user_id)]);
+      const reveal = el('button', { type: 'button', id: 'reveal' }, customer.revealed ? tr('hide') : tr('reveal'));
+      reveal.addEventListener('click', async () => {
+        if (customer.revealed) {
+          customer.revealed = false;
+          renderCustomer();
+          return;
+        }
+        // A fresh read for the reveal, so that it is its own entry in the access log.
+        const fresh = await api('/v1/subjects/' + encodeURIComponent(customer.id) + '?purpose=' + encodeURIComponent(customer.purpose));
+        if (!fresh.ok) return;
+        customer.profile = fresh;
+        customer.revealed = true;
+        // The reveal is in the access log now: show it there too.
+        if (may('audit')) customer.access = await api('/v1/audit/access?subject_id=' + encodeURIComponent(customer.id) + '&limit=50');
+        renderCustomer();
+        const again = $('reveal');
+        if (again) again.focus();
+      });
+      panel.append(section('section_profile',
+        el('p', { class: 'fine' }, tr('read_for', { purpose: purposeName(customer.purpose) })),
+        table(tr('section_profile'), [tr('col_field'), tr('col_value')], rows),
+        reveal));
+    }
+
+    if (customer.consents && customer.consents.ok) {
+      const rows = (customer.consents.body.purposes || []).map((c) => [
+        purposeName(c.purpose),
+        tr('consent_' + c.state),
+        c.since ? formatTime(c.since) : '',
+      ]);
+      panel.append(section('section_consents', table(tr('section_consents'), [tr('col_purpose'), tr('col_state'), tr('col_since')], rows)));
+    }
+
+    if (customer.history && customer.history.ok) {
+      const entries = customer.history.body.entries || [];
+      const checks = customer.checks || { entries: [] };
+      const rows = entries.map((e, i) => [
+        String(e.seq),
+        formatTime(e.time),
+        e.kind,
+        e.purpose ? purposeName(e.purpose) : '',
+        String((e.source && e.source.channel) || ''),
+        checks.entries[i]
+          ? el('span', { class: 'badge ok', 'data-verified': 'true' }, tr('verified'))
+          : el('span', { class: 'badge bad', 'data-verified': 'false' }, tr('not_verified')),
+        { mono: true, text: String(e.leaf_hash || '').slice(0, 16) + '…' },
+      ]);
+      const note = checks.checkpoint
+        ? tr('history_checkpoint', { size: checks.checkpoint.size })
+        : tr('reason_signature');
+      panel.append(section('section_history',
+        el('p', { class: 'fine' }, note),
+        rows.length ? table(tr('section_history'), [tr('col_position'), tr('col_time'), tr('col_kind'), tr('col_purpose'), tr('col_channel'), tr('col_proof'), tr('col_leaf')], rows) : el('p', {}, tr('no_entries'))));
+    }
+
+    if (customer.flags && customer.flags.ok) {
+      const f = customer.flags.body;
+      const facts = el('dl', { class: 'facts' });
+      for (const name of ['restricted', 'objected', 'legal_hold']) {
+        facts.append(el('dt', {}, tr('flag_' + name)), el('dd', { 'data-flag': name }, f[name] ? tr('yes') : tr('no')));
+      }
+      const hold = el('button', { type: 'button', id: 'toggle-hold' }, f.legal_hold ? tr('lift_hold') : tr('place_hold'));
+      hold.addEventListener('click', () => changeHold(!f.legal_hold));
+      const erase = el('button', { type: 'button', id: 'erase', class: 'danger' }, tr('erase'));
+      erase.addEventListener('click', eraseCustomer);
+      panel.append(section('section_flags', facts, el('div', { class: 'actions' }, hold, erase), el('p', { class: 'error', id: 'flags-error', role: 'alert', hidden: true })));
+    }
+
+    if (customer.access && customer.access.ok) {
+      const rows = (customer.access.body.entries || []).map((e) => [
+        formatTime(e.time),
+        String((e.attributes && e.attributes.role) || ''),
+        { mono: true, text: String((e.attributes && e.attributes.key_id) || '') },
+        e.purpose || '',
+        String((e.attributes && e.attributes.what) || ''),
+        String((e.attributes && e.attributes.result) || ''),
+      ]);
+      panel.append(section('section_access',
+        rows.length ? table(tr('section_access'), [tr('col_time'), tr('col_role'), tr('col_key'), tr('col_purpose'), tr('col_what'), tr('col_result')], rows) : el('p', {}, tr('no_entries'))));
+    }
+  }
+
+  async function changeHold(on) {
+    if (!window.confirm(on ? tr('confirm_place_hold') : tr('confirm_lift_hold'))) return;
+    const result = await send('PUT', '/v1/subjects/' + encodeURIComponent(customer.id) + '/flags', { legal_hold: on });
+    if (!result.ok) {
+      if (result.status !== 401) setError('flags-error', problemText(result));
+      return;
+    }
+    await refreshCustomer();
+    const button = $('toggle-hold');
+    if (button) button.focus();
+  }
+
+  async function eraseCustomer() {
+    if (!window.confirm(tr('confirm_erase'))) return;
+    const result = await send('POST', '/v1/subjects/' + encodeURIComponent(customer.id) + '/erasure', {});
+    if (!result.ok) {
+      if (result.status !== 401) setError('flags-error', problemText(result));
+      const button = $('erase');
+      if (button) button.focus();
+      return;
+    }
+    const outcome = result.body;
+    customer = null;
+    const panel = $('customer-panel');
+    panel.replaceChildren(
+      el('h2', { tabindex: '-1' }, tr('erased_title')),
+      el('p', { class: 'result ok' }, tr('erased_line', { seq: outcome.receipt_seq, kept: (outcome.kept || []).length })),
+    );
+    panel.querySelector('h2').focus();
+  }
+
+  // A write with the signed-in key; JSON in, JSON or problem out.
+  async function send(method, path, body) {
+    let answer;
+    try {
+      answer = await fetch(path, {
+        method,
+        headers: { Authorization: 'Bearer ' + key(), 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify(body),
+        credentials: 'omit',
+        cache: 'no-store',
+      });
+    } catch (_) {
+      return { ok: false, status: 0, problem: null };
+    }
+    if (answer.status === 401) {
+      signOut('session_ended');
+      return { ok: false, status: 401, problem: null };
+    }
+    let json = null;
+    try {
+      json = await answer.json();
+    } catch (_) {
+      json = null;
+    }
+    return answer.ok ? { ok: true, status: answer.status, body: json } : { ok: false, status: answer.status, problem: json };
   }
 
   // ---- ledgers ------------------------------------------------------------------------------
@@ -546,6 +872,8 @@
     renderChrome();
     if (view === 'requests' && requests.length) renderRequests();
     if (view === 'ledgers') renderLogs();
+    if (purposes.length) renderPurposeChoices();
+    if (customer) renderCustomer();
     if (browsed) browse();
   }
 
@@ -564,11 +892,13 @@
       $('requests-table').querySelector('button') && $('requests-table').querySelector('button').focus();
     });
     $('browse-form').addEventListener('submit', browse);
+    $('lookup-form').addEventListener('submit', lookUp);
     for (const tab of document.querySelectorAll('.tab')) {
       tab.addEventListener('click', () => {
         const name = tab.getAttribute('data-view');
         showView(name);
         if (name === 'requests') loadRequests();
+        if (name === 'customer') loadPurposes();
         if (name === 'ledgers') loadLedgers();
       });
     }
