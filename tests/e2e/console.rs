@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Site, repo_root};
-use crate::privacy_center::{Tab, change_next_response, launch};
+use crate::browser::{
+    Tab, assert_only_this_origin_and_no_errors, change_next_response, check_accessibility, launch,
+    screenshots, unlabelled_fields,
+};
+use crate::harness::Site;
 
 const KEY_STORE: &str = "custodia.console.key";
 
@@ -82,15 +85,16 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         request_ids.push(answer.body["request_id"].as_str().unwrap().to_owned());
     }
 
-    let shots = repo_root().join("target").join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
     let profile = tempfile::tempdir().unwrap();
     let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots).await;
+    let tab = Tab::open(&browser, &shots, "console").await;
     tab.width(1280).await;
 
     // Sign-in: an app key is refused, naming its role; nothing is kept.
     tab.goto(&format!("{base}/console?lang=en")).await;
+    // First, as a keyboard user meets the page (the focus check needs that).
+    check_accessibility(&tab).await;
     assert_eq!(tab.text("#signin-title").await, "Sign in");
     assert!(
         !tab.eval("document.getElementById('view-signin').hidden")
@@ -112,7 +116,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
             .await,
         Value::Null
     );
-    tab.shoot_as("console", "1-signin-refused").await;
+    tab.shoot("1-signin-refused").await;
 
     // A compliance key: the queue, earliest deadline first, with the days left.
     tab.eval("document.getElementById('api-key').value = ''")
@@ -162,7 +166,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         .await,
         json!(["requests", "customer", "ledgers"])
     );
-    tab.shoot_as("console", "2-requests").await;
+    tab.shoot("2-requests").await;
 
     // Filters: by right, client-side; the summary follows.
     tab.eval("document.getElementById('f-type').value = 'erasure'; document.getElementById('f-type').dispatchEvent(new Event('change'))")
@@ -187,7 +191,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         detail.contains(&request_ids[0]) && detail.contains("Access"),
         "{detail}"
     );
-    tab.shoot_as("console", "3-request-detail").await;
+    tab.shoot("3-request-detail").await;
 
     // The ledgers: each checkpoint's signature checked in the browser, first sight remembered.
     tab.click(".tab[data-view='ledgers']").await;
@@ -239,7 +243,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         card.contains(&format!("extend the {seen_before} entries")),
         "{card}"
     );
-    tab.shoot_as("console", "4-ledgers").await;
+    tab.shoot("4-ledgers").await;
 
     // Entries by position, each one's inclusion proven against the signed checkpoint.
     tab.click("#browse-form button[type=submit]").await;
@@ -271,7 +275,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         json!("false")
     );
     assert!(tab.text("[data-log=ledger]").await.contains("Not verified"));
-    tab.shoot_as("console", "5-ledger-tampered").await;
+    tab.shoot("5-ledger-tampered").await;
     // Unchanged, it verifies again against the last good checkpoint.
     tab.click("button[data-verify='ledger']").await;
     tab.wait_for("document.querySelector('[data-log=ledger] [data-verified]')")
@@ -320,7 +324,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
     );
 
     // French, from the browser's language.
-    let tab_fr = Tab::open(&browser, &shots).await;
+    let tab_fr = Tab::open(&browser, &shots, "console").await;
     tab_fr
         .page
         .execute(
@@ -334,6 +338,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         .unwrap();
     tab_fr.width(1280).await;
     tab_fr.goto(&format!("{base}/console")).await;
+    check_accessibility(&tab_fr).await;
     assert_eq!(
         tab_fr.eval("document.documentElement.lang").await,
         json!("fr")
@@ -356,20 +361,22 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
             .await
             .contains("jours restants")
     );
-    tab_fr.shoot_as("console", "6-requests-fr").await;
+    tab_fr.shoot("6-requests-fr").await;
     tab_fr.click(".tab[data-view='ledgers']").await;
     tab_fr
         .wait_for("document.querySelectorAll('#logs [data-verified]').length === 2")
         .await;
     assert!(tab_fr.text("#logs").await.contains("Vérifié"));
-    tab_fr.shoot_as("console", "7-ledgers-fr").await;
+    tab_fr.shoot("7-ledgers-fr").await;
 
     // Accessibility basics: every input and select labelled, one h1 per view, lang set.
     for t in [&tab, &tab_fr] {
-        let unlabelled = t
-            .eval("[...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)")
-            .await;
-        assert_eq!(unlabelled, json!([]), "inputs without a label");
+        assert_eq!(
+            unlabelled_fields(t).await,
+            json!([]),
+            "fields without a label"
+        );
+        check_accessibility(t).await;
         assert_eq!(
             t.eval("[...document.querySelectorAll('main > section')].every(s => s.querySelectorAll('h1').length === 1)")
                 .await,
@@ -379,31 +386,14 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
 
     // Nothing but this origin, and not one console error.
     for t in [&tab, &tab_fr] {
-        let watch = t.watch.lock().unwrap();
-        let foreign: Vec<_> = watch
-            .urls
-            .iter()
-            // `data:` is no request at all: Chromium's own date field draws its calendar icon
-            // from one.
-            .filter(|u| {
-                !(u.starts_with(&base)
-                    || u.starts_with("about:")
-                    || u.starts_with("blob:")
-                    || u.starts_with("data:"))
-            })
-            .collect();
-        assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+        assert_only_this_origin_and_no_errors(t, &base);
         assert!(
-            watch
+            t.watch
+                .lock()
+                .unwrap()
                 .urls
                 .iter()
-                .any(|u| u.ends_with("/console/assets/proof.js")),
-            "the request log works"
-        );
-        assert!(
-            watch.errors.is_empty(),
-            "console errors: {:?}",
-            watch.errors
+                .any(|u| u.ends_with("/console/assets/proof.js"))
         );
     }
 
@@ -437,13 +427,13 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
         assert_eq!(answer.status, 201, "{:?}", answer.body);
     }
 
-    let shots = repo_root().join("target").join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
     let profile = tempfile::tempdir().unwrap();
     let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots).await;
+    let tab = Tab::open(&browser, &shots, "console").await;
     tab.width(1280).await;
     tab.goto(&format!("{base}/console?lang=en")).await;
+    check_accessibility(&tab).await;
     tab.type_into("#api-key", &compliance).await;
     tab.click("#signin-form button[type=submit]").await;
     tab.wait_for("!document.getElementById('view-requests').hidden")
@@ -493,7 +483,7 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
         consents.contains("Withdrawn") && consents.contains("Granted"),
         "{consents}"
     );
-    tab.shoot_as("console", "8-customer-masked").await;
+    tab.shoot("8-customer-masked").await;
 
     tab.click("#reveal").await;
     tab.wait_for("document.querySelector('[data-section=section_profile]').innerText.includes('lea.moreau@example.fr')")
@@ -518,7 +508,7 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
         "{:?}",
         log.body
     );
-    tab.shoot_as("console", "9-customer-revealed").await;
+    tab.shoot("9-customer-revealed").await;
 
     // A legal hold from the console refuses a later erasure, with the reason on screen.
     tab.eval("window.confirm = () => true").await;
@@ -530,8 +520,7 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
         .await;
     let refusal = tab.text("#flags-error").await;
     assert!(refusal.contains("legal hold"), "{refusal}");
-    tab.shoot_as("console", "10-customer-hold-refuses-erasure")
-        .await;
+    tab.shoot("10-customer-hold-refuses-erasure").await;
     let flags = server.get(
         &compliance,
         &format!(
@@ -559,29 +548,9 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
     tab.wait_for("document.documentElement.lang === 'fr'").await;
     assert_eq!(tab.text("#customer-title").await, "Un client");
 
-    let unlabelled = tab
-        .eval("[...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)")
-        .await;
-    assert_eq!(unlabelled, json!([]));
-    {
-        let watch = tab.watch.lock().unwrap();
-        let foreign: Vec<_> = watch
-            .urls
-            .iter()
-            .filter(|u| {
-                !(u.starts_with(&base)
-                    || u.starts_with("about:")
-                    || u.starts_with("blob:")
-                    || u.starts_with("data:"))
-            })
-            .collect();
-        assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
-        assert!(
-            watch.errors.is_empty(),
-            "console errors: {:?}",
-            watch.errors
-        );
-    }
+    assert_eq!(unlabelled_fields(&tab).await, json!([]));
+    check_accessibility(&tab).await;
+    assert_only_this_origin_and_no_errors(&tab, &base);
     browser.close().await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
 }

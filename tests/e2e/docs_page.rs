@@ -3,11 +3,9 @@
 //! with their schemas, with no console error and no request to another origin. Screenshots at
 //! 1280 px and 360 px go to `target/screenshots/docs-*.png`.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::log::{EventEntryAdded, LogEntryLevel};
 use chromiumoxide::cdp::browser_protocol::network::{
@@ -20,9 +18,9 @@ use chromiumoxide::page::{Page, ScreenshotParams};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::browser::launch;
 use crate::harness::{Site, repo_root};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const REDOCLY_LOGO: &str = "https://cdn.redoc.ly/redoc/logo-mini.svg";
 
 /// Every request the page made (id and URL), those the CSP blocked, and every error it reported.
@@ -31,40 +29,6 @@ struct Watch {
     requests: Vec<(String, String)>,
     blocked_by_csp: Vec<String>,
     errors: Vec<String>,
-}
-
-async fn launch(profile: &Path) -> (Browser, tokio::task::JoinHandle<()>) {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "the browser tests need Debian's chromium at {CHROMIUM}: run `bash tests/setup.sh`"
-    );
-    let config = BrowserConfig::builder()
-        .chrome_executable(CHROMIUM)
-        .new_headless_mode()
-        .no_sandbox()
-        .user_data_dir(profile)
-        .window_size(1280, 900)
-        .viewport(None)
-        .launch_timeout(Duration::from_secs(60))
-        .request_timeout(Duration::from_secs(60))
-        .args([
-            "disable-gpu",
-            "disable-quic",
-            "disable-component-update",
-            "disable-background-networking",
-            "no-default-browser-check",
-        ])
-        .build()
-        .expect("a browser configuration");
-    let (browser, mut handler) = Browser::launch(config).await.expect("chromium starts");
-    let driver = tokio::spawn(async move {
-        while let Some(event) = handler.next().await {
-            if event.is_err() {
-                break;
-            }
-        }
-    });
-    (browser, driver)
 }
 
 /// Records the page's requests, console errors, uncaught exceptions and error log entries.

@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts the real `custodia` binary on a fresh data directory and speaks
 //! HTTP to it, or runs its CLI, the way an operator would.
 
+mod browser;
 mod harness;
 
 mod analytics;

@@ -2,211 +2,22 @@
 //! against the real binary. Screenshots of each step at 1280 px and 360 px go to
 //! `target/screenshots/`.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-use chromiumoxide::cdp::browser_protocol::fetch::{
-    self, EventRequestPaused, FulfillRequestParams, GetResponseBodyParams, HeaderEntry,
-    RequestPattern, RequestStage,
-};
-use chromiumoxide::cdp::browser_protocol::log::{EventEntryAdded, LogEntryLevel, LogEntrySource};
-use chromiumoxide::cdp::browser_protocol::network::{
-    self, EventRequestWillBeSent, Headers, SetExtraHttpHeadersParams,
-};
+use chromiumoxide::cdp::browser_protocol::network::{Headers, SetExtraHttpHeadersParams};
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
-use chromiumoxide::cdp::js_protocol::runtime::{
-    ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
-};
-use chromiumoxide::page::{Page, ScreenshotParams};
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::harness::{Server, Site, repo_root};
+use crate::browser::{
+    Tab, assert_only_this_origin_and_no_errors, change_next_response, check_accessibility, launch,
+    screenshots, unlabelled_fields,
+};
+use crate::harness::{Server, Site};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const REQUEST_KEY: &str = "custodia.privacy.request";
 
-/// What the page did that a test checks at the end: every URL it asked for, every console error.
-#[derive(Default)]
-pub(crate) struct Watch {
-    pub(crate) urls: Vec<String>,
-    pub(crate) errors: Vec<String>,
-}
-
-/// A browser tab with its request and error log (shared with the console's tests).
-pub(crate) struct Tab {
-    pub(crate) page: Page,
-    pub(crate) watch: Arc<Mutex<Watch>>,
-    shots: PathBuf,
-}
-
 impl Tab {
-    pub(crate) async fn open(browser: &Browser, shots: &Path) -> Tab {
-        let page = browser.new_page("about:blank").await.expect("a new tab");
-        page.execute(network::EnableParams::default())
-            .await
-            .unwrap();
-        page.enable_log().await.unwrap();
-        page.enable_runtime().await.unwrap();
-        let watch = Arc::new(Mutex::new(Watch::default()));
-        let mut requests = page
-            .event_listener::<EventRequestWillBeSent>()
-            .await
-            .unwrap();
-        let w = Arc::clone(&watch);
-        tokio::spawn(async move {
-            while let Some(event) = requests.next().await {
-                w.lock().unwrap().urls.push(event.request.url.clone());
-            }
-        });
-        let mut console = page
-            .event_listener::<EventConsoleApiCalled>()
-            .await
-            .unwrap();
-        let w = Arc::clone(&watch);
-        tokio::spawn(async move {
-            while let Some(event) = console.next().await {
-                if event.r#type == ConsoleApiCalledType::Error {
-                    w.lock()
-                        .unwrap()
-                        .errors
-                        .push(format!("console: {:?}", event.args));
-                }
-            }
-        });
-        let mut exceptions = page.event_listener::<EventExceptionThrown>().await.unwrap();
-        let w = Arc::clone(&watch);
-        tokio::spawn(async move {
-            while let Some(event) = exceptions.next().await {
-                w.lock()
-                    .unwrap()
-                    .errors
-                    .push(format!("exception: {}", event.exception_details.text));
-            }
-        });
-        let mut log = page.event_listener::<EventEntryAdded>().await.unwrap();
-        let w = Arc::clone(&watch);
-        tokio::spawn(async move {
-            while let Some(event) = log.next().await {
-                // A 4xx answer the page expects (a wrong code) is logged by the network stack,
-                // not by the page: only the page's own errors count.
-                if event.entry.level == LogEntryLevel::Error
-                    && event.entry.source != LogEntrySource::Network
-                {
-                    w.lock()
-                        .unwrap()
-                        .errors
-                        .push(format!("log: {}", event.entry.text));
-                }
-            }
-        });
-        Tab {
-            page,
-            watch,
-            shots: shots.to_path_buf(),
-        }
-    }
-
-    pub(crate) async fn width(&self, width: i64) {
-        self.page
-            .execute(SetDeviceMetricsOverrideParams::new(
-                width,
-                900,
-                1.0,
-                width < 600,
-            ))
-            .await
-            .unwrap();
-    }
-
-    pub(crate) async fn goto(&self, url: &str) {
-        self.page.goto(url).await.expect("the page loads");
-        self.wait_for("document.body && document.body.dataset.ready === 'true'")
-            .await;
-    }
-
-    pub(crate) async fn eval(&self, expression: &str) -> Value {
-        self.page
-            .evaluate(expression)
-            .await
-            .unwrap_or_else(|e| panic!("evaluating {expression}: {e}"))
-            .value()
-            .cloned()
-            .unwrap_or(Value::Null)
-    }
-
-    pub(crate) async fn wait_for(&self, condition: &str) {
-        let started = Instant::now();
-        loop {
-            if self.eval(&format!("Boolean({condition})")).await == json!(true) {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "waited 30 s for {condition}; page text: {}",
-                self.eval("document.body.innerText").await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub(crate) async fn text(&self, selector: &str) -> String {
-        let quoted = serde_json::to_string(selector).unwrap();
-        self.eval(&format!(
-            "(document.querySelector({quoted}) || {{}}).innerText || ''"
-        ))
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-    }
-
-    pub(crate) async fn click(&self, selector: &str) {
-        self.page
-            .find_element(selector)
-            .await
-            .unwrap_or_else(|e| panic!("{selector}: {e}"))
-            .click()
-            .await
-            .unwrap();
-    }
-
-    pub(crate) async fn type_into(&self, selector: &str, text: &str) {
-        self.page
-            .find_element(selector)
-            .await
-            .unwrap_or_else(|e| panic!("{selector}: {e}"))
-            .click()
-            .await
-            .unwrap()
-            .type_str(text)
-            .await
-            .unwrap();
-    }
-
-    /// Full-page screenshots of the current state at 1280 px and 360 px.
-    async fn shoot(&self, name: &str) {
-        self.shoot_as("privacy", name).await;
-    }
-
-    /// Full-page screenshots `{page}-{name}-{width}.png` at 1280 px and 360 px.
-    pub(crate) async fn shoot_as(&self, page: &str, name: &str) {
-        for width in [1280, 360] {
-            self.width(width).await;
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            let path = self.shots.join(format!("{page}-{name}-{width}.png"));
-            self.page
-                .save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
-                .await
-                .unwrap();
-        }
-        self.width(1280).await;
-    }
-
     fn request_id(value: &Value) -> String {
         let stored: Value =
             serde_json::from_str(value.as_str().expect("a stored request")).unwrap();
@@ -220,64 +31,6 @@ impl Tab {
                 .await,
         )
     }
-}
-
-/// Answers the next response whose URL matches `pattern` with `change` applied to its JSON body.
-/// Returns the task; await it after the action that makes the request.
-pub(crate) async fn change_next_response(
-    tab: &Tab,
-    pattern: &str,
-    change: fn(&mut Value),
-) -> tokio::task::JoinHandle<()> {
-    tab.page
-        .execute(
-            fetch::EnableParams::builder()
-                .pattern(
-                    RequestPattern::builder()
-                        .url_pattern(pattern)
-                        .request_stage(RequestStage::Response)
-                        .build(),
-                )
-                .build(),
-        )
-        .await
-        .unwrap();
-    let mut paused = tab
-        .page
-        .event_listener::<EventRequestPaused>()
-        .await
-        .unwrap();
-    let page = tab.page.clone();
-    tokio::spawn(async move {
-        if let Some(event) = paused.next().await {
-            let body = page
-                .execute(GetResponseBodyParams::new(event.request_id.clone()))
-                .await
-                .unwrap();
-            let raw = if body.base64_encoded {
-                base64::engine::general_purpose::STANDARD
-                    .decode(&body.body)
-                    .unwrap()
-            } else {
-                body.body.clone().into_bytes()
-            };
-            let mut value: Value = serde_json::from_slice(&raw).unwrap();
-            change(&mut value);
-            let changed = base64::engine::general_purpose::STANDARD.encode(value.to_string());
-            page.execute(
-                FulfillRequestParams::builder()
-                    .request_id(event.request_id.clone())
-                    .response_code(200)
-                    .response_header(HeaderEntry::new("Content-Type", "application/json"))
-                    .body(changed)
-                    .build()
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-            page.execute(fetch::DisableParams::default()).await.unwrap();
-        }
-    })
 }
 
 /// The one-time code the outbox holds for a request.
@@ -299,41 +52,6 @@ fn outbox_code(site: &Site, request_id: &str) -> String {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-pub(crate) async fn launch(profile: &Path) -> (Browser, tokio::task::JoinHandle<()>) {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "the browser tests need Debian's chromium at {CHROMIUM}: run `bash tests/setup.sh` \
-         (the README's test command does)"
-    );
-    let config = BrowserConfig::builder()
-        .chrome_executable(CHROMIUM)
-        .new_headless_mode()
-        .no_sandbox()
-        .user_data_dir(profile)
-        .window_size(1280, 900)
-        .viewport(None)
-        .launch_timeout(Duration::from_secs(60))
-        .request_timeout(Duration::from_secs(60))
-        .args([
-            "disable-gpu",
-            "disable-quic",
-            "disable-component-update",
-            "disable-background-networking",
-            "no-default-browser-check",
-        ])
-        .build()
-        .expect("a browser configuration");
-    let (browser, mut handler) = Browser::launch(config).await.expect("chromium starts");
-    let driver = tokio::spawn(async move {
-        while let Some(event) = handler.next().await {
-            if event.is_err() {
-                break;
-            }
-        }
-    });
-    (browser, driver)
 }
 
 /// A customer with an order, a review and a consent, created through the API.
@@ -415,11 +133,10 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
         assert!(header("set-cookie").is_empty(), "{path} sets a cookie");
     }
 
-    let shots = repo_root().join("target").join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
     let profile = tempfile::tempdir().unwrap();
     let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots).await;
+    let tab = Tab::open(&browser, &shots, "privacy").await;
     tab.width(1280).await;
 
     // The rights, in English.
@@ -626,6 +343,7 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
         page: fr,
         watch: Arc::clone(&tab.watch),
         shots: shots.clone(),
+        name: "privacy",
     };
     tab_fr
         .page
@@ -649,10 +367,11 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
     assert_eq!(tab_fr.text("h1").await, "Your rights over your data");
 
     // Accessibility basics: every input labelled, one h1 per view, lang set.
-    let unlabelled = tab_fr
-        .eval("[...document.querySelectorAll('input')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)")
-        .await;
-    assert_eq!(unlabelled, json!([]), "inputs without a label");
+    assert_eq!(
+        unlabelled_fields(&tab_fr).await,
+        json!([]),
+        "fields without a label"
+    );
 
     // Nothing but this origin, and not one console error.
     {
@@ -687,44 +406,6 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
     assert!(!log.contains("claire.martin@example.fr") && !log.contains("Claire"));
 }
 
-/// Accessibility checks of the visible view: `lang` set, every field labelled, headings in order
-/// without a skipped level, every button with an accessible name, and a visible focus ring.
-async fn check_accessibility(tab: &Tab) {
-    let report = tab
-        .eval(
-            r#"(() => {
-  const visible = (e) => e.offsetParent !== null || getComputedStyle(e).position === 'fixed';
-  const out = [];
-  if (!document.documentElement.lang) out.push('no lang on <html>');
-  for (const f of document.querySelectorAll('input, textarea, select')) {
-    if (!f.labels || f.labels.length === 0) out.push('unlabelled field #' + f.id);
-  }
-  let last = 0;
-  for (const h of [...document.querySelectorAll('h1, h2, h3, h4')].filter(visible)) {
-    const level = Number(h.tagName[1]);
-    if (level > last + 1) out.push('heading ' + h.tagName + ' after h' + last + ': ' + h.innerText);
-    last = level;
-  }
-  for (const b of [...document.querySelectorAll('button')].filter(visible)) {
-    if (!(b.innerText.trim() || b.getAttribute('aria-label'))) out.push('button without a name');
-  }
-  // Focus rings show for keyboard focus (`:focus-visible`); a script's focus() counts as such only
-  // before the first mouse click, so this part checks the page as a keyboard user first meets it.
-  const first = [...document.querySelectorAll('button, input, textarea')].filter(visible)[0];
-  if (first && !window.__clicked) {
-    first.focus();
-    const style = getComputedStyle(first);
-    if (style.outlineStyle === 'none' && style.boxShadow === 'none') out.push('no visible focus on #' + first.id);
-    first.blur();
-  }
-  window.__clicked = true;
-  return out;
-})()"#,
-        )
-        .await;
-    assert_eq!(report, json!([]), "accessibility");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_free_text_rectification_goes_to_a_person_and_leaves_no_plaintext() {
     let site = Site::new();
@@ -735,11 +416,10 @@ async fn a_free_text_rectification_goes_to_a_person_and_leaves_no_plaintext() {
     let base = server.base.clone();
     let note = "Canary-Note-my maiden name Quenelle-4471 is wrong";
 
-    let shots = repo_root().join("target").join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
     let profile = tempfile::tempdir().unwrap();
     let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots).await;
+    let tab = Tab::open(&browser, &shots, "privacy").await;
     tab.width(1280).await;
     tab.goto(&format!("{base}/privacy?lang=en")).await;
     check_accessibility(&tab).await;
@@ -853,21 +533,6 @@ fn privacy_center_entries(server: &Server, compliance: &str, purpose: &str) -> V
         .collect()
 }
 
-fn assert_clean(watch: &Mutex<Watch>, base: &str) {
-    let watch = watch.lock().unwrap();
-    let foreign: Vec<_> = watch
-        .urls
-        .iter()
-        .filter(|u| !(u.starts_with(base) || u.starts_with("about:")))
-        .collect();
-    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
-    assert!(
-        watch.errors.is_empty(),
-        "console errors: {:?}",
-        watch.errors
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_turns_a_consent_off_and_the_ledger_records_it_from_the_privacy_center() {
     let site = Site::new();
@@ -877,11 +542,10 @@ async fn a_customer_turns_a_consent_off_and_the_ledger_records_it_from_the_priva
     seed_customer(&server, &app);
     let base = server.base.clone();
 
-    let shots = repo_root().join("target").join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
     let profile = tempfile::tempdir().unwrap();
     let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots).await;
+    let tab = Tab::open(&browser, &shots, "privacy").await;
     tab.width(1280).await;
     tab.goto(&format!("{base}/privacy?lang=en")).await;
     check_accessibility(&tab).await;
@@ -1046,7 +710,7 @@ async fn a_customer_turns_a_consent_off_and_the_ledger_records_it_from_the_priva
         "only the request's own steps"
     );
 
-    assert_clean(&tab.watch, &base);
+    assert_only_this_origin_and_no_errors(&tab, &base);
     let user_agent = tab.eval("navigator.userAgent").await;
     let user_agent = user_agent.as_str().unwrap().to_owned();
     assert!(user_agent.len() > 20, "{user_agent}");
@@ -1078,11 +742,10 @@ async fn a_browser_sending_gpc_gets_third_party_sharing_recorded_off_and_told_so
     );
     assert_eq!(granted.status, 201, "{:?}", granted.body);
 
-    let shots = repo_root().join("target").join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
     let profile = tempfile::tempdir().unwrap();
     let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots).await;
+    let tab = Tab::open(&browser, &shots, "privacy").await;
     // The browser's Global Privacy Control: the header on every request, the property in pages.
     tab.page
         .execute(SetExtraHttpHeadersParams::new(Headers::new(
@@ -1148,7 +811,7 @@ async fn a_browser_sending_gpc_gets_third_party_sharing_recorded_off_and_told_so
     );
     tab.shoot("16-consent-gpc-fr").await;
 
-    assert_clean(&tab.watch, &base);
+    assert_only_this_origin_and_no_errors(&tab, &base);
     browser.close().await.unwrap();
     let _ = browser.wait().await;
     driver.abort();
