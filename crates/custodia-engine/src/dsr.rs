@@ -890,7 +890,7 @@ impl Engine {
         tenant: &TenantId,
         request_id: &str,
         token: &str,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<DsrExport, EngineError> {
         let (id, record) = self.dsr_authorized(tenant, request_id, token)?;
         if !matches!(record.kind, DsrType::Access | DsrType::Portability)
             || record.status != DsrStatus::Completed
@@ -902,7 +902,10 @@ impl Engine {
         }
         let private = self.open_private(tenant, &id, &record)?;
         let Some(subject) = private.subject else {
-            return Ok(json!({"request_id": request_id, "result": "no_data_held"}));
+            return Ok(DsrExport::NoDataHeld(NoDataHeld {
+                request_id: request_id.to_owned(),
+                result: "no_data_held",
+            }));
         };
         let keys = self.keys(tenant)?;
         let subject_record = self.subject_record(tenant, subject)?;
@@ -914,61 +917,76 @@ impl Engine {
         })?;
         let history = self.consent_history_of(tenant, subject)?;
         let policies = &self.policies;
-        let purposes: Vec<Value> = policies
+        let purposes = policies
             .purposes()
             .iter()
-            .map(|p| {
-                json!({
-                    "id": p.id, "name": p.name, "description": p.description,
-                    "lawful_basis": p.lawful_basis, "categories": p.categories,
-                    "recipients": p.recipients, "retention_days": policies.retention_days(p),
-                    "translations": p.translations,
-                })
+            .map(|p| ExportPurpose {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                description: p.description.clone(),
+                lawful_basis: p.lawful_basis,
+                categories: p.categories.clone(),
+                recipients: p.recipients.clone(),
+                retention_days: policies.retention_days(p),
+                translations: p.translations.clone(),
             })
             .collect();
-        let categories: Vec<Value> = policies
+        let categories = policies
             .categories()
             .iter()
-            .map(|c| json!({"id": c.id, "name": c.name, "description": c.description, "retention_days": c.retention_days, "legal_hold": c.legal_hold, "translations": c.translations}))
+            .map(|c| ExportCategory {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                description: c.description.clone(),
+                retention_days: c.retention_days,
+                legal_hold: c.legal_hold.clone(),
+                translations: c.translations.clone(),
+            })
             .collect();
-        let recipients: BTreeSet<&String> = policies
+        let recipients: BTreeSet<String> = policies
             .purposes()
             .iter()
-            .flat_map(|p| p.recipients.iter())
+            .flat_map(|p| p.recipients.iter().cloned())
             .collect();
         // In the access log before the data leaves, as the subject's own read.
         let grant = ReadGrant::for_data_subject(tenant.clone(), self.export_purpose()?)?;
         self.record_access(&grant, "dsr_export", &[subject], None)?;
         let controller = policies.controller();
-        Ok(json!({
-            "request_id": request_id,
-            "type": record.kind,
-            "generated_at": self.clock.now(),
-            "controller": {"name": controller.name, "contact": controller.contact},
-            "data": {
-                "subject_id": subject,
-                "user_id": data.user_id,
-                "anonymous_ids": data.anonymous_ids,
-                "traits": data.traits,
-                "created_at": subject_record.created_at,
-                "updated_at": subject_record.updated_at,
-                "events": events,
+        Ok(DsrExport::Bundle(Box::new(ExportBundle {
+            request_id: request_id.to_owned(),
+            kind: record.kind,
+            generated_at: self.clock.now(),
+            controller: ExportController {
+                name: controller.name.clone(),
+                contact: controller.contact.clone(),
             },
-            "purposes": purposes,
-            "categories": categories,
-            "recipients": recipients,
-            "retention": "per category and purpose: see retention_days in categories and purposes",
-            "source": "Collected from you by the shop (its website and apps send your profile and events); consent decisions as recorded with their channel and app.",
-            "automated_decision_making": "None: no decision with legal or similarly significant effect is made about you by automated means (GDPR Art. 22).",
-            "rights": policies.rights(),
-            "rights_translations": policies.rights_translations(),
-            "supervisory_authority": {"name": controller.supervisory_authority, "url": controller.supervisory_authority_url},
-            "consent_history": {
-                "entries": history.entries,
-                "checkpoint": history.checkpoint,
-                "public_key": self.ledger(tenant)?.signer.verifier_key().to_string(),
+            data: ExportData {
+                subject_id: subject,
+                user_id: data.user_id,
+                anonymous_ids: data.anonymous_ids,
+                traits: data.traits,
+                created_at: subject_record.created_at,
+                updated_at: subject_record.updated_at,
+                events,
             },
-        }))
+            purposes,
+            categories,
+            recipients,
+            retention: "per category and purpose: see retention_days in categories and purposes",
+            source: "Collected from you by the shop (its website and apps send your profile and events); consent decisions as recorded with their channel and app.",
+            automated_decision_making: "None: no decision with legal or similarly significant effect is made about you by automated means (GDPR Art. 22).",
+            rights: policies.rights().to_vec(),
+            rights_translations: policies.rights_translations().clone(),
+            supervisory_authority: ExportAuthority {
+                name: controller.supervisory_authority.clone(),
+                url: controller.supervisory_authority_url.clone(),
+            },
+            consent_history: ExportConsentHistory {
+                entries: history.entries,
+                checkpoint: history.checkpoint,
+                public_key: self.ledger(tenant)?.signer.verifier_key().to_string(),
+            },
+        })))
     }
 
     /// The purpose an export is logged under: `customer_support` (contract) serves the request.
@@ -1073,6 +1091,11 @@ impl ReadGrant {
     }
 }
 
+mod export;
+pub use export::{
+    DsrExport, ExportAuthority, ExportBundle, ExportCategory, ExportConsentHistory,
+    ExportController, ExportData, ExportPurpose, NoDataHeld,
+};
 mod manage_consent;
 pub use manage_consent::{
     BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, PrivacyCenterConsents,

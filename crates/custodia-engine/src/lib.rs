@@ -46,9 +46,9 @@ pub use consent::{
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
 pub use dsr::{
-    BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, DirOutbox, DsrInput, DsrStatus,
-    DsrType, DsrView, MAX_CODE_TRIES, Outbox, OutboxMessage, PrivacyCenterConsents,
-    PrivacyCenterDecision, PrivacyCenterPurpose,
+    BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, DirOutbox, DsrExport, DsrInput,
+    DsrStatus, DsrType, DsrView, ExportBundle, MAX_CODE_TRIES, NoDataHeld, Outbox, OutboxMessage,
+    PrivacyCenterConsents, PrivacyCenterDecision, PrivacyCenterPurpose,
 };
 pub use erasure::{
     ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,

@@ -28,7 +28,7 @@ pub use conn::ConnectionLimits;
 pub use error::{AppError, Problem};
 pub use openapi::{documented_routes, openapi_document};
 pub use rate_limit::RateLimit;
-pub use routes::backup::{BackupError, BackupWhat, OnlineBackup};
+pub use routes::backup::{BackupError, BackupSummary, BackupWhat, OnlineBackup};
 pub use routes::{ROUTES, RouteKind, WebhookOutbox, router};
 
 /// Settings of the HTTP layer.

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use custodia_analytics::{Kpis, Segments};
 use custodia_core::ErrorCode;
 use custodia_engine::{
-    ConsentHistory, ConsentOutcome, ConsistencyProof, DsrView, ErasureOutcome, EventPage,
-    FlagsView, IdentifyOutcome, InclusionProof, LogPublicKey, PrivacyCenterConsents,
+    ConsentHistory, ConsentOutcome, ConsistencyProof, DsrExport, DsrView, ErasureOutcome,
+    EventPage, FlagsView, IdentifyOutcome, InclusionProof, LogPublicKey, PrivacyCenterConsents,
     PrivacyCenterDecision, Profile, RetentionReport, SearchPage, TrackOutcome,
 };
 use serde_json::{Value, json};
@@ -1054,10 +1054,7 @@ fn body<T: ToSchema + serde::de::DeserializeOwned>() -> Typed {
     }
 }
 
-/// A JSON object whose members the handler does not fix in a type: this document itself, the DSR
-/// export bundle (built by the engine member by member, its parts listed in the summary) and a
-/// backup's manifest (written by the `custodia` binary's backup code, which also writes it to
-/// disk).
+/// A JSON object whose members no Rust type fixes: this document itself.
 struct JsonObject;
 
 impl PartialSchema for JsonObject {
@@ -1092,7 +1089,7 @@ fn success_schema(op: &Op, status: &str) -> Option<Typed> {
         ("PATCH", "/v1/subjects/{subject_id}", "200") => typed::<answers::ProfileUpdated>(),
         ("GET", "/v1/subjects/{subject_id}/events", "200") => typed::<EventPage>(),
         ("POST", "/v1/admin/keys", "201") => typed::<answers::KeyCreated>(),
-        ("POST", "/v1/admin/backups", "201") => typed::<JsonObject>(),
+        ("POST", "/v1/admin/backups", "201") => typed::<crate::BackupSummary>(),
         // The handler answers the outcome serialized (so a repeated `decision_id` can replay it).
         ("POST", "/v1/consents", "201") => typed::<ConsentOutcome>(),
         ("GET", "/v1/subjects/{subject_id}/consents", "200") => typed::<answers::ConsentState>(),
@@ -1113,7 +1110,7 @@ fn success_schema(op: &Op, status: &str) -> Option<Typed> {
         ("POST", "/v1/dsr", "202") => typed::<answers::DsrReceived>(),
         ("POST", "/v1/dsr/{request_id}/verify", "200") => typed::<answers::DsrVerified>(),
         ("GET", "/v1/dsr/{request_id}", "200") => typed::<DsrView>(),
-        ("GET", "/v1/dsr/{request_id}/export", "200") => typed::<JsonObject>(),
+        ("GET", "/v1/dsr/{request_id}/export", "200") => typed::<DsrExport>(),
         ("GET", "/v1/dsr", "200") => typed::<answers::DsrQueue>(),
         ("GET", "/v1/search", "200") => typed::<SearchPage>(),
         ("GET", "/v1/analytics/kpis", "200") => typed::<Kpis>(),

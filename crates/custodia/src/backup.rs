@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use custodia_engine::{Clock, Engine, SystemClock};
-use custodia_server::{BackupError, BackupWhat, OnlineBackup};
+use custodia_server::{BackupError, BackupSummary, BackupWhat, OnlineBackup};
 use custodia_vault::Sha256Stream;
 use serde_json::{Value, json};
 
@@ -318,7 +318,12 @@ const MAX_WAIT_FOR_WRITERS: Duration = Duration::from_secs(10);
 pub struct ServerBackup;
 
 impl OnlineBackup for ServerBackup {
-    fn take(&self, engine: &Engine, what: BackupWhat, out: &Path) -> Result<Value, BackupError> {
+    fn take(
+        &self,
+        engine: &Engine,
+        what: BackupWhat,
+        out: &Path,
+    ) -> Result<BackupSummary, BackupError> {
         let kind = match what {
             BackupWhat::Data => Kind::Data,
             BackupWhat::Keys => Kind::Keys,
@@ -378,15 +383,15 @@ impl OnlineBackup for ServerBackup {
         }
         let manifest =
             write_manifest(kind, out, &payload, &entries, Some(online)).map_err(failed)?;
-        Ok(json!({
-            "out": out.display().to_string(),
-            "kind": kind.name(),
-            "n_files": entries.len(),
-            "bytes": entries.values().map(|e| e.size).sum::<u64>(),
-            "writes_paused_ms": manifest["writes_paused_ms"],
-            "ledgers": manifest.get("ledgers").cloned().unwrap_or(Value::Null),
-            "access_logs": manifest.get("access_logs").cloned().unwrap_or(Value::Null),
-        }))
+        Ok(BackupSummary {
+            out: out.display().to_string(),
+            kind: kind.name().to_owned(),
+            n_files: entries.len(),
+            bytes: entries.values().map(|e| e.size).sum::<u64>(),
+            writes_paused_ms: held.as_millis() as u64,
+            ledgers: manifest.get("ledgers").cloned(),
+            access_logs: manifest.get("access_logs").cloned(),
+        })
     }
 }
 

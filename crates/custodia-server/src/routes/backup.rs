@@ -12,7 +12,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use custodia_core::{ErrorCode, Operation};
 use custodia_engine::{Engine, EngineError};
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::extract::{AppJson, Auth};
 use crate::{AppError, AppState};
@@ -42,7 +44,34 @@ pub enum BackupError {
 /// ([`Engine::pause_writes`]), copies, writes the manifest. Returns a summary for the answer.
 pub trait OnlineBackup: Send + Sync + 'static {
     /// Takes one backup of `what` into `out` (an absolute path).
-    fn take(&self, engine: &Engine, what: BackupWhat, out: &Path) -> Result<Value, BackupError>;
+    fn take(
+        &self,
+        engine: &Engine,
+        what: BackupWhat,
+        out: &Path,
+    ) -> Result<BackupSummary, BackupError>;
+}
+
+/// The answer of `POST /v1/admin/backups` (201): what was written and how long writes waited.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackupSummary {
+    /// The backup's directory.
+    pub out: String,
+    /// `data` or `keys`.
+    pub kind: String,
+    /// How many files it holds (the manifest besides).
+    pub n_files: usize,
+    /// Their size in bytes.
+    pub bytes: u64,
+    /// How long writers were held while the files were copied.
+    pub writes_paused_ms: u64,
+    /// For a data backup: each tenant's consent ledger as copied (`{"tree_size", "root",
+    /// "checkpoints"}`, or `{"error"}`), by tenant.
+    #[schema(value_type = Option<Object>)]
+    pub ledgers: Option<Value>,
+    /// The same for the access logs.
+    #[schema(value_type = Option<Object>)]
+    pub access_logs: Option<Value>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> AppError {
@@ -55,7 +84,7 @@ pub async fn create(
     State(state): State<AppState>,
     Auth(caller): Auth,
     AppJson(body): AppJson,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<BackupSummary>), AppError> {
     caller.require(Operation::ManageKeys)?;
     let obj = body
         .as_object()
@@ -91,7 +120,7 @@ pub async fn create(
     match result {
         Ok(summary) => {
             let seconds = started.elapsed().as_secs_f64();
-            let paused = summary["writes_paused_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+            let paused = summary.writes_paused_ms as f64 / 1000.0;
             state.0.metrics.backup_taken(seconds, paused);
             tracing::info!(
                 by = %caller.key_id,

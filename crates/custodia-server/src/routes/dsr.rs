@@ -243,6 +243,9 @@ pub async fn export(
     if !zip {
         return Ok(Json(bundle).into_response());
     }
+    // The zip's tables are cut from the same bundle, as JSON.
+    let bundle = serde_json::to_value(&bundle)
+        .map_err(|_| AppError::new(ErrorCode::Internal, "the export could not be encoded", None))?;
     let bytes = export_zip(&bundle)?;
     Ok((
         [
