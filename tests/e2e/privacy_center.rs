@@ -245,6 +245,8 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
         "Prestataires de transport et de logistique",
         "Vous pouvez retirer votre consentement à tout moment",
         "Prénom",
+        "Recueillies auprès de vous par la boutique",
+        "Aucune : aucune décision",
     ] {
         assert!(export_fr.contains(expected), "{expected}: {export_fr}");
     }

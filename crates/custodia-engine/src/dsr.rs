@@ -973,8 +973,8 @@ impl Engine {
             categories,
             recipients,
             retention: "per category and purpose: see retention_days in categories and purposes",
-            source: "Collected from you by the shop (its website and apps send your profile and events); consent decisions as recorded with their channel and app.",
-            automated_decision_making: "None: no decision with legal or similarly significant effect is made about you by automated means (GDPR Art. 22).",
+            source: EXPORT_SOURCE,
+            automated_decision_making: EXPORT_AUTOMATED_DECISIONS,
             rights: policies.rights().to_vec(),
             rights_translations: policies.rights_translations().clone(),
             supervisory_authority: ExportAuthority {
@@ -1090,6 +1090,12 @@ impl ReadGrant {
         ))
     }
 }
+
+/// Where an export says the data comes from (GDPR Art. 15(1)(g)); the privacy center shows the
+/// same sentence from its catalogue, in the reader's language (a test compares the English).
+pub const EXPORT_SOURCE: &str = "Collected from you by the shop (its website and apps send your profile and events); consent decisions as recorded with their channel and app.";
+/// What an export says about automated decisions (GDPR Art. 15(1)(h)); likewise.
+pub const EXPORT_AUTOMATED_DECISIONS: &str = "None: no decision with legal or similarly significant effect is made about you by automated means (GDPR Art. 22).";
 
 mod export;
 pub use export::{

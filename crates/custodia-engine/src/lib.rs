@@ -47,8 +47,9 @@ pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
 pub use dsr::{
     BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, DirOutbox, DsrExport, DsrInput,
-    DsrStatus, DsrType, DsrView, ExportBundle, MAX_CODE_TRIES, NoDataHeld, Outbox, OutboxMessage,
-    PrivacyCenterConsents, PrivacyCenterDecision, PrivacyCenterPurpose,
+    DsrStatus, DsrType, DsrView, EXPORT_AUTOMATED_DECISIONS, EXPORT_SOURCE, ExportBundle,
+    MAX_CODE_TRIES, NoDataHeld, Outbox, OutboxMessage, PrivacyCenterConsents,
+    PrivacyCenterDecision, PrivacyCenterPurpose,
 };
 pub use erasure::{
     ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,

@@ -683,8 +683,10 @@
     view.append(el('h3', {}, tr('section_more')));
     const more = el('dl', { class: 'facts' });
     const addMore = (label, value) => value && more.append(el('dt', {}, tr(label)), el('dd', {}, String(value)));
-    addMore('label_source', bundle.source);
-    addMore('label_automated', bundle.automated_decision_making);
+    // The server's two fixed statements, in the reader's language (the English catalogue holds the
+    // server's very sentences; a unit test keeps them equal).
+    addMore('label_source', bundle.source && tr('export_source'));
+    addMore('label_automated', bundle.automated_decision_making && tr('export_automated'));
     if (bundle.controller) addMore('label_controller', [bundle.controller.name, bundle.controller.contact].filter(Boolean).join(' · '));
     if (bundle.supervisory_authority) addMore('label_authority', [bundle.supervisory_authority.name, bundle.supervisory_authority.url].filter(Boolean).join(' · '));
     view.append(more);

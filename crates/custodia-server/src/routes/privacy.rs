@@ -369,6 +369,16 @@ mod tests {
     }
 
     #[test]
+    fn the_exports_fixed_statements_are_the_servers_in_english() {
+        let english: serde_json::Value = serde_json::from_str(CATALOGUES[0].1).unwrap();
+        assert_eq!(english["export_source"], custodia_engine::EXPORT_SOURCE);
+        assert_eq!(
+            english["export_automated"],
+            custodia_engine::EXPORT_AUTOMATED_DECISIONS
+        );
+    }
+
+    #[test]
     fn the_page_has_no_inline_script_or_style() {
         assert!(!INDEX.contains("<script>"));
         assert!(!INDEX.contains("style="));
