@@ -12,7 +12,7 @@ use crate::browser::{
     Tab, assert_only_this_origin_and_no_errors, change_next_response, check_accessibility, launch,
     screenshots, unlabelled_fields,
 };
-use crate::harness::Site;
+use crate::harness::{Site, headers_of};
 
 const KEY_STORE: &str = "custodia.console.key";
 
@@ -40,15 +40,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         "/console/assets/console.css",
         "/console/i18n/fr.json",
     ] {
-        let answer = ureq::get(&format!("{base}{path}")).call().unwrap();
-        let header = |name: &str| {
-            answer
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let header = headers_of(&format!("{base}{path}"));
         let csp = header("content-security-policy");
         assert!(
             csp.contains("default-src 'none'")

@@ -442,3 +442,19 @@ pub fn needles(canary: &str) -> Vec<(String, Vec<u8>)> {
 pub fn find(haystack: &[u8], needle: &[u8]) -> bool {
     needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The headers of a GET of `url` without a key, by lower-case name (empty when absent).
+pub fn headers_of(url: &str) -> impl Fn(&str) -> String + use<> {
+    let answer = ureq::get(url).call().expect("the page answers");
+    let headers: std::collections::BTreeMap<String, String> = answer
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_ascii_lowercase(),
+                value.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    move |name: &str| headers.get(name).cloned().unwrap_or_default()
+}

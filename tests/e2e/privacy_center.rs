@@ -13,7 +13,7 @@ use crate::browser::{
     Tab, assert_only_this_origin_and_no_errors, change_next_response, check_accessibility, launch,
     screenshots, unlabelled_fields,
 };
-use crate::harness::{Server, Site};
+use crate::harness::{Server, Site, headers_of};
 
 const REQUEST_KEY: &str = "custodia.privacy.request";
 
@@ -113,15 +113,7 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
         "/privacy/i18n/fr.json",
         "/privacy/config.json",
     ] {
-        let answer = ureq::get(&format!("{base}{path}")).call().unwrap();
-        let header = |name: &str| {
-            answer
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let header = headers_of(&format!("{base}{path}"));
         assert!(
             header("content-security-policy").contains("default-src 'none'")
                 && header("content-security-policy").contains("script-src 'self'"),

@@ -275,6 +275,73 @@ async fn catalogue(State(state): State<AppState>, Path(file): Path<String>) -> R
     }
 }
 
+/// Checks a page's catalogues (the same keys in every language, no empty string) and that every
+/// key its HTML (`data-i18n="…"`) and script (`tr('…')`) name is in them; returns the English one.
+/// Shared by the privacy center's and the console's tests.
+#[cfg(test)]
+pub(crate) fn assert_catalogues_cover(
+    catalogues: &[(&str, &str)],
+    index: &str,
+    script: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let parse = |text: &str| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(text).expect("a catalogue is a JSON object")
+    };
+    assert_eq!(catalogues.len(), LANGUAGES.len());
+    let english = parse(catalogues[0].1);
+    for (lang, text) in catalogues {
+        let keys: Vec<_> = parse(text).keys().cloned().collect();
+        let expected: Vec<_> = english.keys().cloned().collect();
+        assert_eq!(keys, expected, "{lang} has other keys than en");
+        assert!(
+            parse(text)
+                .values()
+                .all(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())),
+            "{lang} has an empty string"
+        );
+    }
+    for part in index.split("data-i18n=\"").skip(1) {
+        let key = part.split('"').next().unwrap();
+        assert!(english.contains_key(key), "the page names {key}");
+    }
+    for part in script.split("tr('").skip(1) {
+        let key = part.split('\'').next().unwrap();
+        if !key.ends_with('_') {
+            assert!(english.contains_key(key), "the script names {key}");
+        }
+    }
+    english
+}
+
+/// Checks a page has no inline script, style or event handler, and its scripts build no HTML
+/// from strings. Shared by the privacy center's and the console's tests.
+#[cfg(test)]
+pub(crate) fn assert_no_inline_code(index: &str, scripts: &[&str]) {
+    assert!(!index.contains("<script>"));
+    assert!(!index.contains("style="));
+    assert!(!index.contains("<style"));
+    // No inline event handler (` onclick=` and the like).
+    for (at, _) in index.match_indices(" on") {
+        let rest = &index[at + 3..];
+        let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        assert!(
+            !rest[name_len..].starts_with('='),
+            "inline handler at byte {at}"
+        );
+    }
+    for script in scripts {
+        for banned in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!script.contains(banned), "{banned}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,32 +368,7 @@ mod tests {
 
     #[test]
     fn every_catalogue_has_the_same_keys_and_covers_the_page() {
-        let parse = |text: &str| -> serde_json::Map<String, serde_json::Value> {
-            serde_json::from_str(text).expect("a catalogue is a JSON object")
-        };
-        let english = parse(CATALOGUES[0].1);
-        for (lang, text) in CATALOGUES {
-            let keys: Vec<_> = parse(text).keys().cloned().collect();
-            let expected: Vec<_> = english.keys().cloned().collect();
-            assert_eq!(keys, expected, "{lang} has other keys than en");
-            assert!(
-                parse(text)
-                    .values()
-                    .all(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())),
-                "{lang} has an empty string"
-            );
-        }
-        // Every key the page names is in the catalogue.
-        for part in INDEX.split("data-i18n=\"").skip(1) {
-            let key = part.split('"').next().unwrap();
-            assert!(english.contains_key(key), "index.html names {key}");
-        }
-        for part in SCRIPT.split("tr('").skip(1) {
-            let key = part.split('\'').next().unwrap();
-            if !key.ends_with('_') {
-                assert!(english.contains_key(key), "privacy.js names {key}");
-            }
-        }
+        let english = assert_catalogues_cover(CATALOGUES, INDEX, SCRIPT);
         for right in [
             "access",
             "portability",
@@ -380,21 +422,6 @@ mod tests {
 
     #[test]
     fn the_page_has_no_inline_script_or_style() {
-        assert!(!INDEX.contains("<script>"));
-        assert!(!INDEX.contains("style="));
-        assert!(!INDEX.contains("<style"));
-        // No inline event handler (` onclick=` and the like).
-        for (at, _) in INDEX.match_indices(" on") {
-            let rest = &INDEX[at + 3..];
-            let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-            assert!(
-                !rest[name_len..].starts_with('='),
-                "inline handler at byte {at}"
-            );
-        }
-        assert!(!SCRIPT.contains("innerHTML"));
-        assert!(!SCRIPT.contains("insertAdjacentHTML"));
-        assert!(!SCRIPT.contains("document.write"));
-        assert!(!SCRIPT.contains("eval("));
+        assert_no_inline_code(INDEX, &[SCRIPT, crate::routes::console::PROOF_SCRIPT]);
     }
 }
