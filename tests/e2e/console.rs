@@ -156,7 +156,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
             "[...document.querySelectorAll('.tab')].filter(t => !t.hidden).map(t => t.dataset.view)"
         )
         .await,
-        json!(["requests", "customer", "ledgers"])
+        json!(["requests", "customer", "ledgers", "dashboard"])
     );
     tab.shoot("2-requests").await;
 
@@ -542,6 +542,151 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
 
     assert_eq!(unlabelled_fields(&tab).await, json!([]));
     check_accessibility(&tab).await;
+    assert_only_this_origin_and_no_errors(&tab, &base);
+    browser.close().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loyalty_dashboard_shows_the_apis_figures_with_suppressed_cells_marked() {
+    let site = Site::new();
+    let server = site.serve_demo();
+    let compliance = site.demo_key("compliance");
+    let base = server.base.clone();
+
+    let shots = screenshots();
+    let profile = tempfile::tempdir().unwrap();
+    let (mut browser, driver) = launch(profile.path()).await;
+    let tab = Tab::open(&browser, &shots, "console").await;
+    tab.width(1280).await;
+    tab.goto(&format!("{base}/console?lang=en")).await;
+    check_accessibility(&tab).await;
+    tab.type_into("#api-key", &compliance).await;
+    tab.click("#signin-form button[type=submit]").await;
+    tab.wait_for("!document.getElementById('view-requests').hidden")
+        .await;
+    tab.click(".tab[data-view='dashboard']").await;
+    tab.wait_for("document.querySelectorAll('#kpis [data-kpi]').length === 8 && document.querySelectorAll('#rfm [data-segment]').length === 11")
+        .await;
+
+    // The same period through the API: the page's days, the end day included.
+    let from = tab
+        .eval("new Date(document.getElementById('p-from').value + 'T00:00:00Z').toISOString()")
+        .await;
+    let to = tab
+        .eval("new Date(new Date(document.getElementById('p-to').value + 'T00:00:00Z').getTime() + 86400000).toISOString()")
+        .await;
+    let kpis = server.get(
+        &compliance,
+        &format!(
+            "/v1/analytics/kpis?from={}&to={}",
+            from.as_str().unwrap(),
+            to.as_str().unwrap()
+        ),
+    );
+    assert_eq!(kpis.status, 200, "{:?}", kpis.body);
+    let segments = server.get(&compliance, "/v1/analytics/segments");
+    assert_eq!(segments.status, 200, "{:?}", segments.body);
+    let figure = |name: &str| {
+        let name = name.to_owned();
+        let tab = &tab;
+        async move { tab.text(&format!("[data-kpi='{name}'] .figure")).await }
+    };
+    let digits = |text: &str| {
+        text.chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+    };
+    assert_eq!(
+        digits(&figure("customers").await),
+        kpis.body["customers"].to_string(),
+        "customers"
+    );
+    assert!(
+        kpis.body["customers"].as_u64().unwrap() > 0,
+        "the demo has customers"
+    );
+    if let Some(nps) = kpis.body["nps"].as_f64() {
+        assert_eq!(
+            figure("nps").await,
+            format!("{nps:.1}").trim_end_matches(".0")
+        );
+    }
+    let frequency = kpis.body["purchase_frequency"].as_f64().unwrap();
+    assert_eq!(
+        figure("purchase_frequency").await,
+        format!("{:.2}", frequency)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+    );
+    for (currency, amount) in kpis.body["average_order_value"]["by_currency"]
+        .as_object()
+        .unwrap()
+    {
+        let shown = figure("average_order_value").await;
+        assert!(
+            shown.contains(&format!("{:.2}", amount.as_f64().unwrap())),
+            "{currency} {amount} in {shown}"
+        );
+    }
+    let summary = tab.text("#dashboard-summary").await;
+    assert!(
+        summary.contains(&kpis.body["excluded_for_consent"].to_string()),
+        "{summary}"
+    );
+
+    // Segments and journey stages: each count as the API gives it, suppressed ones marked as
+    // such and never as 0.
+    let suppressed: Vec<String> = segments.body["suppressed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!suppressed.is_empty(), "the demo has small cells");
+    for (group, attribute, selector) in [
+        ("rfm", "data-segment", "#rfm"),
+        ("journey", "data-stage", "#funnel"),
+    ] {
+        for (name, count) in segments.body[group].as_object().unwrap() {
+            let cell = format!("{selector} [{attribute}='{name}']");
+            let marked = tab
+                .eval(&format!(
+                    "document.querySelector(\"{cell}\").dataset.suppressed"
+                ))
+                .await;
+            let text = tab.text(&cell).await;
+            if suppressed.contains(&format!("{group}.{name}")) {
+                assert_eq!(count, &Value::Null);
+                assert_eq!(marked, json!("true"), "{cell}");
+                assert!(
+                    text.contains("Suppressed") && !text.contains('0'),
+                    "{cell}: {text}"
+                );
+            } else {
+                assert_eq!(marked, json!("false"), "{cell}");
+                assert!(
+                    text.contains(&count.to_string()),
+                    "{cell}: {text} vs {count}"
+                );
+            }
+        }
+    }
+    check_accessibility(&tab).await;
+    tab.shoot("11-dashboard").await;
+
+    tab.click("button[data-lang='fr']").await;
+    tab.wait_for("document.documentElement.lang === 'fr'").await;
+    assert_eq!(tab.text("#dashboard-title").await, "Fidélité");
+    assert!(tab.text("#rfm").await.contains("Masqué"));
+    tab.shoot("12-dashboard-fr").await;
+    // Nothing sticks out of a phone's screen (the visually hidden table heads aside).
+    tab.width(360).await;
+    let wide = tab
+        .eval("[...document.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 && !e.closest('thead')).map(e => e.tagName + '#' + e.id + '.' + e.className)")
+        .await;
+    assert_eq!(wide, json!([]), "wider than 360 px");
+    tab.width(1280).await;
     assert_only_this_origin_and_no_errors(&tab, &base);
     browser.close().await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;

@@ -30,6 +30,7 @@
   let browsed = null;
   let purposes = [];
   let allPurposes = [];
+  let dashboard = null;
   let customer = null;
 
   const $ = (id) => document.getElementById(id);
@@ -199,6 +200,8 @@
     logResults = {};
     browsed = null;
     customer = null;
+    dashboard = null;
+    $('kpis').replaceChildren();
     purposes = [];
     allPurposes = [];
     $('l-purpose').replaceChildren();
@@ -232,7 +235,7 @@
 
   function showView(name, focus) {
     view = name;
-    for (const id of ['signin', 'requests', 'customer', 'ledgers']) $('view-' + id).hidden = id !== name;
+    for (const id of ['signin', 'requests', 'customer', 'ledgers', 'dashboard']) $('view-' + id).hidden = id !== name;
     renderChrome();
     if (focus !== false) {
       const heading = $('view-' + name).querySelector('h1');
@@ -677,6 +680,188 @@
     return answer.ok ? { ok: true, status: answer.status, body: json } : { ok: false, status: answer.status, problem: json };
   }
 
+  // ---- loyalty dashboard -----------------------------------------------------------------------
+
+  const RFM = ['champions', 'loyal', 'potential_loyalist', 'new', 'promising', 'need_attention', 'about_to_sleep', 'at_risk', 'cannot_lose_them', 'hibernating', 'lost'];
+  const JOURNEY = ['awareness', 'consideration', 'purchase', 'retention', 'advocacy'];
+  const RATES = ['repeat_purchase_rate', 'retention_rate', 'churn_rate'];
+
+  function isoDay(date) {
+    return date.toISOString().slice(0, 10);
+  }
+
+  function defaultPeriod() {
+    const to = new Date();
+    const from = new Date(to.getTime());
+    from.setUTCFullYear(from.getUTCFullYear() - 1);
+    if (!$('p-from').value) $('p-from').value = isoDay(from);
+    if (!$('p-to').value) $('p-to').value = isoDay(to);
+  }
+
+  async function loadDashboard(event) {
+    if (event) event.preventDefault();
+    setError('period-error', '');
+    defaultPeriod();
+    const from = new Date($('p-from').value + 'T00:00:00Z');
+    const to = new Date($('p-to').value + 'T00:00:00Z');
+    if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime()) || from >= to) {
+      setError('period-error', tr('error_period'));
+      $('p-from').focus();
+      return;
+    }
+    // The end day is included: the period runs to the next midnight.
+    const end = new Date(to.getTime() + DAY);
+    const query = (a, b) => '?from=' + encodeURIComponent(a.toISOString()) + '&to=' + encodeURIComponent(b.toISOString());
+    const previousFrom = new Date(from.getTime() - (end.getTime() - from.getTime()));
+    const [now, before, segments] = await Promise.all([
+      api('/v1/analytics/kpis' + query(from, end)),
+      $('p-compare').checked ? api('/v1/analytics/kpis' + query(previousFrom, from)) : null,
+      api('/v1/analytics/segments'),
+    ]);
+    if (!me) return;
+    if (!now.ok) {
+      if (now.status !== 401) setError('period-error', problemText(now));
+      return;
+    }
+    dashboard = {
+      from: from.toISOString(),
+      to: to.toISOString(),
+      now: now.body,
+      before: before && before.ok ? before.body : null,
+      segments: segments.ok ? segments.body : null,
+    };
+    renderDashboard();
+  }
+
+  function number(value, digits) {
+    return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits === undefined ? 2 : digits }).format(value);
+  }
+
+  function money(value, currency) {
+    try {
+      return new Intl.NumberFormat(locale(), { style: 'currency', currency }).format(value);
+    } catch (_) {
+      return number(value) + ' ' + currency;
+    }
+  }
+
+  function percent(value) {
+    return new Intl.NumberFormat(locale(), { style: 'percent', maximumFractionDigits: 1 }).format(value);
+  }
+
+  // One KPI's text (or null when suppressed or missing) from an answer.
+  function kpiText(answer, name) {
+    if (!answer) return null;
+    if ((answer.suppressed || []).includes(name)) return null;
+    const value = answer[name];
+    if (value === null || value === undefined) return null;
+    if (RATES.includes(name)) return percent(value);
+    if (name === 'nps') return number(value, 1);
+    if (name === 'purchase_frequency') return number(value, 2);
+    if (typeof value === 'object' && value.by_currency) {
+      const parts = Object.entries(value.by_currency).map(([currency, amount]) => money(amount, currency));
+      return parts.length ? parts.join(' · ') : null;
+    }
+    return number(value, 0);
+  }
+
+  function renderDashboard() {
+    const box = $('kpis');
+    box.replaceChildren();
+    if (!dashboard) return;
+    const { now, before, segments } = dashboard;
+    $('dashboard-summary').textContent = tr('dashboard_summary', {
+      from: formatDate(dashboard.from),
+      to: formatDate(dashboard.to),
+      excluded: number(now.excluded_for_consent, 0),
+      k: now.k_anonymity,
+    });
+    for (const name of ['customers', 'repeat_purchase_rate', 'retention_rate', 'churn_rate', 'purchase_frequency', 'average_order_value', 'customer_lifetime_value', 'nps']) {
+      const text = kpiText(now, name);
+      const card = el('section', { class: 'card kpi', 'data-kpi': name, 'data-suppressed': String(text === null) });
+      card.append(el('h2', {}, tr('kpi_' + name)));
+      card.append(el('p', { class: 'figure' }, text === null ? tr('suppressed') : text));
+      if (before) {
+        const earlier = kpiText(before, name);
+        card.append(el('p', { class: 'fine', 'data-previous': '' }, tr('previous_period', { value: earlier === null ? tr('suppressed') : earlier })));
+      }
+      card.append(el('p', { class: 'fine' }, tr('excluded_line', { n: number(now.excluded_for_consent, 0) })));
+      box.append(card);
+    }
+    renderFunnel(segments);
+    renderRfm(segments);
+  }
+
+  // The journey as horizontal bars drawn in SVG, with the conversion from each stage to the next.
+  function renderFunnel(segments) {
+    const box = $('funnel');
+    box.replaceChildren();
+    if (!segments) return;
+    const counts = JOURNEY.map((stage) => segments.journey ? segments.journey[stage] : null);
+    const max = Math.max(1, ...counts.filter((c) => typeof c === 'number'));
+    const svgNs = 'http://www.w3.org/2000/svg';
+    const rowHeight = 34;
+    const svg = document.createElementNS(svgNs, 'svg');
+    svg.setAttribute('viewBox', '0 0 600 ' + rowHeight * JOURNEY.length);
+    svg.setAttribute('class', 'funnel');
+    svg.setAttribute('role', 'img');
+    svg.setAttribute('aria-labelledby', 'funnel-title');
+    JOURNEY.forEach((stage, i) => {
+      const count = counts[i];
+      const width = typeof count === 'number' ? Math.max(4, Math.round((count / max) * 300)) : 0;
+      const bar = document.createElementNS(svgNs, 'rect');
+      bar.setAttribute('x', '200');
+      bar.setAttribute('y', String(i * rowHeight + 6));
+      bar.setAttribute('width', String(width));
+      bar.setAttribute('height', String(rowHeight - 12));
+      bar.setAttribute('rx', '3');
+      bar.setAttribute('class', 'bar');
+      const label = document.createElementNS(svgNs, 'text');
+      label.setAttribute('x', '0');
+      label.setAttribute('y', String(i * rowHeight + rowHeight / 2 + 5));
+      label.textContent = tr('stage_' + stage);
+      const value = document.createElementNS(svgNs, 'text');
+      value.setAttribute('x', String(200 + width + 8));
+      value.setAttribute('y', String(i * rowHeight + rowHeight / 2 + 5));
+      value.textContent = typeof count === 'number' ? number(count, 0) : tr('suppressed');
+      svg.append(bar, label, value);
+    });
+    // The same figures as a table, for screen readers and to read exact conversions. A stage is
+    // where a customer is now, so those who reached a stage are it and every later one; that is
+    // known only when no later stage is suppressed.
+    const reached = counts.map((_, i) => {
+      const later = counts.slice(i);
+      return later.every((c) => typeof c === 'number') ? later.reduce((a, b) => a + b, 0) : null;
+    });
+    const rows = JOURNEY.map((stage, i) => {
+      const count = counts[i];
+      const conversion = i + 1 < JOURNEY.length && reached[i] && reached[i + 1] !== null ? percent(reached[i + 1] / reached[i]) : '';
+      return [
+        tr('stage_' + stage),
+        el('span', { 'data-stage': stage, 'data-suppressed': String(typeof count !== 'number') }, typeof count === 'number' ? number(count, 0) : tr('suppressed')),
+        reached[i] === null ? '' : number(reached[i], 0),
+        conversion,
+      ];
+    });
+    box.append(svg, table(tr('funnel_title'), [tr('col_stage'), tr('col_customers'), tr('col_reached'), tr('col_conversion')], rows));
+  }
+
+  function renderRfm(segments) {
+    const box = $('rfm');
+    box.replaceChildren();
+    if (!segments) return;
+    for (const segment of RFM) {
+      const count = segments.rfm ? segments.rfm[segment] : null;
+      const suppressed = typeof count !== 'number';
+      box.append(
+        el('div', { class: 'cell' + (suppressed ? ' suppressed' : ''), 'data-segment': segment, 'data-suppressed': String(suppressed) },
+          el('span', { class: 'name' }, tr('rfm_' + segment)),
+          el('span', { class: 'count' }, suppressed ? tr('suppressed') : number(count, 0))),
+      );
+    }
+    box.append(el('p', { class: 'fine' }, tr('excluded_line', { n: number(segments.excluded_for_consent, 0) })));
+  }
+
   // ---- ledgers ------------------------------------------------------------------------------
 
   function seen(log) {
@@ -874,6 +1059,7 @@
     if (view === 'ledgers') renderLogs();
     if (purposes.length) renderPurposeChoices();
     if (customer) renderCustomer();
+    if (dashboard) renderDashboard();
     if (browsed) browse();
   }
 
@@ -893,6 +1079,7 @@
     });
     $('browse-form').addEventListener('submit', browse);
     $('lookup-form').addEventListener('submit', lookUp);
+    $('period-form').addEventListener('submit', loadDashboard);
     for (const tab of document.querySelectorAll('.tab')) {
       tab.addEventListener('click', () => {
         const name = tab.getAttribute('data-view');
@@ -900,6 +1087,7 @@
         if (name === 'requests') loadRequests();
         if (name === 'customer') loadPurposes();
         if (name === 'ledgers') loadLedgers();
+        if (name === 'dashboard') loadDashboard();
       });
     }
     if (key()) {
