@@ -472,7 +472,9 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
     );
     let consents = tab.text("[data-section=section_consents]").await;
     assert!(
-        consents.contains("Withdrawn") && consents.contains("Granted"),
+        consents.contains("Withdrawn")
+            && consents.contains("Granted")
+            && consents.contains("Not needed: contract"),
         "{consents}"
     );
     tab.shoot("8-customer-masked").await;

@@ -565,11 +565,14 @@
     }
 
     if (customer.consents && customer.consents.ok) {
-      const rows = (customer.consents.body.purposes || []).map((c) => [
-        purposeName(c.purpose),
-        tr('consent_' + c.state),
-        c.since ? formatTime(c.since) : '',
-      ]);
+      const rows = (customer.consents.body.purposes || []).map((c) => {
+        const policy = allPurposes.find((p) => p.id === c.purpose);
+        // Only consent-based purposes ask for consent; for the others say which basis applies.
+        const state = policy && !policy.requires_consent && c.state === 'not_set'
+          ? tr('consent_not_needed', { basis: tr('basis_' + policy.lawful_basis) })
+          : tr('consent_' + c.state);
+        return [purposeName(c.purpose), state, c.since ? formatTime(c.since) : ''];
+      });
       panel.append(section('section_consents', table(tr('section_consents'), [tr('col_purpose'), tr('col_state'), tr('col_since')], rows)));
     }
 
