@@ -103,6 +103,31 @@ mod tests {
     #[test]
     fn every_catalogue_has_the_same_keys_and_covers_the_page() {
         let english = assert_catalogues_cover(CATALOGUES, INDEX, SCRIPT);
+        // Every request type and status the engine has is named.
+        for kind in [
+            "access",
+            "portability",
+            "rectification",
+            "erasure",
+            "restriction",
+            "objection",
+            "consent",
+        ] {
+            assert!(english.contains_key(&format!("type_{kind}")), "type_{kind}");
+        }
+        for status in [
+            "pending_verification",
+            "verified",
+            "in_progress",
+            "awaiting_compliance",
+            "completed",
+            "rejected",
+        ] {
+            assert!(
+                english.contains_key(&format!("status_{status}")),
+                "status_{status}"
+            );
+        }
         for part in SCRIPT.split("'reason_").skip(1) {
             let key = format!("reason_{}", part.split('\'').next().unwrap());
             assert!(english.contains_key(&key), "console.js names {key}");
