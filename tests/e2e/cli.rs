@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Site, repo_root};
+use crate::harness::{Site, copy_policies, repo_root};
 
 #[test]
 fn serve_refuses_without_a_root_key() {
@@ -27,13 +27,7 @@ fn serve_refuses_without_a_root_key() {
 fn a_bad_policy_file_stops_start_up_naming_file_and_line() {
     let site = Site::new();
     let policies = site.dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    for entry in std::fs::read_dir(repo_root().join("policies"))
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
-    }
+    copy_policies(&policies);
     let purposes = policies.join("purposes.toml");
     let text = std::fs::read_to_string(&purposes).unwrap();
     let broken = text.replacen(

@@ -16,6 +16,17 @@ use crate::harness::{Site, headers_of};
 
 const KEY_STORE: &str = "custodia.console.key";
 
+/// Opens the console in English, checks it as a keyboard user first meets it, and signs in with
+/// `key` (a role that may see the request queue).
+async fn sign_in(tab: &Tab, base: &str, key: &str) {
+    tab.goto(&format!("{base}/console?lang=en")).await;
+    check_accessibility(tab).await;
+    tab.type_into("#api-key", key).await;
+    tab.click("#signin-form button[type=submit]").await;
+    tab.wait_for("!document.getElementById('view-requests').hidden")
+        .await;
+}
+
 /// Flips the first hex digit of the first hash of a proof.
 fn flip_first_hash(proof: &mut Value) {
     let hash = &mut proof["hashes"][0];
@@ -424,12 +435,7 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
     let (mut browser, driver) = launch(profile.path()).await;
     let tab = Tab::open(&browser, &shots, "console").await;
     tab.width(1280).await;
-    tab.goto(&format!("{base}/console?lang=en")).await;
-    check_accessibility(&tab).await;
-    tab.type_into("#api-key", &compliance).await;
-    tab.click("#signin-form button[type=submit]").await;
-    tab.wait_for("!document.getElementById('view-requests').hidden")
-        .await;
+    sign_in(&tab, &base, &compliance).await;
 
     // The look-up needs a purpose, chosen among those of the compliance role.
     tab.click(".tab[data-view='customer']").await;
@@ -561,12 +567,7 @@ async fn the_loyalty_dashboard_shows_the_apis_figures_with_suppressed_cells_mark
     let (mut browser, driver) = launch(profile.path()).await;
     let tab = Tab::open(&browser, &shots, "console").await;
     tab.width(1280).await;
-    tab.goto(&format!("{base}/console?lang=en")).await;
-    check_accessibility(&tab).await;
-    tab.type_into("#api-key", &compliance).await;
-    tab.click("#signin-form button[type=submit]").await;
-    tab.wait_for("!document.getElementById('view-requests').hidden")
-        .await;
+    sign_in(&tab, &base, &compliance).await;
     tab.click(".tab[data-view='dashboard']").await;
     tab.wait_for("document.querySelectorAll('#kpis [data-kpi]').length === 8 && document.querySelectorAll('#rfm [data-segment]').length === 11")
         .await;

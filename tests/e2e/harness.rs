@@ -458,3 +458,14 @@ pub fn headers_of(url: &str) -> impl Fn(&str) -> String + use<> {
         .collect();
     move |name: &str| headers.get(name).cloned().unwrap_or_default()
 }
+
+/// A copy of the repository's policy files in `dir` (made), for tests that change one.
+pub fn copy_policies(dir: &Path) {
+    std::fs::create_dir(dir).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("policies"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+}

@@ -6,19 +6,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::harness::{Server, Site, repo_root};
+use crate::harness::{Server, Site, copy_policies};
 
 /// A copy of the repository's policies in the site's directory, with `policy.toml`'s
 /// `[privacy_center]` table replaced by `table`.
 fn policies_with(site: &Site, table: &str) -> PathBuf {
     let dir = site.dir.path().join("shop-policies");
-    std::fs::create_dir(&dir).unwrap();
-    for entry in std::fs::read_dir(repo_root().join("policies"))
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
+    copy_policies(&dir);
     let path = dir.join("policy.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let start = text

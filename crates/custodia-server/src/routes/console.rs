@@ -10,11 +10,11 @@
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::privacy::{negotiate_language, secure_page};
+use super::privacy::{localized_page, secure_page};
 use crate::AppState;
 use crate::extract::Params;
 
@@ -49,21 +49,9 @@ fn page(content_type: &'static str, cache: &'static str, body: impl IntoResponse
 
 /// `GET /console`: the page, in the negotiated language.
 async fn index(headers: HeaderMap, params: Params) -> Response {
-    let lang = negotiate_language(
-        params.get("lang"),
-        headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let mut response = page(
-        "text/html; charset=utf-8",
-        "no-store",
-        INDEX.replace("{{lang}}", lang),
-    );
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
-    response
+    localized_page(INDEX, &headers, &params, |html| {
+        page("text/html; charset=utf-8", "no-store", html)
+    })
 }
 
 /// `GET /console/assets/{file}`: the scripts and the stylesheet.

@@ -179,18 +179,28 @@ fn parse_weight(text: &str) -> u16 {
 
 /// `GET /privacy`: the page, in the negotiated language.
 async fn index(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let branding = state.engine().policies().privacy_center();
+    localized_page(INDEX, &headers, &params, |html| {
+        hardened(branding, "text/html; charset=utf-8", "no-store", html)
+    })
+}
+
+/// A page shell with `{{lang}}` filled from `?lang=` or `Accept-Language`, answered by `answer`
+/// (which sets the page's security headers), and marked as varying by language. Shared by the
+/// privacy center and the console.
+pub(crate) fn localized_page(
+    shell: &str,
+    headers: &HeaderMap,
+    params: &Params,
+    answer: impl FnOnce(String) -> Response,
+) -> Response {
     let lang = negotiate_language(
         params.get("lang"),
         headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    let mut response = hardened(
-        state.engine().policies().privacy_center(),
-        "text/html; charset=utf-8",
-        "no-store",
-        INDEX.replace("{{lang}}", lang),
-    );
+    let mut response = answer(shell.replace("{{lang}}", lang));
     response
         .headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
