@@ -292,7 +292,7 @@ impl EntryView {
         Ok(EntryView::new(seq, bytes, &LedgerEntry::decode(bytes)?))
     }
 
-    fn new(seq: u64, bytes: &[u8], entry: &LedgerEntry) -> EntryView {
+    pub(crate) fn new(seq: u64, bytes: &[u8], entry: &LedgerEntry) -> EntryView {
         EntryView {
             seq,
             leaf_hash: hex::encode(merkle::leaf_hash(bytes)),

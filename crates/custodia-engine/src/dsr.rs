@@ -349,6 +349,13 @@ struct DsrRecord {
     /// What was done: no personal data (categories, counts, trait names, ledger positions).
     #[serde(default)]
     outcome: Option<Value>,
+    /// The positions of the request's own ledger entries, in order: its timeline. (Requests
+    /// received before this field existed have theirs found by a scan of the ledger.)
+    #[serde(default)]
+    ledger: Vec<u64>,
+    /// Months the deadline was extended by a person (Art. 12(3): two at most).
+    #[serde(default)]
+    extended_months: u8,
 }
 
 /// The request's personal data, sealed.
@@ -387,6 +394,10 @@ pub struct DsrView {
     /// What was done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Value>,
+    /// A person's decisions with their reasons (a rejection, an extension, a carrying out): for
+    /// the requester and the case file; not listed in the queue.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<DsrNotice>,
 }
 
 fn parse_request_id(raw: &str) -> Result<[u8; 16], EngineError> {
@@ -450,13 +461,18 @@ impl Engine {
         serde_json::from_slice(&plain).map_err(|_| EngineError::Corrupt("data-subject request"))
     }
 
+    /// Appends one of the request's ledger entries (`evidence`: a person's reason, sealed under
+    /// the request's key), then records its position in the request's timeline.
+    #[allow(clippy::too_many_arguments)]
     fn dsr_entry(
         &self,
         tenant: &TenantId,
         id: &[u8; 16],
+        record: &mut DsrRecord,
         kind: &str,
         subject: Option<SubjectId>,
         attrs: &[(&str, String)],
+        evidence: Option<Vec<u8>>,
     ) -> Result<u64, EngineError> {
         let ledger = self.ledger(tenant)?;
         let mut entry = new_entry(self.clock.now(), tenant, kind);
@@ -469,7 +485,11 @@ impl Engine {
         for (k, v) in attrs {
             entry.attributes.insert((*k).to_owned(), v.clone());
         }
-        self.append_entries(tenant, &ledger, std::slice::from_ref(&entry))
+        entry.evidence = evidence;
+        let seq = self.append_entries(tenant, &ledger, std::slice::from_ref(&entry))?;
+        record.ledger.push(seq);
+        self.save_dsr(tenant, id, record)?;
+        Ok(seq)
     }
 
     /// The subject a request names, if there is exactly one (e-mail through the blind index and
@@ -546,7 +566,7 @@ impl Engine {
             kind: DSR_KIND,
         };
         let sealed = key.seal(&aad, &plain)?;
-        let record = DsrRecord {
+        let mut record = DsrRecord {
             v: 1,
             kind: input.kind,
             status: DsrStatus::PendingVerification,
@@ -564,6 +584,8 @@ impl Engine {
             token_hash: None,
             sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
             outcome: None,
+            ledger: Vec::new(),
+            extended_months: 0,
         };
         self.save_dsr(tenant, &id, &record)?;
         let to = input
@@ -583,15 +605,18 @@ impl Engine {
                 EngineError::Corrupt("outbox delivery")
             })?;
         // The subject is not named in the ledger before the requester proved who they are.
+        let deadline = record.deadline.to_string();
         self.dsr_entry(
             tenant,
             &id,
+            &mut record,
             "dsr.received",
             None,
             &[
                 ("type", input.kind.as_str().to_owned()),
-                ("deadline", record.deadline.to_string()),
+                ("deadline", deadline),
             ],
+            None,
         )?;
         Ok(id_hex)
     }
@@ -635,9 +660,11 @@ impl Engine {
             self.dsr_entry(
                 tenant,
                 &id,
+                &mut record,
                 "dsr.rejected",
                 None,
                 &[("reason", "code_expired".to_owned())],
+                None,
             )?;
             return Err(EngineError::Conflict {
                 field: "/code".to_owned(),
@@ -660,9 +687,11 @@ impl Engine {
                 self.dsr_entry(
                     tenant,
                     &id,
+                    &mut record,
                     "dsr.rejected",
                     None,
                     &[("reason", "too_many_wrong_codes".to_owned())],
+                    None,
                 )?;
                 return Err(EngineError::Conflict {
                     field: "/code".to_owned(),
@@ -683,11 +712,19 @@ impl Engine {
         record.status = DsrStatus::Verified;
         self.save_dsr(tenant, &id, &record)?;
         let private = self.open_private(tenant, &id, &record)?;
-        self.dsr_entry(tenant, &id, "dsr.verified", private.subject, &[])?;
+        self.dsr_entry(
+            tenant,
+            &id,
+            &mut record,
+            "dsr.verified",
+            private.subject,
+            &[],
+            None,
+        )?;
         if needs_a_person(record.kind, &private.details) {
             self.queue_for_compliance(tenant, &id, &mut record, &private)?;
         } else {
-            self.carry_out(tenant, &id, &mut record, &private, browser)?;
+            self.carry_out(tenant, &id, &mut record, &private, browser, None)?;
         }
         Ok((self.dsr_view(&id, &record), token))
     }
@@ -710,17 +747,21 @@ impl Engine {
             "has_traits": private.details.get("traits").is_some(),
         }));
         self.save_dsr(tenant, id, record)?;
+        let kind = record.kind.as_str().to_owned();
         self.dsr_entry(
             tenant,
             id,
+            record,
             "dsr.awaiting_compliance",
             private.subject,
-            &[("type", record.kind.as_str().to_owned())],
+            &[("type", kind)],
+            None,
         )?;
         Ok(())
     }
 
-    /// Carries out a verified request and records `dsr.completed`.
+    /// Carries out a verified request and records `dsr.completed` (with who decided and their
+    /// sealed reason when a person did).
     fn carry_out(
         &self,
         tenant: &TenantId,
@@ -728,6 +769,7 @@ impl Engine {
         record: &mut DsrRecord,
         private: &DsrPrivate,
         browser: &BrowserContext,
+        by: Option<decide::ByPerson>,
     ) -> Result<(), EngineError> {
         record.status = DsrStatus::InProgress;
         self.save_dsr(tenant, id, record)?;
@@ -786,6 +828,10 @@ impl Engine {
                 DsrType::Consent => self.open_consent_session(tenant, subject, browser)?,
             },
         };
+        let mut outcome = outcome;
+        if by.is_some() {
+            outcome["handled_by"] = json!("person");
+        }
         let now = self.clock.now();
         record.status = DsrStatus::Completed;
         record.completed_at = Some(now);
@@ -793,15 +839,22 @@ impl Engine {
         record.outcome = Some(outcome);
         self.save_dsr(tenant, id, record)?;
         let subject = private.subject.filter(|_| record.kind != DsrType::Erasure);
+        let mut attrs = vec![
+            ("type", record.kind.as_str().to_owned()),
+            ("result", result),
+        ];
+        let evidence = by.map(|by| {
+            attrs.push(("decided_by", by.key_id));
+            by.evidence
+        });
         self.dsr_entry(
             tenant,
             id,
+            record,
             "dsr.completed",
             subject,
-            &[
-                ("type", record.kind.as_str().to_owned()),
-                ("result", result),
-            ],
+            &attrs,
+            evidence,
         )?;
         Ok(())
     }
@@ -844,6 +897,7 @@ impl Engine {
             overdue: record.kind != DsrType::Consent && done > record.deadline,
             completed_at: record.completed_at,
             outcome: record.outcome.clone(),
+            notices: Vec::new(),
         }
     }
 
@@ -879,7 +933,9 @@ impl Engine {
         token: &str,
     ) -> Result<DsrView, EngineError> {
         let (id, record) = self.dsr_authorized(tenant, request_id, token)?;
-        Ok(self.dsr_view(&id, &record))
+        let mut view = self.dsr_view(&id, &record);
+        view.notices = self.dsr_notices(tenant, &id, &record)?;
+        Ok(view)
     }
 
     /// The access / portability export (Art. 15(1)(a)–(h), Art. 20): the data, what it is used
@@ -1097,6 +1153,11 @@ pub const EXPORT_SOURCE: &str = "Collected from you by the shop (its website and
 /// What an export says about automated decisions (GDPR Art. 15(1)(h)); likewise.
 pub const EXPORT_AUTOMATED_DECISIONS: &str = "None: no decision with legal or similarly significant effect is made about you by automated means (GDPR Art. 22).";
 
+mod decide;
+pub use decide::{
+    DsrAction, DsrCase, DsrDecision, DsrNotice, DsrRequester, MAX_EXTENSION_MONTHS,
+    MAX_REASON_CHARS, NoticeKind, TimelineEntry,
+};
 mod export;
 pub use export::{
     DsrExport, ExportAuthority, ExportBundle, ExportCategory, ExportConsentHistory,
@@ -1108,5 +1169,7 @@ pub use manage_consent::{
     PrivacyCenterDecision, PrivacyCenterPurpose,
 };
 
+#[cfg(test)]
+mod decide_tests;
 #[cfg(test)]
 mod tests;

@@ -46,10 +46,11 @@ pub use consent::{
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo};
 pub use dsr::{
-    BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, DirOutbox, DsrExport, DsrInput,
-    DsrStatus, DsrType, DsrView, EXPORT_AUTOMATED_DECISIONS, EXPORT_SOURCE, ExportBundle,
-    MAX_CODE_TRIES, NoDataHeld, Outbox, OutboxMessage, PrivacyCenterConsents,
-    PrivacyCenterDecision, PrivacyCenterPurpose,
+    BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, DirOutbox, DsrAction, DsrCase,
+    DsrDecision, DsrExport, DsrInput, DsrNotice, DsrRequester, DsrStatus, DsrType, DsrView,
+    EXPORT_AUTOMATED_DECISIONS, EXPORT_SOURCE, ExportBundle, MAX_CODE_TRIES, MAX_EXTENSION_MONTHS,
+    MAX_REASON_CHARS, NoDataHeld, NoticeKind, Outbox, OutboxMessage, PrivacyCenterConsents,
+    PrivacyCenterDecision, PrivacyCenterPurpose, TimelineEntry,
 };
 pub use erasure::{
     ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,
@@ -155,6 +156,8 @@ pub struct Engine {
     search: search::SearchIndexes,
     /// Where one-time codes of data-subject requests go.
     outbox: std::sync::RwLock<Option<Arc<dyn dsr::Outbox>>>,
+    /// Serializes a person's decisions on data-subject requests (check, then act).
+    dsr_decisions: Mutex<()>,
     data_dir: PathBuf,
 }
 
@@ -235,6 +238,7 @@ impl Engine {
             analytics: std::sync::RwLock::new(AnalyticsConfig::default()),
             search: search::SearchIndexes::new(data_dir.join("search"), search_seq_start),
             outbox: std::sync::RwLock::new(None),
+            dsr_decisions: Mutex::new(()),
             data_dir,
         }
     }

@@ -85,6 +85,11 @@ fn status_of(code: ErrorCode) -> (StatusCode, &'static str) {
 }
 
 impl AppError {
+    /// Whether this is a refusal with `code`.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.problem.code == code.as_str()
+    }
+
     /// A client error with a code, a detail and optionally the field at fault.
     pub fn new(code: ErrorCode, detail: impl Into<String>, field: Option<String>) -> AppError {
         let (status, title) = status_of(code);

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use custodia_analytics::{Kpis, Segments};
 use custodia_core::ErrorCode;
 use custodia_engine::{
-    ConsentHistory, ConsentOutcome, ConsistencyProof, DsrExport, DsrView, ErasureOutcome,
+    ConsentHistory, ConsentOutcome, ConsistencyProof, DsrCase, DsrExport, DsrView, ErasureOutcome,
     EventPage, FlagsView, IdentifyOutcome, InclusionProof, LogPublicKey, PrivacyCenterConsents,
     PrivacyCenterDecision, Profile, RetentionReport, SearchPage, TrackOutcome,
 };
@@ -827,6 +827,67 @@ const DSR_OPS: &[Op] = &[
         body: None,
         responses: &[("200", "`{\"requests\": [...]}`"), REFUSALS],
     },
+    Op {
+        method: "GET",
+        path: "/v1/dsr/{request_id}/case",
+        tag: "data-subject requests",
+        summary: "A request's case file (compliance), read for a purpose and recorded in the access log when it names a customer: the request with its decisions' reasons (`request.notices`), who asked, a rectification's `note` and `requested_traits`, and its `timeline` — each of its ledger entries with an inclusion proof against `checkpoint`, and the opened `reason` of a person's decision. After the retention period the private part is gone (`private_part_destroyed`).",
+        auth: true,
+        params: &[REQUEST_ID, PURPOSE],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"request\", \"requester\"?, \"note\"?, \"requested_traits\"?, \"private_part_destroyed\", \"timeline\", \"checkpoint\", \"public_key\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/dsr/{request_id}/carry-out",
+        tag: "data-subject requests",
+        summary: "Carry out a request that waits for a person (compliance): a free-text rectification with the corrected `traits` (they replace the proposed ones; `null` removes a trait), or a request a crash left verified or in progress. The `reason` is sealed under the request's key into the `dsr.completed` ledger entry (with `decided_by`), and the requester reads it. A closed or unverified request: 409.",
+        auth: true,
+        params: &[REQUEST_ID],
+        body: Some(
+            || json!({"reason": "Address corrected as the customer wrote; checked against the last order.", "traits": {"address": {"city": "Lyon"}}}),
+        ),
+        responses: &[
+            ("200", "The request as it now stands, with `notices`."),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/dsr/{request_id}/reject",
+        tag: "data-subject requests",
+        summary: "Refuse an open, verified request (compliance; Art. 12(4)) with a `reason` the requester reads next to their right to complain. Sealed under the request's key into the `dsr.rejected` ledger entry (with `decided_by`). A closed or unverified request: 409.",
+        auth: true,
+        params: &[REQUEST_ID],
+        body: Some(
+            || json!({"reason": "We hold no order under this name; the account is another person's."}),
+        ),
+        responses: &[
+            ("200", "The request as it now stands, with `notices`."),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/dsr/{request_id}/extend",
+        tag: "data-subject requests",
+        summary: "Extend an open, verified request's deadline by `months` (1 or 2; two in all) with a `reason` the requester reads (compliance; Art. 12(3)). Only within the month after receipt; otherwise, or past two months, 409. Recorded as `dsr.extended` with the new deadline and the sealed reason.",
+        auth: true,
+        params: &[REQUEST_ID],
+        body: Some(
+            || json!({"months": 1, "reason": "Your request covers eight years of orders across two shops; we need more time to gather them."}),
+        ),
+        responses: &[
+            ("200", "The request as it now stands, with `notices`."),
+            REFUSALS,
+        ],
+    },
 ];
 
 const SEARCH_OPS: &[Op] = &[Op {
@@ -1112,6 +1173,14 @@ fn success_schema(op: &Op, status: &str) -> Option<Typed> {
         ("GET", "/v1/dsr/{request_id}", "200") => typed::<DsrView>(),
         ("GET", "/v1/dsr/{request_id}/export", "200") => typed::<DsrExport>(),
         ("GET", "/v1/dsr", "200") => typed::<answers::DsrQueue>(),
+        ("GET", "/v1/dsr/{request_id}/case", "200") => typed::<DsrCase>(),
+        (
+            "POST",
+            "/v1/dsr/{request_id}/carry-out"
+            | "/v1/dsr/{request_id}/reject"
+            | "/v1/dsr/{request_id}/extend",
+            "200",
+        ) => typed::<DsrView>(),
         ("GET", "/v1/search", "200") => typed::<SearchPage>(),
         ("GET", "/v1/analytics/kpis", "200") => typed::<Kpis>(),
         ("GET", "/v1/analytics/segments", "200") => typed::<Segments>(),
@@ -1143,6 +1212,9 @@ fn request_schema(op: &Op) -> Option<Typed> {
         ("POST", "/v1/dsr") => body::<bodies::DsrBody>(),
         ("POST", "/v1/dsr/{request_id}/verify") => body::<bodies::VerifyBody>(),
         ("POST", "/v1/dsr/{request_id}/consents") => body::<bodies::ConsentChoiceBody>(),
+        ("POST", "/v1/dsr/{request_id}/carry-out") => body::<bodies::CarryOutBody>(),
+        ("POST", "/v1/dsr/{request_id}/reject") => body::<bodies::RejectBody>(),
+        ("POST", "/v1/dsr/{request_id}/extend") => body::<bodies::ExtendBody>(),
         _ => return None,
     })
 }

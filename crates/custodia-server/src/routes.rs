@@ -103,6 +103,14 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
         "/v1/dsr/{request_id}/consents",
         RouteKind::PersonalWrite,
     ),
+    ("GET", "/v1/dsr/{request_id}/case", RouteKind::PersonalRead),
+    (
+        "POST",
+        "/v1/dsr/{request_id}/carry-out",
+        RouteKind::PersonalWrite,
+    ),
+    ("POST", "/v1/dsr/{request_id}/reject", RouteKind::Other),
+    ("POST", "/v1/dsr/{request_id}/extend", RouteKind::Other),
     (
         "POST",
         "/v1/subjects/{subject_id}/erasure",
@@ -192,6 +200,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/dsr/{request_id}/consents",
             get(dsr::consents).post(dsr::record_consent),
         )
+        .route("/v1/dsr/{request_id}/case", get(dsr::case))
+        .route("/v1/dsr/{request_id}/carry-out", post(dsr::carry_out))
+        .route("/v1/dsr/{request_id}/reject", post(dsr::reject))
+        .route("/v1/dsr/{request_id}/extend", post(dsr::extend))
         .route("/v1/subjects/{subject_id}/erasure", post(rights::erase))
         .route(
             "/v1/subjects/{subject_id}/flags",

@@ -283,7 +283,9 @@ async fn every_personal_read_route_demands_a_purpose() {
     let id = created.body["subject_id"].as_str().unwrap().to_owned();
     let mut checked = 0;
     for (method, path, kind) in ROUTES {
-        if *kind != RouteKind::PersonalRead {
+        // A request's case file is read by the compliance role; its purpose check is tested
+        // with the decisions (engine dsr/decide_tests.rs, e2e p2_dsr.rs).
+        if *kind != RouteKind::PersonalRead || path.starts_with("/v1/dsr/") {
             continue;
         }
         assert_eq!(*method, "GET");

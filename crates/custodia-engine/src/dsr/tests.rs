@@ -9,7 +9,7 @@ use crate::tests::{Fixture, fixture};
 use crate::*;
 
 #[derive(Default)]
-struct MemOutbox(Mutex<Vec<(String, String, String)>>);
+pub(super) struct MemOutbox(Mutex<Vec<(String, String, String)>>);
 
 impl Outbox for MemOutbox {
     fn deliver(&self, m: &OutboxMessage) -> Result<(), String> {
@@ -22,7 +22,7 @@ impl Outbox for MemOutbox {
     }
 }
 
-fn setup() -> (Fixture, Arc<MemOutbox>, Caller) {
+pub(super) fn setup() -> (Fixture, Arc<MemOutbox>, Caller) {
     let f = fixture();
     let outbox = Arc::new(MemOutbox::default());
     f.engine.set_outbox(outbox.clone());
@@ -34,7 +34,7 @@ fn setup() -> (Fixture, Arc<MemOutbox>, Caller) {
     (f, outbox, app)
 }
 
-fn submit(f: &Fixture, body: Value) -> String {
+pub(super) fn submit(f: &Fixture, body: Value) -> String {
     f.engine
         .dsr_submit(
             &TenantId::default_tenant(),
@@ -43,7 +43,7 @@ fn submit(f: &Fixture, body: Value) -> String {
         .unwrap()
 }
 
-fn code_of(outbox: &MemOutbox, id: &str) -> String {
+pub(super) fn code_of(outbox: &MemOutbox, id: &str) -> String {
     outbox
         .0
         .lock()

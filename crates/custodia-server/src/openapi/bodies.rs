@@ -357,6 +357,40 @@ pub struct ConsentChoiceBody {
     pub decision: DecisionBody,
 }
 
+/// `POST /v1/dsr/{request_id}/carry-out` (compliance).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CarryOutBody {
+    /// Why, for the requester and the ledger (sealed): 1 to 2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub reason: String,
+    /// A rectification's corrected traits (required for one, refused for other types); `null`
+    /// removes a trait.
+    #[schema(value_type = Option<Object>)]
+    pub traits: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST /v1/dsr/{request_id}/reject` (compliance).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    /// Why, for the requester and the ledger (sealed): 1 to 2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub reason: String,
+}
+
+/// `POST /v1/dsr/{request_id}/extend` (compliance).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    /// By how many months (two in all).
+    #[schema(minimum = 1, maximum = 2)]
+    pub months: u8,
+    /// Why, for the requester and the ledger (sealed): 1 to 2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub reason: String,
+}
+
 /// `POST /v1/subjects/{subject_id}/erasure`; no body is `{}`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custodia_core::{ErrorCode, Personal, TenantId};
 use custodia_engine::{
-    BrowserContext, ConsentChoice, DsrInput, DsrStatus, DsrView, OutboxMessage,
-    PrivacyCenterConsents, PrivacyCenterDecision,
+    BrowserContext, ConsentChoice, DsrAction, DsrCase, DsrDecision, DsrInput, DsrStatus, DsrView,
+    OutboxMessage, PrivacyCenterConsents, PrivacyCenterDecision,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -328,6 +328,81 @@ pub async fn queue(
         .run(move |engine| engine.dsr_queue(&caller, status.as_deref(), overdue))
         .await?;
     Ok(Json(DsrQueue { requests }))
+}
+
+/// The compliance routes' answer for an unknown request id (the engine's "not found" names a
+/// subject).
+fn no_such_request(e: AppError) -> AppError {
+    if e.is(ErrorCode::SubjectNotFound) {
+        AppError::new(
+            ErrorCode::NotFound,
+            "no request with this id",
+            Some("request_id".into()),
+        )
+    } else {
+        e
+    }
+}
+
+/// `GET /v1/dsr/{request_id}/case?purpose=` (compliance): the request's case file — what the
+/// requester sent, the decisions' reasons, and its timeline with inclusion proofs.
+pub async fn case(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(request_id): Path<String>,
+    params: Params,
+) -> Result<Json<DsrCase>, AppError> {
+    let purpose = params.get("purpose").map(str::to_owned);
+    let case = state
+        .run(move |engine| engine.dsr_case(&caller, &request_id, purpose.as_deref()))
+        .await
+        .map_err(no_such_request)?;
+    Ok(Json(case))
+}
+
+/// `POST /v1/dsr/{request_id}/carry-out` `{"reason", "traits"?}` (compliance).
+pub async fn carry_out(
+    state: State<AppState>,
+    auth: Auth,
+    path: Path<String>,
+    body: AppJson,
+) -> Result<Json<DsrView>, AppError> {
+    decide(state, auth, path, body, DsrAction::CarryOut).await
+}
+
+/// `POST /v1/dsr/{request_id}/reject` `{"reason"}` (compliance).
+pub async fn reject(
+    state: State<AppState>,
+    auth: Auth,
+    path: Path<String>,
+    body: AppJson,
+) -> Result<Json<DsrView>, AppError> {
+    decide(state, auth, path, body, DsrAction::Reject).await
+}
+
+/// `POST /v1/dsr/{request_id}/extend` `{"months", "reason"}` (compliance).
+pub async fn extend(
+    state: State<AppState>,
+    auth: Auth,
+    path: Path<String>,
+    body: AppJson,
+) -> Result<Json<DsrView>, AppError> {
+    decide(state, auth, path, body, DsrAction::Extend).await
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(request_id): Path<String>,
+    AppJson(body): AppJson,
+    action: DsrAction,
+) -> Result<Json<DsrView>, AppError> {
+    let decision = DsrDecision::from_json(action, &body)?;
+    let view = state
+        .run(move |engine| engine.dsr_decide(&caller, &request_id, &decision))
+        .await
+        .map_err(no_such_request)?;
+    Ok(Json(view))
 }
 
 /// The webhook outbox: a `POST` of the message JSON to an `http://` URL (put a TLS relay in

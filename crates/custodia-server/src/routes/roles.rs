@@ -38,6 +38,14 @@ pub const NEEDS: &[(&str, &str, Operation)] = &[
     ("POST", "/v1/admin/keys", Operation::ManageKeys),
     ("POST", "/v1/admin/backups", Operation::ManageKeys),
     ("GET", "/v1/dsr", Operation::DsrQueue),
+    ("GET", "/v1/dsr/{request_id}/case", Operation::DsrQueue),
+    (
+        "POST",
+        "/v1/dsr/{request_id}/carry-out",
+        Operation::DsrQueue,
+    ),
+    ("POST", "/v1/dsr/{request_id}/reject", Operation::DsrQueue),
+    ("POST", "/v1/dsr/{request_id}/extend", Operation::DsrQueue),
     (
         "POST",
         "/v1/subjects/{subject_id}/erasure",
