@@ -312,3 +312,144 @@ fn an_erasure_that_keeps_an_invoice_leaves_nothing_else_visible() {
     }
     assert_eq!(server.stop().code(), Some(0));
 }
+
+#[test]
+fn a_person_extends_and_carries_out_a_free_text_rectification_with_reasons_sealed_on_disk() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
+    let server = site.serve(&[]);
+    let created = server.post(
+        &app,
+        "/v1/identify",
+        &json!({"userId": "r1", "traits": {"email": "remi@example.com", "lastName": "Dupont"}}),
+    );
+    assert_eq!(created.status, 200);
+    let (status, received) = submit(
+        &server,
+        json!({"type": "rectification", "email": "remi@example.com",
+               "details": "My surname is Dupond with a d, not Dupont"}),
+    );
+    assert_eq!(status, 202);
+    let id = received["request_id"].as_str().unwrap().to_owned();
+    let verified = verify(&server, &id, &outbox_code(&site, &id));
+    assert_eq!(verified.body["status"], "awaiting_compliance");
+    let token = verified.body["access_token"].as_str().unwrap().to_owned();
+
+    // The case file: a read for a purpose, by the compliance role only.
+    let case_path = format!("/v1/dsr/{id}/case");
+    let no_purpose = server.get(&compliance, &case_path);
+    assert_eq!(
+        (no_purpose.status, no_purpose.body["field"].as_str()),
+        (400, Some("purpose"))
+    );
+    assert_eq!(
+        server
+            .get(&app, &format!("{case_path}?purpose=customer_support"))
+            .status,
+        403
+    );
+    let unknown = server.get(
+        &compliance,
+        "/v1/dsr/00000000000000000000000000000000/case?purpose=customer_support",
+    );
+    assert_eq!(
+        (unknown.status, unknown.body["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let case = server.get(
+        &compliance,
+        &format!("{case_path}?purpose=customer_support"),
+    );
+    assert_eq!(case.status, 200, "{:?}", case.body);
+    assert_eq!(
+        case.body["note"],
+        "My surname is Dupond with a d, not Dupont"
+    );
+    assert_eq!(case.body["requester"]["email"], "remi@example.com");
+    assert_eq!(case.body["timeline"].as_array().unwrap().len(), 3);
+
+    // Bad decisions name the field and change nothing.
+    let extend = format!("/v1/dsr/{id}/extend");
+    let too_long = server.post(&compliance, &extend, &json!({"months": 3, "reason": "x"}));
+    assert_eq!(
+        (too_long.status, too_long.body["field"].as_str()),
+        (422, Some("/months"))
+    );
+    let no_reason = server.post(&compliance, &format!("/v1/dsr/{id}/reject"), &json!({}));
+    assert_eq!(
+        (no_reason.status, no_reason.body["field"].as_str()),
+        (422, Some("/reason"))
+    );
+    let by_app = server.post(&app, &extend, &json!({"months": 1, "reason": "x"}));
+    assert_eq!(by_app.status, 403);
+
+    let extended = server.post(
+        &compliance,
+        &extend,
+        &json!({"months": 1, "reason": "Waiting for the civil registry copy Canary-Reason-7731"}),
+    );
+    assert_eq!(extended.status, 200, "{:?}", extended.body);
+    assert_ne!(extended.body["deadline"], verified.body["deadline"]);
+    let done = server.post(
+        &compliance,
+        &format!("/v1/dsr/{id}/carry-out"),
+        &json!({"reason": "Civil registry copy received Canary-Reason-8842",
+                "traits": {"lastName": "Dupond"}}),
+    );
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    assert_eq!(done.body["status"], "completed");
+    let again = server.post(
+        &compliance,
+        &format!("/v1/dsr/{id}/reject"),
+        &json!({"reason": "x"}),
+    );
+    assert_eq!(again.status, 409);
+
+    // The requester reads both decisions and their reasons.
+    let seen = server.get(&token, &format!("/v1/dsr/{id}"));
+    let notices = seen.body["notices"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = notices
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["extended", "carried_out"]);
+    assert!(
+        notices[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Canary-Reason-8842")
+    );
+    let profile = server.get(&app, "/v1/subjects?user_id=r1&purpose=customer_support");
+    assert_eq!(profile.body["subjects"][0]["traits"]["lastName"], "Dupond");
+    let case = server.get(
+        &compliance,
+        &format!("{case_path}?purpose=customer_support"),
+    );
+    let kinds: Vec<&str> = case.body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dsr.received",
+            "dsr.verified",
+            "dsr.awaiting_compliance",
+            "dsr.extended",
+            "dsr.completed"
+        ]
+    );
+
+    // Nowhere on disk in the clear: not the reasons, not the note.
+    server.stop();
+    let (hits, scanned) = site.plaintext_hits(&[
+        "Canary-Reason-7731",
+        "Canary-Reason-8842",
+        "Dupond with a d",
+    ]);
+    assert!(scanned > 0);
+    assert!(hits.is_empty(), "{hits:?}");
+}
