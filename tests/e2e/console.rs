@@ -18,7 +18,7 @@ const KEY_STORE: &str = "custodia.console.key";
 
 /// Opens the console in English, checks it as a keyboard user first meets it, and signs in with
 /// `key` (a role that may see the request queue).
-async fn sign_in(tab: &Tab, base: &str, key: &str) {
+pub(crate) async fn sign_in(tab: &Tab, base: &str, key: &str) {
     tab.goto(&format!("{base}/console?lang=en")).await;
     check_accessibility(tab).await;
     tab.type_into("#api-key", key).await;

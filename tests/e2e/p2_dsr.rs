@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::harness::{Server, Site};
 
 /// The message the outbox directory holds for a request.
-fn outbox_code(site: &Site, request_id: &str) -> String {
+pub(crate) fn outbox_code(site: &Site, request_id: &str) -> String {
     let path = site
         .dir
         .path()

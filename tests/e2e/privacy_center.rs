@@ -460,6 +460,36 @@ async fn a_free_text_rectification_goes_to_a_person_and_leaves_no_plaintext() {
     );
     assert!(!queue.body.to_string().contains("Quenelle"));
 
+    // A person at the shop refuses it with a reason; back on the page, the requester reads it
+    // with their right to complain, in English and in French.
+    let reason = "Canary-Reason-our records match your ID card 5523";
+    let refused = server.post(
+        &compliance,
+        &format!("/v1/dsr/{request_id}/reject"),
+        &json!({ "reason": reason }),
+    );
+    assert_eq!(refused.status, 200, "{:?}", refused.body);
+    tab.goto(&format!("{base}/privacy?lang=en")).await;
+    tab.wait_for("document.querySelector('#notices [data-notice=rejected]')")
+        .await;
+    let outcome = tab.text("#outcome").await;
+    assert!(
+        outcome.contains("The shop refused your request"),
+        "{outcome}"
+    );
+    assert!(outcome.contains(reason), "{outcome}");
+    assert!(outcome.contains("lodge a complaint"), "{outcome}");
+    assert!(tab.text("#status-facts").await.contains("Refused"));
+    check_accessibility(&tab).await;
+    tab.shoot("11-rectification-refused").await;
+    tab.click("button[data-lang='fr']").await;
+    tab.wait_for("document.documentElement.lang === 'fr'").await;
+    assert!(
+        tab.text("#outcome")
+            .await
+            .contains("Votre demande a été refusée")
+    );
+
     {
         let watch = tab.watch.lock().unwrap();
         let foreign: Vec<_> = watch
@@ -480,7 +510,7 @@ async fn a_free_text_rectification_goes_to_a_person_and_leaves_no_plaintext() {
 
     // P1 through the page: the note is nowhere on disk or in the log, in any encoding.
     assert!(server.stop().success());
-    let (hits, n_bytes) = site.plaintext_hits(&[note, "Quenelle-4471"]);
+    let (hits, n_bytes) = site.plaintext_hits(&[note, "Quenelle-4471", "ID card 5523"]);
     assert!(n_bytes > 10_000, "scanned {n_bytes} bytes only");
     assert!(hits.is_empty(), "plaintext on disk:\n{}", hits.join("\n"));
 }

@@ -32,6 +32,7 @@
   let allPurposes = [];
   let dashboard = null;
   let customer = null;
+  let caseFile = null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -324,6 +325,19 @@
   function openRequest(id) {
     const request = requests.find((r) => r.request_id === id);
     if (!request) return;
+    if (!caseFile || caseFile.id !== id) caseFile = { id, request };
+    caseFile.request = request;
+    renderRequestFacts(request);
+    $('case-form').hidden = !may('dsr_queue');
+    setError('case-error', '');
+    renderCase();
+    loadPurposes();
+    const detail = $('request-detail');
+    detail.hidden = false;
+    detail.focus();
+  }
+
+  function renderRequestFacts(request) {
     $('detail-title').textContent = tr('detail_title', { type: tr('type_' + request.type) });
     const facts = $('detail-facts');
     facts.replaceChildren();
@@ -336,12 +350,216 @@
     if (request.completed_at) add(tr('col_completed'), formatTime(request.completed_at));
     if (request.outcome && typeof request.outcome === 'object') {
       for (const [name, value] of Object.entries(request.outcome)) {
-        add(tr('outcome_label', { name: name.replace(/_/g, ' ') }), typeof value === 'string' ? value : JSON.stringify(value));
+        const text = typeof value === 'string' ? value
+          : typeof value === 'boolean' ? tr(value ? 'yes' : 'no')
+          : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value.join(', ')
+          : JSON.stringify(value);
+        add(tr('outcome_label', { name: name.replace(/_/g, ' ') }), text);
       }
     }
-    const detail = $('request-detail');
-    detail.hidden = false;
-    detail.focus();
+  }
+
+  // The case file: a read for the chosen purpose, logged by the server like any other.
+  async function openCase(event, reveal) {
+    if (event) event.preventDefault();
+    if (!caseFile) return;
+    setError('case-error', '');
+    const purpose = $('c-purpose').value;
+    const result = await api('/v1/dsr/' + encodeURIComponent(caseFile.id) + '/case?purpose=' + encodeURIComponent(purpose));
+    if (!result.ok) {
+      if (result.status !== 401) setError('case-error', problemText(result));
+      return;
+    }
+    caseFile.body = result.body;
+    caseFile.purpose = purpose;
+    caseFile.revealed = Boolean(reveal);
+    caseFile.request = result.body.request;
+    caseFile.checks = await checkHistory({ entries: result.body.timeline, checkpoint: result.body.checkpoint }, result.body.public_key);
+    renderRequestFacts(result.body.request);
+    renderCase();
+    const heading = $('case-heading');
+    if (heading) heading.focus();
+  }
+
+  const EVENT_KINDS = ['dsr.received', 'dsr.verified', 'dsr.awaiting_compliance', 'dsr.extended', 'dsr.completed', 'dsr.rejected'];
+
+  function renderCase() {
+    const panel = $('case-panel');
+    panel.replaceChildren();
+    const body = caseFile && caseFile.body;
+    if (!body) return;
+    panel.append(el('h3', { id: 'case-heading', tabindex: '-1' }, tr('case_heading')));
+    panel.append(el('p', { class: 'fine' }, tr('read_for', { purpose: purposeName(caseFile.purpose) })));
+    if (body.private_part_destroyed) {
+      panel.append(el('p', { class: 'notice' }, tr('case_destroyed')));
+    } else {
+      const facts = el('dl', { class: 'facts', id: 'case-facts' });
+      const add = (label, value) => facts.append(el('dt', {}, label), el('dd', {}, value));
+      const who = body.requester || {};
+      const shown = (v) => (caseFile.revealed ? String(v) : mask(v));
+      if (who.email) add(tr('by_email'), shown(who.email));
+      if (who.user_id) add(tr('by_user_id'), shown(who.user_id));
+      add(tr('case_customer'), who.subject_id ? el('span', { class: 'mono' }, who.subject_id) : tr('case_no_customer'));
+      if (body.note) add(tr('case_note'), el('span', { 'data-case': 'note' }, body.note));
+      if (body.requested_traits) {
+        const rows = flattenTraits(body.requested_traits, '', []).map(([k, v]) => k + ' → ' + (v === '' ? tr('case_removed') : v));
+        add(tr('case_requested'), el('ul', { class: 'hits' }, ...rows.map((r) => el('li', {}, r))));
+      }
+      const reveal = el('button', { type: 'button', id: 'case-reveal' }, caseFile.revealed ? tr('hide') : tr('reveal'));
+      reveal.addEventListener('click', () => {
+        if (caseFile.revealed) {
+          caseFile.revealed = false;
+          renderCase();
+          return;
+        }
+        // A fresh read, so that the reveal is its own entry in the access log.
+        openCase(null, true);
+      });
+      panel.append(facts, el('div', { class: 'actions' }, reveal));
+    }
+    const checks = caseFile.checks || { entries: [] };
+    const rows = (body.timeline || []).map((e, i) => [
+      String(e.seq),
+      formatTime(e.time),
+      EVENT_KINDS.includes(e.kind) ? tr('event_' + e.kind.slice(4)) : e.kind,
+      e.reason ? el('span', { 'data-case': 'reason' }, e.reason) : '',
+      { mono: true, text: String((e.attributes && e.attributes.decided_by) || '') },
+      checks.entries[i]
+        ? el('span', { class: 'badge ok', 'data-verified': 'true' }, tr('verified'))
+        : el('span', { class: 'badge bad', 'data-verified': 'false' }, tr('not_verified')),
+    ]);
+    panel.append(el('h3', {}, tr('case_timeline')),
+      el('p', { class: 'fine' }, checks.checkpoint ? tr('history_checkpoint', { size: checks.checkpoint.size }) : tr('reason_signature')),
+      table(tr('case_timeline'), [tr('col_position'), tr('col_time'), tr('col_kind'), tr('col_reason'), tr('col_key'), tr('col_proof')], rows));
+    if (may('dsr_queue')) panel.append(decisionForm(body));
+  }
+
+  // What a person may decide on this request now (the server checks again).
+  function decisionsFor(request) {
+    if (!isOpen(request) || request.type === 'consent' || request.status === 'pending_verification') return [];
+    const out = [];
+    if (request.status === 'awaiting_compliance' || request.status === 'verified' || request.status === 'in_progress') out.push('carry_out');
+    const extended = (request.notices || []).filter((n) => n.kind === 'extended').length;
+    const firstMonth = new Date(request.received_at);
+    firstMonth.setMonth(firstMonth.getMonth() + 1);
+    if (extended < 2 && Date.now() < firstMonth.getTime()) out.push('extend');
+    out.push('reject');
+    return out;
+  }
+
+  function decisionForm(body) {
+    const request = body.request;
+    const choices = decisionsFor(request);
+    const box = el('section', { class: 'card', id: 'decide' }, el('h3', {}, tr('decide_title')));
+    if (!choices.length) {
+      box.append(el('p', { class: 'fine' }, tr(request.status === 'pending_verification' ? 'decide_unverified' : 'decide_none')));
+      return box;
+    }
+    const form = el('form', { id: 'decide-form', novalidate: true });
+    const action = el('select', { id: 'd-action' }, ...choices.map((c) => el('option', { value: c }, tr('action_' + c))));
+    form.append(el('div', { class: 'field' }, el('label', { for: 'd-action' }, tr('decide_action')), action));
+    const extended = (request.notices || []).filter((n) => n.kind === 'extended').length;
+    const months = el('select', { id: 'd-months' }, ...[1, 2].filter((m) => m + extended <= 2).map((m) => el('option', { value: String(m) }, tr(m === 1 ? 'months_one' : 'months_two'))));
+    const monthsField = el('div', { class: 'field', id: 'd-months-field' }, el('label', { for: 'd-months' }, tr('decide_months')), months);
+    form.append(monthsField);
+    const traits = el('fieldset', { id: 'd-traits', class: 'traits' }, el('legend', {}, tr('decide_traits')), el('p', { class: 'fine' }, tr('decide_traits_hint')));
+    const rows = el('div', { class: 'trait-rows' });
+    let n = 0;
+    const addRow = (name, value) => {
+      n += 1;
+      const nameId = 'd-trait-name-' + n;
+      const valueId = 'd-trait-value-' + n;
+      rows.append(el('div', { class: 'trait-row' },
+        el('div', { class: 'field' }, el('label', { for: nameId }, tr('decide_trait_name')), el('input', { type: 'text', id: nameId, 'data-trait': 'name', value: name, maxlength: 128, autocomplete: 'off', spellcheck: 'false' })),
+        el('div', { class: 'field' }, el('label', { for: valueId }, tr('decide_trait_value')), el('input', { type: 'text', id: valueId, 'data-trait': 'value', value, maxlength: 512, autocomplete: 'off' }))));
+    };
+    const proposed = body.requested_traits && typeof body.requested_traits === 'object' ? body.requested_traits : {};
+    for (const [name, value] of Object.entries(proposed)) addRow(name, value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value));
+    if (!n) addRow('', '');
+    const more = el('button', { type: 'button', id: 'd-add-trait' }, tr('decide_add_trait'));
+    more.addEventListener('click', () => {
+      addRow('', '');
+      rows.lastChild.querySelector('input').focus();
+    });
+    traits.append(rows, more);
+    form.append(traits);
+    const reason = el('textarea', { id: 'd-reason', rows: 3, maxlength: 2000, 'aria-describedby': 'd-reason-hint' });
+    form.append(el('div', { class: 'field' }, el('label', { for: 'd-reason' }, tr('decide_reason')), reason, el('p', { class: 'fine', id: 'd-reason-hint' }, tr('decide_reason_hint'))));
+    form.append(el('p', { class: 'error', id: 'decide-error', role: 'alert', hidden: true }));
+    form.append(el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary', id: 'd-submit' }, tr('decide_submit'))));
+    const sync = () => {
+      monthsField.hidden = action.value !== 'extend';
+      traits.hidden = !(action.value === 'carry_out' && request.type === 'rectification');
+    };
+    action.addEventListener('change', sync);
+    sync();
+    form.addEventListener('submit', (event) => decide(event, request));
+    box.append(form);
+    return box;
+  }
+
+  // The corrected traits from the rows: an empty value removes the trait; a value that was JSON
+  // (a number, an object) is sent as such.
+  function traitsFromRows() {
+    const out = {};
+    for (const row of document.querySelectorAll('#d-traits .trait-row')) {
+      const name = row.querySelector('[data-trait="name"]').value.trim();
+      const raw = row.querySelector('[data-trait="value"]').value;
+      if (!name) continue;
+      if (raw.trim() === '') {
+        out[name] = null;
+        continue;
+      }
+      let value = raw;
+      if (/^[\[{]/.test(raw.trim()) || /^-?\d+(\.\d+)?$/.test(raw.trim()) || raw.trim() === 'true' || raw.trim() === 'false') {
+        try {
+          value = JSON.parse(raw);
+        } catch (_) {
+          value = raw;
+        }
+      }
+      out[name] = value;
+    }
+    return out;
+  }
+
+  async function decide(event, request) {
+    event.preventDefault();
+    setError('decide-error', '');
+    const action = $('d-action').value;
+    const reason = $('d-reason').value.trim();
+    if (!reason) {
+      setError('decide-error', tr('decide_reason_missing'));
+      $('d-reason').focus();
+      return;
+    }
+    const body = { reason };
+    if (action === 'extend') body.months = Number($('d-months').value);
+    if (action === 'carry_out' && request.type === 'rectification') {
+      body.traits = traitsFromRows();
+      if (!Object.keys(body.traits).length) {
+        setError('decide-error', tr('decide_traits_missing'));
+        return;
+      }
+    }
+    if (!window.confirm(tr('confirm_' + action))) return;
+    const path = '/v1/dsr/' + encodeURIComponent(request.request_id) + '/' + action.replace('_', '-');
+    const result = await send('POST', path, body);
+    if (!result.ok) {
+      if (result.status !== 401) setError('decide-error', problemText(result));
+      return;
+    }
+    await loadRequests();
+    const fresh = requests.find((r) => r.request_id === request.request_id);
+    if (fresh) caseFile.request = fresh;
+    await openCase(null, caseFile.revealed);
+    panelNotice(tr('decided_' + action));
+  }
+
+  function panelNotice(text) {
+    const panel = $('case-panel');
+    const line = el('p', { class: 'result ok', role: 'status', id: 'decided' }, text);
+    panel.prepend(line);
   }
 
   function csvField(value) {
@@ -390,10 +608,12 @@
   }
 
   function renderPurposeChoices() {
-    const select = $('l-purpose');
-    const chosen = select.value;
-    select.replaceChildren(...purposes.map((p) => el('option', { value: p.id }, localName(p))));
-    if (chosen) select.value = chosen;
+    for (const id of ['l-purpose', 'c-purpose']) {
+      const select = $(id);
+      const chosen = select.value || (id === 'c-purpose' ? 'customer_support' : '');
+      select.replaceChildren(...purposes.map((p) => el('option', { value: p.id }, localName(p))));
+      if (chosen && purposes.some((p) => p.id === chosen)) select.value = chosen;
+    }
   }
 
   // A value shown masked until "reveal": enough to recognise, not to read.
@@ -1062,6 +1282,7 @@
     if (view === 'ledgers') renderLogs();
     if (purposes.length) renderPurposeChoices();
     if (customer) renderCustomer();
+    if (caseFile && caseFile.body) renderCase();
     if (dashboard) renderDashboard();
     if (browsed) browse();
   }
@@ -1076,6 +1297,7 @@
     $('filters').addEventListener('submit', loadRequests);
     for (const id of ['f-type', 'f-from', 'f-to']) $(id).addEventListener('change', renderRequests);
     $('download-csv').addEventListener('click', downloadCsv);
+    $('case-form').addEventListener('submit', openCase);
     $('detail-close').addEventListener('click', () => {
       $('request-detail').hidden = true;
       $('requests-table').querySelector('button') && $('requests-table').querySelector('button').focus();

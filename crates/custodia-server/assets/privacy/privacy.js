@@ -426,9 +426,33 @@
     box.append(el('h2', {}, tr('outcome_title')));
     const result = outcome.result;
     if (result && catalogue['result_' + result]) box.append(el('p', { class: 'notice' }, tr('result_' + result)));
+    if (result === 'rejected') box.append(el('p', {}, complaintLine()));
+    renderNotices(box, view.notices || []);
     if (view.type === 'erasure') renderErasure(box, outcome);
-    else if (result === 'awaiting_compliance') return;
-    else renderGeneric(box, outcome, ['result']);
+    else if (result === 'awaiting_compliance' || result === 'rejected') return;
+    else renderGeneric(box, outcome, ['result', 'handled_by']);
+  }
+
+  function complaintLine() {
+    const authority = config && config.supervisory_authority && config.supervisory_authority.name;
+    return authority ? tr('rejected_rights', { authority }) : tr('rejected_rights_generic');
+  }
+
+  // What a person at the shop decided, in their own words (Art. 12(3)-(4)): a later deadline, a
+  // refusal, or the request carried out by hand.
+  function renderNotices(box, notices) {
+    if (!notices.length) return;
+    box.append(el('h3', {}, tr('notices_title')));
+    const list = el('ul', { class: 'notices', id: 'notices' });
+    for (const notice of notices) {
+      const head = notice.kind === 'extended'
+        ? tr('notice_extended', { date: formatDate(notice.deadline) })
+        : tr('notice_' + notice.kind);
+      list.append(el('li', { 'data-notice': notice.kind },
+        el('p', { class: 'notice-head' }, el('strong', {}, head), ' · ', formatTime(notice.at)),
+        el('blockquote', {}, String(notice.reason || ''))));
+    }
+    box.append(list);
   }
 
   // A purpose's or category's wording in the page's language, as the policies give it
