@@ -89,6 +89,14 @@ pub enum EngineError {
     /// No such subject (never existed, or erased).
     #[error("subject not found")]
     SubjectNotFound,
+    /// No such thing other than a subject (an API key of the caller's tenant, ...).
+    #[error("{field}: {message}")]
+    NotFound {
+        /// The parameter that names it.
+        field: String,
+        /// What was not found.
+        message: &'static str,
+    },
     /// The subject was merged into another.
     #[error("subject was merged into {into}")]
     SubjectMerged {
@@ -139,6 +147,7 @@ impl EngineError {
             EngineError::ProcessingRestricted { .. } => ErrorCode::ProcessingRestricted,
             EngineError::ObjectionRecorded { .. } => ErrorCode::ObjectionRecorded,
             EngineError::SubjectNotFound => ErrorCode::SubjectNotFound,
+            EngineError::NotFound { .. } => ErrorCode::NotFound,
             EngineError::SubjectMerged { .. } => ErrorCode::SubjectMerged,
             EngineError::Vault(e) => e.code(),
             EngineError::Store(e) => e.code(),
@@ -160,7 +169,8 @@ impl EngineError {
         match self {
             EngineError::Invalid { field, .. }
             | EngineError::Conflict { field, .. }
-            | EngineError::SuppressedItem { field } => Some(field),
+            | EngineError::SuppressedItem { field }
+            | EngineError::NotFound { field, .. } => Some(field),
             EngineError::PurposeMissing | EngineError::UnknownPurpose => Some("purpose"),
             _ => None,
         }

@@ -37,7 +37,7 @@ use custodia_vault::{Keyring, TenantVault, Vault};
 
 pub use access::{Caller, ReadGrant};
 pub use analytics::AnalyticsConfig;
-pub use apikeys::{ApiKeySecret, NewApiKey};
+pub use apikeys::{ApiKeySecret, ApiKeyView, NewApiKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::{
     ConsentHistory, ConsentInput, ConsentOutcome, ConsistencyProof, EntryView, InclusionProof,
@@ -158,6 +158,8 @@ pub struct Engine {
     outbox: std::sync::RwLock<Option<Arc<dyn dsr::Outbox>>>,
     /// Serializes a person's decisions on data-subject requests (check, then act).
     dsr_decisions: Mutex<()>,
+    /// When each API key was last used (see `apikeys`).
+    key_use: apikeys::KeyUse,
     data_dir: PathBuf,
 }
 
@@ -239,6 +241,7 @@ impl Engine {
             search: search::SearchIndexes::new(data_dir.join("search"), search_seq_start),
             outbox: std::sync::RwLock::new(None),
             dsr_decisions: Mutex::new(()),
+            key_use: apikeys::KeyUse::default(),
             data_dir,
         }
     }

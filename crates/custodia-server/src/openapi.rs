@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use custodia_analytics::{Kpis, Segments};
 use custodia_core::ErrorCode;
 use custodia_engine::{
-    ConsentHistory, ConsentOutcome, ConsistencyProof, DsrCase, DsrExport, DsrView, ErasureOutcome,
-    EventPage, FlagsView, IdentifyOutcome, InclusionProof, LogPublicKey, PrivacyCenterConsents,
-    PrivacyCenterDecision, Profile, RetentionReport, SearchPage, TrackOutcome,
+    ApiKeyView, ConsentHistory, ConsentOutcome, ConsistencyProof, DsrCase, DsrExport, DsrView,
+    ErasureOutcome, EventPage, FlagsView, IdentifyOutcome, InclusionProof, LogPublicKey,
+    PrivacyCenterConsents, PrivacyCenterDecision, Profile, RetentionReport, SearchPage,
+    TrackOutcome,
 };
 use serde_json::{Value, json};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
@@ -524,6 +525,70 @@ const CONSENT_OPS: &[Op] = &[
             (
                 "200",
                 "`{\"key_id\", \"tenant\", \"role\", \"description\", \"operations\": [...], \"purposes\": [...]}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/policies",
+        tag: "policies",
+        summary: "The policies in force as the server read them at start (any key): version and hash, the purposes (as `GET /v1/purposes`), the data categories with retention and legal holds, and the roles with their operations and purposes.",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"policy_version\", \"policy_hash\", \"purposes\", \"categories\", \"roles\"}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/admin/keys",
+        tag: "admin",
+        summary: "The tenant's API keys, oldest first (admin role): id, role, created, last used (exact for this process, within the hour across restarts), revoked and when, and which one is asking. Never a secret.",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"keys\": [{\"key_id\", \"role\", \"created_at\", \"last_used_at\"?, \"revoked\", \"revoked_at\"?, \"this_key\"}]}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "DELETE",
+        path: "/v1/admin/keys/{key_id}",
+        tag: "admin",
+        summary: "Revoke one of the tenant's API keys (admin role): it authenticates nothing from the next request on. Revoking a revoked key changes nothing; the key that asks cannot revoke itself (409). Another tenant's key or an unknown id: 404.",
+        auth: true,
+        params: &[(
+            "key_id",
+            ParameterIn::Path,
+            true,
+            Kind::Str,
+            "The key's public id (16 hex digits).",
+        )],
+        body: None,
+        responses: &[("200", "The key as it now stands."), REFUSALS],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/admin/root-key",
+        tag: "admin",
+        summary: "The root key's age against the rotation interval the server was started with (admin role); `rotation_due` when it is older (rotate with `custodia keys rotate`).",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"age_seconds\", \"age_days\", \"rotation_interval_days\", \"rotation_due\"}`",
             ),
             REFUSALS,
         ],
@@ -1138,6 +1203,10 @@ fn success_schema(op: &Op, status: &str) -> Option<Typed> {
         ("GET", "/openapi.json", "200") => typed::<JsonObject>(),
         ("GET", "/v1/purposes", "200") => typed::<answers::Purposes>(),
         ("GET", "/v1/me", "200") => typed::<crate::routes::Me>(),
+        ("GET", "/v1/policies", "200") => typed::<answers::PoliciesView>(),
+        ("GET", "/v1/admin/keys", "200") => typed::<answers::ApiKeys>(),
+        ("DELETE", "/v1/admin/keys/{key_id}", "200") => typed::<ApiKeyView>(),
+        ("GET", "/v1/admin/root-key", "200") => typed::<answers::RootKeyView>(),
         ("GET", "/v1/dsr/{request_id}/consents", "200") => typed::<PrivacyCenterConsents>(),
         ("POST", "/v1/dsr/{request_id}/consents", "200" | "201") => {
             typed::<PrivacyCenterDecision>()
@@ -1267,6 +1336,9 @@ fn refusals(op: &Op) -> Vec<(&'static str, &'static str)> {
             "`unsupported_media_type`: the body is not `application/json`.",
         ));
     }
+    if op.method == "DELETE" {
+        out.push(("409", "`conflict`."));
+    }
     if has_input || is_write {
         out.push((
             "422",
@@ -1276,7 +1348,7 @@ fn refusals(op: &Op) -> Vec<(&'static str, &'static str)> {
     if op.auth || op.path.starts_with("/v1/dsr") {
         out.push(("429", "`rate_limited`, with `Retry-After`."));
     }
-    if is_write {
+    if is_write || op.method == "DELETE" {
         out.push((
             "507",
             "`insufficient_storage`: the disk is full; nothing was written.",

@@ -10,6 +10,7 @@ mod dsr;
 mod ingest;
 mod ledger;
 mod meta;
+mod operations;
 mod privacy;
 mod rights;
 pub(crate) mod roles;
@@ -37,6 +38,7 @@ pub(crate) mod answers {
     pub(crate) use super::ingest::BatchAnswer;
     pub(crate) use super::ledger::EntryList;
     pub(crate) use super::meta::Purposes;
+    pub(crate) use super::operations::{ApiKeys, PoliciesView, RootKeyView};
     pub(crate) use super::rights::Lifted;
     pub(crate) use super::subjects::{ProfileUpdated, Subjects};
 }
@@ -66,6 +68,7 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ("GET", "/openapi.json", RouteKind::Other),
     ("GET", "/v1/purposes", RouteKind::Other),
     ("GET", "/v1/me", RouteKind::Other),
+    ("GET", "/v1/policies", RouteKind::Other),
     ("POST", "/v1/identify", RouteKind::PersonalWrite),
     ("POST", "/v1/track", RouteKind::PersonalWrite),
     ("POST", "/v1/batch", RouteKind::PersonalWrite),
@@ -87,6 +90,9 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ),
     ("GET", "/v1/search", RouteKind::PersonalRead),
     ("POST", "/v1/admin/keys", RouteKind::Other),
+    ("GET", "/v1/admin/keys", RouteKind::Other),
+    ("DELETE", "/v1/admin/keys/{key_id}", RouteKind::Other),
+    ("GET", "/v1/admin/root-key", RouteKind::Other),
     ("POST", "/v1/admin/backups", RouteKind::Other),
     ("POST", "/v1/dsr", RouteKind::PersonalWrite),
     ("GET", "/v1/dsr", RouteKind::Other),
@@ -190,7 +196,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/subjects/{subject_id}/events", get(subjects::events))
         .route("/v1/search", get(subjects::search))
-        .route("/v1/admin/keys", post(admin::create_key))
+        .route(
+            "/v1/admin/keys",
+            post(admin::create_key).get(operations::keys),
+        )
+        .route(
+            "/v1/admin/keys/{key_id}",
+            axum::routing::delete(operations::revoke_key),
+        )
+        .route("/v1/admin/root-key", get(operations::root_key))
+        .route("/v1/policies", get(operations::policies))
         .route("/v1/admin/backups", post(backup::create))
         .route("/v1/dsr", post(dsr::submit).get(dsr::queue))
         .route("/v1/dsr/{request_id}/verify", post(dsr::verify))

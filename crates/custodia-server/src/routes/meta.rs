@@ -141,8 +141,17 @@ pub async fn openapi() -> Json<Value> {
 /// `GET /v1/purposes` (any key).
 pub async fn purposes(State(state): State<AppState>, Auth(_caller): Auth) -> Json<Purposes> {
     let engine = state.engine();
+    Json(Purposes {
+        purposes: purpose_views(engine),
+        policy_version: engine.policies().version().to_owned(),
+        policy_hash: engine.policy_hash().to_owned(),
+    })
+}
+
+/// Every purpose of the policies in force, as clients and customers see them.
+pub(crate) fn purpose_views(engine: &custodia_engine::Engine) -> Vec<PurposeView> {
     let policies = engine.policies();
-    let purposes = policies
+    policies
         .purposes()
         .iter()
         .map(|p| {
@@ -165,12 +174,7 @@ pub async fn purposes(State(state): State<AppState>, Auth(_caller): Auth) -> Jso
                     .collect(),
             }
         })
-        .collect();
-    Json(Purposes {
-        purposes,
-        policy_version: policies.version().to_owned(),
-        policy_hash: engine.policy_hash().to_owned(),
-    })
+        .collect()
 }
 
 /// The answer of `GET /v1/purposes`.

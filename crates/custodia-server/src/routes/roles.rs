@@ -36,6 +36,9 @@ pub const NEEDS: &[(&str, &str, Operation)] = &[
     ),
     ("GET", "/v1/search", Operation::Search),
     ("POST", "/v1/admin/keys", Operation::ManageKeys),
+    ("GET", "/v1/admin/keys", Operation::ManageKeys),
+    ("DELETE", "/v1/admin/keys/{key_id}", Operation::ManageKeys),
+    ("GET", "/v1/admin/root-key", Operation::ManageKeys),
     ("POST", "/v1/admin/backups", Operation::ManageKeys),
     ("GET", "/v1/dsr", Operation::DsrQueue),
     ("GET", "/v1/dsr/{request_id}/case", Operation::DsrQueue),
@@ -105,6 +108,8 @@ pub const OPEN: &[(&str, &str)] = &[
     ("GET", "/v1/purposes"),
     // Any valid key may ask who it is; the answer is about the key, not about data.
     ("GET", "/v1/me"),
+    // The policies in force are what every key works under; they hold no personal data.
+    ("GET", "/v1/policies"),
     ("POST", "/v1/dsr"),
     ("POST", "/v1/dsr/{request_id}/verify"),
     ("GET", "/v1/dsr/{request_id}"),
