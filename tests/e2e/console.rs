@@ -167,7 +167,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
             "[...document.querySelectorAll('.tab')].filter(t => !t.hidden).map(t => t.dataset.view)"
         )
         .await,
-        json!(["requests", "customer", "ledgers", "dashboard"])
+        json!(["requests", "customer", "ledgers", "dashboard", "operations"])
     );
     tab.shoot("2-requests").await;
 

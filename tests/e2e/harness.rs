@@ -342,6 +342,10 @@ impl Server {
         )
     }
 
+    pub fn delete(&self, key: &str, path: &str) -> Answer {
+        self.send(key, "DELETE", path, "", b"")
+    }
+
     pub fn send(
         &self,
         key: &str,
@@ -369,6 +373,7 @@ impl Server {
                 .header("Authorization", &auth)
                 .header("Content-Type", content_type)
                 .send(body),
+            "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
             other => panic!("unsupported method {other}"),
         };
         Server::answer(response)

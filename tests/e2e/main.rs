@@ -8,6 +8,7 @@ mod analytics;
 mod backup;
 mod cli;
 mod console;
+mod console_operations;
 mod console_requests;
 mod disk_full;
 mod docs_page;

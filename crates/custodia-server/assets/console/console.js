@@ -33,6 +33,7 @@
   let dashboard = null;
   let customer = null;
   let caseFile = null;
+  let operations = null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -202,6 +203,9 @@
     browsed = null;
     customer = null;
     dashboard = null;
+    operations = null;
+    for (const id of ['new-key', 'retention-report', 'policies', 'root-key', 'keys-table']) $(id).replaceChildren();
+    for (const id of ['retention-card', 'rootkey-card', 'keys-card']) $(id).hidden = true;
     $('kpis').replaceChildren();
     purposes = [];
     allPurposes = [];
@@ -229,14 +233,14 @@
     $('sign-out').hidden = !me;
     $('tabs').hidden = !me;
     for (const tab of document.querySelectorAll('.tab')) {
-      tab.hidden = !may(tab.getAttribute('data-op'));
+      tab.hidden = !tab.getAttribute('data-op').split(' ').some(may);
       tab.setAttribute('aria-current', tab.getAttribute('data-view') === view ? 'page' : 'false');
     }
   }
 
   function showView(name, focus) {
     view = name;
-    for (const id of ['signin', 'requests', 'customer', 'ledgers', 'dashboard']) $('view-' + id).hidden = id !== name;
+    for (const id of ['signin', 'requests', 'customer', 'ledgers', 'dashboard', 'operations']) $('view-' + id).hidden = id !== name;
     renderChrome();
     if (focus !== false) {
       const heading = $('view-' + name).querySelector('h1');
@@ -1260,6 +1264,186 @@
     }
   }
 
+  // ---- operations -----------------------------------------------------------------------------
+
+  async function loadOperations() {
+    const [policies, rootKey, keys] = await Promise.all([
+      api('/v1/policies'),
+      may('manage_keys') ? api('/v1/admin/root-key') : null,
+      may('manage_keys') ? api('/v1/admin/keys') : null,
+    ]);
+    if (!me) return;
+    operations = Object.assign(operations || {}, { policies, rootKey, keys });
+    renderOperations();
+  }
+
+  function list(items) {
+    return (items || []).join(', ');
+  }
+
+  function renderOperations() {
+    if (!operations) return;
+    const box = $('policies');
+    box.replaceChildren();
+    const policies = operations.policies;
+    setError('policies-error', policies && !policies.ok ? problemText(policies) : '');
+    if (policies && policies.ok) {
+      const p = policies.body;
+      box.append(el('p', { class: 'fine' }, tr('policies_version', { version: p.policy_version }), ' ', el('span', { class: 'mono' }, String(p.policy_hash || '').slice(0, 16) + '…')));
+      box.append(el('h3', {}, tr('policies_purposes')), table(tr('policies_purposes'),
+        [tr('col_purpose'), tr('col_basis'), tr('col_categories'), tr('col_retention'), tr('col_recipients')],
+        (p.purposes || []).map((x) => [
+          localName(x),
+          tr('basis_' + x.lawful_basis) + (x.consent_expiry_days ? ' · ' + tr('consent_expires', { n: x.consent_expiry_days }) : ''),
+          list((x.categories || []).map((c) => categoryLabel(p, c))),
+          tr('days_n', { n: x.retention_days }),
+          list(x.recipients) || tr('recipients_none'),
+        ])));
+      box.append(el('h3', {}, tr('policies_categories')), table(tr('policies_categories'),
+        [tr('col_category'), tr('col_retention'), tr('col_legal_hold')],
+        (p.categories || []).map((c) => [
+          localName(c),
+          tr('days_n', { n: c.retention_days }),
+          c.legal_hold ? tr('legal_hold_line', { purpose: purposeLabel(p, c.legal_hold.purpose), reason: c.legal_hold.reason }) : tr('no'),
+        ])));
+      box.append(el('h3', {}, tr('policies_roles')), table(tr('policies_roles'),
+        [tr('col_role'), tr('col_description'), tr('col_operations'), tr('col_purposes')],
+        (p.roles || []).map((r) => [
+          el('strong', {}, r.name),
+          r.description,
+          list(r.operations),
+          list((r.purposes || []).map((id) => purposeLabel(p, id))),
+        ])));
+      const roles = $('k-role');
+      const chosen = roles.value;
+      roles.replaceChildren(...(p.roles || []).map((r) => el('option', { value: r.name }, r.name)));
+      if (chosen) roles.value = chosen;
+    }
+    $('retention-card').hidden = !may('dsr_queue');
+    renderReport();
+    $('rootkey-card').hidden = !may('manage_keys');
+    const root = $('root-key');
+    root.replaceChildren();
+    const rootKey = operations.rootKey;
+    if (rootKey && rootKey.ok) {
+      const k = rootKey.body;
+      root.append(el('p', { class: 'result ' + (k.rotation_due ? 'bad' : 'ok'), 'data-rotation-due': String(k.rotation_due) },
+        tr(k.rotation_due ? 'rootkey_due' : 'rootkey_ok', { age: k.age_days, interval: k.rotation_interval_days })));
+      if (k.rotation_due) root.append(el('p', { class: 'fine' }, tr('rootkey_how')));
+    } else if (rootKey) {
+      root.append(el('p', { class: 'error' }, problemText(rootKey)));
+    }
+    $('keys-card').hidden = !may('manage_keys');
+    renderKeys();
+  }
+
+  function categoryLabel(p, id) {
+    return localName((p.categories || []).find((c) => c.id === id) || { id });
+  }
+
+  function purposeLabel(p, id) {
+    return localName((p.purposes || []).find((x) => x.id === id) || { id });
+  }
+
+  function renderReport() {
+    const box = $('retention-report');
+    box.replaceChildren();
+    const report = operations && operations.report;
+    if (!report) return;
+    const facts = el('dl', { class: 'facts', id: 'retention-facts' });
+    const add = (label, value) => facts.append(el('dt', {}, tr(label)), el('dd', {}, String(value)));
+    add('report_swept_at', report.swept_at ? formatTime(report.swept_at) : '');
+    add('report_scanned', report.subjects_scanned);
+    add('report_on_hold', report.subjects_on_hold);
+    add('report_profiles', report.profiles_erased);
+    const perCategory = (map) => Object.entries(map || {}).map(([c, n]) => c + ': ' + n).join(', ') || '0';
+    add('report_events', perCategory(report.events_removed));
+    add('report_traits', perCategory(report.traits_removed));
+    add('report_requests', report.requests_expired);
+    add('report_ledger', report.ledger_entries);
+    box.append(el('p', { class: 'result ok', role: 'status' }, tr('report_done')), facts);
+  }
+
+  async function runRetention() {
+    setError('retention-error', '');
+    if (!window.confirm(tr('confirm_retention'))) return;
+    const button = $('run-retention');
+    button.disabled = true;
+    const result = await send('POST', '/v1/admin/retention/run', {});
+    button.disabled = false;
+    if (!result.ok) {
+      if (result.status !== 401) setError('retention-error', problemText(result));
+      return;
+    }
+    operations.report = result.body;
+    renderReport();
+  }
+
+  function renderKeys() {
+    const box = $('keys-table');
+    box.replaceChildren();
+    const keys = operations && operations.keys;
+    if (!keys) return;
+    if (!keys.ok) {
+      box.append(el('p', { class: 'error' }, problemText(keys)));
+      return;
+    }
+    const rows = (keys.body.keys || []).map((k) => {
+      let action = '';
+      if (k.this_key) action = el('span', { class: 'fine' }, tr('key_this'));
+      else if (!k.revoked) {
+        action = el('button', { type: 'button', class: 'danger', 'data-revoke': k.key_id }, tr('revoke'));
+        action.setAttribute('aria-label', tr('revoke_key', { id: k.key_id }));
+      }
+      return [
+        { mono: true, text: k.key_id },
+        k.role,
+        formatTime(k.created_at),
+        k.last_used_at ? formatTime(k.last_used_at) : tr('never'),
+        k.revoked ? el('span', { class: 'badge bad' }, k.revoked_at ? tr('revoked_on', { when: formatTime(k.revoked_at) }) : tr('revoked')) : el('span', { class: 'badge ok' }, tr('active')),
+        action,
+      ];
+    });
+    box.append(table(tr('keys_title'), [tr('col_key'), tr('col_role'), tr('col_created'), tr('col_last_used'), tr('col_state'), tr('col_action')], rows));
+    for (const button of box.querySelectorAll('button[data-revoke]')) {
+      button.addEventListener('click', () => revokeKey(button.getAttribute('data-revoke')));
+    }
+  }
+
+  async function revokeKey(id) {
+    setError('keys-error', '');
+    if (!window.confirm(tr('confirm_revoke', { id }))) return;
+    const result = await send('DELETE', '/v1/admin/keys/' + encodeURIComponent(id));
+    if (!result.ok) {
+      if (result.status !== 401) setError('keys-error', problemText(result));
+      return;
+    }
+    operations.keys = await api('/v1/admin/keys');
+    renderKeys();
+    $('keys-title').focus();
+  }
+
+  async function createKey(event) {
+    event.preventDefault();
+    setError('keys-error', '');
+    const role = $('k-role').value;
+    const result = await send('POST', '/v1/admin/keys', { role });
+    if (!result.ok) {
+      if (result.status !== 401) setError('keys-error', problemText(result));
+      return;
+    }
+    // The secret is in this answer only: shown once, never kept by the page.
+    const shown = el('input', { type: 'text', id: 'new-key-value', readonly: true, value: result.body.api_key, spellcheck: 'false', autocomplete: 'off' });
+    $('new-key').replaceChildren(el('div', { class: 'notice', role: 'status' },
+      el('p', {}, el('strong', {}, tr('key_created', { role: result.body.role, id: result.body.key_id }))),
+      el('div', { class: 'field' }, el('label', { for: 'new-key-value' }, tr('key_secret')), shown),
+      el('p', { class: 'fine' }, tr('key_once'))));
+    shown.focus();
+    shown.select();
+    operations.keys = await api('/v1/admin/keys');
+    renderKeys();
+  }
+
   // ---- language and start -------------------------------------------------------------------
 
   function applyStatic() {
@@ -1284,6 +1468,7 @@
     if (customer) renderCustomer();
     if (caseFile && caseFile.body) renderCase();
     if (dashboard) renderDashboard();
+    if (operations) renderOperations();
     if (browsed) browse();
   }
 
@@ -1303,6 +1488,8 @@
       $('requests-table').querySelector('button') && $('requests-table').querySelector('button').focus();
     });
     $('browse-form').addEventListener('submit', browse);
+    $('run-retention').addEventListener('click', runRetention);
+    $('key-form').addEventListener('submit', createKey);
     $('lookup-form').addEventListener('submit', lookUp);
     $('period-form').addEventListener('submit', loadDashboard);
     for (const tab of document.querySelectorAll('.tab')) {
@@ -1313,6 +1500,7 @@
         if (name === 'customer') loadPurposes();
         if (name === 'ledgers') loadLedgers();
         if (name === 'dashboard') loadDashboard();
+        if (name === 'operations') loadOperations();
       });
     }
     if (key()) {
