@@ -1,7 +1,7 @@
 //! The command line as an operator meets it: key creation, refusing to start without a root key
 //! or with a bad policy file, the demo, and `--help` everywhere.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::{Site, copy_policies, repo_root};
 
@@ -144,6 +144,42 @@ fn demo_creates_a_private_root_key_and_a_usable_shop() {
         "the generated key is announced loudly"
     );
     assert!(!log.contains(&app_key), "api keys are not logged");
+
+    // The officer's queue has work on it: requests in several states, one past its deadline,
+    // each with a timeline as old as the request.
+    let compliance = site.demo_key("compliance");
+    let queue = server.get(&compliance, "/v1/dsr");
+    let requests = queue.body["requests"].as_array().unwrap();
+    let statuses: std::collections::BTreeSet<&str> = requests
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        ["awaiting_compliance", "completed", "pending_verification"],
+        "{requests:?}"
+    );
+    let overdue: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["overdue"] == json!(true))
+        .collect();
+    assert_eq!(overdue.len(), 1, "{requests:?}");
+    let id = overdue[0]["request_id"].as_str().unwrap();
+    let case = server.get(
+        &compliance,
+        &format!("/v1/dsr/{id}/case?purpose=customer_support"),
+    );
+    assert_eq!(case.status, 200, "{:?}", case.body);
+    let day = |v: &Value| v.as_str().unwrap()[..10].to_owned();
+    assert_eq!(
+        day(&case.body["timeline"][0]["time"]),
+        day(&overdue[0]["received_at"]),
+        "the ledger entry is as old as the request"
+    );
+    assert!(
+        !site.dir.path().join("outbox").exists(),
+        "the demo's codes never reach the outbox"
+    );
     assert!(server.stop().success());
     // The other commands find the demo's root key in the same directory.
     let out = site

@@ -46,3 +46,23 @@ impl Clock for FixedClock {
         Timestamp::from_unix_micros(self.0.load(Ordering::SeqCst))
     }
 }
+
+/// The system's clock, stepped back by a number of days while `serve --demo` loads its demo:
+/// the demo's data-subject requests then carry the age they pretend to have (one of them
+/// overdue), in their records and in their ledger entries alike. At zero days it is the system's
+/// clock; the demo loader leaves it there before the server serves.
+#[derive(Debug, Default)]
+pub struct DemoClock(AtomicI64);
+
+impl DemoClock {
+    /// Steps the clock `days` back from the system's time (0: the system's time).
+    pub fn set_days_ago(&self, days: i64) {
+        self.0.store(days, Ordering::SeqCst);
+    }
+}
+
+impl Clock for DemoClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now().plus_days(-self.0.load(Ordering::SeqCst))
+    }
+}

@@ -5,7 +5,9 @@
 use custodia_core::{Personal, TenantId, Timestamp};
 use serde_json::{Map, Value, json};
 
+use crate::clock::DemoClock;
 use crate::consent::{ConsentInput, SubjectRef};
+use crate::dsr::{DsrInput, Outbox, OutboxMessage};
 use crate::ingest::BatchItem;
 use crate::input::{IdentifyInput, TrackInput};
 use crate::{Engine, EngineError};
@@ -292,4 +294,98 @@ pub fn load_demo(
         n_events,
         n_consents: decisions.len(),
     }))
+}
+
+/// Keeps the one-time codes of the demo's requests in memory instead of sending them.
+#[derive(Default)]
+struct CodeCatcher(std::sync::Mutex<Vec<(String, String)>>);
+
+impl Outbox for CodeCatcher {
+    fn deliver(&self, message: &OutboxMessage) -> Result<(), String> {
+        self.0
+            .lock()
+            .map_err(|_| "poisoned".to_owned())?
+            .push((message.request_id.clone(), message.code.expose().clone()));
+        Ok(())
+    }
+}
+
+/// The demo's data-subject requests, for the compliance console's queue: `(days ago, request,
+/// whether the requester entered the code)`. The people are demo customers (their user ids) but
+/// one, whom the shop does not know.
+fn demo_requests() -> Vec<(i64, Value, bool)> {
+    vec![
+        (41, json!({"type": "access", "user_id": "demo-0007"}), true),
+        (
+            38,
+            json!({"type": "rectification", "user_id": "demo-0012",
+                   "details": "My address is wrong since I moved: it is 14 rue des Lilas, 69003 Lyon."}),
+            true,
+        ),
+        (20, json!({"type": "erasure", "user_id": "demo-0030"}), true),
+        (
+            9,
+            json!({"type": "rectification", "user_id": "demo-0044",
+                   "details": {"note": "My surname has an umlaut, please write it as on my ID card.",
+                               "traits": {"lastName": "Müller"}}}),
+            true,
+        ),
+        (
+            3,
+            json!({"type": "restriction", "user_id": "demo-0051"}),
+            true,
+        ),
+        (
+            1,
+            json!({"type": "portability", "user_id": "demo-0060"}),
+            false,
+        ),
+        (
+            0,
+            json!({"type": "access", "email": "someone.else@example.org"}),
+            true,
+        ),
+    ]
+}
+
+/// Loads the demo's data-subject requests into `tenant`, each received and verified at its age
+/// (the engine's clock is `clock`, stepped back meanwhile and left at zero): completed ones, one
+/// waiting for a person past its deadline, one within it, one never verified. Their codes never
+/// reach the real outbox. Returns how many.
+pub fn load_demo_requests(
+    engine: &Engine,
+    tenant: &TenantId,
+    clock: &DemoClock,
+) -> Result<usize, EngineError> {
+    let catcher = std::sync::Arc::new(CodeCatcher::default());
+    let previous = engine
+        .outbox
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    engine.set_outbox(catcher.clone());
+    let result = (|| {
+        let requests = demo_requests();
+        for (days_ago, body, verify) in &requests {
+            clock.set_days_ago(*days_ago);
+            let id = engine.dsr_submit(tenant, &DsrInput::from_json(body)?)?;
+            if *verify {
+                let code = catcher
+                    .0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .find(|(r, _)| *r == id)
+                    .map(|(_, c)| c.clone())
+                    .ok_or(EngineError::Corrupt("demo outbox"))?;
+                engine.dsr_verify(tenant, &id, &code)?;
+            }
+        }
+        Ok(requests.len())
+    })();
+    clock.set_days_ago(0);
+    if let Some(previous) = previous {
+        engine.set_outbox(previous);
+    }
+    result
 }

@@ -38,13 +38,13 @@ use custodia_vault::{Keyring, TenantVault, Vault};
 pub use access::{Caller, ReadGrant};
 pub use analytics::AnalyticsConfig;
 pub use apikeys::{ApiKeySecret, ApiKeyView, NewApiKey};
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, DemoClock, FixedClock, SystemClock};
 pub use consent::{
     ConsentHistory, ConsentInput, ConsentOutcome, ConsistencyProof, EntryView, InclusionProof,
     LogKind, LogPublicKey, MAX_IDEMPOTENCY_KEY_LEN, ProofPath, PurposeConsent, SubjectRef,
 };
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
-pub use demo::{DemoSummary, load_demo};
+pub use demo::{DemoSummary, load_demo, load_demo_requests};
 pub use dsr::{
     BrowserContext, CONSENT_SESSION_MINUTES, ConsentChoice, DirOutbox, DsrAction, DsrCase,
     DsrDecision, DsrExport, DsrInput, DsrNotice, DsrRequester, DsrStatus, DsrType, DsrView,

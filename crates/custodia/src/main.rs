@@ -420,7 +420,13 @@ fn load_policies(dir: &Path) -> anyhow::Result<Policies> {
     Policies::load_dir(dir).map_err(|e| anyhow::anyhow!("invalid policies: {e}"))
 }
 
-fn open_engine(dirs: &Dirs, demo: bool, ledger: LedgerConfig) -> anyhow::Result<Engine> {
+/// Opens the data directory; `clock` is the system's unless `serve --demo` brings its own.
+fn open_engine(
+    dirs: &Dirs,
+    demo: bool,
+    ledger: LedgerConfig,
+    clock: Option<Arc<dyn Clock>>,
+) -> anyhow::Result<Engine> {
     let root = master_key::resolve(dirs, demo)?;
     let policies = load_policies(&dirs.policies)?;
     std::fs::create_dir_all(&dirs.data_dir)
@@ -431,7 +437,7 @@ fn open_engine(dirs: &Dirs, demo: bool, ledger: LedgerConfig) -> anyhow::Result<
         store_cache_bytes: dirs.store_cache_mb * 1024 * 1024,
         keyring: Keyring::new(root),
         policies,
-        clock: Arc::new(SystemClock),
+        clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
         ledger,
         min_free_bytes: dirs.min_free_mb * 1024 * 1024,
     })
@@ -481,7 +487,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // The server always records reads: the access log is not optional.
         record_reads: true,
     };
-    let engine = Arc::new(open_engine(&args.dirs, args.demo, ledger)?);
+    let demo_clock = Arc::new(custodia_engine::DemoClock::default());
+    let clock = args.demo.then(|| demo_clock.clone() as Arc<dyn Clock>);
+    let engine = Arc::new(open_engine(&args.dirs, args.demo, ledger, clock)?);
     engine.configure_analytics(analytics_config(&args)?);
     let outbox: Arc<dyn custodia_engine::Outbox> = match &args.outbox {
         OutboxArg::Dir(dir) => Arc::new(custodia_engine::DirOutbox(dir.clone())),
@@ -490,7 +498,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     engine.set_outbox(outbox);
     engine.set_idempotency_days(args.idempotency_days);
     if args.demo {
-        load_demo(&engine)?;
+        load_demo(&engine, &demo_clock)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -558,12 +566,13 @@ async fn shutdown_signal() {
 /// Where `--demo` writes the demo API keys: beside the demo root key, outside data and keys.
 const DEMO_KEYS_FILE: &str = "./custodia-demo-api-keys.txt";
 
-fn load_demo(engine: &Engine) -> anyhow::Result<()> {
+fn load_demo(engine: &Engine, clock: &custodia_engine::DemoClock) -> anyhow::Result<()> {
     let tenant = TenantId::default_tenant();
     let Some(summary) = custodia_engine::load_demo(engine, &tenant, 300)? else {
         tracing::info!("demo data already loaded");
         return Ok(());
     };
+    let n_requests = custodia_engine::load_demo_requests(engine, &tenant, clock)?;
     let mut lines = String::from(
         "# Demo API keys of Custodia (created with the demo data). Keep this file private.\n",
     );
@@ -577,6 +586,7 @@ fn load_demo(engine: &Engine) -> anyhow::Result<()> {
         n_customers = summary.n_customers,
         n_events = summary.n_events,
         n_consents = summary.n_consents,
+        n_requests,
         keys_file = DEMO_KEYS_FILE,
         "demo shop loaded; its api keys are in the keys file"
     );
@@ -592,7 +602,7 @@ fn keys_create(args: KeysCreateArgs) -> anyhow::Result<()> {
         .tenant
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid tenant id"))?;
-    let engine = open_engine(&args.dirs, false, LedgerConfig::default())?;
+    let engine = open_engine(&args.dirs, false, LedgerConfig::default(), None)?;
     if engine.policies().role(&role).is_none() {
         bail!("no role `{role}` in the policies");
     }
@@ -602,7 +612,7 @@ fn keys_create(args: KeysCreateArgs) -> anyhow::Result<()> {
 }
 
 fn retention_run(args: RetentionRunArgs) -> anyhow::Result<()> {
-    let engine = open_engine(&args.dirs, false, LedgerConfig::default())?;
+    let engine = open_engine(&args.dirs, false, LedgerConfig::default(), None)?;
     for tenant in engine.tenants()? {
         let report = engine.retention_sweep_as_system(&tenant)?;
         println!("{}", serde_json::to_string(&report)?);
@@ -674,7 +684,7 @@ fn analytics_config(args: &ServeArgs) -> anyhow::Result<custodia_engine::Analyti
 
 fn index_rebuild(args: RetentionRunArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let engine = open_engine(&args.dirs, false, LedgerConfig::default())?;
+    let engine = open_engine(&args.dirs, false, LedgerConfig::default(), None)?;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     for tenant in engine.tenants()? {
         let started = std::time::Instant::now();
