@@ -417,6 +417,19 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
         &json!({"userId": "c-9", "traits": {"email": "lea.moreau@example.fr", "firstName": "Léa", "phone": "+33 6 12 34 56 78"}}),
     );
     assert_eq!(identify.status, 200, "{:?}", identify.body);
+    // An anonymous visit before she signed in: one merge.
+    let visit = server.post(
+        &app,
+        "/v1/track",
+        &json!({"anonymousId": "visit-9", "event": "Product Viewed", "properties": {"product_id": "p-1"}}),
+    );
+    assert_eq!(visit.status, 200, "{:?}", visit.body);
+    let linked = server.post(
+        &app,
+        "/v1/identify",
+        &json!({"userId": "c-9", "anonymousId": "visit-9"}),
+    );
+    assert_eq!(linked.status, 200, "{:?}", linked.body);
     for (purpose, decision) in [
         ("marketing_email", "granted"),
         ("analytics", "granted"),
@@ -462,6 +475,13 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
     tab.wait_for("document.querySelector('[data-section=section_history]')")
         .await;
 
+    // The merge identity resolution made, with the anonymous visitor's id.
+    let merges = tab.text("[data-section=section_merges]").await;
+    assert!(
+        merges.contains(visit.body["subject_id"].as_str().unwrap()),
+        "{merges}"
+    );
+
     // Masked until revealed; every consent entry proven in the browser.
     let masked = tab.text("[data-section=section_profile]").await;
     assert!(masked.contains("l•••@e•••.fr"), "{masked}");
@@ -470,9 +490,10 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
     let proofs = tab
         .eval("[...document.querySelectorAll('[data-section=section_history] [data-verified]')].map(b => b.dataset.verified)")
         .await;
+    // The merge and the three decisions.
     assert_eq!(
         proofs,
-        json!(["true", "true", "true"]),
+        json!(["true", "true", "true", "true"]),
         "{}",
         tab.text("#customer-panel").await
     );

@@ -301,6 +301,16 @@ impl Engine {
 
     /// Every merge of the caller's tenant, oldest first (role needs the `audit` operation).
     pub fn merges(&self, caller: &Caller) -> Result<Vec<MergeView>, EngineError> {
+        self.merges_of(caller, None)
+    }
+
+    /// The merges that made `subject` what it is (every subject merged into it, and into those,
+    /// and so on) and the one that merged it away, if any; all of them without a subject.
+    pub fn merges_of(
+        &self,
+        caller: &Caller,
+        subject: Option<SubjectId>,
+    ) -> Result<Vec<MergeView>, EngineError> {
         caller.require(Operation::Audit)?;
         let mut merges: Vec<MergeView> = self
             .store
@@ -314,6 +324,22 @@ impl Engine {
             })
             .collect();
         merges.sort_by_key(|m| m.at);
+        let Some(subject) = subject else {
+            return Ok(merges);
+        };
+        let mut family: std::collections::BTreeSet<SubjectId> = [subject].into();
+        loop {
+            let before = family.len();
+            for m in &merges {
+                if family.contains(&m.into) {
+                    family.insert(m.merged);
+                }
+            }
+            if family.len() == before {
+                break;
+            }
+        }
+        merges.retain(|m| family.contains(&m.into) || m.merged == subject);
         Ok(merges)
     }
 

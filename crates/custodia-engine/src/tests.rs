@@ -253,6 +253,46 @@ fn anonymous_visitor_is_merged_into_known_customer() {
 }
 
 #[test]
+fn the_merges_of_one_subject_are_those_that_made_it_and_the_one_that_ended_it() {
+    let f = fixture();
+    let app = f.caller("app");
+    let compliance = f.caller("compliance");
+    // a1 and a2 browse; u1 and u2 are known; a2 signs in as u2, then a1 as u1.
+    let a1 = f.identify(&app, json!({"anonymousId": "a1"}));
+    let a2 = f.identify(&app, json!({"anonymousId": "a2"}));
+    let u1 = f.identify(&app, json!({"userId": "u1"}));
+    let u2 = f.identify(&app, json!({"userId": "u2"}));
+    f.identify(&app, json!({"userId": "u2", "anonymousId": "a2"}));
+    f.identify(&app, json!({"userId": "u1", "anonymousId": "a1"}));
+    let all = f.engine.merges(&compliance).unwrap();
+    assert_eq!(all.len(), 2);
+    let of_u1 = f
+        .engine
+        .merges_of(&compliance, Some(u1.subject_id))
+        .unwrap();
+    assert_eq!(
+        of_u1.iter().map(|m| (m.merged, m.into)).collect::<Vec<_>>(),
+        [(a1.subject_id, u1.subject_id)]
+    );
+    let of_a2 = f
+        .engine
+        .merges_of(&compliance, Some(a2.subject_id))
+        .unwrap();
+    assert_eq!(
+        of_a2.iter().map(|m| (m.merged, m.into)).collect::<Vec<_>>(),
+        [(a2.subject_id, u2.subject_id)],
+        "the merge that ended a2"
+    );
+    assert_eq!(
+        f.engine
+            .merges_of(&app, Some(u1.subject_id))
+            .unwrap_err()
+            .code(),
+        ErrorCode::RoleNotPermitted
+    );
+}
+
+#[test]
 fn shared_device_never_merges_two_known_people() {
     let f = fixture();
     let app = f.caller("app");

@@ -719,9 +719,15 @@ const AUDIT_OPS: &[Op] = &[Op {
     method: "GET",
     path: "/v1/audit/merges",
     tag: "audit",
-    summary: "Subjects merged by identity resolution (audit role): merged id, surviving id, time, events moved.",
+    summary: "Subjects merged by identity resolution (audit role): merged id, surviving id, time, events moved. With `subject_id`: the merges that made that subject (every subject merged into it, transitively) and the one that merged it away.",
     auth: true,
-    params: &[],
+    params: &[(
+        "subject_id",
+        ParameterIn::Query,
+        false,
+        Kind::Uuid,
+        "Only the merges of this subject.",
+    )],
     body: None,
     responses: &[
         (

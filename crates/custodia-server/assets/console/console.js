@@ -707,13 +707,14 @@
     if (!customer) return;
     const id = encodeURIComponent(customer.id);
     const purpose = encodeURIComponent(customer.purpose);
-    const [profile, consents, history, flags, access, key] = await Promise.all([
+    const [profile, consents, history, flags, access, key, merges] = await Promise.all([
       api('/v1/subjects/' + id + '?purpose=' + purpose),
       may('consent_read') ? api('/v1/subjects/' + id + '/consents') : null,
       may('consent_read') ? api('/v1/subjects/' + id + '/consents/history') : null,
       may('dsr_queue') ? api('/v1/subjects/' + id + '/flags') : null,
       may('audit') ? api('/v1/audit/access?subject_id=' + id + '&limit=50') : null,
       may('ledger') ? api('/v1/ledger/public-key') : null,
+      may('audit') ? api('/v1/audit/merges?subject_id=' + id) : null,
     ]);
     if (!me) return;
     customer.profile = profile;
@@ -721,6 +722,7 @@
     customer.flags = flags;
     customer.access = access;
     customer.history = history;
+    customer.merges = merges;
     customer.checks = history && history.ok && key && key.ok ? await checkHistory(history.body, key.body.verifier_key) : null;
     renderCustomer();
   }
@@ -833,6 +835,18 @@
       const erase = el('button', { type: 'button', id: 'erase', class: 'danger' }, tr('erase'));
       erase.addEventListener('click', eraseCustomer);
       panel.append(section('section_flags', facts, el('div', { class: 'actions' }, hold, erase), el('p', { class: 'error', id: 'flags-error', role: 'alert', hidden: true })));
+    }
+
+    if (customer.merges && customer.merges.ok) {
+      const rows = (customer.merges.body.merges || []).map((m) => [
+        formatTime(m.at),
+        { mono: true, text: m.merged },
+        { mono: true, text: m.into },
+        String(m.n_events_moved),
+      ]);
+      panel.append(section('section_merges',
+        el('p', { class: 'fine' }, tr('merges_intro')),
+        rows.length ? table(tr('section_merges'), [tr('col_time'), tr('col_merged'), tr('col_into'), tr('col_moved')], rows) : el('p', { id: 'no-merges' }, tr('no_merges'))));
     }
 
     if (customer.access && customer.access.ok) {

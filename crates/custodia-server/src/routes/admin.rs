@@ -69,13 +69,20 @@ pub async fn create_key(
     ))
 }
 
-/// `GET /v1/audit/merges`: every merge of the caller's tenant, oldest first. Ids, times and counts
-/// only: no personal data.
+/// `GET /v1/audit/merges[?subject_id=]`: every merge of the caller's tenant, or those that made
+/// one subject, oldest first. Ids, times and counts only: no personal data.
 pub async fn merges(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    params: crate::extract::Params,
 ) -> Result<Json<Merges>, AppError> {
-    let merges = state.run(move |engine| engine.merges(&caller)).await?;
+    let subject = match params.get("subject_id").filter(|s| !s.is_empty()) {
+        Some(raw) => Some(crate::extract::subject_id(raw)?),
+        None => None,
+    };
+    let merges = state
+        .run(move |engine| engine.merges_of(&caller, subject))
+        .await?;
     Ok(Json(Merges { merges }))
 }
 
