@@ -48,6 +48,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         "/console",
         "/console/assets/console.js",
         "/console/assets/proof.js",
+        "/console/assets/page.js",
         "/console/assets/console.css",
         "/console/i18n/fr.json",
     ] {

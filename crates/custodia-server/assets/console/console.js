@@ -37,54 +37,9 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // ---- text and elements --------------------------------------------------------------------
+  // ---- text and elements (assets/shared/page.js) -----------------------------------------
 
-  function tr(key, vars) {
-    let text = Object.prototype.hasOwnProperty.call(catalogue, key) ? catalogue[key] : key;
-    for (const [name, value] of Object.entries(vars || {})) {
-      text = text.split('{' + name + '}').join(String(value));
-    }
-    return text;
-  }
-
-  // Builds an element; children are nodes or strings (inserted as text).
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === 'class') node.className = value;
-      else node.setAttribute(name, value === true ? '' : String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(typeof child === 'string' ? document.createTextNode(child) : child);
-    }
-    return node;
-  }
-
-  function locale() {
-    return lang === 'fr' ? 'fr-FR' : 'en-GB';
-  }
-
-  function formatTime(iso) {
-    if (!iso) return '';
-    const date = new Date(iso);
-    if (Number.isNaN(date.getTime())) return String(iso);
-    return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium', timeStyle: 'short' }).format(date);
-  }
-
-  function formatDate(iso) {
-    if (!iso) return '';
-    const date = new Date(iso);
-    if (Number.isNaN(date.getTime())) return String(iso);
-    return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium' }).format(date);
-  }
-
-  function setError(id, text) {
-    const node = $(id);
-    node.textContent = text || '';
-    node.hidden = !text;
-  }
+  const { tr, el, locale, formatTime, formatDate, setError } = window.CustodiaPage;
 
   // A table; each cell also names its column (data-label) for the stacked layout of small screens.
   function table(caption, headings, rows) {
@@ -1474,6 +1429,7 @@
     if (!answer.ok) return;
     catalogue = await answer.json();
     lang = next;
+    window.CustodiaPage.use(catalogue, lang, 'medium');
     applyStatic();
     renderChrome();
     if (view === 'requests' && requests.length) renderRequests();

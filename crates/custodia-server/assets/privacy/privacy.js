@@ -33,48 +33,9 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // ---- text ---------------------------------------------------------------------------------
+  // ---- text and elements (assets/shared/page.js) -----------------------------------------
 
-  function tr(key, vars) {
-    let text = Object.prototype.hasOwnProperty.call(catalogue, key) ? catalogue[key] : key;
-    for (const [name, value] of Object.entries(vars || {})) {
-      text = text.split('{' + name + '}').join(String(value));
-    }
-    return text;
-  }
-
-  // Builds an element; children are nodes or strings (inserted as text).
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === 'class') node.className = value;
-      else if (name === 'text') node.textContent = value;
-      else node.setAttribute(name, value === true ? '' : String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(typeof child === 'string' ? document.createTextNode(child) : child);
-    }
-    return node;
-  }
-
-  function formatTime(iso) {
-    if (!iso) return '';
-    const date = new Date(iso);
-    if (Number.isNaN(date.getTime())) return String(iso);
-    return new Intl.DateTimeFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', {
-      dateStyle: 'long',
-      timeStyle: 'short',
-    }).format(date);
-  }
-
-  function formatDate(iso) {
-    if (!iso) return '';
-    const date = new Date(iso);
-    if (Number.isNaN(date.getTime())) return String(iso);
-    return new Intl.DateTimeFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { dateStyle: 'long' }).format(date);
-  }
+  const { tr, el, formatTime, formatDate, setError } = window.CustodiaPage;
 
   function show(id, focus) {
     currentView = id;
@@ -88,12 +49,6 @@
         heading.focus();
       }
     }
-  }
-
-  function setError(id, text) {
-    const node = $(id);
-    node.textContent = text || '';
-    node.hidden = !text;
   }
 
   function applyStatic() {
@@ -113,6 +68,7 @@
     if (!answer.ok) return;
     catalogue = await answer.json();
     lang = next;
+    window.CustodiaPage.use(catalogue, lang, 'long');
     applyStatic();
     renderTiles();
     renderController();

@@ -23,6 +23,8 @@ const SCRIPT: &str = include_str!("../../assets/console/console.js");
 const STYLE: &str = include_str!("../../assets/console/console.css");
 /// Checks signed checkpoints and RFC 9162 proofs with Web Crypto.
 pub(crate) const PROOF_SCRIPT: &str = include_str!("../../assets/shared/proof.js");
+/// The page helpers both pages share (text, elements, dates, error lines).
+pub(crate) const PAGE_SCRIPT: &str = include_str!("../../assets/shared/page.js");
 const CATALOGUES: &[(&str, &str)] = &[
     ("en", include_str!("../../assets/console/i18n/en.json")),
     ("fr", include_str!("../../assets/console/i18n/fr.json")),
@@ -59,6 +61,7 @@ async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "console.js" => page("text/javascript; charset=utf-8", "no-cache", SCRIPT),
         "proof.js" => page("text/javascript; charset=utf-8", "no-cache", PROOF_SCRIPT),
+        "page.js" => page("text/javascript; charset=utf-8", "no-cache", PAGE_SCRIPT),
         "console.css" => page("text/css; charset=utf-8", "no-cache", STYLE),
         _ => page(
             "text/plain; charset=utf-8",

@@ -253,6 +253,12 @@ async fn asset(State(state): State<AppState>, Path(file): Path<String>) -> Respo
             "no-cache",
             super::console::PROOF_SCRIPT,
         ),
+        "page.js" => hardened(
+            branding,
+            "text/javascript; charset=utf-8",
+            "no-cache",
+            super::console::PAGE_SCRIPT,
+        ),
         "brand.css" => hardened(
             branding,
             "text/css; charset=utf-8",
