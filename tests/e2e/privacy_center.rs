@@ -318,7 +318,23 @@ async fn a_customer_sees_verified_data_erases_it_and_reads_the_page_in_french() 
         outcome.contains("will not store data about you again"),
         "{outcome}"
     );
+    assert!(outcome.contains("Tax and commercial law"), "{outcome}");
     tab.shoot("7-erasure-outcome").await;
+    // In French, the reason the law keeps the invoices is the policies' French wording.
+    tab.click("button[data-lang='fr']").await;
+    tab.wait_for("document.documentElement.lang === 'fr'").await;
+    let outcome_fr = tab.text("#outcome").await;
+    assert!(
+        outcome_fr.contains("Le droit fiscal et commercial"),
+        "{outcome_fr}"
+    );
+    assert!(
+        !outcome_fr.contains("Tax and commercial law"),
+        "{outcome_fr}"
+    );
+    tab.shoot("7-erasure-outcome-fr").await;
+    tab.click("button[data-lang='en']").await;
+    tab.wait_for("document.documentElement.lang === 'en'").await;
     let again = server.post(
         &app,
         "/v1/identify",

@@ -82,6 +82,9 @@ pub struct Translation {
     /// A purpose's recipients, in the same order as the original (`None`: not translated).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipients: Option<Vec<String>>,
+    /// A category's `legal_hold.reason` (`None`: not translated, or no legal hold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold_reason: Option<String>,
 }
 
 /// A data category with its default retention (`policies/categories.toml`).

@@ -33,7 +33,7 @@ fn builtin_with<'a>(name: &'a str, text: &'a str) -> Vec<(&'a str, &'a str)> {
 #[test]
 fn builtin_policies_load() {
     let policies = Policies::builtin();
-    assert_eq!(policies.version(), "2026-12-07");
+    assert_eq!(policies.version(), "2026-12-07.2");
     assert_eq!(policies.controller().name, "Example Shop GmbH");
     assert_eq!(policies.controller().contact, "privacy@example.com");
     assert_eq!(policies.rights().len(), 7);
@@ -744,9 +744,30 @@ fn french_wording_is_part_of_the_policies_and_checked() {
         builtin.rights().len()
     );
 
+    // A legal hold's reason is translated with its category.
+    let purchases = builtin
+        .categories()
+        .iter()
+        .find(|c| c.legal_hold.is_some())
+        .unwrap();
+    assert!(
+        purchases.translations["fr"]
+            .legal_hold_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("§ 147 AO"))
+    );
+
     let purposes = include_str!("../../../policies/purposes.toml");
+    let categories = include_str!("../../../policies/categories.toml");
     let policy = include_str!("../../../policies/policy.toml");
     for (file, text, from, to, says) in [
+        (
+            "categories.toml",
+            categories,
+            "name = \"Identité\"",
+            "name = \"Identité\"\nlegal_hold_reason = \"Aucune\"",
+            "this entry has none",
+        ),
         (
             "purposes.toml",
             purposes,

@@ -109,7 +109,12 @@ pub(crate) fn check(source: &Source<'_>) -> Result<CheckedCategories, PolicyErro
             None => None,
         };
 
-        let translations = super::translations::check(source, raw_category.translations, None)?;
+        let translations = super::translations::check(
+            source,
+            raw_category.translations,
+            None,
+            legal_hold.is_some(),
+        )?;
         categories.push(Category {
             translations,
             id,

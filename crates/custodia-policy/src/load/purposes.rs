@@ -125,8 +125,12 @@ pub(crate) fn check(
             .iter()
             .map(|recipient| source.text(recipient, "recipients"))
             .collect::<Result<_, _>>()?;
-        let translations =
-            super::translations::check(source, raw_purpose.translations, Some(recipients.len()))?;
+        let translations = super::translations::check(
+            source,
+            raw_purpose.translations,
+            Some(recipients.len()),
+            false,
+        )?;
         let retention_days = raw_purpose
             .retention_days
             .as_ref()

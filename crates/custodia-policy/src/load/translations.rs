@@ -22,14 +22,19 @@ pub(crate) struct RawTranslation {
     description: Spanned<String>,
     #[serde(default)]
     recipients: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    legal_hold_reason: Option<Spanned<String>>,
 }
 
 /// Checks the translations of one entry. `recipients` is how many recipients the entry lists
 /// (`None` where the entry has none to translate): a translation of them must list as many.
+/// `legal_hold` says whether the entry is a category with a legal hold, whose reason may be
+/// translated too (`legal_hold_reason`).
 pub(crate) fn check(
     source: &Source<'_>,
     raw: BTreeMap<Spanned<String>, RawTranslation>,
     recipients: Option<usize>,
+    legal_hold: bool,
 ) -> Result<BTreeMap<String, Translation>, PolicyError> {
     let mut out = BTreeMap::new();
     for (lang, raw) in raw {
@@ -69,12 +74,23 @@ pub(crate) fn check(
                 )
             }
         };
+        let legal_hold_reason = match &raw.legal_hold_reason {
+            None => None,
+            Some(reason) if legal_hold => Some(source.text(reason, "legal_hold_reason")?),
+            Some(reason) => {
+                return Err(source.error_at(
+                    reason.span(),
+                    "`legal_hold_reason` translates a category's `legal_hold.reason`, and this entry has none",
+                ));
+            }
+        };
         out.insert(
             lang.get_ref().clone(),
             Translation {
                 name: source.text(&raw.name, "name")?,
                 description: source.text(&raw.description, "description")?,
                 recipients: translated_recipients,
+                legal_hold_reason,
             },
         );
     }

@@ -419,7 +419,16 @@
       name: String((t && t.name) || (item && (item.name || item.id)) || ''),
       description: String((t && t.description) || (item && item.description) || ''),
       recipients: (t && t.recipients) || (item && item.recipients) || [],
+      legalHoldReason: (t && t.legal_hold_reason) || (item && item.legal_hold && item.legal_hold.reason) || '',
     };
+  }
+
+  // Why a category's data is kept after an erasure, in the page's language when the policies
+  // translate its legal hold's reason (the receipt quotes the policies' own wording).
+  function keptReason(kept) {
+    const category = config && (config.categories || []).find((c) => c.id === kept.category);
+    const translated = category && category.translations && category.translations[lang] && category.translations[lang].legal_hold_reason;
+    return String(translated || kept.reason || '');
   }
 
   function categoryName(id) {
@@ -446,7 +455,7 @@
         table(
           tr('kept_caption'),
           [tr('col_category'), tr('col_count'), tr('col_why'), tr('col_until')],
-          kept.map((k) => [categoryName(k.category), String(k.records ?? ''), String(k.reason || ''), formatDate(k.until)]),
+          kept.map((k) => [categoryName(k.category), String(k.records ?? ''), keptReason(k), formatDate(k.until)]),
         ),
       );
     } else if (outcome.result === 'erased') {
