@@ -57,4 +57,97 @@ fn kpis_follow_consent_and_suppress_small_cells() {
     let segments = server.get(&app, "/v1/analytics/segments");
     assert_eq!(segments.status, 200);
     assert_eq!(segments.body["excluded_for_consent"], 2);
+    let stages: Vec<&str> = segments.body["funnel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "awareness",
+            "consideration",
+            "purchase",
+            "retention",
+            "advocacy"
+        ]
+    );
+}
+
+#[test]
+fn the_dashboard_in_one_call() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let server = site.serve(&[]);
+    for i in 0..5 {
+        let user = format!("d{i}");
+        server.post(&app, "/v1/identify", &json!({"userId": user, "traits": {}}));
+        let consent = server.post(
+            &app,
+            "/v1/consents",
+            &json!({"user_id": user, "purpose": "analytics", "decision": "granted", "source": {"channel": "web"}}),
+        );
+        assert_eq!(consent.status, 201, "{:?}", consent.body);
+        for (day, total) in [("2024-01-10", 10), ("2024-02-14", 30)] {
+            let order = server.post(
+                &app,
+                "/v1/track",
+                &json!({"userId": user, "event": "Order Completed", "timestamp": format!("{day}T12:00:00Z"), "properties": {"total": total, "currency": "EUR"}}),
+            );
+            assert_eq!(order.status, 200, "{:?}", order.body);
+        }
+    }
+    let period = "from=2024-02-01T00:00:00Z&to=2024-03-01T00:00:00Z";
+    // Without the new parameters the answer is today's, with no new member.
+    let plain = server.get(&app, &format!("/v1/analytics/kpis?{period}"));
+    assert_eq!(plain.status, 200, "{:?}", plain.body);
+    assert!(plain.body.get("previous").is_none() && plain.body.get("series").is_none());
+
+    let dashboard = server.get(
+        &app,
+        &format!("/v1/analytics/kpis?{period}&compare=previous&series=week"),
+    );
+    assert_eq!(dashboard.status, 200, "{:?}", dashboard.body);
+    let body = &dashboard.body;
+    for member in ["customers", "retention_rate", "average_order_value", "nps"] {
+        assert_eq!(body[member], plain.body[member], "{member}");
+    }
+    assert_eq!(body["customers"], 5);
+    assert_eq!(body["retention_rate"], 1.0);
+    // February 2024 has 29 days: the previous period starts 29 days before it.
+    assert_eq!(body["previous"]["period"]["from"], "2024-01-03T00:00:00Z");
+    assert_eq!(body["previous"]["customers"], 5);
+    assert_eq!(
+        body["previous"]["average_order_value"]["by_currency"]["EUR"],
+        10.0
+    );
+    assert_eq!(body["series"]["interval"], "week");
+    let points = body["series"]["points"].as_array().unwrap();
+    // Thursday 1 February, then the Mondays 5, 12, 19 and 26 February; the orders of the 14th
+    // are in the third week.
+    assert_eq!(points.len(), 5);
+    assert_eq!(points[1]["period"]["from"], "2024-02-05T00:00:00Z");
+    let customers: Vec<_> = points.iter().map(|p| p["customers"].clone()).collect();
+    assert_eq!(
+        customers,
+        [json!(null), json!(null), json!(5), json!(null), json!(null)]
+    );
+
+    for (query, field) in [
+        ("compare=next", "compare"),
+        ("series=year", "series"),
+        (
+            "series=day&from=2020-01-01T00:00:00Z&to=2024-01-01T00:00:00Z",
+            "series",
+        ),
+        (
+            "compare=previous&from=0001-06-01T00:00:00Z&to=0002-01-01T00:00:00Z",
+            "compare",
+        ),
+    ] {
+        let bad = server.get(&app, &format!("/v1/analytics/kpis?{query}"));
+        assert_eq!(bad.status, 422, "{query}: {:?}", bad.body);
+        assert_eq!(bad.body["field"], field, "{query}");
+    }
 }

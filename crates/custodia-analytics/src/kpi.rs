@@ -94,18 +94,92 @@ pub fn compute_kpis<'a>(
     excluded_for_consent: u64,
     params: &Params,
 ) -> Kpis {
-    let mut totals = Totals::default();
-    for facts in group_by_subject(facts_by_subject).values() {
-        totals.add(&SubjectFigures::of(facts, params));
-    }
+    let subjects = sorted_by_subject(facts_by_subject);
+    let boundaries = [params.period_from(), params.period_to()];
+    let [totals] = <[Totals; 1]>::try_from(window_totals(&subjects, &boundaries))
+        .unwrap_or_else(|_| unreachable!("one window between two boundaries"));
     totals.into_kpis(excluded_for_consent, params)
 }
 
-/// What one subject contributes to the KPIs.
+/// Each subject's facts in their domain, sorted by time (stably: of two facts at the same time,
+/// the one later in the input stays later, so it still wins a tie as the latest answer).
+pub(crate) fn sorted_by_subject<'a>(
+    facts_by_subject: impl IntoIterator<Item = (Pseudonym, &'a [Fact])>,
+) -> Vec<Vec<&'a Fact>> {
+    group_by_subject(facts_by_subject)
+        .into_values()
+        .map(|mut facts| {
+            facts.sort_by_key(|fact| fact.time);
+            facts
+        })
+        .collect()
+}
+
+/// The totals of each window between consecutive `boundaries` (strictly increasing, at least
+/// two): window `i` is `[boundaries[i], boundaries[i + 1])`. One pass over each subject's facts,
+/// sorted by time, whatever the number of windows.
+pub(crate) fn window_totals(subjects: &[Vec<&Fact>], boundaries: &[Timestamp]) -> Vec<Totals> {
+    debug_assert!(boundaries.len() >= 2 && boundaries.is_sorted());
+    let n_windows = boundaries.len() - 1;
+    let mut totals: Vec<Totals> = (0..n_windows).map(|_| Totals::default()).collect();
+    // Subjects whose first order is before window i's start are counted at the first window
+    // that starts after it and carried forward: prior_customers[i] = Σ new_prior[..=i].
+    let mut new_prior = vec![0u64; n_windows];
+    let (first, end) = (boundaries[0], boundaries[n_windows]);
+    for facts in subjects {
+        let first_order = facts
+            .iter()
+            .find(|fact| matches!(fact.kind, FactKind::Order { .. }))
+            .map(|fact| fact.time);
+        if let Some(time) = first_order {
+            // The first window whose start is after the first order.
+            let window_idx = boundaries[..n_windows].partition_point(|start| *start <= time);
+            if let Some(count) = new_prior.get_mut(window_idx) {
+                *count += 1;
+            }
+        }
+        let mut current: Option<(usize, SubjectFigures)> = None;
+        for fact in facts
+            .iter()
+            .filter(|fact| first <= fact.time && fact.time < end)
+        {
+            let window_idx = boundaries.partition_point(|start| *start <= fact.time) - 1;
+            match &mut current {
+                Some((idx, _)) if *idx == window_idx => {}
+                _ => {
+                    if let Some((idx, figures)) = current.take() {
+                        totals[idx].add(&figures);
+                    }
+                    let figures = SubjectFigures {
+                        ordered_before_window: first_order
+                            .is_some_and(|time| time < boundaries[window_idx]),
+                        ..SubjectFigures::default()
+                    };
+                    current = Some((window_idx, figures));
+                }
+            }
+            if let Some((_, figures)) = &mut current {
+                figures.add(fact);
+            }
+        }
+        if let Some((idx, figures)) = current {
+            totals[idx].add(&figures);
+        }
+    }
+    let mut prior_customers = 0;
+    for (window, count) in totals.iter_mut().zip(new_prior) {
+        prior_customers += count;
+        window.prior_customers = prior_customers;
+    }
+    totals
+}
+
+/// What one subject contributes to the KPIs of one window.
 #[derive(Default)]
 struct SubjectFigures {
     orders_in_period: u64,
-    ordered_before_period: bool,
+    /// Whether the subject ordered before the window's start.
+    ordered_before_window: bool,
     /// Per currency: orders in the period and net amount (orders − refunds) in the period.
     by_currency: BTreeMap<Currency, CurrencyFigures>,
     /// The latest NPS answer in the period (later in the list wins a tie in time).
@@ -119,57 +193,46 @@ struct CurrencyFigures {
 }
 
 impl SubjectFigures {
-    fn of(facts: &[&Fact], params: &Params) -> SubjectFigures {
-        let mut figures = SubjectFigures::default();
-        for fact in facts {
-            if fact.time < params.period_from() {
-                if matches!(fact.kind, FactKind::Order { .. }) {
-                    figures.ordered_before_period = true;
-                }
-                continue;
+    /// Adds a fact of the window; facts come in time order.
+    fn add(&mut self, fact: &Fact) {
+        match fact.kind {
+            FactKind::Order {
+                amount_minor,
+                currency,
+            } => {
+                self.orders_in_period += 1;
+                let entry = self.by_currency.entry(currency).or_default();
+                entry.orders += 1;
+                entry.net_minor += i128::from(amount_minor);
             }
-            if !params.contains(fact.time) {
-                continue;
+            FactKind::Refund {
+                amount_minor,
+                currency,
+            } => {
+                let entry = self.by_currency.entry(currency).or_default();
+                entry.net_minor -= i128::from(amount_minor);
             }
-            match fact.kind {
-                FactKind::Order {
-                    amount_minor,
-                    currency,
-                } => {
-                    figures.orders_in_period += 1;
-                    let entry = figures.by_currency.entry(currency).or_default();
-                    entry.orders += 1;
-                    entry.net_minor += i128::from(amount_minor);
+            FactKind::Nps { score } => {
+                if self.latest_nps.is_none_or(|(time, _)| time <= fact.time) {
+                    self.latest_nps = Some((fact.time, score));
                 }
-                FactKind::Refund {
-                    amount_minor,
-                    currency,
-                } => {
-                    let entry = figures.by_currency.entry(currency).or_default();
-                    entry.net_minor -= i128::from(amount_minor);
-                }
-                FactKind::Nps { score } => {
-                    if figures.latest_nps.is_none_or(|(time, _)| time <= fact.time) {
-                        figures.latest_nps = Some((fact.time, score));
-                    }
-                }
-                FactKind::Review { .. }
-                | FactKind::ProductViewed
-                | FactKind::ProductAdded
-                | FactKind::CheckoutStarted
-                | FactKind::Identified => {}
             }
+            FactKind::Review { .. }
+            | FactKind::ProductViewed
+            | FactKind::ProductAdded
+            | FactKind::CheckoutStarted
+            | FactKind::Identified => {}
         }
-        figures
     }
 }
 
 /// The sums over all subjects.
 #[derive(Default)]
-struct Totals {
+pub(crate) struct Totals {
     customers: u64,
     repeat_customers: u64,
     orders: u64,
+    /// Subjects who ordered before the window, whether or not they have facts in it.
     prior_customers: u64,
     retained_customers: u64,
     nps_respondents: u64,
@@ -195,11 +258,8 @@ impl Totals {
         if subject.orders_in_period >= 2 {
             self.repeat_customers += 1;
         }
-        if subject.ordered_before_period {
-            self.prior_customers += 1;
-            if subject.orders_in_period >= 1 {
-                self.retained_customers += 1;
-            }
+        if subject.ordered_before_window && subject.orders_in_period >= 1 {
+            self.retained_customers += 1;
         }
         if let Some((_, score)) = subject.latest_nps {
             self.nps_respondents += 1;
@@ -219,7 +279,7 @@ impl Totals {
         }
     }
 
-    fn into_kpis(self, excluded_for_consent: u64, params: &Params) -> Kpis {
+    pub(crate) fn into_kpis(self, excluded_for_consent: u64, params: &Params) -> Kpis {
         let k = params.k();
         let mut suppressed = Vec::new();
         // A figure resting on `base` subjects, or suppressed under the name `path`.

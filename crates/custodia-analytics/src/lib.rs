@@ -9,6 +9,7 @@
 //! (`docs/analytics.md` gives every formula and rule).
 
 mod currency;
+mod dashboard;
 mod error;
 mod fact;
 mod journey;
@@ -16,16 +17,19 @@ mod kpi;
 mod params;
 mod rfm;
 mod segments;
+mod series;
 mod suppress;
 
 pub use currency::{Currency, RateTable, amount_minor_from_decimal, amount_minor_from_f64};
+pub use dashboard::{Dashboard, DashboardRequest, KpiSeries, compute_dashboard};
 pub use error::AnalyticsError;
 pub use fact::{Fact, FactKind};
 pub use journey::{JourneyStage, journey_stage};
 pub use kpi::{BaseAmount, Kpis, MoneyFigure, Period, compute_kpis};
 pub use params::Params;
 pub use rfm::{Rfm, RfmScorer, Segment, rfm_score};
-pub use segments::{Segments, compute_segments, compute_segments_with};
+pub use segments::{FunnelStage, Segments, compute_segments, compute_segments_with};
+pub use series::Interval;
 
 #[cfg(test)]
 mod tests;

@@ -106,9 +106,15 @@ impl Params {
         self.rates.as_ref()
     }
 
-    /// Whether `time` falls in `[period_from, period_to)`.
-    pub(crate) fn contains(&self, time: Timestamp) -> bool {
-        self.period_from <= time && time < self.period_to
+    /// The same parameters over the period `[period_from, period_to)`, which the caller has
+    /// checked is not empty.
+    pub(crate) fn over(&self, period_from: Timestamp, period_to: Timestamp) -> Params {
+        debug_assert!(period_from < period_to);
+        Params {
+            period_from,
+            period_to,
+            ..self.clone()
+        }
     }
 
     /// The period's length in Julian years (365.25 days), above zero.

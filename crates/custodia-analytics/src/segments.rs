@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fact::group_by_subject;
 use crate::journey::stage_of_refs;
+use crate::kpi::round_to;
 use crate::suppress::hidden_cells;
 use crate::{Fact, JourneyStage, Params, RfmScorer, Segment};
 
@@ -17,7 +18,7 @@ use crate::{Fact, JourneyStage, Params, RfmScorer, Segment};
 /// suppressed, and then its path (`"rfm.lost"`, `"journey.purchase"`) is in `suppressed`. No
 /// totals are published: see `docs/analytics.md` for why this, together with complementary
 /// suppression, keeps a hidden count from being recovered by subtraction.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segments {
     /// The instant the segments describe (the end of `params`' period): facts before it count.
@@ -26,6 +27,9 @@ pub struct Segments {
     pub rfm: BTreeMap<Segment, Option<u64>>,
     /// Subjects with at least one fact, per journey stage.
     pub journey: BTreeMap<JourneyStage, Option<u64>>,
+    /// The journey as a funnel, one row per stage in journey order; made of `journey`'s counts
+    /// alone, so it reveals nothing they do not.
+    pub funnel: Vec<FunnelStage>,
     /// Subjects left out because their consent or lawful basis does not allow `analytics`, as
     /// the caller counted them.
     pub excluded_for_consent: u64,
@@ -33,6 +37,53 @@ pub struct Segments {
     pub k_anonymity: usize,
     /// The paths of the suppressed counts, in table order.
     pub suppressed: Vec<String>,
+}
+
+/// One stage of the journey funnel. A stage is where a subject is now, so the subjects who
+/// *reached* a stage are those in it or in any later one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FunnelStage {
+    /// The stage.
+    pub stage: JourneyStage,
+    /// Subjects in this stage now: `journey`'s count, `null` when suppressed.
+    pub subjects: Option<u64>,
+    /// Subjects in this stage or a later one; `null` when any of those counts is suppressed (it
+    /// would reveal their sum).
+    pub reached: Option<u64>,
+    /// Of the subjects who reached this stage, the share who reached the next one (0 to 1,
+    /// four decimals); `null` for the last stage and when either `reached` is `null`.
+    pub conversion_to_next: Option<f64>,
+}
+
+/// The funnel of the published journey counts.
+fn funnel(journey: &BTreeMap<JourneyStage, Option<u64>>) -> Vec<FunnelStage> {
+    let counts: Vec<Option<u64>> = JourneyStage::ALL
+        .iter()
+        .map(|stage| journey.get(stage).copied().flatten())
+        .collect();
+    let reached: Vec<Option<u64>> = (0..counts.len())
+        .map(|stage_idx| counts[stage_idx..].iter().copied().sum())
+        .collect();
+    JourneyStage::ALL
+        .iter()
+        .enumerate()
+        .map(|(stage_idx, stage)| {
+            let next = reached.get(stage_idx + 1).copied().flatten();
+            let conversion_to_next = match (reached[stage_idx], next) {
+                (Some(here), Some(next)) if here > 0 => {
+                    Some(round_to(next as f64 / here as f64, 4))
+                }
+                _ => None,
+            };
+            FunnelStage {
+                stage: *stage,
+                subjects: counts[stage_idx],
+                reached: reached[stage_idx],
+                conversion_to_next,
+            }
+        })
+        .collect()
 }
 
 /// Counts subjects per RFM segment (scored with [`RfmScorer::fixed`]) and per journey stage.
@@ -99,6 +150,7 @@ pub fn compute_segments_with<'a>(
     Segments {
         as_of: now,
         rfm,
+        funnel: funnel(&journey),
         journey,
         excluded_for_consent,
         k_anonymity: params.k_anonymity(),

@@ -1,6 +1,7 @@
 //! Unit tests of the analytics, one module per capability, with the fixture helpers they share.
 
 mod currency;
+mod dashboard;
 mod fact;
 mod journey;
 mod kpis;

@@ -13,8 +13,9 @@
 //! cells.
 
 use custodia_analytics::{
-    Currency, Fact, FactKind, Kpis, Params, RateTable, Segments, amount_minor_from_decimal,
-    amount_minor_from_f64, compute_kpis, compute_segments,
+    Currency, Dashboard, DashboardRequest, Fact, FactKind, Kpis, Params, RateTable, Segments,
+    amount_minor_from_decimal, amount_minor_from_f64, compute_dashboard, compute_kpis,
+    compute_segments,
 };
 use custodia_core::{EventId, Operation, Pseudonym, PurposeId, SubjectId, TenantId, Timestamp};
 use custodia_store::{ConsentState, WriteBatch};
@@ -75,6 +76,28 @@ fn amount(value: &Value, currency: Currency) -> Option<i64> {
 fn small_int(value: Option<&Value>) -> Option<u8> {
     let n = value?.as_f64()?;
     (n.fract() == 0.0 && (0.0..=255.0).contains(&n)).then_some(n as u8)
+}
+
+/// A refused dashboard parameter, named as the query names it.
+fn dashboard_error(error: custodia_analytics::AnalyticsError) -> EngineError {
+    match error {
+        custodia_analytics::AnalyticsError::InvalidParams { what: "series" } => {
+            EngineError::invalid(
+                "series",
+                format!(
+                    "a series has at most {} points (a daily series spans at most 3 years)",
+                    custodia_analytics::Interval::MAX_POINTS
+                ),
+            )
+        }
+        custodia_analytics::AnalyticsError::InvalidParams { what: "compare" } => {
+            EngineError::invalid(
+                "compare",
+                "the previous period would start before the earliest time",
+            )
+        }
+        other => EngineError::invalid("from", other.to_string()),
+    }
 }
 
 impl Engine {
@@ -271,6 +294,28 @@ impl Engine {
             excluded,
             &params,
         ))
+    }
+
+    /// The KPIs over `[from, to)` with what `request` adds: the previous period's and a time
+    /// series (`analytics` operation and purpose). The subjects are read and filtered once.
+    pub fn dashboard(
+        &self,
+        caller: &Caller,
+        from: Timestamp,
+        to: Timestamp,
+        request: DashboardRequest,
+    ) -> Result<Dashboard, EngineError> {
+        let params = self.analytics_params(from, to)?;
+        // Refused before the scan.
+        request.check(&params).map_err(dashboard_error)?;
+        let (subjects, excluded) = self.allowed_facts(caller)?;
+        compute_dashboard(
+            subjects.iter().map(|(p, facts)| (*p, facts.as_slice())),
+            excluded,
+            &params,
+            request,
+        )
+        .map_err(dashboard_error)
     }
 
     /// RFM segment and journey-stage counts as of now (`analytics` operation and purpose).

@@ -9,7 +9,7 @@ mod bodies;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use custodia_analytics::{Kpis, Segments};
+use custodia_analytics::{Dashboard, Segments};
 use custodia_core::ErrorCode;
 use custodia_engine::{
     ApiKeyView, ConsentHistory, ConsentOutcome, ConsistencyProof, DsrCase, DsrExport, DsrView,
@@ -1006,7 +1006,7 @@ const ANALYTICS_OPS: &[Op] = &[
         method: "GET",
         path: "/v1/analytics/kpis",
         tag: "analytics",
-        summary: "KPIs over subjects whose consent or lawful basis allows `analytics` (formulas in docs/analytics.md); money per currency, figures on fewer than k subjects suppressed (null, listed in `suppressed`).",
+        summary: "KPIs over subjects whose consent or lawful basis allows `analytics` (formulas in docs/analytics.md); money per currency, figures on fewer than k subjects suppressed (null, listed in `suppressed`). With `compare=previous` also the previous period's KPIs (`previous`), with `series` also the KPIs of each day, week or month (`series.points`): the dashboard in one call.",
         auth: true,
         params: &[
             (
@@ -1023,12 +1023,26 @@ const ANALYTICS_OPS: &[Op] = &[
                 Kind::DateTime,
                 "RFC 3339, exclusive (default: now).",
             ),
+            (
+                "compare",
+                ParameterIn::Query,
+                false,
+                Kind::Choice(&["previous"]),
+                "`previous`: also the KPIs of the period of equal length just before (which must start from the year 1 on).",
+            ),
+            (
+                "series",
+                ParameterIn::Query,
+                false,
+                Kind::Choice(&["day", "week", "month"]),
+                "Also the KPIs of each day (from 00:00 UTC), ISO week (from Monday) or calendar month of the period, the first and last cut to it; at most 1,100 points, so a daily series spans at most 3 years.",
+            ),
         ],
         body: None,
         responses: &[
             (
                 "200",
-                "`{\"customers\", \"repeat_purchase_rate\", \"retention_rate\", \"churn_rate\", \"average_order_value\", \"purchase_frequency\", \"customer_lifetime_value\", \"nps\", \"excluded_for_consent\", \"suppressed\"}`",
+                "`{\"customers\", \"repeat_purchase_rate\", \"retention_rate\", \"churn_rate\", \"average_order_value\", \"purchase_frequency\", \"customer_lifetime_value\", \"nps\", \"excluded_for_consent\", \"suppressed\", \"previous\"?, \"series\"?: {\"interval\", \"points\"}}`",
             ),
             REFUSALS,
         ],
@@ -1044,7 +1058,7 @@ const ANALYTICS_OPS: &[Op] = &[
         responses: &[
             (
                 "200",
-                "`{\"as_of\", \"rfm\": {...}, \"journey\": {...}, \"excluded_for_consent\", \"suppressed\"}`",
+                "`{\"as_of\", \"rfm\": {...}, \"journey\": {...}, \"funnel\": [{\"stage\", \"subjects\", \"reached\", \"conversion_to_next\"}], \"excluded_for_consent\", \"suppressed\"}`",
             ),
             REFUSALS,
         ],
@@ -1257,7 +1271,7 @@ fn success_schema(op: &Op, status: &str) -> Option<Typed> {
             "200",
         ) => typed::<DsrView>(),
         ("GET", "/v1/search", "200") => typed::<SearchPage>(),
-        ("GET", "/v1/analytics/kpis", "200") => typed::<Kpis>(),
+        ("GET", "/v1/analytics/kpis", "200") => typed::<Dashboard>(),
         ("GET", "/v1/analytics/segments", "200") => typed::<Segments>(),
         ("POST", "/v1/subjects/{subject_id}/erasure", "200") => typed::<ErasureOutcome>(),
         ("GET" | "PUT", "/v1/subjects/{subject_id}/flags", "200") => typed::<FlagsView>(),

@@ -86,6 +86,14 @@ fn small_cells_are_suppressed_with_complements() {
                 "retention": 12,
                 "advocacy": null
             },
+            // Every stage but the last has a hidden later one: no `reached` can be shown.
+            "funnel": [
+                {"stage": "awareness", "subjects": null, "reached": null, "conversion_to_next": null},
+                {"stage": "consideration", "subjects": null, "reached": null, "conversion_to_next": null},
+                {"stage": "purchase", "subjects": null, "reached": null, "conversion_to_next": null},
+                {"stage": "retention", "subjects": 12, "reached": null, "conversion_to_next": null},
+                {"stage": "advocacy", "subjects": null, "reached": null, "conversion_to_next": null}
+            ],
             "excluded_for_consent": 2,
             "k_anonymity": 5,
             "suppressed": [
@@ -130,6 +138,39 @@ fn nothing_is_hidden_when_every_cell_reaches_k() {
     // No customers: every RFM cell and every customer stage is 0, so all are hidden.
     assert!(segments.rfm.values().all(Option::is_none));
     assert_eq!(segments.suppressed.len(), 11 + 3);
+}
+
+#[test]
+fn the_funnel_counts_who_reached_each_stage() {
+    let promoters: Vec<Fact> = (71..76u8)
+        .map(|s| fact(s, "2024-03-02T00:00:00Z", FactKind::Nps { score: 9 }))
+        .collect();
+    let facts = [
+        visitors(41, 5, FactKind::Identified),
+        visitors(51, 5, FactKind::ProductAdded),
+        customers(31, 6, 1, 100),
+        customers(61, 5, 2, 30),
+        customers(71, 5, 1, 20),
+        promoters,
+    ]
+    .concat();
+    let subjects = by_subject(&facts);
+    let segments = compute_segments(pairs(&subjects), 0, &params());
+    let rows: Vec<_> = segments
+        .funnel
+        .iter()
+        .map(|row| (row.stage, row.subjects, row.reached, row.conversion_to_next))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (JourneyStage::Awareness, Some(5), Some(26), Some(0.8077)),
+            (JourneyStage::Consideration, Some(5), Some(21), Some(0.7619)),
+            (JourneyStage::Purchase, Some(6), Some(16), Some(0.625)),
+            (JourneyStage::Retention, Some(5), Some(10), Some(0.5)),
+            (JourneyStage::Advocacy, Some(5), Some(5), None),
+        ]
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use custodia_analytics::{Kpis, Segments};
+use custodia_analytics::{Dashboard, DashboardRequest, Interval, Segments};
 use custodia_core::{ErrorCode, Timestamp};
 use custodia_engine::{Clock, SystemClock};
 
@@ -31,18 +31,65 @@ fn time(params: &Params, name: &str) -> Result<Option<Timestamp>, AppError> {
         .transpose()
 }
 
-/// `GET /v1/analytics/kpis?from=&to=`: the period defaults to the year before now.
+/// `compare` and `series`: what the dashboard asks for beside the period's KPIs.
+fn dashboard_request(
+    params: &Params,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<DashboardRequest, AppError> {
+    let compare_previous = match params.get("compare") {
+        None => false,
+        Some("previous") => true,
+        Some(_) => {
+            return Err(AppError::new(
+                ErrorCode::InvalidField,
+                "must be \"previous\"",
+                Some("compare".to_owned()),
+            ));
+        }
+    };
+    // The previous period is echoed too, so it must start in a year clients read.
+    let length = to.unix_micros().saturating_sub(from.unix_micros());
+    if compare_previous && from.unix_micros().saturating_sub(length) < YEAR_ONE.unix_micros() {
+        return Err(AppError::new(
+            ErrorCode::InvalidField,
+            "the previous period would start before the year 1",
+            Some("compare".to_owned()),
+        ));
+    }
+    let series = params
+        .get("series")
+        .map(|name| {
+            Interval::parse(name).ok_or_else(|| {
+                AppError::new(
+                    ErrorCode::InvalidField,
+                    "must be one of day, week, month",
+                    Some("series".to_owned()),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(DashboardRequest {
+        compare_previous,
+        series,
+    })
+}
+
+/// `GET /v1/analytics/kpis?from=&to=&compare=previous&series=day|week|month`: the period
+/// defaults to the year before now; without `compare` and `series` the answer is the period's
+/// KPIs alone, as it always was.
 pub async fn kpis(
     State(state): State<AppState>,
     Auth(caller): Auth,
     params: Params,
-) -> Result<Json<Kpis>, AppError> {
+) -> Result<Json<Dashboard>, AppError> {
     let to = time(&params, "to")?.unwrap_or_else(|| SystemClock.now());
     let from = time(&params, "from")?.unwrap_or_else(|| to.plus_days(-365).max(YEAR_ONE));
-    let kpis = state
-        .run(move |engine| engine.kpis(&caller, from, to))
+    let request = dashboard_request(&params, from, to)?;
+    let dashboard = state
+        .run(move |engine| engine.dashboard(&caller, from, to, request))
         .await?;
-    Ok(Json(kpis))
+    Ok(Json(dashboard))
 }
 
 /// `GET /v1/analytics/segments`: RFM segments and journey stages as of now.

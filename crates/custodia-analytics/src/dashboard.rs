@@ -1,0 +1,148 @@
+//! The dashboard's one call: the KPIs of a period, optionally those of the period just before
+//! it and a time series of each KPI (`GET /v1/analytics/kpis?compare=previous&series=week`).
+
+use custodia_core::{Pseudonym, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::kpi::{sorted_by_subject, window_totals};
+use crate::{AnalyticsError, Fact, Interval, Kpis, Params};
+
+/// What to compute beside the period's KPIs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DashboardRequest {
+    /// Also the KPIs of the period of equal length just before.
+    pub compare_previous: bool,
+    /// Also the KPIs of each day, week or month of the period.
+    pub series: Option<Interval>,
+}
+
+/// The KPIs of a period, with the previous period's and a series when asked for. Without them
+/// it is exactly [`Kpis`]: the fields of the period's KPIs are at the top level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Dashboard {
+    /// The KPIs of the period.
+    #[serde(flatten)]
+    pub kpis: Kpis,
+    /// The KPIs of the period of equal length that ends where this one starts (`compare=previous`),
+    /// with the same meaning and suppression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Kpis>,
+    /// The KPIs of each window of the period (`series=day|week|month`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<KpiSeries>,
+}
+
+/// The KPIs of each day, week or month of a period, in time order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KpiSeries {
+    /// The step: windows start at UTC midnights, Mondays or firsts of the month; the first and
+    /// the last window are cut to the period.
+    pub interval: Interval,
+    /// One entry per window, each with its own `period`, figures and suppression. Per-year
+    /// figures (the lifetime value) are computed over the window's own length.
+    pub points: Vec<Kpis>,
+}
+
+impl DashboardRequest {
+    /// Checks the request against the period, so that it can be refused before any fact is
+    /// read.
+    ///
+    /// # Errors
+    /// As [`compute_dashboard`].
+    pub fn check(&self, params: &Params) -> Result<(), AnalyticsError> {
+        if self.compare_previous {
+            params.previous_period()?;
+        }
+        if let Some(interval) = self.series {
+            interval.boundaries(params.period_from(), params.period_to())?;
+        }
+        Ok(())
+    }
+}
+
+impl Params {
+    /// The period of equal length that ends where this one starts.
+    ///
+    /// # Errors
+    /// [`AnalyticsError::InvalidParams`] (`"compare"`) if it would start before the earliest
+    /// representable instant.
+    pub fn previous_period(&self) -> Result<Params, AnalyticsError> {
+        let (from, to) = (
+            self.period_from().unix_micros(),
+            self.period_to().unix_micros(),
+        );
+        let previous_from = to
+            .checked_sub(from)
+            .and_then(|length| from.checked_sub(length))
+            .ok_or(AnalyticsError::InvalidParams { what: "compare" })?;
+        Ok(self.over(
+            Timestamp::from_unix_micros(previous_from),
+            self.period_from(),
+        ))
+    }
+}
+
+/// Computes the KPIs of `params`' period and what `request` adds, over the facts of each
+/// subject; see [`crate::compute_kpis`] for the inputs. Each subject's facts are read once for
+/// the period and its previous one, and once for the series, however many windows it has.
+///
+/// # Errors
+/// [`AnalyticsError::InvalidParams`]: `"compare"` as [`Params::previous_period`], `"series"` for
+/// a series of more than [`Interval::MAX_POINTS`] windows.
+pub fn compute_dashboard<'a>(
+    facts_by_subject: impl IntoIterator<Item = (Pseudonym, &'a [Fact])>,
+    excluded_for_consent: u64,
+    params: &Params,
+    request: DashboardRequest,
+) -> Result<Dashboard, AnalyticsError> {
+    let previous_params = request
+        .compare_previous
+        .then(|| params.previous_period())
+        .transpose()?;
+    let series_boundaries = request
+        .series
+        .map(|interval| interval.boundaries(params.period_from(), params.period_to()))
+        .transpose()?;
+
+    let subjects = sorted_by_subject(facts_by_subject);
+    let kpis_over = |boundaries: &[Timestamp]| -> Vec<Kpis> {
+        let totals = window_totals(&subjects, boundaries);
+        totals
+            .into_iter()
+            .zip(boundaries.windows(2))
+            .map(|(totals, window)| {
+                totals.into_kpis(excluded_for_consent, &params.over(window[0], window[1]))
+            })
+            .collect()
+    };
+    let (kpis, previous) = match &previous_params {
+        Some(previous) => {
+            let mut both = kpis_over(&[
+                previous.period_from(),
+                params.period_from(),
+                params.period_to(),
+            ]);
+            let kpis = both.pop();
+            (kpis, both.pop())
+        }
+        None => (
+            kpis_over(&[params.period_from(), params.period_to()]).pop(),
+            None,
+        ),
+    };
+    let kpis = kpis.unwrap_or_else(|| unreachable!("one KPI set per window"));
+    let series = request
+        .series
+        .zip(series_boundaries)
+        .map(|(interval, boundaries)| KpiSeries {
+            interval,
+            points: kpis_over(&boundaries),
+        });
+    Ok(Dashboard {
+        kpis,
+        previous,
+        series,
+    })
+}
