@@ -697,6 +697,28 @@ async fn the_loyalty_dashboard_shows_the_apis_figures_with_suppressed_cells_mark
             }
         }
     }
+    // The trend: one point per month of the API's series (the default period is a year),
+    // suppressed points said as such.
+    let series = server.get(
+        &compliance,
+        &format!(
+            "/v1/analytics/kpis?from={}&to={}&series=month",
+            from.as_str().unwrap(),
+            to.as_str().unwrap()
+        ),
+    );
+    assert_eq!(series.status, 200, "{:?}", series.body);
+    let points = series.body["series"]["points"].as_array().unwrap();
+    tab.wait_for("document.querySelectorAll('#trend tbody tr').length > 0")
+        .await;
+    let shown: Vec<Value> = tab
+        .eval("[...document.querySelectorAll('#trend tbody tr td:last-child span')].map(s => s.dataset.suppressed === 'true' ? null : parseInt(s.textContent.replace(/\\D/g, ''), 10))")
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
+    let expected: Vec<Value> = points.iter().map(|p| p["customers"].clone()).collect();
+    assert_eq!(shown, expected, "customers per month");
     check_accessibility(&tab).await;
     tab.shoot("11-dashboard").await;
 

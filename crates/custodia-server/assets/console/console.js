@@ -905,13 +905,15 @@
       $('p-from').focus();
       return;
     }
-    // The end day is included: the period runs to the next midnight.
+    // The end day is included: the period runs to the next midnight. One call answers the
+    // period, the one before it and the series for the trend chart.
     const end = new Date(to.getTime() + DAY);
-    const query = (a, b) => '?from=' + encodeURIComponent(a.toISOString()) + '&to=' + encodeURIComponent(b.toISOString());
-    const previousFrom = new Date(from.getTime() - (end.getTime() - from.getTime()));
-    const [now, before, segments] = await Promise.all([
-      api('/v1/analytics/kpis' + query(from, end)),
-      $('p-compare').checked ? api('/v1/analytics/kpis' + query(previousFrom, from)) : null,
+    const days = (end.getTime() - from.getTime()) / DAY;
+    const series = days <= 31 ? 'day' : days <= 183 ? 'week' : 'month';
+    const query = '?from=' + encodeURIComponent(from.toISOString()) + '&to=' + encodeURIComponent(end.toISOString())
+      + ($('p-compare').checked ? '&compare=previous' : '') + '&series=' + series;
+    const [now, segments] = await Promise.all([
+      api('/v1/analytics/kpis' + query),
       api('/v1/analytics/segments'),
     ]);
     if (!me) return;
@@ -923,7 +925,8 @@
       from: from.toISOString(),
       to: to.toISOString(),
       now: now.body,
-      before: before && before.ok ? before.body : null,
+      before: now.body.previous || null,
+      series: now.body.series || null,
       segments: segments.ok ? segments.body : null,
     };
     renderDashboard();
@@ -984,8 +987,92 @@
       card.append(el('p', { class: 'fine' }, tr('excluded_line', { n: number(now.excluded_for_consent, 0) })));
       box.append(card);
     }
+    renderTrend();
     renderFunnel(segments);
     renderRfm(segments);
+  }
+
+  const TREND = ['customers', 'repeat_purchase_rate', 'retention_rate', 'churn_rate', 'purchase_frequency', 'nps'];
+
+  // One figure over the period, one point per day, week or month, drawn in SVG; a suppressed
+  // point is a gap in the line, marked and said in the table under the chart.
+  function renderTrend() {
+    const select = $('t-kpi');
+    const chosen = select.value || 'customers';
+    select.replaceChildren(...TREND.map((name) => el('option', { value: name }, tr('kpi_' + name))));
+    select.value = chosen;
+    const box = $('trend');
+    box.replaceChildren();
+    const series = dashboard && dashboard.series;
+    if (!series || !(series.points || []).length) return;
+    const name = select.value;
+    const points = series.points.map((p) => ({
+      at: p.period && p.period.from,
+      value: (p.suppressed || []).includes(name) || typeof p[name] !== 'number' ? null : p[name],
+      text: kpiText(p, name),
+    }));
+    const values = points.map((p) => p.value).filter((v) => v !== null);
+    const top = RATES.includes(name) ? 1 : Math.max(1, ...values);
+    const bottom = name === 'nps' ? Math.min(0, ...values) : 0;
+    const svgNs = 'http://www.w3.org/2000/svg';
+    const [w, h, left, pad] = [600, 200, 48, 16];
+    const svg = document.createElementNS(svgNs, 'svg');
+    svg.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
+    svg.setAttribute('class', 'trend');
+    svg.setAttribute('role', 'img');
+    svg.setAttribute('aria-label', tr('trend_aria', { kpi: tr('kpi_' + name), interval: tr('interval_' + series.interval) }));
+    const x = (i) => left + (points.length === 1 ? (w - left - pad) / 2 : (i * (w - left - pad)) / (points.length - 1));
+    const y = (v) => h - pad - ((v - bottom) / (top - bottom || 1)) * (h - 2 * pad);
+    const line = (x1, y1, x2, y2, cls) => {
+      const l = document.createElementNS(svgNs, 'line');
+      for (const [k, v] of Object.entries({ x1, y1, x2, y2 })) l.setAttribute(k, String(v));
+      l.setAttribute('class', cls);
+      return l;
+    };
+    svg.append(line(left, h - pad, w - pad, h - pad, 'axis'), line(left, pad, left, h - pad, 'axis'));
+    for (const [v, cls] of [[top, 'tick'], [bottom, 'tick']]) {
+      const t = document.createElementNS(svgNs, 'text');
+      t.setAttribute('x', String(left - 6));
+      t.setAttribute('y', String(y(v) + 4));
+      t.setAttribute('text-anchor', 'end');
+      t.setAttribute('class', cls);
+      t.textContent = RATES.includes(name) ? percent(v) : number(v, 0);
+      svg.append(t);
+    }
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) {
+        const path = document.createElementNS(svgNs, 'polyline');
+        path.setAttribute('points', run.map(([a, b]) => a + ',' + b).join(' '));
+        path.setAttribute('class', 'line');
+        svg.append(path);
+      }
+      run = [];
+    };
+    points.forEach((p, i) => {
+      if (p.value === null) {
+        flush();
+        const mark = document.createElementNS(svgNs, 'circle');
+        mark.setAttribute('cx', String(x(i)));
+        mark.setAttribute('cy', String(h - pad));
+        mark.setAttribute('r', '3');
+        mark.setAttribute('class', 'gap');
+        svg.append(mark);
+        return;
+      }
+      run.push([x(i), y(p.value)]);
+      const dot = document.createElementNS(svgNs, 'circle');
+      dot.setAttribute('cx', String(x(i)));
+      dot.setAttribute('cy', String(y(p.value)));
+      dot.setAttribute('r', '3');
+      dot.setAttribute('class', 'dot');
+      svg.append(dot);
+    });
+    flush();
+    const suppressedPoints = points.filter((p) => p.value === null).length;
+    box.append(svg,
+      el('p', { class: 'fine' }, tr('trend_note', { n: points.length, interval: tr('interval_' + series.interval), suppressed: suppressedPoints })),
+      table(tr('trend_title'), [tr('col_from'), tr('kpi_' + name)], points.map((p) => [formatDate(p.at), el('span', { 'data-suppressed': String(p.value === null) }, p.text === null ? tr('suppressed') : p.text)])));
   }
 
   // The journey as horizontal bars drawn in SVG, with the conversion from each stage to the next.
@@ -1022,21 +1109,17 @@
       value.textContent = typeof count === 'number' ? number(count, 0) : tr('suppressed');
       svg.append(bar, label, value);
     });
-    // The same figures as a table, for screen readers and to read exact conversions. A stage is
-    // where a customer is now, so those who reached a stage are it and every later one; that is
-    // known only when no later stage is suppressed.
-    const reached = counts.map((_, i) => {
-      const later = counts.slice(i);
-      return later.every((c) => typeof c === 'number') ? later.reduce((a, b) => a + b, 0) : null;
-    });
+    // The same figures as a table, with the server's funnel: who reached each stage (it and
+    // every later one) and the conversion to the next, null where a suppressed count would leak.
+    const funnel = segments.funnel || [];
     const rows = JOURNEY.map((stage, i) => {
       const count = counts[i];
-      const conversion = i + 1 < JOURNEY.length && reached[i] && reached[i + 1] !== null ? percent(reached[i + 1] / reached[i]) : '';
+      const step = funnel.find((f) => f.stage === stage) || {};
       return [
         tr('stage_' + stage),
         el('span', { 'data-stage': stage, 'data-suppressed': String(typeof count !== 'number') }, typeof count === 'number' ? number(count, 0) : tr('suppressed')),
-        reached[i] === null ? '' : number(reached[i], 0),
-        conversion,
+        typeof step.reached === 'number' ? number(step.reached, 0) : '',
+        typeof step.conversion_to_next === 'number' ? percent(step.conversion_to_next) : '',
       ];
     });
     box.append(svg, table(tr('funnel_title'), [tr('col_stage'), tr('col_customers'), tr('col_reached'), tr('col_conversion')], rows));
@@ -1462,6 +1545,7 @@
     $('key-form').addEventListener('submit', createKey);
     $('lookup-form').addEventListener('submit', lookUp);
     $('period-form').addEventListener('submit', loadDashboard);
+    $('t-kpi').addEventListener('change', renderTrend);
     for (const tab of document.querySelectorAll('.tab')) {
       tab.addEventListener('click', () => {
         const name = tab.getAttribute('data-view');
