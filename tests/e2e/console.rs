@@ -40,7 +40,8 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
     let site = Site::new();
     let app = site.create_key("app");
     let compliance = site.create_key("compliance");
-    let server = site.serve(&[]);
+    let witness = format!("dir:{}", site.dir.path().join("witness").display());
+    let server = site.serve(&["--checkpoint-witness", &witness]);
     let base = server.base.clone();
 
     // The page and its assets: a strict CSP, never framed.
@@ -245,6 +246,11 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
     );
     assert!(
         card.contains(&format!("extend the {seen_before} entries")),
+        "{card}"
+    );
+    // The witness directory holds the checkpoint the browser just checked.
+    assert!(
+        card.contains("Witness directory") && card.contains("holds the checkpoint of"),
         "{card}"
     );
     tab.shoot("4-ledgers").await;

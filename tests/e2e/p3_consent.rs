@@ -374,6 +374,7 @@ fn truncate_last_entry(dir: &Path) {
 fn the_timer_writes_checkpoints_to_the_witness_directory() {
     let site = Site::new();
     let app = site.create_key("app");
+    let compliance = site.create_key("compliance");
     let witness = site.dir.path().join("witness");
     let witness_arg = format!("dir:{}", witness.display());
     // Appends alone would not checkpoint (every 1000 entries): the 1-second timer must.
@@ -414,6 +415,15 @@ fn the_timer_writes_checkpoints_to_the_witness_directory() {
         found.contains("\n\n\u{2014} custodia.local/default/ledger "),
         "a signature line: {found}"
     );
+    // The ledger screen's list of witnesses says what the directory holds.
+    let listed = server.get(&compliance, "/v1/ledger/witnesses");
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    assert_eq!(listed.body["origin"], "custodia.local/default/ledger");
+    assert_eq!(listed.body["checkpoint_interval_seconds"], 1);
+    let dir = &listed.body["witnesses"][0];
+    assert_eq!(dir["kind"], "dir");
+    assert!(dir["last_tree_size"].as_u64().unwrap() >= 2, "{dir}");
+    assert!(dir["last_at"].is_string(), "{dir}");
     assert!(server.stop().success());
 }
 
@@ -458,7 +468,8 @@ fn a_webhook_witness_receives_signed_checkpoints() {
     let app = site.create_key("app");
     let compliance = site.create_key("compliance");
     let (url, received) = witness_server();
-    let witness_arg = format!("webhook:{url}");
+    // A token in the query: the listing of witnesses must not show it.
+    let witness_arg = format!("webhook:{url}?token=s3cret-witness-token");
     let server = site.serve(&[
         "--checkpoint-witness",
         &witness_arg,
@@ -488,6 +499,22 @@ fn a_webhook_witness_receives_signed_checkpoints() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
+    // The ledger screen's list says what this witness accepted, without its token.
+    let listed = server.get(&compliance, "/v1/ledger/witnesses");
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let webhook = &listed.body["witnesses"][0];
+    assert_eq!(webhook["kind"], "webhook");
+    assert_eq!(webhook["target"], json!(url));
+    assert!(!listed.body.to_string().contains("s3cret"));
+    assert!(
+        webhook["last_tree_size"].as_u64().unwrap() >= 2,
+        "{webhook}"
+    );
+    // The access log's checkpoints are witnessed apart from the ledger's.
+    let access = server.get(&compliance, "/v1/audit/access/witnesses");
+    assert_eq!(access.status, 200, "{:?}", access.body);
+    assert!(access.body["origin"].as_str().unwrap().ends_with("/audit"));
+
     // What the witness holds verifies offline with the published key.
     let work = tempfile::tempdir().unwrap();
     let checkpoint = write(work.path(), "witnessed", &note);

@@ -285,6 +285,9 @@ pub struct EntryView {
     pub bytes_b64: String,
 }
 
+/// The newest checkpoint in a witness directory, if any: its tree size and when it was written.
+pub type WitnessCopy = Option<(u64, Timestamp)>;
+
 impl EntryView {
     /// The view of an entry's canonical bytes, as the API shows it: what an offline verifier
     /// compares a saved entry against (`custodia ledger verify-proof`).
@@ -749,6 +752,36 @@ impl Engine {
     pub fn ledger_checkpoint(&self, caller: &Caller, kind: LogKind) -> Result<String, EngineError> {
         let ledger = self.readable_log(caller, kind)?;
         Ok(ledger.log.checkpoint(&ledger.signer)?.to_text())
+    }
+
+    /// The name (origin) of the caller's tenant's log of `kind`, and the newest checkpoint copied
+    /// to the witness directory (`None`: no directory; `Some(None)`: none copied yet).
+    pub fn log_witness_copy(
+        &self,
+        caller: &Caller,
+        kind: LogKind,
+    ) -> Result<(String, Option<WitnessCopy>), EngineError> {
+        let ledger = self.readable_log(caller, kind)?;
+        let origin = ledger.signer.origin().to_owned();
+        let dir = match kind {
+            LogKind::Consent => self.ledgers.witness_dir(),
+            LogKind::Access => self.access_logs.witness_dir(),
+        };
+        let Some(dir) = dir else {
+            return Ok((origin, None));
+        };
+        let copy = custodia_ledger::latest_witness_copy(dir, &origin)
+            .map_err(|source| EngineError::Io {
+                what: "witness directory",
+                source,
+            })?
+            .map(|(size, at)| {
+                let micros = at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+                (size, Timestamp::from_unix_micros(micros))
+            });
+        Ok((origin, Some(copy)))
     }
 
     /// The verifier key of the caller's tenant's ledger: note format and raw hex.

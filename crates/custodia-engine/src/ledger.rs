@@ -106,6 +106,11 @@ impl Ledgers {
         }
     }
 
+    /// The directory every new checkpoint is copied to, if any.
+    pub(crate) fn witness_dir(&self) -> Option<&Path> {
+        self.witness_dir.as_deref()
+    }
+
     /// The directory of a tenant's ledger.
     pub fn dir(root: &Path, tenant: &TenantId) -> PathBuf {
         root.join(tenant.as_str())

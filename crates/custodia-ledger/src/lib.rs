@@ -36,7 +36,7 @@ mod verify;
 
 pub use entry::{ENTRY_FORMAT_VERSION, LedgerEntry, Source};
 pub use error::LedgerError;
-pub use log::{Log, MAX_ENTRY_LEN, Recovery};
+pub use log::{Log, MAX_ENTRY_LEN, Recovery, latest_witness_copy};
 pub use note::{Checkpoint, NoteSignature, NoteSigner, VerifierKey};
 pub use verify::{VerifyFailure, VerifyReport, verify_dir};
 

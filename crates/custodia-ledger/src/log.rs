@@ -84,6 +84,7 @@ use crate::merkle::{self, Frontier};
 use crate::{Checkpoint, Hash, LedgerError, NoteSigner, VerifierKey};
 
 use layout::VERIFIER_KEY;
+pub use layout::latest_witness_copy;
 #[cfg(test)]
 pub(crate) use layout::stored_hash_index;
 pub(crate) use layout::{

@@ -86,6 +86,8 @@ pub struct App {
     started: Instant,
     /// Takes `POST /v1/admin/backups`; `None`: the route answers 404.
     online_backup: Option<Arc<dyn OnlineBackup>>,
+    /// What each webhook witness last accepted.
+    witnesses: std::sync::Mutex<witness::Pushed>,
 }
 
 impl AppState {
@@ -116,6 +118,7 @@ impl AppState {
             in_flight: idempotency::InFlight::default(),
             started: Instant::now(),
             online_backup,
+            witnesses: std::sync::Mutex::default(),
         }))
     }
 
@@ -154,8 +157,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app: Router = router(state.clone());
-    let pushed = Arc::new(std::sync::Mutex::new(witness::Pushed::default()));
-    let ticker = tokio::spawn(checkpoint_ticker(state.clone(), pushed.clone()));
+    let ticker = tokio::spawn(checkpoint_ticker(state.clone()));
     let sweeper = tokio::spawn(retention_ticker(state.clone()));
     let indexer = tokio::spawn(indexer(state.clone()));
     accept_until(listener, app, state.0.config.connections, shutdown).await;
@@ -174,7 +176,7 @@ pub async fn serve(
         })
         .await;
     if let Ok(checkpoints) = &flushed {
-        witness::push(&state, checkpoints.clone(), &pushed).await;
+        witness::push(&state, checkpoints.clone()).await;
     }
     if let Err(e) = flushed {
         tracing::error!(error = %e.problem().detail, "final flush failed");
@@ -249,13 +251,13 @@ async fn accept_until(
 
 /// Signs a checkpoint of every ledger that grew, every `checkpoint_interval`, and hands the
 /// newest ones to the webhook witnesses.
-async fn checkpoint_ticker(state: AppState, pushed: Arc<std::sync::Mutex<witness::Pushed>>) {
+async fn checkpoint_ticker(state: AppState) {
     let mut interval = tokio::time::interval(state.0.config.checkpoint_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         match state.run(|engine| engine.checkpoint_open_ledgers()).await {
-            Ok(checkpoints) => witness::push(&state, checkpoints, &pushed).await,
+            Ok(checkpoints) => witness::push(&state, checkpoints).await,
             Err(e) => tracing::error!(error = %e.problem().detail, "periodic checkpoint failed"),
         }
     }

@@ -440,6 +440,22 @@ const CONSENT_OPS: &[Op] = &[
     },
     Op {
         method: "GET",
+        path: "/v1/ledger/witnesses",
+        tag: "ledger",
+        summary: "Who else holds the ledger's checkpoints: each webhook witness (scheme, host and path only) with the largest tree size it accepted since the server started and when, and the witness directory's newest copy; the checkpoint interval.",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"origin\", \"checkpoint_interval_seconds\", \"witnesses\": [{\"kind\", \"target\", \"last_tree_size\"?, \"last_at\"?}]}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
         path: "/v1/ledger/entries",
         tag: "ledger",
         summary: "Ledger entries with their canonical bytes and decoded fields.",
@@ -655,6 +671,22 @@ const ACCESS_OPS: &[Op] = &[
         body: None,
         responses: &[
             ("200", "`{\"verifier_key\", \"public_key_hex\"}`"),
+            REFUSALS,
+        ],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/audit/access/witnesses",
+        tag: "audit",
+        summary: "Who else holds the access log's checkpoints (as `GET /v1/ledger/witnesses`).",
+        auth: true,
+        params: &[],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"origin\", \"checkpoint_interval_seconds\", \"witnesses\"}`",
+            ),
             REFUSALS,
         ],
     },
@@ -1246,6 +1278,9 @@ fn success_schema(op: &Op, status: &str) -> Option<Typed> {
         ("GET", "/v1/subjects/{subject_id}/consents/history", "200") => typed::<ConsentHistory>(),
         ("GET", "/v1/ledger/public-key" | "/v1/audit/access/public-key", "200") => {
             typed::<LogPublicKey>()
+        }
+        ("GET", "/v1/ledger/witnesses" | "/v1/audit/access/witnesses", "200") => {
+            typed::<answers::Witnesses>()
         }
         ("GET", "/v1/ledger/entries" | "/v1/audit/access/entries" | "/v1/audit/access", "200") => {
             typed::<answers::EntryList>()

@@ -36,7 +36,7 @@ pub(crate) mod answers {
     pub(crate) use super::consents::ConsentState;
     pub(crate) use super::dsr::{DsrQueue, DsrReceived, DsrVerified};
     pub(crate) use super::ingest::BatchAnswer;
-    pub(crate) use super::ledger::EntryList;
+    pub(crate) use super::ledger::{EntryList, Witnesses};
     pub(crate) use super::meta::Purposes;
     pub(crate) use super::operations::{ApiKeys, PoliciesView, RootKeyView};
     pub(crate) use super::rights::Lifted;
@@ -142,6 +142,8 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
     ),
     ("GET", "/v1/ledger/checkpoint", RouteKind::ConsentRecord),
     ("GET", "/v1/ledger/public-key", RouteKind::Other),
+    ("GET", "/v1/ledger/witnesses", RouteKind::Other),
+    ("GET", "/v1/audit/access/witnesses", RouteKind::Other),
     ("GET", "/v1/ledger/entries", RouteKind::ConsentRecord),
     (
         "GET",
@@ -257,6 +259,8 @@ pub fn router(state: AppState) -> Router {
             get(ledger::audit::consistency),
         )
         .route("/v1/ledger/checkpoint", get(ledger::consent::checkpoint))
+        .route("/v1/ledger/witnesses", get(ledger::consent::witnesses))
+        .route("/v1/audit/access/witnesses", get(ledger::audit::witnesses))
         .route("/v1/ledger/public-key", get(ledger::consent::public_key))
         .route("/v1/ledger/entries", get(ledger::consent::entries))
         .route(

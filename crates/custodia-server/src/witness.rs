@@ -2,27 +2,43 @@
 //! (`text/plain`) to each configured URL, so a party outside the operator's control holds the
 //! checkpoints and would notice a rewritten or rolled-back log. A failed push is logged and
 //! retried with the next checkpoint tick; only a tree size newer than the last one a witness
-//! accepted is sent.
+//! accepted is sent. What each witness last accepted, and when, is kept for the console's ledger
+//! screen (`GET /v1/ledger/witnesses`), in memory: after a restart it says "not since start".
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use custodia_core::TenantId;
+use custodia_core::{TenantId, Timestamp};
+use custodia_engine::{Clock, SystemClock};
 use custodia_ledger::Checkpoint;
 
 use crate::AppState;
 
-/// The largest tree size each witness accepted, per tenant.
+/// The largest tree size each witness accepted of each log (by its origin: a tenant has two
+/// logs), and when.
 #[derive(Default)]
-pub(crate) struct Pushed(HashMap<(String, TenantId), u64>);
+pub(crate) struct Pushed(HashMap<(String, String), (u64, Timestamp)>);
+
+impl Pushed {
+    /// What the witness at `url` last accepted of the log `origin`.
+    pub(crate) fn accepted(&self, url: &str, origin: &str) -> Option<(u64, Timestamp)> {
+        self.0.get(&(url.to_owned(), origin.to_owned())).copied()
+    }
+}
+
+/// A witness URL as the console may show it: scheme, host, port and path; never a user name, a
+/// password or a query (which may carry a token).
+pub(crate) fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    format!("{scheme}://{host}/{path}")
+}
 
 /// Sends the checkpoints each witness has not accepted yet.
-pub(crate) async fn push(
-    state: &AppState,
-    checkpoints: Vec<(TenantId, Checkpoint)>,
-    pushed: &Mutex<Pushed>,
-) {
+pub(crate) async fn push(state: &AppState, checkpoints: Vec<(TenantId, Checkpoint)>) {
+    let pushed = &state.0.witnesses;
     let urls = state.0.config.witness_webhooks.clone();
     if urls.is_empty() {
         return;
@@ -33,14 +49,13 @@ pub(crate) async fn push(
         for url in &urls {
             for (tenant, checkpoint) in &checkpoints {
                 let last = pushed
-                    .0
-                    .get(&(url.clone(), tenant.clone()))
-                    .copied()
-                    .unwrap_or(0);
+                    .accepted(url, &checkpoint.origin)
+                    .map_or(0, |(size, _)| size);
                 if checkpoint.tree_size > last {
                     due.push((
                         url.clone(),
                         tenant.clone(),
+                        checkpoint.origin.clone(),
                         checkpoint.tree_size,
                         checkpoint.to_text(),
                     ));
@@ -57,14 +72,14 @@ pub(crate) async fn push(
             .build()
             .into();
         due.into_iter()
-            .filter_map(|(url, tenant, size, note)| {
+            .filter_map(|(url, tenant, origin, size, note)| {
                 let result = agent
                     .post(&url)
                     .header("Content-Type", "text/plain; charset=utf-8")
                     .header("X-Custodia-Tenant", tenant.as_str())
                     .send(note.as_bytes());
                 match result {
-                    Ok(_) => Some((url, tenant, size)),
+                    Ok(_) => Some((url, tenant, origin, size)),
                     Err(e) => {
                         tracing::warn!(tenant = %tenant, tree_size = size, error = %e, "witness did not take the checkpoint; retrying later");
                         None
@@ -76,8 +91,9 @@ pub(crate) async fn push(
     .await
     .unwrap_or_default();
     let mut pushed = pushed.lock().unwrap_or_else(|p| p.into_inner());
-    for (url, tenant, size) in sent {
+    let now = SystemClock.now();
+    for (url, tenant, origin, size) in sent {
         tracing::info!(tenant = %tenant, tree_size = size, "checkpoint sent to witness");
-        pushed.0.insert((url, tenant), size);
+        pushed.0.insert((url, origin), (size, now));
     }
 }

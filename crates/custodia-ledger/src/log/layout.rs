@@ -109,6 +109,38 @@ impl NodeSource for HashFile<'_> {
     }
 }
 
+/// The newest checkpoint of the log named `origin` in a witness directory: its tree size and
+/// when its file was written; `None` when there is none yet (or the directory is missing).
+pub fn latest_witness_copy(
+    dir: &std::path::Path,
+    origin: &str,
+) -> std::io::Result<Option<(u64, std::time::SystemTime)>> {
+    let prefix = witness_file_name(origin, 0);
+    let prefix = prefix.trim_end_matches("0.checkpoint");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut latest: Option<(u64, std::time::SystemTime)> = None;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(size) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|n| n.strip_suffix(".checkpoint"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if latest.is_none_or(|(best, _)| size > best) {
+            latest = Some((size, entry.metadata()?.modified()?));
+        }
+    }
+    Ok(latest)
+}
+
 /// A file name for a checkpoint in a witness directory: the origin with every character outside
 /// `[A-Za-z0-9._-]` replaced by `_`, then `-<tree size>.checkpoint`.
 pub(crate) fn witness_file_name(origin: &str, tree_size: u64) -> String {

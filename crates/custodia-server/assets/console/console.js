@@ -1172,7 +1172,8 @@
     if (!keyAnswer.ok) return { error: problemText(keyAnswer) };
     const noteAnswer = await api(base + '/checkpoint', 'text');
     if (!noteAnswer.ok) return { error: problemText(noteAnswer) };
-    const result = { key: keyAnswer.body, note: noteAnswer.body, checkedAt: new Date() };
+    const witnesses = await api(base + '/witnesses');
+    const result = { key: keyAnswer.body, note: noteAnswer.body, checkedAt: new Date(), witnesses: witnesses.ok ? witnesses.body : null };
     try {
       result.checkpoint = await P.verifyCheckpoint(noteAnswer.body, keyAnswer.body.verifier_key);
     } catch (_) {
@@ -1252,6 +1253,7 @@
         add(tr('log_key'), result.key.verifier_key, true);
         add(tr('log_checked_at'), formatTime(result.checkedAt.toISOString()));
         card.append(facts);
+        if (result.witnesses) card.append(witnessList(result.witnesses));
       }
       const again = el('button', { type: 'button', 'data-verify': log }, tr('verify_now'));
       again.addEventListener('click', async () => {
@@ -1266,6 +1268,24 @@
       card.append(again);
       box.append(card);
     }
+  }
+
+  // Who else holds this log's checkpoints, and the newest each holds: a rewritten log would have
+  // to fool them too.
+  function witnessList(answer) {
+    const box = el('div', { class: 'witnesses', 'data-witnesses': String((answer.witnesses || []).length) });
+    box.append(el('h3', {}, tr('witnesses_title')));
+    box.append(el('p', { class: 'fine' }, tr('checkpoint_every', { n: answer.checkpoint_interval_seconds })));
+    if (!(answer.witnesses || []).length) {
+      box.append(el('p', { class: 'notice' }, tr('witnesses_none')));
+      return box;
+    }
+    box.append(el('ul', { class: 'hits' }, ...answer.witnesses.map((w) => el('li', { 'data-witness': w.kind },
+      el('strong', {}, tr('witness_' + w.kind)), ' ', el('span', { class: 'mono' }, w.kind === 'dir' ? '' : w.target), ' — ',
+      typeof w.last_tree_size === 'number'
+        ? tr('witness_holds', { size: w.last_tree_size.toLocaleString(locale()), when: formatTime(w.last_at) })
+        : tr(w.kind === 'dir' ? 'witness_empty' : 'witness_not_since_start')))));
+    return box;
   }
 
   async function browse(event) {

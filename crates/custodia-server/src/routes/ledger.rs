@@ -117,6 +117,71 @@ pub async fn consistency(
     ))
 }
 
+/// The answer of `GET .../witnesses`: who else holds this log's checkpoints.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Witnesses {
+    /// The log's name, as its checkpoints carry it.
+    pub origin: String,
+    /// How often the server signs a checkpoint of a log that grew, in seconds.
+    pub checkpoint_interval_seconds: u64,
+    /// The witnesses the server was started with; empty: none (then only the browsers that
+    /// remember a checkpoint, and whoever keeps copies, would notice a rewritten log).
+    pub witnesses: Vec<WitnessView>,
+}
+
+/// One witness and the newest checkpoint of this log it holds.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WitnessView {
+    /// `webhook` (checkpoints are POSTed to it) or `dir` (copied into a directory).
+    pub kind: &'static str,
+    /// The webhook's scheme, host and path (never a user, password or query), or `directory`.
+    pub target: String,
+    /// The largest tree size it accepted; absent: none since the server started (webhook) or
+    /// none yet (directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_tree_size: Option<u64>,
+    /// When.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<custodia_core::Timestamp>,
+}
+
+/// `GET .../witnesses`.
+pub async fn witnesses(
+    kind: LogKind,
+    state: AppState,
+    caller: Caller,
+) -> Result<Json<Witnesses>, AppError> {
+    let (origin, dir) = state
+        .run(move |engine| engine.log_witness_copy(&caller, kind))
+        .await?;
+    let mut witnesses = Vec::new();
+    {
+        let pushed = state.0.witnesses.lock().unwrap_or_else(|p| p.into_inner());
+        for url in &state.0.config.witness_webhooks {
+            let accepted = pushed.accepted(url, &origin);
+            witnesses.push(WitnessView {
+                kind: "webhook",
+                target: crate::witness::shown_url(url),
+                last_tree_size: accepted.map(|(size, _)| size),
+                last_at: accepted.map(|(_, at)| at),
+            });
+        }
+    }
+    if let Some(copy) = dir {
+        witnesses.push(WitnessView {
+            kind: "dir",
+            target: "directory".to_owned(),
+            last_tree_size: copy.map(|(size, _)| size),
+            last_at: copy.map(|(_, at)| at),
+        });
+    }
+    Ok(Json(Witnesses {
+        origin,
+        checkpoint_interval_seconds: state.0.config.checkpoint_interval.as_secs(),
+        witnesses,
+    }))
+}
+
 /// `GET /v1/audit/access?subject_id=&from=&to=&limit=`: who read whose data, for which purpose.
 pub async fn access(
     State(state): State<AppState>,
@@ -168,6 +233,14 @@ macro_rules! log_routes {
                 Auth(c): Auth,
             ) -> Result<Response, AppError> {
                 super::checkpoint($kind, s, c).await
+            }
+
+            /// `GET .../witnesses`.
+            pub async fn witnesses(
+                State(s): State<AppState>,
+                Auth(c): Auth,
+            ) -> Result<Json<super::Witnesses>, AppError> {
+                super::witnesses($kind, s, c).await
             }
 
             /// `GET .../public-key`.

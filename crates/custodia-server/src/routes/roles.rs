@@ -82,6 +82,8 @@ pub const NEEDS: &[(&str, &str, Operation)] = &[
     ),
     ("GET", "/v1/ledger/checkpoint", Operation::Ledger),
     ("GET", "/v1/ledger/public-key", Operation::Ledger),
+    ("GET", "/v1/ledger/witnesses", Operation::Ledger),
+    ("GET", "/v1/audit/access/witnesses", Operation::Audit),
     ("GET", "/v1/ledger/entries", Operation::Ledger),
     ("GET", "/v1/ledger/proof/inclusion", Operation::Ledger),
     ("GET", "/v1/ledger/proof/consistency", Operation::Ledger),
