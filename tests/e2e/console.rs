@@ -562,7 +562,14 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
     tab.click("#toggle-hold").await;
     tab.wait_for("document.querySelector('[data-flag=legal_hold]') && document.querySelector('[data-flag=legal_hold]').innerText === 'No'")
         .await;
+    // First what the erasure would do, as the API's preview says it; then the erasure.
     tab.click("#erase").await;
+    tab.wait_for("document.getElementById('erase-preview')")
+        .await;
+    let preview = tab.text("#erase-preview").await;
+    assert!(preview.contains("the profile"), "{preview}");
+    tab.shoot("10b-erasure-preview").await;
+    tab.click("#erase-confirm").await;
     tab.wait_for("document.querySelector('#customer-panel .result.ok')")
         .await;
     assert!(

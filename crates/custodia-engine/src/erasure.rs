@@ -90,6 +90,29 @@ pub struct KeptData {
     pub until: Timestamp,
 }
 
+/// What an erasure would do now: `GET /v1/subjects/{subject_id}/erasure`.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErasurePreview {
+    /// The subject.
+    pub subject_id: SubjectId,
+    /// The subject is under a legal hold: the erasure would be refused until it is lifted.
+    pub legal_hold: bool,
+    /// What it would remove.
+    pub erased: Vec<ErasedData>,
+    /// What it would keep under a legal obligation, and why (empty: nothing).
+    pub kept: Vec<KeptData>,
+}
+
+/// How an erasure sorts a subject's events.
+#[derive(Default)]
+struct ErasurePlan {
+    erased: BTreeMap<String, u64>,
+    kept: BTreeMap<String, (u64, Timestamp)>,
+    kept_events: Vec<EventRecord>,
+    deleted: Vec<custodia_core::EventId>,
+}
+
 /// What an erasure did: the answer to the person and the content of the receipt.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -297,27 +320,12 @@ impl Engine {
 
             // 1. Which events a legal obligation keeps.
             let mut batch = WriteBatch::new();
-            let mut erased: BTreeMap<String, u64> = BTreeMap::new();
-            let mut kept: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
-            let mut kept_events: Vec<EventRecord> = Vec::new();
-            self.for_each_event(tenant, subject, |event| {
-                let view = open_event(&key, event)?;
-                let category = self.policies.retention_category_of_event(&view.event);
-                match self.held_until(&view.event, event.received_at, now) {
-                    Some(until) => {
-                        let slot = kept.entry(category.id.clone()).or_insert((0, until));
-                        slot.0 += 1;
-                        slot.1 = slot.1.max(until);
-                        kept_events.push(event.clone());
-                    }
-                    None => {
-                        *erased.entry(category.id.clone()).or_default() += 1;
-                        batch.delete_event(tenant, subject, event.id);
-                    }
-                }
-                Ok(())
-            })?;
-            let n_kept: u64 = kept.values().map(|(n, _)| n).sum();
+            let plan = self.erasure_plan(tenant, subject, &key, now)?;
+            for id in &plan.deleted {
+                batch.delete_event(tenant, subject, *id);
+            }
+            let kept_events = &plan.kept_events;
+            let n_kept = kept_events.len() as u64;
 
             // 2. The hold key, then the tombstone: from here on a crash is finished at the next
             // start (the replay sees the hold key and keeps what it holds).
@@ -344,7 +352,7 @@ impl Engine {
                 Some(hold) => {
                     // The subject stays as an empty shell that the kept events hang from, all
                     // of it sealed under the hold key.
-                    for event in &kept_events {
+                    for event in kept_events {
                         batch.put_event(&reseal_event(&key, hold, event)?);
                     }
                     batch.put_subject(&shell(tenant, &record, hold, now)?);
@@ -353,35 +361,7 @@ impl Engine {
             self.store.write(batch)?;
             self.store.flush()?;
 
-            let mut erased: Vec<ErasedData> = erased
-                .into_iter()
-                .map(|(category, records)| ErasedData {
-                    category,
-                    what: "events",
-                    records,
-                })
-                .collect();
-            erased.insert(
-                0,
-                ErasedData {
-                    category: "profile".to_owned(),
-                    what: "profile",
-                    records: 1,
-                },
-            );
-            let kept: Vec<KeptData> = kept
-                .into_iter()
-                .filter_map(|(category, (records, until))| {
-                    let hold = self.policies.category(&category)?.legal_hold.as_ref()?;
-                    Some(KeptData {
-                        category,
-                        records,
-                        purpose: hold.purpose.to_string(),
-                        reason: hold.reason.clone(),
-                        until,
-                    })
-                })
-                .collect();
+            let (erased, kept) = self.erasure_lists(plan);
             let suppressed =
                 options.suppress && record.lookups.iter().any(|(k, _)| *k == LookupKind::UserId);
             let outcome = ErasureOutcome {
@@ -512,6 +492,99 @@ impl Engine {
     pub fn count_suppressions(&self, caller: &Caller) -> Result<usize, EngineError> {
         caller.require(Operation::ManageKeys)?;
         Ok(self.store.suppressions(&caller.tenant)?.len())
+    }
+
+    /// What an erasure of `subject` would erase and keep now, and why (`dsr_queue`): the same
+    /// classification the erasure makes, changing nothing. `legal_hold` says the erasure would
+    /// be refused as long as the subject's hold lasts.
+    pub fn erasure_preview(
+        &self,
+        caller: &Caller,
+        subject: SubjectId,
+    ) -> Result<ErasurePreview, EngineError> {
+        caller.require(Operation::DsrQueue)?;
+        let tenant = &caller.tenant;
+        let keys = self.keys(tenant)?;
+        let legal_hold = self
+            .store
+            .subject_flags(tenant, &keys.pseudonym(subject))?
+            .legal_hold;
+        self.subject_record(tenant, subject)?;
+        let key = keys.data_key(subject)?;
+        let plan = self.erasure_plan(tenant, subject, &key, self.clock.now())?;
+        let (erased, kept) = self.erasure_lists(plan);
+        Ok(ErasurePreview {
+            subject_id: subject,
+            legal_hold,
+            erased,
+            kept,
+        })
+    }
+
+    /// Sorts a subject's events into those an erasure deletes and those a legal obligation keeps.
+    fn erasure_plan(
+        &self,
+        tenant: &TenantId,
+        subject: SubjectId,
+        key: &custodia_vault::DataKey,
+        now: Timestamp,
+    ) -> Result<ErasurePlan, EngineError> {
+        let mut plan = ErasurePlan::default();
+        self.for_each_event(tenant, subject, |event| {
+            let view = open_event(key, event)?;
+            let category = self.policies.retention_category_of_event(&view.event);
+            match self.held_until(&view.event, event.received_at, now) {
+                Some(until) => {
+                    let slot = plan.kept.entry(category.id.clone()).or_insert((0, until));
+                    slot.0 += 1;
+                    slot.1 = slot.1.max(until);
+                    plan.kept_events.push(event.clone());
+                }
+                None => {
+                    *plan.erased.entry(category.id.clone()).or_default() += 1;
+                    plan.deleted.push(event.id);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(plan)
+    }
+
+    /// The erased and kept lists of an outcome or a preview: the profile first, then events per
+    /// category; what is kept with its legal obligation's purpose and reason.
+    fn erasure_lists(&self, plan: ErasurePlan) -> (Vec<ErasedData>, Vec<KeptData>) {
+        let mut erased: Vec<ErasedData> = plan
+            .erased
+            .into_iter()
+            .map(|(category, records)| ErasedData {
+                category,
+                what: "events",
+                records,
+            })
+            .collect();
+        erased.insert(
+            0,
+            ErasedData {
+                category: "profile".to_owned(),
+                what: "profile",
+                records: 1,
+            },
+        );
+        let kept = plan
+            .kept
+            .into_iter()
+            .filter_map(|(category, (records, until))| {
+                let hold = self.policies.category(&category)?.legal_hold.as_ref()?;
+                Some(KeptData {
+                    category,
+                    records,
+                    purpose: hold.purpose.to_string(),
+                    reason: hold.reason.clone(),
+                    until,
+                })
+            })
+            .collect();
+        (erased, kept)
     }
 
     /// Until when a legal obligation keeps an event received at `received_at`, if one does: its

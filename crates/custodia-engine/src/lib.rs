@@ -53,7 +53,8 @@ pub use dsr::{
     PrivacyCenterDecision, PrivacyCenterPurpose, TimelineEntry,
 };
 pub use erasure::{
-    ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, FlagChange, FlagsView, KeptData,
+    ErasedData, ErasureCause, ErasureOptions, ErasureOutcome, ErasurePreview, FlagChange,
+    FlagsView, KeptData,
 };
 pub use error::EngineError;
 pub use idempotency::{IdempotencySlot, KeptAnswer, PriorUse};

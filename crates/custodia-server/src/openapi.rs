@@ -1099,6 +1099,22 @@ const ANALYTICS_OPS: &[Op] = &[
 
 const RIGHTS_OPS: &[Op] = &[
     Op {
+        method: "GET",
+        path: "/v1/subjects/{subject_id}/erasure",
+        tag: "subject rights",
+        summary: "What an erasure would do now (`dsr_queue` operation), changing nothing: what it would remove (profile, events per category) and what a legal obligation would keep, with the purpose, the reason and until when; `legal_hold` says it would be refused while the subject's hold lasts.",
+        auth: true,
+        params: &[SUBJECT],
+        body: None,
+        responses: &[
+            (
+                "200",
+                "`{\"subject_id\", \"legal_hold\", \"erased\": [...], \"kept\": [{\"category\", \"records\", \"purpose\", \"reason\", \"until\"}]}`",
+            ),
+            REFUSALS,
+        ],
+    },
+    Op {
         method: "POST",
         path: "/v1/subjects/{subject_id}/erasure",
         tag: "subject rights",
@@ -1309,6 +1325,9 @@ fn success_schema(op: &Op, status: &str) -> Option<Typed> {
         ("GET", "/v1/analytics/kpis", "200") => typed::<Dashboard>(),
         ("GET", "/v1/analytics/segments", "200") => typed::<Segments>(),
         ("POST", "/v1/subjects/{subject_id}/erasure", "200") => typed::<ErasureOutcome>(),
+        ("GET", "/v1/subjects/{subject_id}/erasure", "200") => {
+            typed::<custodia_engine::ErasurePreview>()
+        }
         ("GET" | "PUT", "/v1/subjects/{subject_id}/flags", "200") => typed::<FlagsView>(),
         ("POST", "/v1/admin/retention/run", "200") => typed::<RetentionReport>(),
         ("POST", "/v1/admin/suppressions/lift", "200") => typed::<answers::Lifted>(),

@@ -122,6 +122,7 @@ pub const ROUTES: &[(&str, &str, RouteKind)] = &[
         "/v1/subjects/{subject_id}/erasure",
         RouteKind::Other,
     ),
+    ("GET", "/v1/subjects/{subject_id}/erasure", RouteKind::Other),
     ("GET", "/v1/subjects/{subject_id}/flags", RouteKind::Other),
     ("PUT", "/v1/subjects/{subject_id}/flags", RouteKind::Other),
     ("POST", "/v1/admin/retention/run", RouteKind::Other),
@@ -221,7 +222,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/dsr/{request_id}/carry-out", post(dsr::carry_out))
         .route("/v1/dsr/{request_id}/reject", post(dsr::reject))
         .route("/v1/dsr/{request_id}/extend", post(dsr::extend))
-        .route("/v1/subjects/{subject_id}/erasure", post(rights::erase))
+        .route(
+            "/v1/subjects/{subject_id}/erasure",
+            post(rights::erase).get(rights::erasure_preview),
+        )
         .route(
             "/v1/subjects/{subject_id}/flags",
             get(rights::flags).put(rights::set_flags),

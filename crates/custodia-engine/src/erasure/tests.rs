@@ -165,10 +165,25 @@ fn erasure_keeps_invoices_under_the_legal_hold_and_restricts_them_to_accounting(
     let admin = f.caller("admin");
     let jane = jane_with_an_order(&f, &app);
 
+    // The preview says beforehand what the erasure then does, and changes nothing.
+    let preview = f.engine.erasure_preview(&admin, jane).unwrap();
+    assert!(!preview.legal_hold);
+    assert_eq!(
+        event_names(&f, &admin, jane, "accounting").len(),
+        1,
+        "nothing erased by the preview"
+    );
+    assert_eq!(
+        f.engine.erasure_preview(&app, jane).unwrap_err().code(),
+        ErrorCode::RoleNotPermitted
+    );
+
     let outcome = f
         .engine
         .erase(&admin, jane, &ErasureOptions::default())
         .unwrap();
+    assert_eq!(preview.erased, outcome.erased);
+    assert_eq!(preview.kept, outcome.kept);
     // The data key is destroyed all the same: the kept order was re-sealed under a hold key.
     assert!(outcome.key_destroyed);
     let keys = f.engine.keys(&admin.tenant).unwrap();

@@ -830,7 +830,55 @@
     if (button) button.focus();
   }
 
+  // First what the erasure would do, from the server (the same sorting the erasure makes), then
+  // the erasure itself once the officer confirms.
   async function eraseCustomer() {
+    setError('flags-error', '');
+    const preview = await api('/v1/subjects/' + encodeURIComponent(customer.id) + '/erasure');
+    if (!preview.ok) {
+      if (preview.status !== 401) setError('flags-error', problemText(preview));
+      return;
+    }
+    const p = preview.body;
+    // The categories' names, in the page's language, from the policies in force.
+    const policies = await api('/v1/policies');
+    const categories = policies.ok ? policies.body.categories || [] : [];
+    const categoryLabel = (id) => localName(categories.find((c) => c.id === id) || { id });
+    if (p.legal_hold) {
+      setError('flags-error', tr('erase_refused_hold'));
+      $('erase').focus();
+      return;
+    }
+    const box = el('div', { class: 'notice', id: 'erase-preview', tabindex: '-1' });
+    box.append(el('p', {}, el('strong', {}, tr('erase_preview_title'))));
+    box.append(el('ul', { class: 'hits' }, ...(p.erased || []).map((e) => el('li', {},
+      e.what === 'profile' ? tr('erase_profile') : tr('erase_events', { n: e.records, category: categoryLabel(e.category) })))));
+    if ((p.kept || []).length) {
+      box.append(el('p', {}, tr('erase_kept_title')));
+      box.append(table(tr('erase_kept_title'), [tr('col_category'), tr('col_records'), tr('col_why'), tr('col_until')],
+        p.kept.map((k) => {
+          const c = categories.find((x) => x.id === k.category);
+          const t = c && c.translations && c.translations[lang];
+          return [categoryLabel(k.category), String(k.records), (t && t.legal_hold_reason) || k.reason, formatDate(k.until)];
+        })));
+    } else {
+      box.append(el('p', {}, tr('erase_nothing_kept')));
+    }
+    const go = el('button', { type: 'button', class: 'danger', id: 'erase-confirm' }, tr('erase_now'));
+    const cancel = el('button', { type: 'button', id: 'erase-cancel' }, tr('cancel'));
+    cancel.addEventListener('click', () => {
+      box.remove();
+      $('erase').focus();
+    });
+    go.addEventListener('click', doErase);
+    box.append(el('div', { class: 'actions' }, go, cancel));
+    const old = $('erase-preview');
+    if (old) old.remove();
+    $('flags-error').before(box);
+    box.focus();
+  }
+
+  async function doErase() {
     if (!window.confirm(tr('confirm_erase'))) return;
     const result = await send('POST', '/v1/subjects/' + encodeURIComponent(customer.id) + '/erasure', {});
     if (!result.ok) {

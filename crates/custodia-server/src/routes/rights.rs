@@ -81,6 +81,20 @@ pub async fn erase(
     Ok(Json(outcome))
 }
 
+/// `GET /v1/subjects/{subject_id}/erasure`: what an erasure would erase and keep now, and why;
+/// changes nothing.
+pub async fn erasure_preview(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(raw_id): Path<String>,
+) -> Result<Json<custodia_engine::ErasurePreview>, AppError> {
+    let id = subject_id(&raw_id)?;
+    let preview = state
+        .run(move |engine| engine.erasure_preview(&caller, id))
+        .await?;
+    Ok(Json(preview))
+}
+
 /// `GET /v1/subjects/{subject_id}/flags`.
 pub async fn flags(
     State(state): State<AppState>,

@@ -56,6 +56,11 @@ pub const NEEDS: &[(&str, &str, Operation)] = &[
     ),
     (
         "GET",
+        "/v1/subjects/{subject_id}/erasure",
+        Operation::DsrQueue,
+    ),
+    (
+        "GET",
         "/v1/subjects/{subject_id}/flags",
         Operation::DsrQueue,
     ),
