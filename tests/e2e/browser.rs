@@ -374,3 +374,34 @@ pub(crate) async fn launch(profile: &Path) -> (Browser, tokio::task::JoinHandle<
     });
     (browser, driver)
 }
+
+/// A browser of its own (fresh profile) with one watched tab at 1280 px, for one test.
+pub(crate) struct Session {
+    pub(crate) browser: Browser,
+    pub(crate) tab: Tab,
+    driver: tokio::task::JoinHandle<()>,
+    _profile: tempfile::TempDir,
+}
+
+impl Session {
+    /// Starts Chromium and opens a tab whose screenshots are named after `name`.
+    pub(crate) async fn start(name: &'static str) -> Session {
+        let shots = screenshots();
+        let profile = tempfile::tempdir().unwrap();
+        let (browser, driver) = launch(profile.path()).await;
+        let tab = Tab::open(&browser, &shots, name).await;
+        tab.width(1280).await;
+        Session {
+            browser,
+            tab,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    /// Closes the browser and waits (a little) for its driver to end.
+    pub(crate) async fn close(mut self) {
+        self.browser.close().await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.driver).await;
+    }
+}

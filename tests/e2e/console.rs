@@ -4,12 +4,10 @@
 //! proof changed on the way caught, a 401 returning to sign-in, sign-out forgetting the key, the
 //! page in French; no console error and no request to another origin; screenshots.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::browser::{
-    Tab, assert_only_this_origin_and_no_errors, change_next_response, check_accessibility, launch,
+    Session, Tab, assert_only_this_origin_and_no_errors, change_next_response, check_accessibility,
     screenshots, unlabelled_fields,
 };
 use crate::harness::{Site, headers_of};
@@ -18,6 +16,13 @@ const KEY_STORE: &str = "custodia.console.key";
 
 /// Opens the console in English, checks it as a keyboard user first meets it, and signs in with
 /// `key` (a role that may see the request queue).
+/// A browser of its own on the console, signed in with `key` (see [`sign_in`]).
+pub(crate) async fn signed_in(name: &'static str, base: &str, key: &str) -> Session {
+    let session = Session::start(name).await;
+    sign_in(&session.tab, base, key).await;
+    session
+}
+
 pub(crate) async fn sign_in(tab: &Tab, base: &str, key: &str) {
     tab.goto(&format!("{base}/console?lang=en")).await;
     check_accessibility(tab).await;
@@ -90,16 +95,13 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         request_ids.push(answer.body["request_id"].as_str().unwrap().to_owned());
     }
 
-    let shots = screenshots();
-    let profile = tempfile::tempdir().unwrap();
-    let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots, "console").await;
-    tab.width(1280).await;
+    let session = Session::start("console").await;
+    let tab = &session.tab;
 
     // Sign-in: an app key is refused, naming its role; nothing is kept.
     tab.goto(&format!("{base}/console?lang=en")).await;
     // First, as a keyboard user meets the page (the focus check needs that).
-    check_accessibility(&tab).await;
+    check_accessibility(tab).await;
     assert_eq!(tab.text("#signin-title").await, "Sign in");
     assert!(
         !tab.eval("document.getElementById('view-signin').hidden")
@@ -274,7 +276,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         "/v1/consents",
         &json!({"user_id": "c-7", "purpose": "personalization", "decision": "withdrawn", "source": {"channel": "account"}}),
     );
-    let interceptor = change_next_response(&tab, "*/proof/consistency*", flip_first_hash).await;
+    let interceptor = change_next_response(tab, "*/proof/consistency*", flip_first_hash).await;
     tab.click("button[data-verify='ledger']").await;
     tab.wait_for("document.querySelector('[data-log=ledger] [data-verified]')")
         .await;
@@ -334,7 +336,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
     );
 
     // French, from the browser's language.
-    let tab_fr = Tab::open(&browser, &shots, "console").await;
+    let tab_fr = Tab::open(&session.browser, &screenshots(), "console").await;
     tab_fr
         .page
         .execute(
@@ -380,7 +382,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
     tab_fr.shoot("7-ledgers-fr").await;
 
     // Accessibility basics: every input and select labelled, one h1 per view, lang set.
-    for t in [&tab, &tab_fr] {
+    for t in [tab, &tab_fr] {
         assert_eq!(
             unlabelled_fields(t).await,
             json!([]),
@@ -395,7 +397,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
     }
 
     // Nothing but this origin, and not one console error.
-    for t in [&tab, &tab_fr] {
+    for t in [tab, &tab_fr] {
         assert_only_this_origin_and_no_errors(t, &base);
         assert!(
             t.watch
@@ -407,8 +409,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         );
     }
 
-    browser.close().await.unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+    session.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,12 +451,8 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
         assert_eq!(answer.status, 201, "{:?}", answer.body);
     }
 
-    let shots = screenshots();
-    let profile = tempfile::tempdir().unwrap();
-    let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots, "console").await;
-    tab.width(1280).await;
-    sign_in(&tab, &base, &compliance).await;
+    let session = signed_in("console", &base, &compliance).await;
+    let tab = &session.tab;
 
     // The look-up needs a purpose, chosen among those of the compliance role.
     tab.click(".tab[data-view='customer']").await;
@@ -583,11 +580,10 @@ async fn an_officer_looks_up_a_customer_for_a_purpose_and_a_legal_hold_stops_an_
     tab.wait_for("document.documentElement.lang === 'fr'").await;
     assert_eq!(tab.text("#customer-title").await, "Un client");
 
-    assert_eq!(unlabelled_fields(&tab).await, json!([]));
-    check_accessibility(&tab).await;
-    assert_only_this_origin_and_no_errors(&tab, &base);
-    browser.close().await.unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+    assert_eq!(unlabelled_fields(tab).await, json!([]));
+    check_accessibility(tab).await;
+    assert_only_this_origin_and_no_errors(tab, &base);
+    session.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,12 +593,8 @@ async fn the_loyalty_dashboard_shows_the_apis_figures_with_suppressed_cells_mark
     let compliance = site.demo_key("compliance");
     let base = server.base.clone();
 
-    let shots = screenshots();
-    let profile = tempfile::tempdir().unwrap();
-    let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots, "console").await;
-    tab.width(1280).await;
-    sign_in(&tab, &base, &compliance).await;
+    let session = signed_in("console", &base, &compliance).await;
+    let tab = &session.tab;
     tab.click(".tab[data-view='dashboard']").await;
     tab.wait_for("document.querySelectorAll('#kpis [data-kpi]').length === 8 && document.querySelectorAll('#rfm [data-segment]').length === 11")
         .await;
@@ -732,7 +724,7 @@ async fn the_loyalty_dashboard_shows_the_apis_figures_with_suppressed_cells_mark
         .clone();
     let expected: Vec<Value> = points.iter().map(|p| p["customers"].clone()).collect();
     assert_eq!(shown, expected, "customers per month");
-    check_accessibility(&tab).await;
+    check_accessibility(tab).await;
     tab.shoot("11-dashboard").await;
 
     tab.click("button[data-lang='fr']").await;
@@ -747,7 +739,6 @@ async fn the_loyalty_dashboard_shows_the_apis_figures_with_suppressed_cells_mark
         .await;
     assert_eq!(wide, json!([]), "wider than 360 px");
     tab.width(1280).await;
-    assert_only_this_origin_and_no_errors(&tab, &base);
-    browser.close().await.unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+    assert_only_this_origin_and_no_errors(tab, &base);
+    session.close().await;
 }

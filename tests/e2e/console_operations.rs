@@ -3,15 +3,12 @@
 //! a key (shown once) and revoking another (which then opens nothing); a compliance key sees the
 //! policies and the sweep but not the keys; the page in French; screenshots.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::browser::{
-    Tab, assert_only_this_origin_and_no_errors, check_accessibility, launch, screenshots,
-    unlabelled_fields,
+    assert_only_this_origin_and_no_errors, check_accessibility, unlabelled_fields,
 };
-use crate::console::sign_in;
+use crate::console::signed_in;
 use crate::harness::Site;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,12 +21,8 @@ async fn an_admin_reads_the_policies_runs_the_sweep_and_manages_keys() {
     let base = server.base.clone();
     assert_eq!(server.get(&app, "/v1/me").status, 200);
 
-    let shots = screenshots();
-    let profile = tempfile::tempdir().unwrap();
-    let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots, "console-operations").await;
-    tab.width(1280).await;
-    sign_in(&tab, &base, &admin).await;
+    let session = signed_in("console-operations", &base, &admin).await;
+    let tab = &session.tab;
     tab.click(".tab[data-view='operations']").await;
     tab.wait_for("document.querySelectorAll('#keys-table tbody tr').length === 3")
         .await;
@@ -125,9 +118,9 @@ async fn an_admin_reads_the_policies_runs_the_sweep_and_manages_keys() {
     assert_eq!(tab.text("#operations-title").await, "Exploitation");
     assert!(tab.text("#policies").await.contains("Finalités"));
     tab.shoot("3-french").await;
-    assert_eq!(unlabelled_fields(&tab).await, json!([]));
-    check_accessibility(&tab).await;
-    assert_only_this_origin_and_no_errors(&tab, &base);
+    assert_eq!(unlabelled_fields(tab).await, json!([]));
+    check_accessibility(tab).await;
+    assert_only_this_origin_and_no_errors(tab, &base);
 
     // A compliance key: the policies and the sweep, not the keys nor the root key.
     tab.click("#sign-out").await;
@@ -147,6 +140,5 @@ async fn an_admin_reads_the_policies_runs_the_sweep_and_manages_keys() {
         json!([true, true, false])
     );
     assert_eq!(server.get(&compliance, "/v1/admin/keys").status, 403);
-    browser.close().await.unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+    session.close().await;
 }

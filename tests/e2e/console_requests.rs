@@ -3,15 +3,12 @@
 //! browser), extends the deadline and then carries the request out with the corrected field,
 //! each with a reason; the requester reads both reasons; the page in French; screenshots.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::browser::{
-    Tab, assert_only_this_origin_and_no_errors, check_accessibility, launch, screenshots,
-    unlabelled_fields,
+    Tab, assert_only_this_origin_and_no_errors, check_accessibility, unlabelled_fields,
 };
-use crate::console::sign_in;
+use crate::console::signed_in;
 use crate::harness::Site;
 use crate::p2_dsr::outbox_code;
 
@@ -61,12 +58,8 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
     assert_eq!(verified.body["status"], "awaiting_compliance");
     let token = verified.body["access_token"].as_str().unwrap().to_owned();
 
-    let shots = screenshots();
-    let profile = tempfile::tempdir().unwrap();
-    let (mut browser, driver) = launch(profile.path()).await;
-    let tab = Tab::open(&browser, &shots, "console-requests").await;
-    tab.width(1280).await;
-    sign_in(&tab, &base, &compliance).await;
+    let session = signed_in("console-requests", &base, &compliance).await;
+    let tab = &session.tab;
     tab.wait_for("document.querySelectorAll('#requests-table tbody tr').length === 1")
         .await;
 
@@ -94,7 +87,7 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
 
     // Extend by a month, with a reason.
     tab.eval("window.confirm = () => true").await;
-    choose(&tab, "d-action", "extend").await;
+    choose(tab, "d-action", "extend").await;
     assert_eq!(
         tab.eval("document.getElementById('d-months-field').hidden")
             .await,
@@ -108,7 +101,7 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
     tab.click("#d-submit").await;
     tab.wait_for("!document.getElementById('decide-error').hidden")
         .await;
-    fill(&tab, "#d-reason", "Nous attendons la copie de l'état civil").await;
+    fill(tab, "#d-reason", "Nous attendons la copie de l'état civil").await;
     tab.click("#d-submit").await;
     tab.wait_for("document.getElementById('decided')").await;
     tab.wait_for("document.querySelectorAll('#case-panel [data-verified=true]').length === 4")
@@ -119,7 +112,7 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
     tab.shoot("2-extended").await;
 
     // Carry it out with the corrected field.
-    choose(&tab, "d-action", "carry_out").await;
+    choose(tab, "d-action", "carry_out").await;
     assert_eq!(
         tab.eval("document.getElementById('d-traits').hidden").await,
         json!(false)
@@ -128,7 +121,7 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
         .await;
     tab.type_into("#d-traits [data-trait=value]", "Dupond")
         .await;
-    fill(&tab, "#d-reason", "Copie de l'état civil reçue").await;
+    fill(tab, "#d-reason", "Copie de l'état civil reçue").await;
     tab.click("#d-submit").await;
     tab.wait_for("document.querySelectorAll('#case-panel [data-verified=true]').length === 5")
         .await;
@@ -172,9 +165,8 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
     assert!(tab.text("#case-panel").await.contains("Délai prolongé"));
     tab.shoot("4-french").await;
 
-    assert_eq!(unlabelled_fields(&tab).await, json!([]));
-    check_accessibility(&tab).await;
-    assert_only_this_origin_and_no_errors(&tab, &base);
-    browser.close().await.unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+    assert_eq!(unlabelled_fields(tab).await, json!([]));
+    check_accessibility(tab).await;
+    assert_only_this_origin_and_no_errors(tab, &base);
+    session.close().await;
 }

@@ -933,9 +933,7 @@ impl Engine {
         token: &str,
     ) -> Result<DsrView, EngineError> {
         let (id, record) = self.dsr_authorized(tenant, request_id, token)?;
-        let mut view = self.dsr_view(&id, &record);
-        view.notices = self.dsr_notices(tenant, &id, &record)?;
-        Ok(view)
+        self.dsr_view_with_notices(tenant, &id, &record)
     }
 
     /// The access / portability export (Art. 15(1)(a)–(h), Art. 20): the data, what it is used

@@ -373,8 +373,18 @@ impl Engine {
                 )?;
             }
         }
-        let mut view = self.dsr_view(&id, &record);
-        view.notices = self.dsr_notices(tenant, &id, &record)?;
+        self.dsr_view_with_notices(tenant, &id, &record)
+    }
+
+    /// The request as its requester sees it: with the reasons of a person's decisions.
+    pub(super) fn dsr_view_with_notices(
+        &self,
+        tenant: &TenantId,
+        id: &[u8; 16],
+        record: &DsrRecord,
+    ) -> Result<DsrView, EngineError> {
+        let mut view = self.dsr_view(id, record);
+        view.notices = self.dsr_notices(tenant, id, record)?;
         Ok(view)
     }
 
