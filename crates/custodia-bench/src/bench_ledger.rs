@@ -14,7 +14,7 @@ use custodia_ledger::{LedgerEntry, Log, NoteSigner, Source, merkle};
 use custodia_policy::Policies;
 use serde_json::json;
 
-use crate::bench::{
+use crate::{
     LedgerArgs, LoopbackServer, app_key, customers, http_agent, parallel, print_rows, time,
 };
 
@@ -317,7 +317,7 @@ fn http_reads(
     n: usize,
     clients: usize,
     label: &str,
-) -> anyhow::Result<crate::bench::Row> {
+) -> anyhow::Result<crate::Row> {
     let (key, caller) = app_key(&engine)?;
     let subjects = customers(&engine, &caller, "r", 100)?;
     let server = LoopbackServer::start(engine)?;

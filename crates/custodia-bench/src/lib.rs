@@ -1,4 +1,8 @@
-//! `custodia bench ingest`: identify + track throughput in-process and over HTTP on loopback,
+//! The benchmarks behind `custodia bench <what>`: each measures a capability next to the limits
+//! of the building blocks underneath, in the same run. The binary embeds [`BenchCommand`] and
+//! hands it to [`run`].
+//!
+//! `bench ingest` (here): identify + track throughput in-process and over HTTP on loopback,
 //! measured in the same run as the limits of the building blocks underneath (sled writes with the
 //! same flush policy, key-store slot writes, AES-256-GCM seals, HMAC-SHA256 blind indexes).
 
@@ -17,14 +21,10 @@ use custodia_store::{KvBackend, KvOp, SledBackend};
 use custodia_vault::{Aad, BlindField, Keyring, RootKey, Vault};
 use serde_json::{Value, json};
 
-// Declared here rather than in main.rs, as children of this module, beside it in src/.
-#[path = "bench_analytics.rs"]
 mod bench_analytics;
-#[path = "bench_erasure.rs"]
 mod bench_erasure;
-#[path = "bench_keys.rs"]
 mod bench_keys;
-#[path = "bench_search.rs"]
+mod bench_ledger;
 mod bench_search;
 
 /// Benchmarks.
@@ -74,7 +74,7 @@ pub struct IngestArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(args),
-        BenchCommand::Ledger(args) => crate::bench_ledger::run(args),
+        BenchCommand::Ledger(args) => bench_ledger::run(args),
         BenchCommand::Search(args) => bench_search::run(args),
         BenchCommand::Rotate(args) => bench_keys::run(args),
         BenchCommand::Analytics(args) => bench_analytics::run(args),
