@@ -72,6 +72,7 @@ fn one_crate_owns_each_outside_dependency() {
         ("hyper", "custodia-server"),
         ("hyper-util", "custodia-server"),
         ("utoipa", "custodia-server"),
+        ("tokio-postgres", "custodia-bench"),
     ];
     for (dependency, owner) in owners {
         for (krate, list) in &deps {

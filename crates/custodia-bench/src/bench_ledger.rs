@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// A consent entry of realistic size (about 150 bytes).
-fn entry(n: u64) -> Vec<u8> {
+pub(crate) fn entry(n: u64) -> Vec<u8> {
     let mut attributes = std::collections::BTreeMap::new();
     attributes.insert("form_id".to_owned(), "newsletter-v3".to_owned());
     let mut pseudonym = [0u8; 16];
