@@ -113,6 +113,8 @@ pub(crate) struct Report {
     pub(crate) limits: Vec<Row>,
     /// What the baseline was, or why there was none.
     pub(crate) baseline: String,
+    /// `/proc/loadavg` when the run started: the machine is shared, and a busy one shows here.
+    pub(crate) load_average: String,
     pub(crate) memory_after_load: ProcessMemory,
     pub(crate) memory_at_end: ProcessMemory,
 }
@@ -284,8 +286,17 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
     let fixed = args.consent_read_clients as usize;
     let most = clients.iter().copied().max().unwrap_or(1).max(fixed);
     let payload_bytes = serde_json::to_vec(&track_body(0, "engine-1"))?.len();
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned());
     eprintln!(
-        "custodia bench ingest: n={n}, clients={clients:?}, {} cores, track body {payload_bytes} bytes",
+        "custodia bench ingest: n={n}, clients={clients:?}, {} cores, load average {load_average}, \
+         track body {payload_bytes} bytes",
         cores()
     );
 
@@ -476,6 +487,7 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
         blocks,
         limits,
         baseline: baseline_note,
+        load_average,
         memory_after_load,
         memory_at_end: ProcessMemory::read()?,
     })
@@ -661,8 +673,11 @@ pub(crate) fn render(report: &Report) -> String {
         out.push('\n');
     };
     line(format!(
-        "track body: {} bytes of JSON; baseline: {}",
-        report.payload_bytes, report.baseline
+        "{} cores, load average at start {}; track body: {} bytes of JSON; baseline: {}",
+        cores(),
+        report.load_average,
+        report.payload_bytes,
+        report.baseline
     ));
     line(String::new());
     line("| measurement | clients | calls | calls/s | p50 ms | p99 ms |".to_owned());
