@@ -393,3 +393,41 @@ fn the_default_rate_limit_lets_a_shop_backend_read_in_a_loop() {
     }
     assert!(server.stop().success());
 }
+
+/// `custodia bench ingest` at a tiny size, so that the benchmark and its flags cannot rot (its
+/// figures are not looked at: no test asserts a timing).
+#[test]
+fn bench_ingest_runs_at_a_tiny_size() {
+    let site = Site::new();
+    let out = site.cli_ok(&[
+        "bench",
+        "ingest",
+        "--n",
+        "8",
+        "--clients",
+        "1,2",
+        "--consent-read-clients",
+        "2",
+        "--no-postgres",
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("baseline: none: --no-postgres"), "{report}");
+    for row in [
+        "| engine track, Order Completed | 2 | 8 |",
+        "| HTTP track, Order Completed | 2 | 8 |",
+        "| HTTP GET /healthz (plain-HTTP ceiling) | 1 | 32 |",
+        "| HTTP profile read, access log on | 2 | 8 |",
+        "| sled batch (420-byte values) + flush | 256 |",
+    ] {
+        assert!(report.contains(row), "{row} in {report}");
+    }
+    let refused = site
+        .command(&["bench", "ingest", "--clients", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "zero clients is a usage error"
+    );
+}

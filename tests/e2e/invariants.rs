@@ -1,5 +1,5 @@
 //! The architecture invariants of docs/architecture.md, checked over `cargo metadata`: one crate
-//! owns each outside dependency, and the core crate does no I/O.
+//! owns each outside dependency, the core crate does no I/O, and only the binary uses the benchmarks.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -72,6 +72,7 @@ fn one_crate_owns_each_outside_dependency() {
         ("hyper", "custodia-server"),
         ("hyper-util", "custodia-server"),
         ("utoipa", "custodia-server"),
+        ("tokio-postgres", "custodia-bench"),
     ];
     for (dependency, owner) in owners {
         for (krate, list) in &deps {
@@ -141,6 +142,18 @@ fn core_does_no_io() {
         assert!(
             !engine.iter().any(|d| d == http),
             "custodia-engine depends on {http}"
+        );
+    }
+}
+
+#[test]
+fn only_the_binary_depends_on_the_benchmarks() {
+    let deps = dependencies(true);
+    assert!(deps.contains_key("custodia-bench"), "{:?}", deps.keys());
+    for (krate, names) in &deps {
+        assert!(
+            krate == "custodia" || !names.iter().any(|d| d == "custodia-bench"),
+            "{krate} depends on custodia-bench"
         );
     }
 }

@@ -2,8 +2,6 @@
 //! `bench`.
 
 mod backup;
-mod bench;
-mod bench_ledger;
 mod ledger;
 mod master_key;
 
@@ -55,7 +53,7 @@ enum Command {
     Backup(backup::BackupCommand),
     /// Measure throughput against the building blocks' own limits.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(custodia_bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -376,7 +374,7 @@ fn main() -> ExitCode {
         Command::Ledger(cmd) => ledger::run(cmd),
         Command::Audit(cmd) => ledger::run_audit(cmd),
         Command::Backup(cmd) => backup::run(cmd),
-        Command::Bench(cmd) => bench::run(cmd),
+        Command::Bench(cmd) => custodia_bench::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,37 +1,33 @@
-//! `custodia bench ingest`: identify + track throughput in-process and over HTTP on loopback,
-//! measured in the same run as the limits of the building blocks underneath (sled writes with the
-//! same flush policy, key-store slot writes, AES-256-GCM seals, HMAC-SHA256 blind indexes).
+//! The benchmarks behind `custodia bench <what>`: each measures a capability next to the limits
+//! of the building blocks underneath, in the same run. The binary embeds [`BenchCommand`] and
+//! hands it to [`run`].
+//!
+//! `lib.rs` holds what they share: timed rows, a scoped thread pool, the real server on a loopback
+//! port, API keys and customers through the engine.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use custodia_core::{RoleName, SubjectId, TenantId};
-use custodia_engine::{
-    Caller, Engine, EngineConfig, IdentifyInput, NewApiKey, SystemClock, TrackInput,
-};
+use custodia_engine::{Caller, Engine, EngineConfig, IdentifyInput, NewApiKey, SystemClock};
 use custodia_policy::Policies;
 use custodia_server::{AppState, ServerConfig};
-use custodia_store::{KvBackend, KvOp, SledBackend};
-use custodia_vault::{Aad, BlindField, Keyring, RootKey, Vault};
-use serde_json::{Value, json};
+use custodia_vault::{Keyring, RootKey};
+use serde_json::json;
 
-// Declared here rather than in main.rs, as children of this module, beside it in src/.
-#[path = "bench_analytics.rs"]
 mod bench_analytics;
-#[path = "bench_erasure.rs"]
 mod bench_erasure;
-#[path = "bench_keys.rs"]
+mod bench_ingest;
 mod bench_keys;
-#[path = "bench_search.rs"]
+mod bench_ledger;
 mod bench_search;
 
 /// Benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Ingestion throughput against the building blocks' limits.
-    Ingest(IngestArgs),
+    Ingest(bench_ingest::IngestArgs),
     /// Consent ledger: durable appends, verification, proofs at scale, checkpoints, consent
     /// decisions and checks.
     Ledger(LedgerArgs),
@@ -59,22 +55,11 @@ pub struct LedgerArgs {
     pub(crate) concurrency: usize,
 }
 
-/// Options of `bench ingest`.
-#[derive(Args)]
-pub struct IngestArgs {
-    /// Customers to create per measurement (each: one identify and one track).
-    #[arg(long, default_value_t = 2_000)]
-    n: usize,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
-}
-
 /// Runs a benchmark command.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Ingest(args) => ingest(args),
-        BenchCommand::Ledger(args) => crate::bench_ledger::run(args),
+        BenchCommand::Ingest(args) => bench_ingest::run(args),
+        BenchCommand::Ledger(args) => bench_ledger::run(args),
         BenchCommand::Search(args) => bench_search::run(args),
         BenchCommand::Rotate(args) => bench_keys::run(args),
         BenchCommand::Analytics(args) => bench_analytics::run(args),
@@ -108,32 +93,6 @@ pub(crate) fn time<F: FnOnce() -> anyhow::Result<()>>(
     };
     eprintln!("  {:<58} {:>12.0}/s", row.what, row.per_second());
     Ok(row)
-}
-
-fn identify_body(i: usize, run: &str) -> Value {
-    json!({
-        "userId": format!("bench-{run}-{i}"),
-        "traits": {
-            "email": format!("customer{i}.{run}@example.com"),
-            "phone": format!("+49151{:08}", i),
-            "firstName": "Bench",
-            "lastName": format!("Customer {i}"),
-            "address": {"city": "Berlin", "country": "DE", "street": "Example Street 1"},
-        }
-    })
-}
-
-fn track_body(i: usize, run: &str) -> Value {
-    json!({
-        "userId": format!("bench-{run}-{i}"),
-        "event": "Order Completed",
-        "properties": {
-            "order_id": format!("O-{i}"),
-            "total": 42.5,
-            "currency": "EUR",
-            "products": [{"product_id": "sku-1", "name": "Tea", "price": 8.5, "quantity": 5}],
-        }
-    })
 }
 
 fn open_engine(dir: &std::path::Path) -> anyhow::Result<Arc<Engine>> {
@@ -185,151 +144,6 @@ where
                 .map_err(|_| anyhow::anyhow!("bench thread panicked"))?
         })
     })
-}
-
-fn ingest(args: IngestArgs) -> anyhow::Result<()> {
-    let n = args.n;
-    let c = args.concurrency;
-    let dir = tempfile::tempdir()?;
-    eprintln!(
-        "custodia bench ingest: n={n}, concurrency={c}, {} cores",
-        std::thread::available_parallelism()
-            .map(|p| p.get())
-            .unwrap_or(1)
-    );
-    let mut rows = Vec::new();
-
-    // The engine, in-process.
-    let engine = open_engine(dir.path())?;
-    let (key, caller) = app_key(&engine)?;
-    let inputs = |run: &str| -> anyhow::Result<Vec<(IdentifyInput, TrackInput)>> {
-        (0..n)
-            .map(|i| {
-                Ok((
-                    IdentifyInput::from_json(&identify_body(i, run), "")?,
-                    TrackInput::from_json(&track_body(i, run), "")?,
-                ))
-            })
-            .collect()
-    };
-    let serial = inputs("serial")?;
-    rows.push(time("engine identify, new customer (1 client)", n, || {
-        serial
-            .iter()
-            .try_for_each(|(id, _)| engine.identify(&caller, id).map(drop).map_err(Into::into))
-    })?);
-    rows.push(time("engine track, Order Completed (1 client)", n, || {
-        serial
-            .iter()
-            .try_for_each(|(_, tr)| engine.track(&caller, tr).map(drop).map_err(Into::into))
-    })?);
-    let concurrent = inputs("concurrent")?;
-    rows.push(time(
-        &format!("engine identify + track ({c} clients), calls"),
-        2 * n,
-        || {
-            parallel(n, c, |i| {
-                engine.identify(&caller, &concurrent[i].0)?;
-                engine.track(&caller, &concurrent[i].1)?;
-                Ok(())
-            })
-        },
-    )?);
-
-    // Over HTTP on loopback.
-    let server = LoopbackServer::start(engine.clone())?;
-    let bearer = format!("Bearer {}", key.secret.expose());
-    let agent = http_agent();
-    let post = |path: &str, body: &Value| -> anyhow::Result<()> {
-        agent
-            .post(&format!("{}{path}", server.base))
-            .header("Authorization", &bearer)
-            .send_json(body)
-            .with_context(|| format!("POST {path}"))?;
-        Ok(())
-    };
-    rows.push(time(
-        &format!("HTTP identify + track ({c} clients), calls"),
-        2 * n,
-        || {
-            parallel(n, c, |i| {
-                post("/v1/identify", &identify_body(i, "http"))?;
-                post("/v1/track", &track_body(i, "http"))
-            })
-        },
-    )?);
-    server.stop()?;
-    drop(engine);
-
-    // The building blocks, in the same run.
-    let value = vec![0xA5u8; 420];
-    let sled = SledBackend::open(&dir.path().join("raw-sled"))?;
-    rows.push(time("sled put + flush per write (1 client)", n, || {
-        (0..n).try_for_each(|i| {
-            sled.apply(vec![KvOp::Put {
-                key: (i as u64).to_be_bytes().to_vec(),
-                value: value.clone(),
-            }])?;
-            sled.flush().map_err(Into::into)
-        })
-    })?);
-    rows.push(time(
-        &format!("sled put + flush per write ({c} clients)"),
-        n,
-        || {
-            parallel(n, c, |i| {
-                sled.apply(vec![KvOp::Put {
-                    key: ((n + i) as u64).to_be_bytes().to_vec(),
-                    value: value.clone(),
-                }])?;
-                sled.flush().map_err(Into::into)
-            })
-        },
-    )?);
-    let vault = Vault::open(
-        &dir.path().join("raw-keys"),
-        Keyring::new(RootKey::generate()?),
-    )?;
-    let tenant = TenantId::default_tenant();
-    let keys = vault.tenant(&tenant)?;
-    let subjects: Vec<SubjectId> = (0..n)
-        .map(|_| Ok(SubjectId::from_random(custodia_vault::random_array()?)))
-        .collect::<anyhow::Result<_>>()?;
-    rows.push(time(
-        "key store: create subject key (slot write + sync)",
-        n,
-        || {
-            subjects
-                .iter()
-                .try_for_each(|s| keys.create_data_key(*s).map(drop).map_err(Into::into))
-        },
-    )?);
-    let data_key = keys.data_key(subjects[0])?;
-    let aad = Aad {
-        tenant: &tenant,
-        subject: subjects[0],
-        kind: "profile",
-    };
-    let m = n * 50;
-    rows.push(time("AES-256-GCM seal, 420-byte record", m, || {
-        (0..m).try_for_each(|_| data_key.seal(&aad, &value).map(drop).map_err(Into::into))
-    })?);
-    rows.push(time("HMAC-SHA256 blind index", m, || {
-        (0..m).for_each(|i| {
-            std::hint::black_box(keys.blind_index(
-                BlindField::Email,
-                if i % 2 == 0 {
-                    "a@example.com"
-                } else {
-                    "b@example.com"
-                },
-            ));
-        });
-        Ok(())
-    })?);
-
-    print_rows(&rows);
-    Ok(())
 }
 
 /// Prints the rows as a Markdown table.

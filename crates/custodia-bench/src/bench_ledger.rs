@@ -14,12 +14,12 @@ use custodia_ledger::{LedgerEntry, Log, NoteSigner, Source, merkle};
 use custodia_policy::Policies;
 use serde_json::json;
 
-use crate::bench::{
+use crate::{
     LedgerArgs, LoopbackServer, app_key, customers, http_agent, parallel, print_rows, time,
 };
 
 /// A consent entry of realistic size (about 150 bytes).
-fn entry(n: u64) -> Vec<u8> {
+pub(crate) fn entry(n: u64) -> Vec<u8> {
     let mut attributes = std::collections::BTreeMap::new();
     attributes.insert("form_id".to_owned(), "newsletter-v3".to_owned());
     let mut pseudonym = [0u8; 16];
@@ -317,7 +317,7 @@ fn http_reads(
     n: usize,
     clients: usize,
     label: &str,
-) -> anyhow::Result<crate::bench::Row> {
+) -> anyhow::Result<crate::Row> {
     let (key, caller) = app_key(&engine)?;
     let subjects = customers(&engine, &caller, "r", 100)?;
     let server = LoopbackServer::start(engine)?;
