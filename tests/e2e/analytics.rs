@@ -151,3 +151,68 @@ fn the_dashboard_in_one_call() {
         assert_eq!(bad.body["field"], field, "{query}");
     }
 }
+
+/// `name` from `/metrics`.
+fn metric(server: &crate::harness::Server, key: &str, name: &str) -> f64 {
+    let metrics = server.get(key, "/metrics");
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_in_memory_copy_shows_a_withdrawal_and_an_erasure_in_the_next_query() {
+    let site = Site::new();
+    let app = site.create_key("app");
+    let admin = site.create_key("admin");
+    let server = site.serve(&[]);
+    let mut subjects = Vec::new();
+    for i in 0..7 {
+        let user = format!("m{i}");
+        let identify = server.post(&app, "/v1/identify", &json!({"userId": user, "traits": {}}));
+        subjects.push(identify.body["subject_id"].as_str().unwrap().to_owned());
+        server.post(
+            &app,
+            "/v1/consents",
+            &json!({"user_id": user, "purpose": "analytics", "decision": "granted", "source": {"channel": "web"}}),
+        );
+        server.post(
+            &app,
+            "/v1/track",
+            &json!({"userId": user, "event": "Order Completed", "properties": {"total": 5, "currency": "EUR"}}),
+        );
+    }
+    // The first query starts building the copy; wait until /metrics shows it holds the facts
+    // (7 identified + 7 orders), so the queries below are answered from it.
+    assert_eq!(server.get(&app, "/v1/analytics/kpis").body["customers"], 7);
+    let started = std::time::Instant::now();
+    while metric(&server, &app, "custodia_analytics_copy_facts") < 14.0 {
+        assert!(started.elapsed().as_secs() < 30, "the copy was not built");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(metric(&server, &app, "custodia_analytics_copy_bytes") > 0.0);
+
+    server.post(
+        &app,
+        "/v1/consents",
+        &json!({"user_id": "m0", "purpose": "analytics", "decision": "withdrawn", "source": {"channel": "web"}}),
+    );
+    let kpis = server.get(&app, "/v1/analytics/kpis");
+    assert_eq!(kpis.body["customers"], 6);
+    assert_eq!(kpis.body["excluded_for_consent"], 1);
+
+    let erased = server.post(
+        &admin,
+        &format!("/v1/subjects/{}/erasure", subjects[1]),
+        &json!({}),
+    );
+    assert_eq!(erased.status, 200, "{:?}", erased.body);
+    let kpis = server.get(&app, "/v1/analytics/kpis");
+    assert_eq!(kpis.body["customers"], 5);
+    assert_eq!(kpis.body["excluded_for_consent"], 1);
+    assert_eq!(metric(&server, &app, "custodia_analytics_copy_facts"), 12.0);
+}

@@ -103,13 +103,38 @@ pub fn compute_kpis<'a>(
 
 /// Each subject's facts in their domain, sorted by time (stably: of two facts at the same time,
 /// the one later in the input stays later, so it still wins a tie as the latest answer).
+///
+/// Input already in strictly increasing pseudonym order (as the engine hands it over) is taken
+/// as it is, without a map; anything else is grouped by pseudonym first, so that a subject named
+/// twice is merged. Either way, the subjects' order does not change a figure.
 pub(crate) fn sorted_by_subject<'a>(
     facts_by_subject: impl IntoIterator<Item = (Pseudonym, &'a [Fact])>,
 ) -> Vec<Vec<&'a Fact>> {
-    group_by_subject(facts_by_subject)
-        .into_values()
+    let mut subjects: Vec<(Pseudonym, &'a [Fact])> = Vec::new();
+    let mut in_order = true;
+    for (pseudonym, facts) in facts_by_subject {
+        in_order &= subjects.last().is_none_or(|(last, _)| *last < pseudonym);
+        subjects.push((pseudonym, facts));
+    }
+    let grouped: Vec<Vec<&'a Fact>> = if in_order {
+        subjects
+            .into_iter()
+            .map(|(_, facts)| {
+                facts
+                    .iter()
+                    .filter(|fact| fact.kind.check().is_ok())
+                    .collect()
+            })
+            .collect()
+    } else {
+        group_by_subject(subjects).into_values().collect()
+    };
+    grouped
+        .into_iter()
         .map(|mut facts| {
-            facts.sort_by_key(|fact| fact.time);
+            if !facts.is_sorted_by_key(|fact| fact.time) {
+                facts.sort_by_key(|fact| fact.time);
+            }
             facts
         })
         .collect()

@@ -9,8 +9,11 @@
 //! 10 M events through `track` would take most of an hour; ingest is measured on its own below.
 //!
 //! The ingest overhead: the same `track` calls, in batches, once as `Order Completed` (which
-//! writes an analytics fact in the event's write batch) and once as `Order Noted` (same
-//! properties, no fact), alternating rounds on one engine.
+//! writes an analytics fact in the event's write batch, and into the in-memory copy) and once as
+//! `Order Noted` (same properties, no fact), alternating rounds on one engine.
+//!
+//! After the store queries, the in-memory copy is built as `custodia serve` builds it at start-up,
+//! and the queries are timed again from it, beside a plain pass over its fact columns.
 
 use std::time::{Duration, Instant};
 
@@ -172,6 +175,61 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
         over_http["excluded_for_consent"] == json!(withdrawn),
         "the segments over HTTP left out a different number of subjects"
     );
+
+    // The in-memory copy, as `custodia serve` starts it: built in the background, then used.
+    let started = Instant::now();
+    engine.start_analytics_copies()?;
+    anyhow::ensure!(
+        engine.wait_for_analytics_copies(Duration::from_secs(3_600)),
+        "the in-memory copy was not built within an hour"
+    );
+    rows.push(super::super::Row {
+        what: "in-memory copy: built from the store (after a start, in the background)".to_owned(),
+        n: total,
+        elapsed: started.elapsed(),
+    });
+    let (copy_facts, copy_bytes) = engine.analytics_copy_footprint();
+    let mut answer = None;
+    rows.push(median_row(
+        "engine kpis from the in-memory copy",
+        total,
+        runs,
+        || answer = Some(engine.kpis(&compliance, from, to)),
+    ));
+    anyhow::ensure!(
+        answer.take().context("no run")?? == expected,
+        "the KPIs from the in-memory copy differ from the in-memory computation"
+    );
+    let dashboard_path = format!("{kpis_path}&compare=previous&series=week");
+    let mut answer = None;
+    rows.push(median_row(
+        "HTTP GET /v1/analytics/kpis?compare=previous&series=week (copy)",
+        total,
+        runs,
+        || answer = Some(get(&dashboard_path)),
+    ));
+    let over_http = answer.take().context("no run")??;
+    anyhow::ensure!(
+        over_http["customers"] == serde_json::to_value(&kpis)?["customers"],
+        "the dashboard's KPIs differ from the engine's"
+    );
+    rows.push(median_row(
+        "HTTP GET /v1/analytics/segments (copy)",
+        total,
+        runs,
+        || {
+            let _ = std::hint::black_box(get("/v1/analytics/segments"));
+        },
+    ));
+    let tenant = TenantId::default_tenant();
+    rows.push(median_row(
+        "limit: plain pass over the copy's fact columns (kind, time, amount)",
+        total,
+        runs,
+        || {
+            let _ = std::hint::black_box(engine.analytics_copy_plain_pass(&tenant, from, to));
+        },
+    ));
     server.stop()?;
     drop(engine);
 
@@ -216,6 +274,11 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
         "| store on disk (facts + consent records) | {} ({:.1} bytes/fact) |",
         mebibytes(store_bytes),
         store_bytes as f64 / total.max(1) as f64
+    );
+    println!(
+        "| in-memory copy: facts / memory | {copy_facts} / {} ({:.1} bytes/fact) |",
+        mebibytes(copy_bytes as u64),
+        copy_bytes as f64 / copy_facts.max(1) as f64
     );
     println!(
         "| process RSS before / after the engine queries | {} / {} |",
@@ -311,6 +374,13 @@ fn ingest_overhead(n_events: usize) -> anyhow::Result<()> {
         }});
         engine.identify(&app, &IdentifyInput::from_json(&identify, "")?)?;
     }
+    // As `custodia serve` runs: every fact also goes into the in-memory analytics copy.
+    engine.start_analytics_copies()?;
+    anyhow::ensure!(
+        engine.wait_for_analytics_copies(Duration::from_secs(60))
+            && engine.analytics_copy_footprint().0 == n_users,
+        "the in-memory copy of the ingest engine was not built"
+    );
     let per_round = (n_events / INGEST_ROUNDS).max(TRACK_BATCH);
     let mut with_fact = Vec::new();
     let mut without_fact = Vec::new();

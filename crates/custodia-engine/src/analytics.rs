@@ -22,6 +22,30 @@ use custodia_store::{ConsentState, WriteBatch};
 use serde_json::{Map, Value};
 
 use crate::decision::{self, ConsentStatus, SubjectFlags};
+
+mod copy;
+
+use copy::AnalyticsConsent;
+pub(crate) use copy::AnalyticsCopies;
+
+/// Owns the engine's analytics copies and turns them off when the engine goes, so that the
+/// store (which holds the copies as its write observer) can close.
+pub(crate) struct CopiesOwner(pub(crate) std::sync::Arc<AnalyticsCopies>);
+
+impl CopiesOwner {
+    pub(crate) fn new() -> CopiesOwner {
+        let purpose = ANALYTICS_PURPOSE
+            .parse()
+            .unwrap_or_else(|_| unreachable!("\"analytics\" is a valid purpose id"));
+        CopiesOwner(std::sync::Arc::new(AnalyticsCopies::new(purpose)))
+    }
+}
+
+impl Drop for CopiesOwner {
+    fn drop(&mut self) {
+        self.0.disable();
+    }
+}
 use crate::{Caller, Engine, EngineError};
 
 /// The purpose analytics runs under.
@@ -174,7 +198,7 @@ impl Engine {
     }
 
     /// Whether analytics may use the subject: the access decision for the caller's role and the
-    /// `analytics` purpose, with the subject's consent and flags.
+    /// `analytics` purpose, with the subject's consent and flags read from the store.
     fn analytics_allowed(
         &self,
         caller: &Caller,
@@ -183,7 +207,30 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let tenant = &caller.tenant;
         let consent = if decision::needs_consent(purpose) {
-            match self.store.consent(tenant, subject, &purpose.id)? {
+            self.store
+                .consent(tenant, subject, &purpose.id)?
+                .map(|c| AnalyticsConsent {
+                    state: c.state,
+                    since: c.since,
+                })
+        } else {
+            None
+        };
+        let flags = copy::Flags::from(&self.store.subject_flags(tenant, subject)?);
+        Ok(self.analytics_decision(caller, purpose, consent, flags))
+    }
+
+    /// The access decision for the caller's role and the `analytics` purpose, given the
+    /// subject's latest decision on it and its flags.
+    fn analytics_decision(
+        &self,
+        caller: &Caller,
+        purpose: &custodia_policy::Purpose,
+        consent: Option<AnalyticsConsent>,
+        flags: copy::Flags,
+    ) -> bool {
+        let consent = if decision::needs_consent(purpose) {
+            match consent {
                 None => ConsentStatus::NotSet,
                 Some(c) if c.state == ConsentState::Withdrawn => ConsentStatus::Withdrawn,
                 Some(c) if self.is_expired(&purpose.id, c.since, self.clock.now()) => {
@@ -194,12 +241,70 @@ impl Engine {
         } else {
             ConsentStatus::NotSet
         };
-        let flags = self.store.subject_flags(tenant, subject)?;
         let flags = SubjectFlags {
             restricted: flags.restricted,
             objected: flags.objected,
         };
-        Ok(decision::decide(&caller.role, Operation::Analytics, purpose, consent, flags).is_ok())
+        decision::decide(&caller.role, Operation::Analytics, purpose, consent, flags).is_ok()
+    }
+
+    /// Turns the in-memory columnar copies on and starts building every tenant's in the
+    /// background; until a tenant's is ready, its queries read the store. `custodia serve` calls
+    /// this once.
+    pub fn start_analytics_copies(&self) -> Result<(), EngineError> {
+        self.analytics_copies.0.enable(&self.store);
+        for tenant in self.tenants()? {
+            self.analytics_copies.0.start(&tenant);
+        }
+        Ok(())
+    }
+
+    /// Waits at most `timeout` until every analytics copy that was started is built; whether
+    /// they are (for the benchmark and tests).
+    pub fn wait_for_analytics_copies(&self, timeout: std::time::Duration) -> bool {
+        self.analytics_copies.0.wait_until_built(timeout)
+    }
+
+    /// The building block of the analytics queries, for the benchmark: one plain pass over the
+    /// tenant's in-memory fact columns summing the orders in `[from, to)`; facts read and the
+    /// sum, or `None` while the copy is not built.
+    pub fn analytics_copy_plain_pass(
+        &self,
+        tenant: &TenantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Option<(usize, i64)> {
+        self.analytics_copies.0.plain_pass(tenant, from, to)
+    }
+
+    /// Facts and bytes of memory held by the in-memory analytics copies that are ready.
+    pub fn analytics_copy_footprint(&self) -> (usize, usize) {
+        self.analytics_copies.0.footprint()
+    }
+
+    /// Every subject's facts that analytics may use, and how many subjects were left out, from
+    /// the in-memory copy.
+    fn facts_from_copy(
+        &self,
+        caller: &Caller,
+        purpose: &custodia_policy::Purpose,
+        columns: &copy::Columns,
+    ) -> (Vec<SubjectFacts>, u64) {
+        let mut subjects: Vec<SubjectFacts> = Vec::new();
+        let mut excluded = 0u64;
+        columns.for_each_subject(|view| {
+            if !view.has_facts() {
+                return;
+            }
+            if self.analytics_decision(caller, purpose, view.consent, view.flags) {
+                let mut facts = Vec::new();
+                view.push_facts(&mut facts);
+                subjects.push((view.pseudonym, facts));
+            } else {
+                excluded += 1;
+            }
+        });
+        (subjects, excluded)
     }
 
     /// Every subject's facts that analytics may use, and how many subjects were left out.
@@ -220,7 +325,21 @@ impl Engine {
         })?;
         // Replays anything the consent view missed.
         self.ledger(&caller.tenant)?;
+        if let Some(answer) = self.analytics_copies.0.query(&caller.tenant, |columns| {
+            self.facts_from_copy(caller, purpose, columns)
+        }) {
+            return Ok(answer);
+        }
+        self.facts_from_store(caller, purpose)
+    }
 
+    /// Every subject's facts that analytics may use, and how many subjects were left out, read
+    /// from the store with two point reads per subject.
+    fn facts_from_store(
+        &self,
+        caller: &Caller,
+        purpose: &custodia_policy::Purpose,
+    ) -> Result<(Vec<SubjectFacts>, u64), EngineError> {
         let mut subjects: Vec<SubjectFacts> = Vec::new();
         let mut excluded = 0u64;
         let mut current: Option<(Pseudonym, bool)> = None;

@@ -153,6 +153,8 @@ pub struct Engine {
     idempotency_days: std::sync::atomic::AtomicU32,
     /// Analytics settings (currency default, k, rates).
     analytics: std::sync::RwLock<AnalyticsConfig>,
+    /// The in-memory columnar copies of the analytics projection (off unless started).
+    analytics_copies: analytics::CopiesOwner,
     /// The search indexes and their queue numbering.
     search: search::SearchIndexes,
     /// Where one-time codes of data-subject requests go.
@@ -239,6 +241,7 @@ impl Engine {
             consent_once: Mutex::new(()),
             idempotency_days: std::sync::atomic::AtomicU32::new(ingest::DEFAULT_IDEMPOTENCY_DAYS),
             analytics: std::sync::RwLock::new(AnalyticsConfig::default()),
+            analytics_copies: analytics::CopiesOwner::new(),
             search: search::SearchIndexes::new(data_dir.join("search"), search_seq_start),
             outbox: std::sync::RwLock::new(None),
             dsr_decisions: Mutex::new(()),

@@ -18,6 +18,7 @@ mod codec;
 mod error;
 mod gate;
 mod keys;
+mod observe;
 mod records;
 mod store;
 
@@ -26,6 +27,7 @@ pub use backend::DEFAULT_CACHE_BYTES as DEFAULT_STORE_CACHE_BYTES;
 pub use backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
 pub use error::StoreError;
 pub use gate::{GatePass, GatePause, PauseRefused, WriteGate};
+pub use observe::{ProjectionChange, WriteObserver};
 pub use records::{
     ApiKeyRecord, ConsentRecord, ConsentState, EventRecord, LookupKind, MergeRecord,
     SubjectFlagsRecord, SubjectRecord,

@@ -13,7 +13,7 @@ use crate::records::{
     self, ApiKeyRecord, ConsentRecord, EventRecord, LookupKind, MergeRecord, SubjectFlagsRecord,
     SubjectRecord,
 };
-use crate::{StoreError, keys};
+use crate::{ProjectionChange, StoreError, WriteObserver, keys};
 
 /// A data-subject request record: its id and the engine's bytes.
 pub type DsrEntry = ([u8; 16], Vec<u8>);
@@ -33,6 +33,11 @@ pub struct Store {
     /// Held by every write, and paused by an online backup; shared by every clone and, through
     /// [`Store::write_gate`], by the engine's other writers (ledgers, access logs, key store).
     gate: Arc<WriteGate>,
+    /// Told of the projection changes of every write ([`Store::observe`]); shared by every clone.
+    observer: Arc<RwLock<Option<Arc<dyn WriteObserver>>>>,
+    /// Held across applying a batch with projection changes and telling the observer, so the
+    /// observer sees writes in the order they applied.
+    observed_order: Arc<std::sync::Mutex<()>>,
 }
 
 /// Waits (at most ten seconds) until sled's background threads have let go of a closed store's
@@ -89,6 +94,8 @@ impl Store {
             backend,
             reserve: Arc::default(),
             gate: Arc::default(),
+            observer: Arc::default(),
+            observed_order: Arc::default(),
         }
     }
 
@@ -535,7 +542,42 @@ impl Store {
         }
         self.check_free_space()?;
         let _pass = self.gate.enter();
-        self.backend.apply(batch.ops)
+        let observer = self
+            .observer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match observer {
+            Some(observer) if !batch.changes.is_empty() => {
+                let _order = self
+                    .observed_order
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                self.backend.apply(batch.ops)?;
+                observer.applied(&batch.changes);
+                Ok(())
+            }
+            _ => self.backend.apply(batch.ops),
+        }
+    }
+
+    /// Tells `observer` of the [`ProjectionChange`]s of every later write, once it applied
+    /// (replacing any earlier observer).
+    pub fn observe(&self, observer: Arc<dyn WriteObserver>) {
+        let _order = self
+            .observed_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *self.observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
+    /// Stops telling the observer of writes.
+    pub fn stop_observing(&self) {
+        let _order = self
+            .observed_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *self.observer.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Makes every later write first check that at least `min_free_bytes` are available on the
@@ -609,6 +651,8 @@ impl Store {
 #[derive(Default)]
 pub struct WriteBatch {
     ops: Vec<KvOp>,
+    /// What the ops change in the records an observer follows.
+    changes: Vec<ProjectionChange>,
     too_large: Option<&'static str>,
 }
 
@@ -722,6 +766,13 @@ impl WriteBatch {
             keys::consent_key(&record.tenant, &record.subject, &record.purpose),
             record.encode_value(),
         );
+        self.changes.push(ProjectionChange::Consent {
+            tenant: record.tenant.clone(),
+            subject: record.subject,
+            purpose: record.purpose.clone(),
+            state: record.state,
+            since: record.since,
+        });
     }
 
     /// Stores the flags of a subject (by pseudonym); all clear deletes the record.
@@ -736,6 +787,11 @@ impl WriteBatch {
         } else {
             self.put(keys::flags_key(tenant, subject), flags.encode_value());
         }
+        self.changes.push(ProjectionChange::Flags {
+            tenant: tenant.clone(),
+            subject: *subject,
+            flags: flags.clone(),
+        });
     }
 
     /// Stores one fact of the analytics projection (opaque bytes: the engine's encoding, which
@@ -747,12 +803,23 @@ impl WriteBatch {
         event: EventId,
         fact: Vec<u8>,
     ) {
-        self.put(keys::fact_key(tenant, subject, event), Ok(fact));
+        self.put(keys::fact_key(tenant, subject, event), Ok(fact.clone()));
+        self.changes.push(ProjectionChange::PutFact {
+            tenant: tenant.clone(),
+            subject: *subject,
+            event,
+            fact,
+        });
     }
 
     /// Deletes one fact.
     pub fn delete_fact(&mut self, tenant: &TenantId, subject: &Pseudonym, event: EventId) {
         self.delete(keys::fact_key(tenant, subject, event));
+        self.changes.push(ProjectionChange::DeleteFact {
+            tenant: tenant.clone(),
+            subject: *subject,
+            event,
+        });
     }
 
     /// Queues `subject` for re-indexing (entry `seq` of the tenant's search queue).

@@ -498,6 +498,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         load_demo(&engine, &demo_clock)?;
     }
+    // Analytics queries read the store until the in-memory copy is built in the background.
+    engine.start_analytics_copies()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

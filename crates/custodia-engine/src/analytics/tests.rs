@@ -5,6 +5,7 @@ use custodia_analytics::Currency;
 use custodia_core::{Operation, Personal};
 use serde_json::json;
 
+use super::{ANALYTICS_PURPOSE, SubjectFacts};
 use crate::tests::{Fixture, fixture};
 use crate::*;
 
@@ -151,4 +152,205 @@ fn erasure_and_merges_keep_the_projection_in_step() {
     );
     assert_eq!(n_facts(), 11);
     let _ = Operation::Analytics;
+}
+
+/// One step of a random shop's life.
+#[derive(Clone, Debug)]
+enum ShopOp {
+    Identify(u8),
+    Consent(u8, bool),
+    Order(u8, u32, &'static str),
+    Refund(u8, u32, &'static str),
+    Nps(u8, u8),
+    /// An anonymous visitor's product view, then (with `Some(user)`) their sign-in: a merge.
+    Visit(u8, Option<u8>),
+    Restrict(u8, bool),
+    Erase(u8),
+    Retention,
+    Days(i64),
+}
+
+fn shop_op() -> impl proptest::strategy::Strategy<Value = ShopOp> {
+    use proptest::prelude::*;
+    let user = 0u8..8;
+    let currency = prop_oneof![Just("EUR"), Just("USD"), Just("JPY")];
+    prop_oneof![
+        2 => user.clone().prop_map(ShopOp::Identify),
+        3 => (user.clone(), any::<bool>()).prop_map(|(u, granted)| ShopOp::Consent(u, granted)),
+        4 => (user.clone(), 0u32..50_000, currency.clone()).prop_map(|(u, a, c)| ShopOp::Order(u, a, c)),
+        1 => (user.clone(), 0u32..20_000, currency).prop_map(|(u, a, c)| ShopOp::Refund(u, a, c)),
+        2 => (user.clone(), 0u8..=10).prop_map(|(u, s)| ShopOp::Nps(u, s)),
+        1 => (0u8..3, proptest::option::of(user.clone())).prop_map(|(a, u)| ShopOp::Visit(a, u)),
+        1 => (user.clone(), any::<bool>()).prop_map(|(u, on)| ShopOp::Restrict(u, on)),
+        1 => user.prop_map(ShopOp::Erase),
+        1 => Just(ShopOp::Retention),
+        1 => (1i64..400).prop_map(ShopOp::Days),
+    ]
+}
+
+fn subject_of(f: &Fixture, app: &Caller, user: u8) -> Option<custodia_core::SubjectId> {
+    f.engine
+        .lookup(
+            &f.support(app),
+            &Lookup::UserId(Personal(format!("u{user}"))),
+        )
+        .ok()?
+        .first()
+        .map(|profile| profile.subject_id)
+}
+
+fn run_op(f: &Fixture, app: &Caller, admin: &Caller, op: &ShopOp) {
+    let user = |u: &u8| format!("u{u}");
+    match op {
+        ShopOp::Identify(u) => {
+            f.identify(app, json!({"userId": user(u), "traits": {}}));
+        }
+        ShopOp::Consent(u, granted) => {
+            if subject_of(f, app, *u).is_some() {
+                grant_analytics(
+                    f,
+                    app,
+                    &user(u),
+                    if *granted { "granted" } else { "withdrawn" },
+                );
+            }
+        }
+        ShopOp::Order(u, amount, currency) | ShopOp::Refund(u, amount, currency) => {
+            let event = if matches!(op, ShopOp::Order(..)) {
+                "Order Completed"
+            } else {
+                "Order Refunded"
+            };
+            let total = f64::from(*amount) / 100.0;
+            f.track(app, json!({"userId": user(u), "event": event, "properties": {"total": total, "currency": currency}}));
+        }
+        ShopOp::Nps(u, score) => {
+            f.track(
+                app,
+                json!({"userId": user(u), "event": "NPS Answered", "properties": {"score": score}}),
+            );
+        }
+        ShopOp::Visit(anon, sign_in) => {
+            let anonymous_id = format!("a{anon}");
+            f.track(
+                app,
+                json!({"anonymousId": anonymous_id, "event": "Product Viewed"}),
+            );
+            if let Some(u) = sign_in {
+                f.identify(
+                    app,
+                    json!({"userId": user(u), "anonymousId": anonymous_id, "traits": {}}),
+                );
+            }
+        }
+        ShopOp::Restrict(u, on) => {
+            if let Some(subject) = subject_of(f, app, *u) {
+                let change = if *on {
+                    FlagChange::Restrict
+                } else {
+                    FlagChange::LiftRestriction
+                };
+                f.engine.change_flags(admin, subject, change, None).unwrap();
+            }
+        }
+        ShopOp::Erase(u) => {
+            if let Some(subject) = subject_of(f, app, *u) {
+                f.engine
+                    .erase(admin, subject, &ErasureOptions::default())
+                    .unwrap();
+            }
+        }
+        ShopOp::Retention => {
+            f.engine.retention_sweep(admin).unwrap();
+        }
+        ShopOp::Days(days) => f.clock.set(f.clock.now().plus_days(*days)),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// The in-memory copy answers exactly as the store: the same subjects with the same facts
+    /// and the same count left out for consent, so the same KPIs and segments, whatever the
+    /// shop did (orders, refunds, NPS in three currencies, consents granted and withdrawn,
+    /// restrictions, merges, erasures, retention sweeps) and whenever in its life the copy was
+    /// built (the writes made while it was built are replayed onto it).
+    #[test]
+    fn the_copy_answers_as_the_store(
+        ops in proptest::collection::vec(shop_op(), 1..40),
+        build_at in 0usize..40,
+    ) {
+        let f = fixture();
+        let app = f.caller("app");
+        let admin = f.caller("admin");
+        let copies = &f.engine.analytics_copies.0;
+        for (op_idx, op) in ops.iter().enumerate() {
+            if op_idx == build_at {
+                f.engine.start_analytics_copies().unwrap();
+                copies.start(&app.tenant);
+            }
+            run_op(&f, &app, &admin, op);
+        }
+        f.engine.start_analytics_copies().unwrap();
+        copies.start(&app.tenant);
+        assert!(copies.wait_until_built(std::time::Duration::from_secs(10)));
+        proptest::prop_assert!(copies.is_ready(&app.tenant));
+
+        let purpose = f.engine.policies.purpose(&ANALYTICS_PURPOSE.parse().unwrap()).unwrap().clone();
+        let from_copy = f.engine.allowed_facts(&app).unwrap();
+        let from_store = f.engine.facts_from_store(&app, &purpose).unwrap();
+        proptest::prop_assert_eq!(&from_copy, &from_store);
+
+        let now = f.clock.now();
+        let request = custodia_analytics::DashboardRequest {
+            compare_previous: true,
+            series: Some(custodia_analytics::Interval::Month),
+        };
+        let params = f.engine.analytics_params(now.plus_days(-365), now.plus_days(1)).unwrap();
+        let dashboard = |(subjects, excluded): &(Vec<SubjectFacts>, u64)| {
+            custodia_analytics::compute_dashboard(
+                subjects.iter().map(|(p, facts)| (*p, facts.as_slice())),
+                *excluded,
+                &params,
+                request,
+            )
+            .unwrap()
+        };
+        proptest::prop_assert_eq!(dashboard(&from_copy), dashboard(&from_store));
+        proptest::prop_assert_eq!(
+            f.engine.dashboard(&app, now.plus_days(-365), now.plus_days(1), request).unwrap(),
+            dashboard(&from_store)
+        );
+    }
+}
+
+#[test]
+fn a_withdrawal_and_an_erasure_leave_the_copy_at_once() {
+    let f = fixture();
+    let app = f.caller("app");
+    let admin = f.caller("admin");
+    shop(&f, &app);
+    f.engine.start_analytics_copies().unwrap();
+    let copies = &f.engine.analytics_copies.0;
+    copies.start(&app.tenant);
+    assert!(copies.wait_until_built(std::time::Duration::from_secs(10)));
+    assert!(copies.is_ready(&app.tenant));
+    let (n_facts, bytes) = f.engine.analytics_copy_footprint();
+    // 6 identified + 7 orders.
+    assert_eq!(n_facts, 13);
+    assert!(bytes > 0);
+
+    let (from, to) = period(&f);
+    assert_eq!(f.engine.kpis(&app, from, to).unwrap().customers, Some(6));
+    grant_analytics(&f, &app, "u5", "withdrawn");
+    let kpis = f.engine.kpis(&app, from, to).unwrap();
+    assert_eq!((kpis.customers, kpis.excluded_for_consent), (Some(5), 1));
+    let u4 = subject_of(&f, &app, 4).unwrap();
+    f.engine
+        .erase(&admin, u4, &ErasureOptions::default())
+        .unwrap();
+    let kpis = f.engine.kpis(&app, from, to).unwrap();
+    // u4 is gone altogether (neither counted nor excluded); 4 customers are below k.
+    assert_eq!((kpis.customers, kpis.excluded_for_consent), (None, 1));
+    assert_eq!(f.engine.analytics_copy_footprint().0, 11);
 }

@@ -86,13 +86,14 @@ const PURGES_COUNTED: usize = 10_000;
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let tenant = custodia_core::TenantId::default_tenant();
-    let (store_bytes, n_keys, key_age, purges) = state
+    let (store_bytes, n_keys, key_age, purges, (copy_facts, copy_bytes)) = state
         .run(move |engine| {
             Ok((
                 engine.store_size_on_disk(),
                 engine.n_data_keys(&tenant)?,
                 crate::root_key_age(engine)?,
                 engine.pending_search_purges(&tenant, PURGES_COUNTED)?,
+                engine.analytics_copy_footprint(),
             ))
         })
         .await?;
@@ -123,6 +124,16 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError
             "custodia_search_purges_pending",
             "Erased subjects of the default tenant whose search-index segments still wait to be compacted (counted up to 10000).",
             purges as f64,
+        ),
+        (
+            "custodia_analytics_copy_facts",
+            "Facts held by the in-memory analytics copies that are ready (0 while they are built).",
+            copy_facts as f64,
+        ),
+        (
+            "custodia_analytics_copy_bytes",
+            "Bytes of memory held by the in-memory analytics copies that are ready.",
+            copy_bytes as f64,
         ),
         (
             "custodia_uptime_seconds",
