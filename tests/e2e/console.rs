@@ -250,6 +250,12 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
         card.contains(&format!("extend the {seen_before} entries")),
         "{card}"
     );
+    // When the latest checkpoint was signed: a moment ago.
+    assert_eq!(
+        tab.eval("document.querySelector('[data-log=ledger] [data-checkpoint-age]').dataset.checkpointAge")
+            .await,
+        json!("0")
+    );
     // The witness directory holds the checkpoint the browser just checked.
     assert!(
         card.contains("Witness directory") && card.contains("holds the checkpoint of"),

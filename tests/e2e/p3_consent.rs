@@ -420,6 +420,11 @@ fn the_timer_writes_checkpoints_to_the_witness_directory() {
     assert_eq!(listed.status, 200, "{:?}", listed.body);
     assert_eq!(listed.body["origin"], "custodia.local/default/ledger");
     assert_eq!(listed.body["checkpoint_interval_seconds"], 1);
+    assert!(
+        listed.body["checkpoint_signed_at"].is_string(),
+        "{:?}",
+        listed.body
+    );
     let dir = &listed.body["witnesses"][0];
     assert_eq!(dir["kind"], "dir");
     assert!(dir["last_tree_size"].as_u64().unwrap() >= 2, "{dir}");

@@ -285,8 +285,23 @@ pub struct EntryView {
     pub bytes_b64: String,
 }
 
-/// The newest checkpoint in a witness directory, if any: its tree size and when it was written.
-pub type WitnessCopy = Option<(u64, Timestamp)>;
+/// A log's name, when its latest checkpoint was signed, and its witness directory's newest copy.
+#[derive(Debug, Clone)]
+pub struct LogWitnessing {
+    /// The log's name, as its checkpoints carry it.
+    pub origin: String,
+    /// When its latest checkpoint was signed (`None`: none yet).
+    pub checkpoint_at: Option<Timestamp>,
+    /// `None`: no witness directory; `Some(None)`: none copied yet; else tree size and time.
+    pub dir_copy: Option<Option<(u64, Timestamp)>>,
+}
+
+fn timestamp_of(at: std::time::SystemTime) -> Timestamp {
+    let micros = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    Timestamp::from_unix_micros(micros)
+}
 
 impl EntryView {
     /// The view of an entry's canonical bytes, as the API shows it: what an offline verifier
@@ -754,34 +769,37 @@ impl Engine {
         Ok(ledger.log.checkpoint(&ledger.signer)?.to_text())
     }
 
-    /// The name (origin) of the caller's tenant's log of `kind`, and the newest checkpoint copied
-    /// to the witness directory (`None`: no directory; `Some(None)`: none copied yet).
+    /// What the console's ledger card says of the caller's tenant's log of `kind` beyond its
+    /// checkpoint: its name (origin), when its latest checkpoint was signed, and the newest
+    /// checkpoint copied to the witness directory, if one is set.
     pub fn log_witness_copy(
         &self,
         caller: &Caller,
         kind: LogKind,
-    ) -> Result<(String, Option<WitnessCopy>), EngineError> {
+    ) -> Result<LogWitnessing, EngineError> {
         let ledger = self.readable_log(caller, kind)?;
         let origin = ledger.signer.origin().to_owned();
+        let checkpoint_at = ledger.log.latest_checkpoint_at()?.map(timestamp_of);
         let dir = match kind {
             LogKind::Consent => self.ledgers.witness_dir(),
             LogKind::Access => self.access_logs.witness_dir(),
         };
-        let Some(dir) = dir else {
-            return Ok((origin, None));
+        let dir_copy = match dir {
+            None => None,
+            Some(dir) => Some(
+                custodia_ledger::latest_witness_copy(dir, &origin)
+                    .map_err(|source| EngineError::Io {
+                        what: "witness directory",
+                        source,
+                    })?
+                    .map(|(size, at)| (size, timestamp_of(at))),
+            ),
         };
-        let copy = custodia_ledger::latest_witness_copy(dir, &origin)
-            .map_err(|source| EngineError::Io {
-                what: "witness directory",
-                source,
-            })?
-            .map(|(size, at)| {
-                let micros = at
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-                (size, Timestamp::from_unix_micros(micros))
-            });
-        Ok((origin, Some(copy)))
+        Ok(LogWitnessing {
+            origin,
+            checkpoint_at,
+            dir_copy,
+        })
     }
 
     /// The verifier key of the caller's tenant's ledger: note format and raw hex.

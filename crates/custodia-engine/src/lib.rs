@@ -41,7 +41,8 @@ pub use apikeys::{ApiKeySecret, ApiKeyView, NewApiKey};
 pub use clock::{Clock, DemoClock, FixedClock, SystemClock};
 pub use consent::{
     ConsentHistory, ConsentInput, ConsentOutcome, ConsistencyProof, EntryView, InclusionProof,
-    LogKind, LogPublicKey, MAX_IDEMPOTENCY_KEY_LEN, ProofPath, PurposeConsent, SubjectRef,
+    LogKind, LogPublicKey, LogWitnessing, MAX_IDEMPOTENCY_KEY_LEN, ProofPath, PurposeConsent,
+    SubjectRef,
 };
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo, load_demo_requests};

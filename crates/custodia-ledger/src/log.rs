@@ -761,6 +761,22 @@ impl Log {
         Ok(lock(&self.writer).latest.clone())
     }
 
+    /// When the latest checkpoint was stored (the checkpoints file's last write); `None` before
+    /// the first.
+    pub fn latest_checkpoint_at(&self) -> Result<Option<std::time::SystemTime>, LedgerError> {
+        if lock(&self.writer).latest.is_none() {
+            return Ok(None);
+        }
+        let path = self.path(CHECKPOINTS);
+        let modified = self
+            .files
+            .checkpoints
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(|e| LedgerError::io(&path, e))?;
+        Ok(Some(modified))
+    }
+
     /// Every stored checkpoint, oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, LedgerError> {
         let len = lock(&self.writer).checkpoints_len;

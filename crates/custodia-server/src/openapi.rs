@@ -442,14 +442,14 @@ const CONSENT_OPS: &[Op] = &[
         method: "GET",
         path: "/v1/ledger/witnesses",
         tag: "ledger",
-        summary: "Who else holds the ledger's checkpoints: each webhook witness (scheme, host and path only) with the largest tree size it accepted since the server started and when, and the witness directory's newest copy; the checkpoint interval.",
+        summary: "When the latest checkpoint was signed, and who else holds the ledger's checkpoints: each webhook witness (scheme, host and path only) with the largest tree size it accepted since the server started and when, and the witness directory's newest copy; the checkpoint interval.",
         auth: true,
         params: &[],
         body: None,
         responses: &[
             (
                 "200",
-                "`{\"origin\", \"checkpoint_interval_seconds\", \"witnesses\": [{\"kind\", \"target\", \"last_tree_size\"?, \"last_at\"?}]}`",
+                "`{\"origin\", \"checkpoint_interval_seconds\", \"checkpoint_signed_at\"?, \"witnesses\": [{\"kind\", \"target\", \"last_tree_size\"?, \"last_at\"?}]}`",
             ),
             REFUSALS,
         ],

@@ -1323,6 +1323,10 @@
   function witnessList(answer) {
     const box = el('div', { class: 'witnesses', 'data-witnesses': String((answer.witnesses || []).length) });
     box.append(el('h3', {}, tr('witnesses_title')));
+    if (answer.checkpoint_signed_at) {
+      const minutes = Math.max(0, Math.round((Date.now() - new Date(answer.checkpoint_signed_at).getTime()) / 60000));
+      box.append(el('p', { 'data-checkpoint-age': String(minutes) }, tr('checkpoint_signed', { when: formatTime(answer.checkpoint_signed_at), age: minutes })));
+    }
     box.append(el('p', { class: 'fine' }, tr('checkpoint_every', { n: answer.checkpoint_interval_seconds })));
     if (!(answer.witnesses || []).length) {
       box.append(el('p', { class: 'notice' }, tr('witnesses_none')));

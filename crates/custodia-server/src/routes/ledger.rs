@@ -124,6 +124,9 @@ pub struct Witnesses {
     pub origin: String,
     /// How often the server signs a checkpoint of a log that grew, in seconds.
     pub checkpoint_interval_seconds: u64,
+    /// When the latest checkpoint was signed; absent before the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_signed_at: Option<custodia_core::Timestamp>,
     /// The witnesses the server was started with; empty: none (then only the browsers that
     /// remember a checkpoint, and whoever keeps copies, would notice a rewritten log).
     pub witnesses: Vec<WitnessView>,
@@ -151,9 +154,10 @@ pub async fn witnesses(
     state: AppState,
     caller: Caller,
 ) -> Result<Json<Witnesses>, AppError> {
-    let (origin, dir) = state
+    let log = state
         .run(move |engine| engine.log_witness_copy(&caller, kind))
         .await?;
+    let (origin, dir) = (log.origin, log.dir_copy);
     let mut witnesses = Vec::new();
     {
         let pushed = state.0.witnesses.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,6 +182,7 @@ pub async fn witnesses(
     Ok(Json(Witnesses {
         origin,
         checkpoint_interval_seconds: state.0.config.checkpoint_interval.as_secs(),
+        checkpoint_signed_at: log.checkpoint_at,
         witnesses,
     }))
 }
