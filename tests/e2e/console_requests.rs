@@ -163,6 +163,11 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
     tab.wait_for("document.getElementById('case-heading') && document.getElementById('case-heading').textContent === 'Dossier de la demande'")
         .await;
     assert!(tab.text("#case-panel").await.contains("Délai prolongé"));
+    let facts = tab.text("#detail-facts").await;
+    assert!(
+        facts.contains("Traitée") && !facts.contains("Completed"),
+        "the request's facts follow the language: {facts}"
+    );
     tab.shoot("4-french").await;
 
     assert_eq!(unlabelled_fields(tab).await, json!([]));

@@ -1591,6 +1591,7 @@
     if (view === 'ledgers') renderLogs();
     if (purposes.length) renderPurposeChoices();
     if (customer) renderCustomer();
+    if (caseFile && caseFile.request && !$('request-detail').hidden) renderRequestFacts(caseFile.request);
     if (caseFile && caseFile.body) renderCase();
     if (dashboard) renderDashboard();
     if (operations) renderOperations();
