@@ -44,6 +44,8 @@ use crate::{Caller, Engine, EngineError, ReadGrant};
 pub const MAX_NOTE_CHARS: usize = 2000;
 /// Wrong codes before a request locks.
 pub const MAX_CODE_TRIES: u8 = 5;
+/// The record version from which a request lists all its ledger entries (`DsrRecord::ledger`).
+const RECORD_LISTS_ITS_ENTRIES: u8 = 2;
 /// How long a code is valid.
 const CODE_TTL_DAYS: i64 = 1;
 /// How long a closed request's private part (who asked, the details) is kept, for accountability
@@ -349,8 +351,9 @@ struct DsrRecord {
     /// What was done: no personal data (categories, counts, trait names, ledger positions).
     #[serde(default)]
     outcome: Option<Value>,
-    /// The positions of the request's own ledger entries, in order: its timeline. (Requests
-    /// received before this field existed have theirs found by a scan of the ledger.)
+    /// The positions of the request's own ledger entries, in order: its timeline. A request
+    /// received before this field existed (`v` 1) lists only those appended since; its timeline
+    /// is found by a scan of the ledger.
     #[serde(default)]
     ledger: Vec<u64>,
     /// Months the deadline was extended by a person (Art. 12(3): two at most).
@@ -567,7 +570,7 @@ impl Engine {
         };
         let sealed = key.seal(&aad, &plain)?;
         let mut record = DsrRecord {
-            v: 1,
+            v: RECORD_LISTS_ITS_ENTRIES,
             kind: input.kind,
             status: DsrStatus::PendingVerification,
             received_at: now,

@@ -443,3 +443,61 @@ fn decision_bodies_name_the_field_at_fault_and_never_echo_it() {
     let ok = DsrDecision::from_json(DsrAction::Reject, &json!({"reason": "private words"}));
     assert!(!format!("{:?}", ok.unwrap()).contains("private"));
 }
+
+#[test]
+fn a_request_from_before_the_timeline_list_still_shows_its_whole_timeline() {
+    let (f, outbox, _) = setup();
+    let tenant = TenantId::default_tenant();
+    let compliance = f.caller("compliance");
+    let (id, token) = verified(
+        &f,
+        &outbox,
+        json!({"type": "rectification", "user_id": "u1", "details": "wrong town"}),
+    );
+    // As a request stored by the version before: record version 1, no list of entries.
+    let raw = super::parse_request_id(&id).unwrap();
+    let mut record = f.engine.load_dsr(&tenant, &raw).unwrap();
+    record.v = 1;
+    record.ledger.clear();
+    f.engine.save_dsr(&tenant, &raw, &record).unwrap();
+    assert!(
+        f.engine
+            .dsr_status(&tenant, &id, &token)
+            .unwrap()
+            .notices
+            .is_empty()
+    );
+
+    f.engine
+        .dsr_decide(
+            &compliance,
+            &id,
+            &decision(
+                DsrAction::Extend,
+                json!({"months": 1, "reason": "old request"}),
+            ),
+        )
+        .unwrap();
+    // The decision made since is listed; the timeline still has every entry, found by a scan.
+    let case = f
+        .engine
+        .dsr_case(&compliance, &id, Some("customer_support"))
+        .unwrap();
+    let kinds: Vec<&str> = case
+        .timeline
+        .iter()
+        .map(|t| t.proven.entry.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dsr.received",
+            "dsr.verified",
+            "dsr.awaiting_compliance",
+            "dsr.extended"
+        ]
+    );
+    let status = f.engine.dsr_status(&tenant, &id, &token).unwrap();
+    assert_eq!(status.notices.len(), 1);
+    assert_eq!(status.notices[0].reason, "old request");
+}
