@@ -202,7 +202,7 @@ fn a_full_disk_answers_507_leaves_nothing_half_made_and_recovers_without_restart
 }
 
 #[test]
-fn a_store_that_met_the_full_disk_itself_fails_healthz_until_a_restart() {
+fn once_space_is_back_healthz_says_whether_the_store_needs_a_restart() {
     let site = Site::new();
     let data = site.data_dir();
     let _mounted = match Mounted::tmpfs(&data, "48m") {
@@ -232,9 +232,21 @@ fn a_store_that_met_the_full_disk_itself_fails_healthz_until_a_restart() {
     let refused = refused.expect("a write fails on the full disk");
     assert_insufficient_storage(&refused, "identify without a reserve");
     std::fs::remove_file(&filler).unwrap();
-    // sled 0.34 keeps refusing after its own failed write, also once space is back: /healthz
-    // says so and why, and a restart fixes it.
+    // Once space is back, /healthz tells the truth either way. When sled's own write met the
+    // full disk, sled 0.34 keeps refusing, also once space is back: /healthz says so and why,
+    // and a restart fixes it. When the write that met it was another file's (the search index,
+    // a ledger; which one comes first depends on timing, and a loaded CI machine once got there
+    // first), the store is whole: /healthz says ok and a write succeeds without a restart.
     let health = server.get(&app, "/healthz");
+    if health.status == 200 {
+        let again = server.post(&app, "/v1/identify", &json!({"userId": "space-back"}));
+        assert_eq!(
+            again.status, 200,
+            "/healthz said ok, so a write must succeed: {:?}",
+            again.body
+        );
+        return;
+    }
     assert_eq!(health.status, 503, "{:?}", health.body);
     assert_eq!(health.body["status"], "unavailable", "{:?}", health.body);
     assert!(

@@ -32,6 +32,43 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Runs an outside tool (schemathesis, an SDK script) to its end, or kills it once `limit` has
+/// passed and panics naming `what`: a tool that hangs fails its test instead of holding the whole
+/// suite (schemathesis once hung in its own thread pool after an internal error). Its output
+/// goes through files, so that a full pipe cannot stop it.
+pub fn output_within(command: &mut Command, limit: Duration, what: &str) -> Output {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let (out_path, err_path) = (scratch.path().join("stdout"), scratch.path().join("stderr"));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the tool") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {} s; it was killed. Its output:\n{}\n{}",
+                limit.as_secs(),
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+    }
+}
+
 /// The `custodia` binary: `CUSTODIA_BIN` if set, else the one cargo built for this test run.
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

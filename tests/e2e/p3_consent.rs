@@ -481,8 +481,17 @@ fn a_webhook_witness_receives_signed_checkpoints() {
         "--checkpoint-interval",
         "1",
     ]);
-    server.post(&app, "/v1/identify", &json!({"userId": "w1"}));
+    let created = server.post(&app, "/v1/identify", &json!({"userId": "w1"}));
+    let subject = created.body["subject_id"].as_str().unwrap().to_owned();
     grant(&server, &app, "w1", "analytics", "granted");
+    // One logged read: the access log holds 1 entry while the ledger holds 2 and more. Each log
+    // is witnessed by its own size (the push once counted per tenant, and held back the shorter
+    // log's checkpoints until it outgrew the other).
+    let read = server.get(
+        &app,
+        &format!("/v1/subjects/{subject}?purpose=customer_support"),
+    );
+    assert_eq!(read.status, 200, "{:?}", read.body);
     let key: String = server.get(&compliance, "/v1/ledger/public-key").body["verifier_key"]
         .as_str()
         .unwrap()
@@ -515,10 +524,34 @@ fn a_webhook_witness_receives_signed_checkpoints() {
         webhook["last_tree_size"].as_u64().unwrap() >= 2,
         "{webhook}"
     );
-    // The access log's checkpoints are witnessed apart from the ledger's.
+    // The access log's checkpoints are witnessed apart from the ledger's, though its log is
+    // the shorter.
+    let started = std::time::Instant::now();
+    loop {
+        let audit_note = received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.lines().next().is_some_and(|o| o.ends_with("/audit")));
+        if audit_note {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the witness got no checkpoint of the access log"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let access = server.get(&compliance, "/v1/audit/access/witnesses");
     assert_eq!(access.status, 200, "{:?}", access.body);
     assert!(access.body["origin"].as_str().unwrap().ends_with("/audit"));
+    assert!(
+        access.body["witnesses"][0]["last_tree_size"]
+            .as_u64()
+            .is_some_and(|size| size >= 1),
+        "{:?}",
+        access.body
+    );
 
     // What the witness holds verifies offline with the published key.
     let work = tempfile::tempdir().unwrap();

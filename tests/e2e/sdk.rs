@@ -5,10 +5,11 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Server, Site, repo_root, target_dir};
+use crate::harness::{Server, Site, output_within, repo_root, target_dir};
 
 /// The venv's Python, or a failure that says how to make it.
 fn venv_python() -> PathBuf {
@@ -30,10 +31,12 @@ fn send(python: &PathBuf, sdk: &str, server: &Server, key: &str, prefix: &str) {
 
 /// Runs an SDK script with its arguments: SDK, host, write key, id prefix.
 fn run_sdk(mut command: Command, sdk: &str, server: &Server, key: &str, prefix: &str) {
-    let out = command
-        .args([sdk, &server.base, key, prefix])
-        .output()
-        .expect("the SDK script runs");
+    command.args([sdk, &server.base, key, prefix]);
+    let out = output_within(
+        &mut command,
+        Duration::from_secs(180),
+        &format!("the {sdk} SDK script"),
+    );
     assert!(
         out.status.success(),
         "{sdk} SDK script failed: {}\n{}",
