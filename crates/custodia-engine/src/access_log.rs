@@ -42,17 +42,12 @@ impl Engine {
             .map(|subject| {
                 let entry = access_entry(grant, what, now, keys.pseudonym(*subject), refused);
                 entry.validate()?;
-                Ok(entry.encode())
+                Ok(entry)
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
-        // A read waits here while an online backup holds the write gate: recording it is a write.
-        let _pass = self.write_pass();
-        log.log.append(&entries)?;
-        // The read is recorded: a failed checkpoint (a full disk) does not refuse it; the next
-        // append or the server's timer writes one.
-        if let Err(e) = self.checkpoint_if_due(&log) {
-            tracing::warn!(tenant = %tenant, error = %e, "access log checkpoint failed");
-        }
+        // A read waits while an online backup holds the write gate: recording it is a write.
+        // Concurrent readers' entries are appended together, with one sync (`group`).
+        self.append_to_log(tenant, &log, entries)?;
         Ok(())
     }
 }

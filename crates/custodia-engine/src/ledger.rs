@@ -14,9 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use custodia_core::{Pseudonym, PurposeId, TenantId, Timestamp};
-use custodia_ledger::{Checkpoint, LedgerEntry, Log, NoteSigner};
+use custodia_ledger::{Checkpoint, LedgerEntry, LedgerError, Log, NoteSigner};
 use custodia_store::{ConsentRecord, ConsentState, SubjectFlagsRecord, WriteBatch};
 
+use crate::group::GroupCommit;
 use crate::{Engine, EngineError};
 
 /// Entry kinds this module writes or reads.
@@ -72,6 +73,8 @@ pub(crate) struct TenantLedger {
     pub(crate) signer: NoteSigner,
     /// Serializes append-then-update-view, so the view applies entries in ledger order.
     pub(crate) append_lock: Mutex<()>,
+    /// Concurrent appends wait here and are written together (`group`).
+    pub(crate) commits: GroupCommit<Vec<LedgerEntry>, Result<u64, LedgerError>>,
     /// Set when entries reached the ledger but the view update after them failed (a full disk):
     /// the next use of the ledger replays them into the view before anything reads it.
     pub(crate) view_behind: AtomicBool,
@@ -205,6 +208,19 @@ fn watermark_name(tenant: &TenantId) -> String {
     format!("consent-view/{tenant}")
 }
 
+/// Each request's first sequence number, for a batch appended from `first` on.
+fn firsts(first: u64, batch: &[Vec<LedgerEntry>]) -> Vec<Result<u64, LedgerError>> {
+    let mut next = first;
+    batch
+        .iter()
+        .map(|request| {
+            let this = next;
+            next += request.len() as u64;
+            Ok(this)
+        })
+        .collect()
+}
+
 /// The policy hash last published in a tenant's ledger.
 fn published_name(tenant: &TenantId) -> String {
     format!("policy-published/{tenant}")
@@ -279,6 +295,7 @@ impl Engine {
             log,
             signer,
             append_lock: Mutex::new(()),
+            commits: GroupCommit::default(),
             view_behind: AtomicBool::new(false),
         });
         on_open(&ledger)?;
@@ -288,6 +305,8 @@ impl Engine {
 
     /// Appends entries to a tenant's ledger, durable when it returns, then brings the consent view
     /// up to date and writes a checkpoint if one is due. Returns the first entry's sequence number.
+    /// Concurrent appends are written together: one append with its syncs, one view update with
+    /// one store flush, one checkpoint check per batch (`group`).
     pub(crate) fn append_entries(
         &self,
         tenant: &TenantId,
@@ -299,24 +318,59 @@ impl Engine {
             // bytes that `decode` refuses, so it never gets that far.
             entry.validate()?;
         }
+        // Every caller holds its own pass while it waits, so a backup's pause never finds a
+        // leader waiting for a pass behind a caller that holds one.
         let _pass = self.write_pass();
-        let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        // The flags of a new entry build on the view: bring it up to date first (an error here
-        // appends nothing).
-        self.catch_up_if_behind(tenant, ledger)?;
-        let bytes: Vec<Vec<u8>> = entries.iter().map(LedgerEntry::encode).collect();
-        let first = ledger.log.append(&bytes)?;
-        // From here on the entries are durable: the decision is recorded, and the answer must say
-        // so. A failed view update (the store's disk is full) is caught up from the ledger at the
-        // next use; a failed checkpoint is written by the next append or the server's timer.
-        if let Err(e) = self.apply_to_view(tenant, first, entries) {
-            ledger.view_behind.store(true, Ordering::Release);
-            tracing::warn!(tenant = %tenant, error = %e, "consent view update failed after the ledger append; it catches up at the next use");
-        }
-        if let Err(e) = self.checkpoint_if_due(ledger) {
-            tracing::warn!(tenant = %tenant, error = %e, "checkpoint after an append failed; the next one covers these entries");
-        }
-        Ok(first)
+        let first = ledger.commits.submit(entries.to_vec(), |batch| {
+            let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+            // The flags of a new entry build on the view: bring it up to date first (an error
+            // here appends nothing).
+            self.catch_up_if_behind(tenant, ledger)?;
+            let bytes: Vec<Vec<u8>> = batch.iter().flatten().map(LedgerEntry::encode).collect();
+            let first = match ledger.log.append(&bytes) {
+                Ok(first) => first,
+                Err(e) => return Ok(vec![Err(e); batch.len()]),
+            };
+            // From here on the entries are durable: the decisions are recorded, and the answers
+            // must say so. A failed view update (the store's disk is full) is caught up from the
+            // ledger at the next use; a failed checkpoint is written by the next append or the
+            // server's timer.
+            let all: Vec<LedgerEntry> = batch.iter().flatten().cloned().collect();
+            if let Err(e) = self.apply_to_view(tenant, first, &all) {
+                ledger.view_behind.store(true, Ordering::Release);
+                tracing::warn!(tenant = %tenant, error = %e, "consent view update failed after the ledger append; it catches up at the next use");
+            }
+            if let Err(e) = self.checkpoint_if_due(ledger) {
+                tracing::warn!(tenant = %tenant, error = %e, "checkpoint after an append failed; the next one covers these entries");
+            }
+            Ok::<_, EngineError>(firsts(first, batch))
+        })?;
+        Ok(first?)
+    }
+
+    /// Appends entries to a log without a view (the access log), durable when it returns, and
+    /// writes a checkpoint if one is due; concurrent appends are written together as above.
+    pub(crate) fn append_to_log(
+        &self,
+        tenant: &TenantId,
+        log: &TenantLedger,
+        entries: Vec<LedgerEntry>,
+    ) -> Result<u64, EngineError> {
+        let _pass = self.write_pass();
+        let first = log.commits.submit(entries, |batch| {
+            let bytes: Vec<Vec<u8>> = batch.iter().flatten().map(LedgerEntry::encode).collect();
+            let first = match log.log.append(&bytes) {
+                Ok(first) => first,
+                Err(e) => return Ok(vec![Err(e); batch.len()]),
+            };
+            // The entries are recorded: a failed checkpoint (a full disk) does not refuse them;
+            // the next append or the server's timer writes one.
+            if let Err(e) = self.checkpoint_if_due(log) {
+                tracing::warn!(tenant = %tenant, error = %e, "log checkpoint failed");
+            }
+            Ok::<_, EngineError>(firsts(first, batch))
+        })?;
+        Ok(first?)
     }
 
     /// Signs a checkpoint once enough entries were appended since the last one.

@@ -17,6 +17,7 @@ mod demo;
 mod dsr;
 mod erasure;
 mod error;
+mod group;
 mod idempotency;
 mod ingest;
 mod input;

@@ -1114,3 +1114,123 @@ fn an_access_log_left_half_created_by_a_full_disk_is_recreated_at_the_first_read
     let report = custodia_ledger::verify_dir(&dir, &key.trim_end().parse().unwrap()).unwrap();
     assert_eq!(report.n_entries, 1);
 }
+
+/// One consent decision of the group-commit property: a customer (0..4), a purpose, granted or
+/// withdrawn, with or without a Global Privacy Control signal.
+#[derive(Debug, Clone)]
+struct Decision {
+    customer: u8,
+    purpose: &'static str,
+    granted: bool,
+    gpc: bool,
+}
+
+fn decision() -> impl proptest::strategy::Strategy<Value = Decision> {
+    use proptest::prelude::*;
+    (
+        0u8..4,
+        prop::sample::select(vec!["marketing_email", "analytics", "third_party_sharing"]),
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(customer, purpose, granted, gpc)| Decision {
+            customer,
+            purpose,
+            granted: granted && !gpc,
+            gpc,
+        })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 16, ..Default::default() })]
+
+    /// Decisions made from several threads at once are written in shared batches (issue 16): every
+    /// caller gets the position of its own entry, and the consent view ends as applying the
+    /// ledger's entries one by one in their order gives.
+    #[test]
+    fn concurrent_decisions_give_the_view_of_their_ledger_order(
+        decisions in proptest::collection::vec(decision(), 1..48),
+        n_threads in 1usize..6,
+    ) {
+        let f = fixture();
+        let app = f.caller("app");
+        let subjects: Vec<SubjectId> = (0..4)
+            .map(|i| f.identify(&app, json!({"userId": format!("c{i}")})).subject_id)
+            .collect();
+        let engine = &f.engine;
+        let outcomes: Vec<(Decision, ConsentOutcome)> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..n_threads)
+                .map(|t| {
+                    let mine: Vec<Decision> =
+                        decisions.iter().skip(t).step_by(n_threads).cloned().collect();
+                    let app = &app;
+                    scope.spawn(move || {
+                        mine.into_iter()
+                            .filter_map(|d| {
+                                let mut body = json!({"user_id": format!("c{}", d.customer),
+                                    "purpose": d.purpose,
+                                    "decision": if d.granted { "granted" } else { "withdrawn" }});
+                                if d.gpc {
+                                    body["gpc"] = json!(true);
+                                }
+                                let input = ConsentInput::from_json(&body).unwrap();
+                                // A purpose that is not a consent purpose, or a GPC grant, is
+                                // refused alike either way; only recorded decisions count.
+                                engine.record_consent(app, &input).ok().map(|o| (d, o))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+        });
+        let tenant = TenantId::default_tenant();
+        let keys = engine.keys(&tenant).unwrap();
+        let ledger = engine.ledger(&tenant).unwrap();
+        let entries: Vec<custodia_ledger::LedgerEntry> = ledger
+            .log
+            .entries(0, 10_000)
+            .unwrap()
+            .iter()
+            .map(|(_, bytes)| custodia_ledger::LedgerEntry::decode(bytes).unwrap())
+            .collect();
+        // Every caller's entry is at the position it was told, and says what it asked.
+        let mut seen = std::collections::HashSet::new();
+        for (d, outcome) in &outcomes {
+            let seq = outcome.entry.seq;
+            proptest::prop_assert!(seen.insert(seq), "two callers were given entry {}", seq);
+            let entry = &entries[seq as usize];
+            proptest::prop_assert_eq!(entry.subject, Some(keys.pseudonym(subjects[d.customer as usize])));
+            proptest::prop_assert_eq!(entry.purpose.as_ref().map(|p| p.as_str()), Some(d.purpose));
+            let kind = if d.granted { ledger::kind::GRANTED } else { ledger::kind::WITHDRAWN };
+            proptest::prop_assert_eq!(entry.kind.as_str(), kind);
+            for withdrawal in &outcome.gpc_withdrawals {
+                proptest::prop_assert!(seen.insert(withdrawal.seq));
+            }
+        }
+        // The view equals the ledger applied one entry at a time, in order.
+        for (i, subject) in subjects.iter().enumerate() {
+            let pseudonym = keys.pseudonym(*subject);
+            for purpose in ["marketing_email", "analytics", "third_party_sharing"] {
+                // The last decision in ledger order is the one that stands.
+                let last = entries.iter().rev().find(|e| {
+                    e.subject == Some(pseudonym)
+                        && e.purpose.as_ref().is_some_and(|p| p.as_str() == purpose)
+                        && (e.kind == ledger::kind::GRANTED || e.kind == ledger::kind::WITHDRAWN)
+                });
+                let expected = match last {
+                    None => "not_set",
+                    Some(e) if e.kind == ledger::kind::GRANTED => "granted",
+                    Some(_) => "withdrawn",
+                };
+                proptest::prop_assert_eq!(
+                    state_of(&f, &app, *subject, purpose),
+                    expected,
+                    "customer {} purpose {}",
+                    i,
+                    purpose
+                );
+            }
+        }
+    }
+}
