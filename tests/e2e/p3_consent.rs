@@ -310,18 +310,40 @@ fn acknowledged_decisions_survive_kill_9() {
     for i in 0..10 {
         server.post(&app, "/v1/identify", &json!({"userId": format!("k{i}")}));
     }
-    let mut acked = Vec::new();
-    for round in 0..3 {
-        for i in 0..10 {
-            let decision = if round % 2 == 0 {
-                "granted"
-            } else {
-                "withdrawn"
-            };
-            let body = grant(&server, &app, &format!("k{i}"), "analytics", decision);
-            acked.push(body["entry"]["seq"].as_u64().unwrap());
+    // Five clients decide at once (each for its own two customers, three rounds in order) and
+    // read between decisions, so decisions share ledger batches and reads share access-log
+    // batches; the kill comes right after the last acknowledgement.
+    let acked = std::sync::Mutex::new(Vec::new());
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..5 {
+            let (server, app, acked, reads) = (&server, &app, &acked, &reads);
+            scope.spawn(move || {
+                for round in 0..3 {
+                    for i in [t, t + 5] {
+                        let decision = if round % 2 == 0 {
+                            "granted"
+                        } else {
+                            "withdrawn"
+                        };
+                        let body = grant(server, app, &format!("k{i}"), "analytics", decision);
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(body["entry"]["seq"].as_u64().unwrap());
+                        let read = server.get(
+                            app,
+                            &format!("/v1/subjects?user_id=k{i}&purpose=customer_support"),
+                        );
+                        assert_eq!(read.status, 200, "{:?}", read.body);
+                        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
         }
-    }
+    });
+    let acked = acked.into_inner().unwrap();
+    assert_eq!(acked.len(), 30);
     server.kill9();
     let server = site.serve(&[]);
     let entries = server.get(&compliance, "/v1/ledger/entries?from=0&limit=1000");
@@ -334,15 +356,39 @@ fn acknowledged_decisions_survive_kill_9() {
     for seq in &acked {
         assert!(seqs.contains(seq), "acknowledged entry {seq} lost");
     }
-    // The view agrees with the ledger: the last round granted.
-    let found = server.get(&app, "/v1/subjects?user_id=k3&purpose=analytics");
-    assert_eq!(found.status, 200, "{:?}", found.body);
+    // The view agrees with the ledger: the last round granted, for every customer.
+    for i in 0..10 {
+        let found = server.get(
+            &app,
+            &format!("/v1/subjects?user_id=k{i}&purpose=analytics"),
+        );
+        assert_eq!(found.status, 200, "k{i}: {:?}", found.body);
+    }
+    // Every acknowledged read is in the access log.
+    let logged = server.get(&compliance, "/v1/audit/access/entries?from=0&limit=1000");
+    assert_eq!(logged.status, 200, "{:?}", logged.body);
+    let n_logged = logged.body["entries"].as_array().unwrap().len();
+    let n_reads = reads.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        n_logged >= n_reads,
+        "{n_logged} access-log entries for {n_reads} acknowledged reads"
+    );
     assert!(server.stop().success());
     let out = site.verify_ledger(&[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let data = site.data_dir();
+    let audit = site
+        .command(&["audit", "verify", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
     );
 }
 

@@ -318,34 +318,7 @@ impl Engine {
             // bytes that `decode` refuses, so it never gets that far.
             entry.validate()?;
         }
-        // Every caller holds its own pass while it waits, so a backup's pause never finds a
-        // leader waiting for a pass behind a caller that holds one.
-        let _pass = self.write_pass();
-        let first = ledger.commits.submit(entries.to_vec(), |batch| {
-            let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-            // The flags of a new entry build on the view: bring it up to date first (an error
-            // here appends nothing).
-            self.catch_up_if_behind(tenant, ledger)?;
-            let bytes: Vec<Vec<u8>> = batch.iter().flatten().map(LedgerEntry::encode).collect();
-            let first = match ledger.log.append(&bytes) {
-                Ok(first) => first,
-                Err(e) => return Ok(vec![Err(e); batch.len()]),
-            };
-            // From here on the entries are durable: the decisions are recorded, and the answers
-            // must say so. A failed view update (the store's disk is full) is caught up from the
-            // ledger at the next use; a failed checkpoint is written by the next append or the
-            // server's timer.
-            let all: Vec<LedgerEntry> = batch.iter().flatten().cloned().collect();
-            if let Err(e) = self.apply_to_view(tenant, first, &all) {
-                ledger.view_behind.store(true, Ordering::Release);
-                tracing::warn!(tenant = %tenant, error = %e, "consent view update failed after the ledger append; it catches up at the next use");
-            }
-            if let Err(e) = self.checkpoint_if_due(ledger) {
-                tracing::warn!(tenant = %tenant, error = %e, "checkpoint after an append failed; the next one covers these entries");
-            }
-            Ok::<_, EngineError>(firsts(first, batch))
-        })?;
-        Ok(first?)
+        self.append_batched(tenant, ledger, entries.to_vec(), true)
     }
 
     /// Appends entries to a log without a view (the access log), durable when it returns, and
@@ -356,17 +329,44 @@ impl Engine {
         log: &TenantLedger,
         entries: Vec<LedgerEntry>,
     ) -> Result<u64, EngineError> {
+        self.append_batched(tenant, log, entries, false)
+    }
+
+    /// One request of a log's group commit: the leader of a batch appends every request's
+    /// entries with one `Log::append`, updates the consent view once when `view` (in ledger
+    /// order, after catching it up), checks once for a due checkpoint, and answers each caller
+    /// its own first position.
+    fn append_batched(
+        &self,
+        tenant: &TenantId,
+        ledger: &TenantLedger,
+        entries: Vec<LedgerEntry>,
+        view: bool,
+    ) -> Result<u64, EngineError> {
+        // Every caller holds its own pass while it waits, so a backup's pause never finds a
+        // leader waiting for a pass behind a caller that holds one.
         let _pass = self.write_pass();
-        let first = log.commits.submit(entries, |batch| {
+        let first = ledger.commits.submit(entries, |batch| {
+            let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if view {
+                // The flags of a new entry build on the view: bring it up to date first (an
+                // error here appends nothing).
+                self.catch_up_if_behind(tenant, ledger)?;
+            }
             let bytes: Vec<Vec<u8>> = batch.iter().flatten().map(LedgerEntry::encode).collect();
-            let first = match log.log.append(&bytes) {
+            let first = match ledger.log.append(&bytes) {
                 Ok(first) => first,
                 Err(e) => return Ok(vec![Err(e); batch.len()]),
             };
-            // The entries are recorded: a failed checkpoint (a full disk) does not refuse them;
-            // the next append or the server's timer writes one.
-            if let Err(e) = self.checkpoint_if_due(log) {
-                tracing::warn!(tenant = %tenant, error = %e, "log checkpoint failed");
+            // From here on the entries are durable, and the answers must say so. A failed view
+            // update (the store's disk is full) is caught up from the ledger at the next use; a
+            // failed checkpoint is written by the next append or the server's timer.
+            if view && let Err(e) = self.apply_to_view(tenant, first, batch.iter().flatten()) {
+                ledger.view_behind.store(true, Ordering::Release);
+                tracing::warn!(tenant = %tenant, error = %e, "consent view update failed after the ledger append; it catches up at the next use");
+            }
+            if let Err(e) = self.checkpoint_if_due(ledger) {
+                tracing::warn!(tenant = %tenant, error = %e, "checkpoint after an append failed; the next one covers these entries");
             }
             Ok::<_, EngineError>(firsts(first, batch))
         })?;
@@ -383,16 +383,18 @@ impl Engine {
     }
 
     /// Updates the consent view with entries `first..` and moves the watermark past them.
-    fn apply_to_view(
+    fn apply_to_view<'a>(
         &self,
         tenant: &TenantId,
         first: u64,
-        entries: &[LedgerEntry],
+        entries: impl IntoIterator<Item = &'a LedgerEntry>,
     ) -> Result<(), EngineError> {
         let mut batch = WriteBatch::new();
         let mut flags: Vec<(Pseudonym, SubjectFlagsRecord)> = Vec::new();
-        for (offset, entry) in entries.iter().enumerate() {
+        let mut end = first;
+        for (offset, entry) in entries.into_iter().enumerate() {
             let seq = first + offset as u64;
+            end = seq + 1;
             let Some(subject) = entry.subject else {
                 continue;
             };
@@ -429,7 +431,6 @@ impl Engine {
         for (subject, record) in &flags {
             batch.put_subject_flags(tenant, subject, record);
         }
-        let end = first + entries.len() as u64;
         batch.put_meta(&watermark_name(tenant), &end.to_be_bytes());
         self.store.write(batch)?;
         self.store.flush()?;
