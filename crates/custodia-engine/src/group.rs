@@ -2,8 +2,8 @@
 //! being written waits, and the next caller to lead writes everything waiting as one batch — one
 //! ledger append with its syncs, one store batch and flush for the consent view, one checkpoint
 //! check — then tells each caller its own result. There is no timer: a caller alone is written at
-//! once, as before; under load, batches grow by themselves up to [`MAX_BATCH`] requests, so that
-//! a caller's wait stays bounded.
+//! once, as before; under load, batches grow by themselves up to a weight of [`MAX_BATCH`] (log
+//! entries, or ingest items), so that a caller's wait stays bounded.
 //!
 //! The leader's `write` may fail before it wrote anything (bringing the consent view up to date,
 //! say): the leader gets that error, and the other requests of the batch go back to the front of
@@ -13,7 +13,8 @@
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-/// The most requests one batch holds.
+/// The most weight one batch holds (each request weighs at least 1); a request heavier than
+/// this alone is written in a batch of its own.
 pub(crate) const MAX_BATCH: usize = 512;
 
 /// A queue of requests of type `Req`, each answered with an `Out`.
@@ -26,10 +27,12 @@ struct Queue<Req, Out> {
     /// Whether a leader is writing a batch now.
     writing: bool,
     next_ticket: u64,
-    /// Requests waiting for a leader, in arrival order.
-    pending: Vec<(u64, Req)>,
+    /// Requests waiting for a leader, in arrival order, with their weights.
+    pending: Vec<(u64, usize, Req)>,
     /// Results of written requests, until their callers take them.
     done: HashMap<u64, Out>,
+    /// The most requests one batch held so far (for tests and metrics).
+    largest: usize,
 }
 
 impl<Req, Out> Default for GroupCommit<Req, Out> {
@@ -40,6 +43,7 @@ impl<Req, Out> Default for GroupCommit<Req, Out> {
                 next_ticket: 0,
                 pending: Vec::new(),
                 done: HashMap::new(),
+                largest: 0,
             }),
             changed: Condvar::new(),
         }
@@ -51,18 +55,32 @@ impl<Req, Out> GroupCommit<Req, Out> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The most requests one batch held so far.
+    #[cfg(test)]
+    pub(crate) fn largest_batch(&self) -> usize {
+        self.lock().largest
+    }
+
+    /// Requests waiting for a leader now (for tests that make callers queue).
+    #[cfg(test)]
+    pub(crate) fn n_waiting(&self) -> usize {
+        self.lock().pending.len()
+    }
+
     /// Queues `request` and returns its result once a batch holding it was written: by this
     /// caller, when it leads, or by another. `write` gets a batch of requests in order and
     /// answers one `Out` per request, in the same order; an `Err` means it wrote nothing.
+    /// `weight` is what the request counts towards [`MAX_BATCH`].
     pub(crate) fn submit<E>(
         &self,
         request: Req,
+        weight: usize,
         mut write: impl FnMut(&[Req]) -> Result<Vec<Out>, E>,
     ) -> Result<Out, E> {
         let mut queue = self.lock();
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
-        queue.pending.push((ticket, request));
+        queue.pending.push((ticket, weight.max(1), request));
         loop {
             if let Some(out) = queue.done.remove(&ticket) {
                 return Ok(out);
@@ -77,18 +95,37 @@ impl<Req, Out> GroupCommit<Req, Out> {
             // Lead: the oldest requests, always with this caller's own (so that a leader whose
             // batch fails takes the error home, and every failed batch answers someone).
             queue.writing = true;
-            let mut batch: Vec<(u64, Req)> = Vec::new();
+            let own = queue
+                .pending
+                .iter()
+                .find(|(t, _, _)| *t == ticket)
+                .map_or(1, |(_, w, _)| *w);
+            let mut room = MAX_BATCH.saturating_sub(own);
+            let mut batch: Vec<(u64, usize, Req)> = Vec::new();
             let mut rest = Vec::new();
-            for (t, r) in std::mem::take(&mut queue.pending) {
-                if t == ticket || batch.len() + 1 < MAX_BATCH {
-                    batch.push((t, r));
+            for (t, w, r) in std::mem::take(&mut queue.pending) {
+                if t == ticket {
+                    batch.push((t, w, r));
+                } else if rest.is_empty() && w <= room {
+                    // In arrival order: once one request is left for the next batch, every
+                    // later one is too.
+                    room -= w;
+                    batch.push((t, w, r));
                 } else {
-                    rest.push((t, r));
+                    rest.push((t, w, r));
                 }
             }
             queue.pending = rest;
+            queue.largest = queue.largest.max(batch.len());
             drop(queue);
-            let (tickets, requests): (Vec<u64>, Vec<Req>) = batch.into_iter().unzip();
+            let mut weights: HashMap<u64, usize> = HashMap::with_capacity(batch.len());
+            let (tickets, requests): (Vec<u64>, Vec<Req>) = batch
+                .into_iter()
+                .map(|(t, w, r)| {
+                    weights.insert(t, w);
+                    (t, r)
+                })
+                .unzip();
             let written = write(&requests);
             queue = self.lock();
             queue.writing = false;
@@ -102,10 +139,11 @@ impl<Req, Out> GroupCommit<Req, Out> {
                 }
                 Err(e) => {
                     // Nothing was written: the others go back to the front, in order.
-                    let mut back: Vec<(u64, Req)> = tickets
+                    let mut back: Vec<(u64, usize, Req)> = tickets
                         .into_iter()
                         .zip(requests)
                         .filter(|(t, _)| *t != ticket)
+                        .map(|(t, r)| (t, weights.remove(&t).unwrap_or(1), r))
                         .collect();
                     back.append(&mut queue.pending);
                     queue.pending = back;
@@ -127,7 +165,7 @@ mod tests {
     #[test]
     fn one_caller_is_written_at_once_in_a_batch_of_its_own() {
         let group: GroupCommit<u32, u32> = GroupCommit::default();
-        let out = group.submit(7, |batch| {
+        let out = group.submit(7, 1, |batch| {
             assert_eq!(batch, &[7]);
             Ok::<_, ()>(batch.iter().map(|r| r * 2).collect())
         });
@@ -147,7 +185,7 @@ mod tests {
                         .map(|j| {
                             let request = i * 1000 + j;
                             let out = group
-                                .submit(request, |batch| {
+                                .submit(request, 1, |batch| {
                                     batches.fetch_add(1, Ordering::SeqCst);
                                     std::thread::sleep(std::time::Duration::from_micros(200));
                                     let mut log = log.lock().unwrap();
@@ -188,7 +226,7 @@ mod tests {
             .map(|i| {
                 let (group, failures) = (group.clone(), failures.clone());
                 std::thread::spawn(move || {
-                    group.submit(i, |batch| {
+                    group.submit(i, 1, |batch| {
                         // Every third batch fails before writing anything.
                         std::thread::sleep(std::time::Duration::from_micros(300));
                         if failures.fetch_add(1, Ordering::SeqCst) % 3 == 0 {

@@ -82,6 +82,19 @@ impl BatchItem {
         }
     }
 
+    /// The item's external ids, as identity resolution reads them.
+    fn ids(&self) -> Ids<'_> {
+        match self {
+            BatchItem::Identify(input) => Ids::of(&input.user_id, &input.anonymous_id),
+            BatchItem::Track(input) => Ids::of(&input.user_id, &input.anonymous_id),
+            BatchItem::Group(input) => Ids::of(&input.user_id, &input.anonymous_id),
+            BatchItem::Alias(input) => Ids {
+                user_id: Some(&input.user_id),
+                anonymous_id: Some(&input.previous_id),
+            },
+        }
+    }
+
     fn message_id(&self) -> Option<&Personal<String>> {
         match self {
             BatchItem::Identify(input) => input.message_id.as_ref(),
@@ -118,9 +131,21 @@ pub struct MergeView {
     pub n_events_moved: u64,
 }
 
+/// One ingest call (a single message or a batch) waiting for the ingest committer.
+pub(crate) struct IngestRequest {
+    tenant: TenantId,
+    items: Vec<BatchItem>,
+}
+
+/// The committer's answer to one [`IngestRequest`]: one outcome per item.
+pub(crate) type IngestResult = Result<Vec<BatchOutcome>, EngineError>;
+
+/// A request applied by the committer: its answer, and what is left to do once it is durable.
+pub(crate) type Applied = (IngestResult, AfterCommit);
+
 /// What one resolved write leaves to do once its batch is durable.
 #[derive(Default)]
-struct AfterCommit {
+pub(crate) struct AfterCommit {
     /// Data keys of subjects merged away, destroyed only after the merge is on disk.
     destroy: Vec<SubjectId>,
     /// Merges to record in the consent ledger: (merged, survivor).
@@ -168,14 +193,159 @@ impl Engine {
     /// One call outside a batch; durable when it returns.
     fn apply(&self, caller: &Caller, item: BatchItem) -> Result<BatchOutcome, EngineError> {
         caller.require(Operation::Ingest)?;
-        let mut after = AfterCommit::default();
-        let outcome = {
-            let _guard = self.lock_writes();
-            self.prune_idempotency(&caller.tenant)?;
-            self.item_locked(&caller.tenant, &item, &mut after)
+        self.commit_items(&caller.tenant, vec![item])?
+            .pop()
+            .ok_or(EngineError::Corrupt("ingest answer"))
+    }
+
+    /// Queues a call's items for the ingest committer and returns once they are durable: the
+    /// caller that leads applies every call waiting, in arrival order, as one group (see
+    /// [`Engine::apply_ingest`]); then each caller waits for a store flush that covers its
+    /// writes. Flushes are shared (the store's group commit), and the next group is applied
+    /// while this one's flush runs, as a database's WAL insert and WAL flush overlap.
+    fn commit_items(&self, tenant: &TenantId, items: Vec<BatchItem>) -> IngestResult {
+        // Every caller holds its own pass while it waits, so a backup's pause never finds a
+        // leader waiting for a pass behind a caller that holds one.
+        let _pass = self.write_pass();
+        let weight = items.len();
+        let request = IngestRequest {
+            tenant: tenant.clone(),
+            items,
         };
-        self.commit(&caller.tenant, after)?;
-        outcome
+        let (result, after) = self
+            .ingest_commits
+            .submit(request, weight, |batch| self.apply_ingest(batch))?;
+        // Nothing is acknowledged before it is durable. A failed flush answers every caller
+        // whose writes it was to cover with the error (each retries the flush first: a caller
+        // whose retry succeeds is durable and answered so).
+        self.store.flush()?;
+        // Merges are recorded, and merged-away keys destroyed, only once the merge is on disk.
+        self.after_commit(tenant, after)?;
+        result
+    }
+
+    /// The ingest committer's group: under the write lock, the keys of every subject the group
+    /// may create are written with one sync of each tenant's key store, then each call's items
+    /// are resolved and applied in order exactly as one call at a time would be. An `Err` (a
+    /// key store that cannot sync, say) means no item was applied.
+    fn apply_ingest(&self, batch: &[IngestRequest]) -> Result<Vec<Applied>, EngineError> {
+        let mut applied = Vec::with_capacity(batch.len());
+        {
+            let _guard = self.lock_writes();
+            let mut tenants: Vec<&TenantId> = Vec::new();
+            for request in batch {
+                if !tenants.contains(&&request.tenant) {
+                    tenants.push(&request.tenant);
+                }
+            }
+            for tenant in tenants {
+                self.prune_idempotency(tenant)?;
+                let items = batch
+                    .iter()
+                    .filter(|r| &r.tenant == tenant)
+                    .flat_map(|r| &r.items);
+                self.reserve_data_keys(tenant, items)?;
+            }
+            for request in batch {
+                let mut after = AfterCommit::default();
+                let outcomes = request
+                    .items
+                    .iter()
+                    .map(|item| {
+                        #[cfg(test)]
+                        self.ingest_trace
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(item.clone());
+                        self.item_locked(&request.tenant, item, &mut after)
+                    })
+                    .collect::<Result<Vec<_>, _>>();
+                // A call whose items failed half-way is flushed too, so that the state on
+                // disk matches what later reads see.
+                applied.push((outcomes, after));
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Makes sure the tenant's pool of fresh data keys (written and synced, not yet any
+    /// subject's) holds one key for each of `items` that may create a subject: the items none of
+    /// whose ids is known yet, counting ids shared by several items once. The missing keys are
+    /// written with one sync. A guess too low costs speed only: `create` then makes its key
+    /// with a sync of its own.
+    fn reserve_data_keys<'a>(
+        &self,
+        tenant: &TenantId,
+        items: impl Iterator<Item = &'a BatchItem>,
+    ) -> Result<(), EngineError> {
+        let keys = self.keys(tenant)?;
+        let mut seen: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
+        let mut wanted = 0usize;
+        for item in items {
+            let ids = item.ids();
+            let mut hashes = Vec::with_capacity(2);
+            if let Some(u) = ids.user_id {
+                hashes.push((LookupKind::UserId, ids.user_hash(&keys, u)));
+            }
+            if let Some(a) = ids.anonymous_id {
+                hashes.push((LookupKind::AnonymousId, ids.anon_hash(&keys, a)));
+            }
+            let mut known = hashes.iter().any(|(_, h)| seen.contains(h));
+            for (kind, hash) in &hashes {
+                if !known {
+                    known = self.store.lookup(tenant, *kind, hash)?.is_some();
+                }
+            }
+            seen.extend(hashes.into_iter().map(|(_, h)| h));
+            if !known {
+                wanted += 1;
+            }
+        }
+        let mut pool = self.fresh_keys.lock().unwrap_or_else(|p| p.into_inner());
+        let have = pool.get(tenant).map_or(0, Vec::len);
+        if wanted > have {
+            let ids = (0..wanted - have)
+                .map(|_| custodia_vault::random_array().map(SubjectId::from_random))
+                .collect::<Result<Vec<_>, _>>()?;
+            keys.create_data_keys(&ids)?;
+            pool.entry(tenant.clone()).or_default().extend(ids);
+        }
+        Ok(())
+    }
+
+    /// A fresh subject id whose data key is already durable, taken from the tenant's pool.
+    fn take_fresh_key(&self, tenant: &TenantId) -> Option<SubjectId> {
+        self.fresh_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(tenant)
+            .and_then(Vec::pop)
+    }
+
+    /// Destroys the fresh keys no subject took (when the engine closes), so that the key store
+    /// holds only subjects' keys. A crash skips this: its leftover keys, at most one batch's
+    /// guess too many, wrap random keys that nothing was ever sealed under.
+    pub(crate) fn release_fresh_keys(&self) {
+        let pool = std::mem::take(&mut *self.fresh_keys.lock().unwrap_or_else(|p| p.into_inner()));
+        for (tenant, ids) in pool {
+            let Ok(keys) = self.keys(&tenant) else {
+                continue;
+            };
+            for id in ids {
+                if let Err(e) = keys.destroy_data_key(id) {
+                    tracing::warn!(tenant = %tenant, error = %e, "an unused fresh data key could not be destroyed");
+                }
+            }
+        }
+    }
+
+    /// How many fresh data keys the tenant's pool holds (they are no subject's yet).
+    pub(crate) fn n_fresh_keys(&self, tenant: &TenantId) -> usize {
+        self.fresh_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .map_or(0, Vec::len)
     }
 
     /// How long message ids are remembered.
@@ -284,19 +454,7 @@ impl Engine {
                 }
             }
         }
-        let mut after = AfterCommit::default();
-        let outcomes = {
-            let _guard = self.lock_writes();
-            self.prune_idempotency(&caller.tenant)?;
-            items
-                .iter()
-                .map(|item| self.item_locked(&caller.tenant, item, &mut after))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        // Flush what was applied even when a later item failed inside the store, so the state on
-        // disk matches what later reads see.
-        self.commit(&caller.tenant, after)?;
-        outcomes
+        self.commit_items(&caller.tenant, items.to_vec())
     }
 
     /// Every merge of the caller's tenant, oldest first (role needs the `audit` operation).
@@ -349,19 +507,11 @@ impl Engine {
         tenant: &TenantId,
         items: &[BatchItem],
     ) -> Result<(), EngineError> {
-        let mut after = AfterCommit::default();
-        let result = {
-            let _guard = self.lock_writes();
-            items
-                .iter()
-                .try_for_each(|item| self.item_locked(tenant, item, &mut after).map(drop))
-        };
-        self.commit(tenant, after)?;
-        result
+        self.commit_items(tenant, items.to_vec()).map(drop)
     }
 
-    fn commit(&self, tenant: &TenantId, after: AfterCommit) -> Result<(), EngineError> {
-        self.store.flush()?;
+    /// What a call leaves to do once its batch is durable.
+    fn after_commit(&self, tenant: &TenantId, after: AfterCommit) -> Result<(), EngineError> {
         // The ledger learns of merges once they are on disk; their consent carries over.
         for (merged, into) in &after.merges {
             self.record_merge(tenant, *merged, *into)?;
@@ -584,9 +734,15 @@ impl Engine {
         traits: Option<&Map<String, Value>>,
         now: Timestamp,
     ) -> Result<SubjectId, EngineError> {
-        let id = SubjectId::from_random(custodia_vault::random_array()?);
-        // The key is on disk (synced) before any data sealed under it is.
-        let key = keys.create_data_key(id)?;
+        // The key is on disk (synced) before any data sealed under it is: one of the batch's
+        // fresh keys, or one made and synced now.
+        let (id, key) = match self.take_fresh_key(tenant) {
+            Some(id) => (id, keys.data_key(id)?),
+            None => {
+                let id = SubjectId::from_random(custodia_vault::random_array()?);
+                (id, keys.create_data_key(id)?)
+            }
+        };
         let mut data = ProfileData {
             v: 1,
             ..ProfileData::default()

@@ -346,7 +346,8 @@ impl Engine {
         // Every caller holds its own pass while it waits, so a backup's pause never finds a
         // leader waiting for a pass behind a caller that holds one.
         let _pass = self.write_pass();
-        let first = ledger.commits.submit(entries, |batch| {
+        let weight = entries.len();
+        let first = ledger.commits.submit(entries, weight, |batch| {
             let _guard = ledger.append_lock.lock().unwrap_or_else(|p| p.into_inner());
             if view {
                 // The flags of a new entry build on the view: bring it up to date first (an

@@ -146,6 +146,15 @@ pub struct Engine {
     /// identify calls cannot create the same person twice or lose a trait update. Flushes run
     /// outside it, so concurrent requests still share a flush.
     write_lock: Mutex<()>,
+    /// Identify, track and batch calls wait here and are written together (`ingest`, `group`).
+    ingest_commits: group::GroupCommit<ingest::IngestRequest, ingest::Applied>,
+    /// Per tenant, subject ids whose data keys were written and synced by an ingest batch and
+    /// that no subject has taken yet (`Engine::reserve_data_keys`). Only touched under
+    /// `write_lock`.
+    fresh_keys: Mutex<std::collections::HashMap<TenantId, Vec<custodia_core::SubjectId>>>,
+    /// Every ingest item in the order the committer applied it (tests replay it one by one).
+    #[cfg(test)]
+    ingest_trace: Mutex<Vec<ingest::BatchItem>>,
     /// The last event id handed out, so ids within one millisecond keep ingestion order. Only
     /// touched under `write_lock`.
     last_event_id: Mutex<Option<EventId>>,
@@ -239,6 +248,10 @@ impl Engine {
             record_reads,
             clock,
             write_lock: Mutex::new(()),
+            ingest_commits: group::GroupCommit::default(),
+            #[cfg(test)]
+            ingest_trace: Mutex::new(Vec::new()),
+            fresh_keys: Mutex::new(std::collections::HashMap::new()),
             last_event_id: Mutex::new(None),
             consent_once: Mutex::new(()),
             idempotency_days: std::sync::atomic::AtomicU32::new(ingest::DEFAULT_IDEMPOTENCY_DAYS),
@@ -308,7 +321,9 @@ impl Engine {
 
     /// Number of live subject data keys of a tenant.
     pub fn n_data_keys(&self, tenant: &TenantId) -> Result<usize, EngineError> {
-        Ok(self.vault.tenant(tenant)?.n_data_keys())
+        // Fresh keys of the ingest committer belong to no subject yet.
+        let live = self.vault.tenant(tenant)?.n_data_keys();
+        Ok(live.saturating_sub(self.n_fresh_keys(tenant)))
     }
 
     /// The pseudonym of a subject of the default tenant, for tests that compare log entries.
@@ -371,6 +386,12 @@ impl Engine {
     /// them all at one instant between writes.
     pub(crate) fn write_pass(&self) -> GatePass<'_> {
         self.store.write_gate().enter()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.release_fresh_keys();
     }
 }
 

@@ -513,6 +513,91 @@ impl KeyStore {
         Ok(data_key)
     }
 
+    /// Generates, wraps and stores a data key for each of `subjects`, then syncs the file once:
+    /// a group committer's keys for every subject its batch may create. All or none: on a
+    /// failure no key of the call is left usable.
+    pub(crate) fn create_many(&self, subjects: &[SubjectId]) -> Result<(), VaultError> {
+        if subjects.is_empty() {
+            return Ok(());
+        }
+        let root_id = self.wrap_keys.current_id;
+        let written: Vec<u64> = {
+            let mut state = self.lock_state();
+            let mut unique = BTreeSet::new();
+            if subjects
+                .iter()
+                .any(|s| state.slots.contains_key(s) || !unique.insert(*s))
+            {
+                return Err(VaultError::DataKeyExists);
+            }
+            let used = if state.counter_root_id == root_id {
+                state.counter
+            } else {
+                0
+            };
+            let n = subjects.len() as u64;
+            if used.saturating_add(n) > WRAP_LIMIT {
+                return Err(VaultError::WrapLimit);
+            }
+            // Keys generated and wrapped before anything is written, so that a failure here
+            // leaves the file as it was.
+            let mut slots = Vec::with_capacity(subjects.len());
+            for &subject in subjects {
+                let data_key = DataKey::generate()?;
+                let aad = data_key_aad(&self.tenant, subject, root_id);
+                let wrapped = self.wrap_keys.wrap(&aad, data_key.as_bytes())?;
+                slots.push(LiveSlot { subject, wrapped });
+            }
+            // The counter goes to the file before the slots, as in `create`.
+            self.file
+                .write_all_at(&encode_counter(root_id, used + n), H_COUNTER_ROOT_ID as u64)
+                .map_err(|e| self.io_error(e))?;
+            state.counter_root_id = root_id;
+            state.counter = used + n;
+            let mut written = Vec::with_capacity(subjects.len());
+            for slot in slots {
+                let subject = slot.subject;
+                let slot_idx = state.free.first().copied().unwrap_or(state.n_slots);
+                if let Err(e) = self
+                    .file
+                    .write_all_at(&slot.encode(), slot_offset(slot_idx))
+                {
+                    self.undo_slots(&mut state, subjects, &written);
+                    return Err(self.io_error(e));
+                }
+                state.free.remove(&slot_idx);
+                if slot_idx == state.n_slots {
+                    state.n_slots += 1;
+                }
+                state.slots.insert(subject, slot_idx);
+                written.push(slot_idx);
+            }
+            written
+        };
+        if let Err(e) = self.file.sync_data() {
+            let mut state = self.lock_state();
+            self.undo_slots(&mut state, subjects, &written);
+            return Err(self.io_error(e));
+        }
+        Ok(())
+    }
+
+    /// Takes back the slots `create_many` wrote for the first `written.len()` of `subjects`: a
+    /// key that may not be durable must not be used.
+    fn undo_slots(&self, state: &mut State, subjects: &[SubjectId], written: &[u64]) {
+        for (subject, &slot_idx) in subjects.iter().zip(written) {
+            if state.slots.get(subject) == Some(&slot_idx)
+                && self
+                    .file
+                    .write_all_at(&[0u8; SLOT_LEN], slot_offset(slot_idx))
+                    .is_ok()
+            {
+                state.slots.remove(subject);
+                state.free.insert(slot_idx);
+            }
+        }
+    }
+
     /// Reads and unwraps the data key of `subject`.
     pub(crate) fn get(&self, subject: SubjectId) -> Result<DataKey, VaultError> {
         let mut raw = [0u8; SLOT_LEN];

@@ -241,6 +241,12 @@ impl TenantVault {
         self.store.create(subject)
     }
 
+    /// [`create_data_key`](Self::create_data_key) for several subjects with one sync of the key
+    /// file for all of them (a group commit's new subjects). All or none.
+    pub fn create_data_keys(&self, subjects: &[SubjectId]) -> Result<(), VaultError> {
+        self.store.create_many(subjects)
+    }
+
     /// The key the subject's records are sealed under: its data key, or once an erasure kept
     /// records under a legal hold and retired the data key, its hold key.
     /// [`VaultError::KeyNotFound`] if it has neither. A slot that does not unwrap is an error for

@@ -732,3 +732,46 @@ fn concurrent_creations_get_distinct_slots() {
     }
     assert_eq!(header_counter(&store_path(dir.path(), "acme")).1, 201);
 }
+
+/// Issue 16: a group committer writes the keys of all its new subjects with one sync; they are
+/// usable at once, survive reopening, count against the wrapping budget, and a batch that
+/// names a subject with a key already creates none of its keys.
+#[test]
+fn keys_created_together_are_all_durable_or_none_is() {
+    let dir = tempdir().unwrap();
+    let root = Root::new();
+    let acme = tenant("acme");
+    let subjects: Vec<SubjectId> = (0..5).map(|_| new_subject()).collect();
+    let sealed;
+    {
+        let vault = open_vault(dir.path(), root.key());
+        let tenant_vault = vault.tenant(&acme).unwrap();
+        let (_, counter_before) = header_counter(&store_path(dir.path(), "acme"));
+        tenant_vault.create_data_keys(&subjects).unwrap();
+        assert_eq!(tenant_vault.n_data_keys(), 5);
+        let (_, counter_after) = header_counter(&store_path(dir.path(), "acme"));
+        assert_eq!(counter_after, counter_before + 5, "each wrap is counted");
+        let key = tenant_vault.data_key(subjects[3]).unwrap();
+        sealed = seal_for(&tenant_vault, &key, subjects[3], b"order 42");
+
+        // One subject that already has a key: the whole call is refused, nothing is added.
+        let more = [new_subject(), subjects[0], new_subject()];
+        assert!(matches!(
+            tenant_vault.create_data_keys(&more),
+            Err(VaultError::DataKeyExists)
+        ));
+        assert!(matches!(
+            tenant_vault.create_data_keys(&[more[0], more[0]]),
+            Err(VaultError::DataKeyExists)
+        ));
+        assert_eq!(tenant_vault.n_data_keys(), 5);
+        assert!(tenant_vault.data_key(more[0]).is_err());
+    }
+    let vault = open_vault(dir.path(), root.key());
+    let tenant_vault = vault.tenant(&acme).unwrap();
+    assert_eq!(tenant_vault.n_data_keys(), 5);
+    assert_eq!(
+        open_for(&tenant_vault, subjects[3], &sealed).unwrap(),
+        b"order 42"
+    );
+}
