@@ -77,7 +77,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::merkle::{self, Frontier};
@@ -158,6 +158,10 @@ pub struct Log {
     files: Files,
     /// Entries acknowledged so far; readers never look past it.
     tree_size: AtomicU64,
+    /// `Writer::poisoned`, readable without waiting for a write in progress: callers ask before
+    /// every append (the engine, to reopen a failed log), and the writer lock is held across a
+    /// batch's syncs.
+    poisoned: AtomicBool,
     writer: Mutex<Writer>,
     queue: Mutex<Queue>,
     queue_changed: Condvar,
@@ -305,6 +309,7 @@ impl Log {
             dir: dir.to_owned(),
             files,
             tree_size: AtomicU64::new(size),
+            poisoned: AtomicBool::new(false),
             writer: Mutex::new(Writer {
                 frontier,
                 entries_len: new_entries_len,
@@ -388,7 +393,7 @@ impl Log {
     /// Whether an earlier write failed, so that this `Log` refuses writes until it is reopened
     /// ([`LedgerError::Poisoned`]).
     pub fn is_poisoned(&self) -> bool {
-        lock(&self.writer).poisoned
+        self.poisoned.load(Ordering::Acquire)
     }
 
     /// The number of acknowledged entries.
@@ -527,6 +532,7 @@ impl Log {
             }
             Err(e) => {
                 writer.poisoned = true;
+                self.poisoned.store(true, Ordering::Release);
                 vec![Err(e); batch.len()]
             }
         }
@@ -681,6 +687,7 @@ impl Log {
         let offset = writer.checkpoints_len;
         if let Err(e) = self.write_synced(&self.files.checkpoints, CHECKPOINTS, &record, offset) {
             writer.poisoned = true;
+            self.poisoned.store(true, Ordering::Release);
             return Err(e);
         }
         writer.checkpoints_len += record.len() as u64;
