@@ -369,6 +369,29 @@ impl Server {
         )
     }
 
+    /// A POST that may meet a server killed meanwhile: `None` when no complete answer came.
+    pub fn try_post(&self, key: &str, path: &str, body: &Value) -> Option<Answer> {
+        let url = format!("{}{path}", self.base);
+        let mut response = Server::agent()
+            .post(&url)
+            .header("Authorization", &format!("Bearer {key}"))
+            .header("Content-Type", "application/json")
+            .send(serde_json::to_vec(body).unwrap().as_slice())
+            .ok()?;
+        let status = response.status().as_u16();
+        let mut text = String::new();
+        response
+            .body_mut()
+            .as_reader()
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(Answer {
+            status,
+            content_type: String::new(),
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        })
+    }
+
     pub fn post(&self, key: &str, path: &str, body: &Value) -> Answer {
         self.send(
             key,
@@ -433,6 +456,19 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGKILL now, while other threads may still be sending requests to it (they then get
+    /// transport errors from `try_post`); `kill9` afterwards reaps the process.
+    pub fn kill9_under_load(&self) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("a server this handle started")
+            .id()
+            .to_string();
+        let sent = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        assert!(sent.success());
     }
 
     /// SIGKILL: no chance to flush anything.
