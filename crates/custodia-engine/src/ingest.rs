@@ -703,7 +703,11 @@ impl Engine {
                 Ok((known, false))
             }
             (Some(known), _) => {
-                self.update(keys, tenant, known, ids, traits, now)?;
+                // Found by its user id, with no anonymous id to link and no traits to apply:
+                // nothing of the profile can change (it holds that user id), so it is not read.
+                if ids.anonymous_id.is_some() || traits.is_some_and(|t| !t.is_empty()) {
+                    self.update(keys, tenant, known, ids, traits, now)?;
+                }
                 Ok((known, false))
             }
             (None, Some(anon)) => {
