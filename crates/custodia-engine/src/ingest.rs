@@ -226,8 +226,8 @@ impl Engine {
 
     /// The ingest committer's group: under the write lock, the keys of every subject the group
     /// may create are written with one sync of each tenant's key store, then each call's items
-    /// are resolved and applied in order exactly as one call at a time would be. An `Err` (a
-    /// key store that cannot sync, say) means no item was applied.
+    /// are resolved and applied in order exactly as one call at a time would be. An `Err` (the
+    /// expired message ids could not be removed: a full disk) means no item was applied.
     fn apply_ingest(&self, batch: &[IngestRequest]) -> Result<Vec<Applied>, EngineError> {
         let mut applied = Vec::with_capacity(batch.len());
         {
@@ -244,7 +244,11 @@ impl Engine {
                     .iter()
                     .filter(|r| &r.tenant == tenant)
                     .flat_map(|r| &r.items);
-                self.reserve_data_keys(tenant, items)?;
+                // The reservation only saves syncs: if it fails, each new subject makes its
+                // own key as before and its call alone gets the error.
+                if let Err(e) = self.reserve_data_keys(tenant, items) {
+                    tracing::warn!(tenant = %tenant, error = %e, "fresh data keys for an ingest group could not be written; new subjects make their own");
+                }
             }
             for request in batch {
                 let mut after = AfterCommit::default();
