@@ -183,7 +183,7 @@ async fn an_officer_signs_in_sees_the_queue_and_checks_the_ledgers_in_the_browse
     assert!(
         tab.text("#requests-summary")
             .await
-            .starts_with("1 requests shown")
+            .starts_with("1 request shown,")
     );
     tab.eval("document.getElementById('f-type').value = ''; document.getElementById('f-type').dispatchEvent(new Event('change'))")
         .await;

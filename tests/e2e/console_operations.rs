@@ -91,6 +91,21 @@ async fn an_admin_reads_the_policies_runs_the_sweep_and_manages_keys() {
     tab.wait_for("document.querySelectorAll('#keys-table tbody tr').length === 4")
         .await;
     tab.shoot("2-key-created").await;
+    // The notice follows a change of language, and the secret stays in its field.
+    tab.click("button[data-lang='fr']").await;
+    tab.wait_for("document.documentElement.lang === 'fr'").await;
+    let notice = tab.text("#new-key").await;
+    assert!(
+        notice.contains("a été créée") && notice.contains("La nouvelle clé"),
+        "{notice}"
+    );
+    assert!(!notice.contains("was created"), "{notice}");
+    let kept = tab
+        .eval("document.getElementById('new-key-value').value")
+        .await;
+    assert_eq!(kept.as_str(), Some(secret.as_str()));
+    tab.click("button[data-lang='en']").await;
+    tab.wait_for("document.documentElement.lang === 'en'").await;
 
     // Revoking the app key: from the next request on it opens nothing.
     let app_id = app.split('_').nth(1).unwrap().to_owned();

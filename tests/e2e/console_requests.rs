@@ -128,6 +128,16 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
     let detail = tab.text("#request-detail").await;
     assert!(detail.contains("Completed"), "{detail}");
     assert!(detail.contains("nothing is left to decide"), "{detail}");
+    // The outcome in words, not the server's field names.
+    let facts = tab.text("#detail-facts").await;
+    assert!(
+        facts.contains("Profile corrected") && facts.contains("A person (compliance)"),
+        "{facts}"
+    );
+    assert!(
+        !facts.contains("rectified") && !facts.contains("handled by"),
+        "{facts}"
+    );
     tab.shoot("3-carried-out").await;
 
     // What the API and the requester now see.
@@ -167,6 +177,10 @@ async fn an_officer_extends_then_carries_out_a_rectification_with_reasons_from_t
     assert!(
         facts.contains("Traitée") && !facts.contains("Completed"),
         "the request's facts follow the language: {facts}"
+    );
+    assert!(
+        facts.contains("Profil corrigé") && facts.contains("Attributs corrigés"),
+        "{facts}"
     );
     tab.shoot("4-french").await;
 

@@ -39,7 +39,7 @@
 
   // ---- text and elements (assets/shared/page.js) -----------------------------------------
 
-  const { tr, el, locale, formatTime, formatDate, setError } = window.CustodiaPage;
+  const { tr, has, el, locale, formatTime, formatDate, setError } = window.CustodiaPage;
 
   // A table; each cell also names its column (data-label) for the stacked layout of small screens.
   function table(caption, headings, rows) {
@@ -264,7 +264,7 @@
   function renderRequests() {
     shown = filtered();
     const overdue = shown.filter((r) => r.overdue).length;
-    $('requests-summary').textContent = tr('requests_summary', { n: shown.length, overdue });
+    $('requests-summary').textContent = tr(shown.length === 1 ? 'requests_summary_one' : 'requests_summary', { n: shown.length, overdue });
     const rows = shown.map((r) => {
       const open = el('button', { type: 'button', class: 'link', 'data-request': r.request_id }, r.request_id.slice(0, 8));
       open.setAttribute('aria-label', tr('open_request', { id: r.request_id.slice(0, 8) }));
@@ -308,14 +308,33 @@
     add(tr('col_days'), daysCell(request));
     if (request.completed_at) add(tr('col_completed'), formatTime(request.completed_at));
     if (request.outcome && typeof request.outcome === 'object') {
-      for (const [name, value] of Object.entries(request.outcome)) {
-        const text = typeof value === 'string' ? value
-          : typeof value === 'boolean' ? tr(value ? 'yes' : 'no')
-          : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value.join(', ')
-          : JSON.stringify(value);
-        add(tr('outcome_label', { name: name.replace(/_/g, ' ') }), text);
-      }
+      // The result first, then the rest as the server sent it.
+      const facts = Object.entries(request.outcome)
+        .sort(([a], [b]) => (b === 'result') - (a === 'result'));
+      for (const [name, value] of facts) add(...outcomeFact(name, value));
     }
+  }
+
+  // One fact of a request's outcome in the reader's language: the names and words the server
+  // uses are in the catalogue (`outcome_<name>`, `outcome_<name>_<word>`); anything newer is
+  // shown as sent.
+  function outcomeFact(name, value) {
+    const label = has('outcome_' + name)
+      ? tr('outcome_' + name)
+      : tr('outcome_label', { name: name.replace(/_/g, ' ') });
+    let text;
+    if (name === 'erasure' && value && typeof value === 'object') {
+      text = tr('erased_line', { seq: value.receipt_seq, kept: (value.kept || []).length });
+    } else if (typeof value === 'string') {
+      text = has('outcome_' + name + '_' + value) ? tr('outcome_' + name + '_' + value) : value;
+    } else if (typeof value === 'boolean') {
+      text = tr(value ? 'yes' : 'no');
+    } else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) {
+      text = value.length ? value.join(', ') : tr('none');
+    } else {
+      text = JSON.stringify(value);
+    }
+    return [label, text];
   }
 
   // The case file: a read for the chosen purpose, logged by the server like any other.
@@ -1547,6 +1566,18 @@
     $('keys-title').focus();
   }
 
+  // The texts of the notice of a key just created, in the current language; the notice itself,
+  // with the secret in its field, stays as it is.
+  let newKeyFacts = null;
+  function renderNewKeyTexts() {
+    const notice = $('new-key');
+    const created = notice.querySelector('[data-part=created]');
+    if (!newKeyFacts || !created) return;
+    created.textContent = tr('key_created', newKeyFacts);
+    notice.querySelector('label[for=new-key-value]').textContent = tr('key_secret');
+    notice.querySelector('[data-part=once]').textContent = tr('key_once');
+  }
+
   async function createKey(event) {
     event.preventDefault();
     setError('keys-error', '');
@@ -1556,12 +1587,14 @@
       if (result.status !== 401) setError('keys-error', problemText(result));
       return;
     }
-    // The secret is in this answer only: shown once, never kept by the page.
+    // The secret is in this answer only: shown once, never kept by the page (only in its field).
     const shown = el('input', { type: 'text', id: 'new-key-value', readonly: true, value: result.body.api_key, spellcheck: 'false', autocomplete: 'off' });
+    newKeyFacts = { role: result.body.role, id: result.body.key_id };
     $('new-key').replaceChildren(el('div', { class: 'notice', role: 'status' },
-      el('p', {}, el('strong', {}, tr('key_created', { role: result.body.role, id: result.body.key_id }))),
-      el('div', { class: 'field' }, el('label', { for: 'new-key-value' }, tr('key_secret')), shown),
-      el('p', { class: 'fine' }, tr('key_once'))));
+      el('p', {}, el('strong', { 'data-part': 'created' })),
+      el('div', { class: 'field' }, el('label', { for: 'new-key-value' }), shown),
+      el('p', { class: 'fine', 'data-part': 'once' })));
+    renderNewKeyTexts();
     shown.focus();
     shown.select();
     operations.keys = await api('/v1/admin/keys');
@@ -1595,6 +1628,7 @@
     if (caseFile && caseFile.body) renderCase();
     if (dashboard) renderDashboard();
     if (operations) renderOperations();
+    renderNewKeyTexts();
     if (browsed) browse();
   }
 
