@@ -1,17 +1,22 @@
-//! Group commit of the engine's log writes (issue 16): a caller that arrives while a batch is
-//! being written waits, and the next caller to lead writes everything waiting as one batch — one
-//! ledger append with its syncs, one store batch and flush for the consent view, one checkpoint
-//! check — then tells each caller its own result. There is no timer: a caller alone is written at
-//! once, as before; under load, batches grow by themselves up to a weight of [`MAX_BATCH`] (log
-//! entries, or ingest items), so that a caller's wait stays bounded.
+//! Group commit of the engine's writes (issue 16): a caller that arrives while a batch is being
+//! written waits, and the next caller to lead writes everything waiting as one batch, then tells
+//! each caller its own result. There is no timer: a caller alone is written at once, as before;
+//! under load, batches grow by themselves up to a weight of [`MAX_BATCH`] (log entries, or
+//! ingest items), so that a caller's wait stays bounded.
 //!
 //! The leader's `write` may fail before it wrote anything (bringing the consent view up to date,
 //! say): the leader gets that error, and the other requests of the batch go back to the front of
 //! the queue to be written by the next leader, so an error is never lost and never duplicated.
 //! Failures of the write itself are per-request results (`Out`), which every caller receives.
+//!
+//! Waiting callers sleep until they are woken by name: a finished batch wakes its own callers
+//! and the first caller still waiting (who leads next), never everyone, so that 64 waiting
+//! callers do not cost 64 wake-ups per batch. A leader that panics wakes its callers, who panic
+//! in turn (their requests are lost with it), rather than leaving them asleep.
 
-use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread::Thread;
 
 /// The most weight one batch holds (each request weighs at least 1); a request heavier than
 /// this alone is written in a batch of its own.
@@ -20,18 +25,28 @@ pub(crate) const MAX_BATCH: usize = 512;
 /// A queue of requests of type `Req`, each answered with an `Out`.
 pub(crate) struct GroupCommit<Req, Out> {
     queue: Mutex<Queue<Req, Out>>,
-    changed: Condvar,
+}
+
+/// A request waiting for a leader.
+struct Waiting<Req> {
+    ticket: u64,
+    weight: usize,
+    request: Req,
+    /// The caller, to wake when there is news for it.
+    caller: Thread,
 }
 
 struct Queue<Req, Out> {
     /// Whether a leader is writing a batch now.
     writing: bool,
     next_ticket: u64,
-    /// Requests waiting for a leader, in arrival order, with their weights.
-    pending: Vec<(u64, usize, Req)>,
+    /// Requests waiting for a leader, in arrival order.
+    pending: Vec<Waiting<Req>>,
     /// Results of written requests, until their callers take them.
     done: HashMap<u64, Out>,
-    /// The most requests one batch held so far (for tests and metrics).
+    /// Requests whose leader panicked while writing them.
+    lost: HashSet<u64>,
+    /// The most requests one batch held so far (for tests).
     largest: usize,
 }
 
@@ -43,10 +58,46 @@ impl<Req, Out> Default for GroupCommit<Req, Out> {
                 next_ticket: 0,
                 pending: Vec::new(),
                 done: HashMap::new(),
+                lost: HashSet::new(),
                 largest: 0,
             }),
-            changed: Condvar::new(),
         }
+    }
+}
+
+/// What a leader holds while it writes: its batch's callers, to wake when it is done. Dropped
+/// during a panic, it marks the batch lost and wakes them (and the next leader).
+struct Leading<'a, Req, Out> {
+    group: &'a GroupCommit<Req, Out>,
+    /// (ticket, weight, caller) of every request of the batch, the leader's own included.
+    batch: Vec<(u64, usize, Thread)>,
+    finished: bool,
+}
+
+impl<Req, Out> Drop for Leading<'_, Req, Out> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut queue = self.group.lock();
+        queue.writing = false;
+        for (ticket, _, _) in &self.batch {
+            queue.lost.insert(*ticket);
+        }
+        wake(&self.batch, &queue);
+    }
+}
+
+/// Wakes the callers of a finished batch and the first caller still waiting, who leads next.
+fn wake<Req, Out>(batch: &[(u64, usize, Thread)], queue: &Queue<Req, Out>) {
+    let me = std::thread::current().id();
+    for (_, _, caller) in batch {
+        if caller.id() != me {
+            caller.unpark();
+        }
+    }
+    if let Some(next) = queue.pending.first() {
+        next.caller.unpark();
     }
 }
 
@@ -80,16 +131,26 @@ impl<Req, Out> GroupCommit<Req, Out> {
         let mut queue = self.lock();
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
-        queue.pending.push((ticket, weight.max(1), request));
+        queue.pending.push(Waiting {
+            ticket,
+            weight: weight.max(1),
+            request,
+            caller: std::thread::current(),
+        });
         loop {
             if let Some(out) = queue.done.remove(&ticket) {
                 return Ok(out);
             }
+            if queue.lost.remove(&ticket) {
+                drop(queue);
+                panic!("the leader of a group commit panicked while writing this request");
+            }
             if queue.writing {
-                queue = self
-                    .changed
-                    .wait(queue)
-                    .unwrap_or_else(PoisonError::into_inner);
+                // Woken by the leader when this request is done or this caller may lead; a
+                // wake-up that came before the park makes it return at once.
+                drop(queue);
+                std::thread::park();
+                queue = self.lock();
                 continue;
             }
             // Lead: the oldest requests, always with this caller's own (so that a leader whose
@@ -98,56 +159,63 @@ impl<Req, Out> GroupCommit<Req, Out> {
             let own = queue
                 .pending
                 .iter()
-                .find(|(t, _, _)| *t == ticket)
-                .map_or(1, |(_, w, _)| *w);
+                .find(|w| w.ticket == ticket)
+                .map_or(1, |w| w.weight);
             let mut room = MAX_BATCH.saturating_sub(own);
-            let mut batch: Vec<(u64, usize, Req)> = Vec::new();
+            let mut requests: Vec<Req> = Vec::new();
+            let mut leading = Leading {
+                group: self,
+                batch: Vec::new(),
+                finished: false,
+            };
             let mut rest = Vec::new();
-            for (t, w, r) in std::mem::take(&mut queue.pending) {
-                if t == ticket {
-                    batch.push((t, w, r));
-                } else if rest.is_empty() && w <= room {
+            for waiting in std::mem::take(&mut queue.pending) {
+                let take = waiting.ticket == ticket || (rest.is_empty() && waiting.weight <= room);
+                if !take {
                     // In arrival order: once one request is left for the next batch, every
                     // later one is too.
-                    room -= w;
-                    batch.push((t, w, r));
-                } else {
-                    rest.push((t, w, r));
+                    rest.push(waiting);
+                    continue;
                 }
+                if waiting.ticket != ticket {
+                    room -= waiting.weight;
+                }
+                leading
+                    .batch
+                    .push((waiting.ticket, waiting.weight, waiting.caller));
+                requests.push(waiting.request);
             }
             queue.pending = rest;
-            queue.largest = queue.largest.max(batch.len());
+            queue.largest = queue.largest.max(requests.len());
             drop(queue);
-            let mut weights: HashMap<u64, usize> = HashMap::with_capacity(batch.len());
-            let (tickets, requests): (Vec<u64>, Vec<Req>) = batch
-                .into_iter()
-                .map(|(t, w, r)| {
-                    weights.insert(t, w);
-                    (t, r)
-                })
-                .unzip();
             let written = write(&requests);
             queue = self.lock();
             queue.writing = false;
+            leading.finished = true;
             match written {
                 Ok(outs) => {
-                    debug_assert_eq!(outs.len(), tickets.len());
-                    for (t, out) in tickets.into_iter().zip(outs) {
-                        queue.done.insert(t, out);
+                    debug_assert_eq!(outs.len(), leading.batch.len());
+                    for ((t, _, _), out) in leading.batch.iter().zip(outs) {
+                        queue.done.insert(*t, out);
                     }
-                    self.changed.notify_all();
+                    wake(&leading.batch, &queue);
                 }
                 Err(e) => {
                     // Nothing was written: the others go back to the front, in order.
-                    let mut back: Vec<(u64, usize, Req)> = tickets
+                    let mut back: Vec<Waiting<Req>> = std::mem::take(&mut leading.batch)
                         .into_iter()
                         .zip(requests)
-                        .filter(|(t, _)| *t != ticket)
-                        .map(|(t, r)| (t, weights.remove(&t).unwrap_or(1), r))
+                        .filter(|((t, _, _), _)| *t != ticket)
+                        .map(|((ticket, weight, caller), request)| Waiting {
+                            ticket,
+                            weight,
+                            request,
+                            caller,
+                        })
                         .collect();
                     back.append(&mut queue.pending);
                     queue.pending = back;
-                    self.changed.notify_all();
+                    wake(&[], &queue);
                     return Err(e);
                 }
             }
@@ -216,6 +284,50 @@ mod tests {
             batches.load(Ordering::SeqCst) < 32 * 50,
             "concurrent callers shared batches"
         );
+    }
+
+    /// A leader that panics while writing leaves no caller of its batch asleep: each panics in
+    /// turn, and the callers that came later are written by the next leader.
+    #[test]
+    fn a_panicking_leader_wakes_its_batch_and_the_queue_goes_on() {
+        let group: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.lock().unwrap();
+        let write = |gate: Arc<Mutex<()>>| {
+            move |batch: &[u64]| {
+                drop(gate.lock().unwrap_or_else(PoisonError::into_inner));
+                assert!(
+                    batch.len() < 2,
+                    "a batch of {} that the test makes fail",
+                    batch.len()
+                );
+                Ok::<_, ()>(batch.to_vec())
+            }
+        };
+        let spawn = |i: u64| {
+            let (group, gate) = (group.clone(), gate.clone());
+            std::thread::spawn(move || group.submit(i, 1, write(gate)))
+        };
+        // The first leads alone and waits at the gate; the next two queue behind it and form
+        // the next batch, whose leader panics.
+        let first = spawn(0);
+        while !group.lock().writing {
+            std::thread::yield_now();
+        }
+        let others: Vec<_> = (1..3).map(spawn).collect();
+        while group.n_waiting() < 2 {
+            std::thread::yield_now();
+        }
+        drop(held);
+        assert_eq!(first.join().unwrap(), Ok(0));
+        for other in others {
+            assert!(
+                other.join().is_err(),
+                "a caller of the panicking batch panics"
+            );
+        }
+        // Later callers are served.
+        assert_eq!(spawn(3).join().unwrap(), Ok(3));
     }
 
     #[test]
