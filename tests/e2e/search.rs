@@ -96,5 +96,14 @@ fn search_finds_by_fragments_and_survives_kill_9_during_ingest() {
     let server = site.serve(&[]);
     eventually_finds(&server, &key, "bulkwright", &acked);
     eventually_finds(&server, &key, "kilroy%20bulkw", &acked);
+    // Everything is indexed: `/metrics` says search no longer lags behind.
+    let metrics = server.get(&key, "/metrics");
+    let text = metrics.body.as_str().unwrap_or_default();
+    assert_eq!(
+        text.lines()
+            .find_map(|line| line.strip_prefix("custodia_search_updates_pending ")),
+        Some("0"),
+        "{text}"
+    );
     assert_eq!(server.stop().code(), Some(0));
 }

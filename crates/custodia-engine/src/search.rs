@@ -292,6 +292,16 @@ impl Engine {
         Ok(self.store.search_purges(tenant, limit)?.len())
     }
 
+    /// Updates waiting in the tenant's search queue (counted up to `limit`): how far search lags
+    /// behind the writes.
+    pub fn pending_search_updates(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<usize, EngineError> {
+        Ok(self.store.search_queue(tenant, limit)?.len())
+    }
+
     /// Rebuilds a tenant's index from the store: every subject's document afresh, then the
     /// queue cleared. `progress(done, total)` is called as subjects are indexed.
     pub fn rebuild_index(

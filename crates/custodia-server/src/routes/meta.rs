@@ -80,19 +80,21 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Pending search purges counted at most, so that a scrape stays cheap.
+/// Pending search purges and queued search updates counted at most, so that a scrape stays
+/// cheap.
 const PURGES_COUNTED: usize = 10_000;
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let tenant = custodia_core::TenantId::default_tenant();
-    let (store_bytes, n_keys, key_age, purges, (copy_facts, copy_bytes)) = state
+    let (store_bytes, n_keys, key_age, purges, queued, (copy_facts, copy_bytes)) = state
         .run(move |engine| {
             Ok((
                 engine.store_size_on_disk(),
                 engine.n_data_keys(&tenant)?,
                 crate::root_key_age(engine)?,
                 engine.pending_search_purges(&tenant, PURGES_COUNTED)?,
+                engine.pending_search_updates(&tenant, PURGES_COUNTED)?,
                 engine.analytics_copy_footprint(),
             ))
         })
@@ -124,6 +126,11 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError
             "custodia_search_purges_pending",
             "Erased subjects of the default tenant whose search-index segments still wait to be compacted (counted up to 10000).",
             purges as f64,
+        ),
+        (
+            "custodia_search_updates_pending",
+            "Writes of the default tenant that the search indexer has not indexed yet (counted up to 10000): how far search lags behind.",
+            queued as f64,
         ),
         (
             "custodia_analytics_copy_facts",
