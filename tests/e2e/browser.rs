@@ -193,6 +193,17 @@ impl Tab {
         for width in [1280, 360] {
             self.width(width).await;
             tokio::time::sleep(Duration::from_millis(150)).await;
+            // Nothing may push the page sideways (a person at 360 px would have to scroll).
+            let wide = self
+                .eval("document.documentElement.scrollWidth")
+                .await
+                .as_i64()
+                .unwrap_or(0);
+            assert!(
+                wide <= width,
+                "{}-{name} at {width} px is {wide} px wide: something overflows sideways",
+                self.name
+            );
             let path = self.shots.join(format!("{}-{name}-{width}.png", self.name));
             self.page
                 .save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
