@@ -1149,8 +1149,8 @@ proptest::proptest! {
     /// ledger's entries one by one in their order gives.
     #[test]
     fn concurrent_decisions_give_the_view_of_their_ledger_order(
-        decisions in proptest::collection::vec(decision(), 1..48),
-        n_threads in 1usize..6,
+        decisions in proptest::collection::vec(decision(), 3..48),
+        n_threads in 3usize..6,
     ) {
         let f = fixture();
         let app = f.caller("app");
@@ -1158,7 +1158,12 @@ proptest::proptest! {
             .map(|i| f.identify(&app, json!({"userId": format!("c{i}")})).subject_id)
             .collect();
         let engine = &f.engine;
+        let tenant = TenantId::default_tenant();
+        let ledger = engine.ledger(&tenant).unwrap();
         let outcomes: Vec<(Decision, ConsentOutcome)> = std::thread::scope(|scope| {
+            // The append lock held: the first decision leads (alone) and waits for it, the
+            // others queue behind it and are appended together, two or more at once.
+            let held = ledger.append_lock.lock().unwrap();
             let threads: Vec<_> = (0..n_threads)
                 .map(|t| {
                     let mine: Vec<Decision> =
@@ -1182,11 +1187,17 @@ proptest::proptest! {
                     })
                 })
                 .collect();
+            let start = std::time::Instant::now();
+            while ledger.commits.n_waiting() < n_threads.min(decisions.len()) - 1
+                && start.elapsed() < std::time::Duration::from_secs(10)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            drop(held);
             threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
         });
-        let tenant = TenantId::default_tenant();
+        proptest::prop_assert!(ledger.commits.largest_batch() > 1, "decisions shared an append");
         let keys = engine.keys(&tenant).unwrap();
-        let ledger = engine.ledger(&tenant).unwrap();
         let entries: Vec<custodia_ledger::LedgerEntry> = ledger
             .log
             .entries(0, 10_000)
