@@ -172,6 +172,14 @@ impl Site {
             .expect("custodia runs")
     }
 
+    /// Runs `custodia audit verify` over this site's data directory.
+    pub fn verify_audit(&self) -> Output {
+        let data = self.data_dir();
+        self.command(&["audit", "verify", "--data-dir", data.to_str().unwrap()])
+            .output()
+            .expect("custodia runs")
+    }
+
     /// Creates an API key with `custodia keys create`.
     pub fn create_key(&self, role: &str) -> String {
         let out = self.run(&["keys", "create", "--role", role]);

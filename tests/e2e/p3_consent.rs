@@ -380,11 +380,7 @@ fn acknowledged_decisions_survive_kill_9() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let data = site.data_dir();
-    let audit = site
-        .command(&["audit", "verify", "--data-dir", data.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let audit = site.verify_audit();
     assert!(
         audit.status.success(),
         "{}",

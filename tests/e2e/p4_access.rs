@@ -107,13 +107,7 @@ fn reads_are_logged_and_the_log_verifies() {
     );
     assert!(server.stop().success());
 
-    let verify = |site: &Site| {
-        let data = site.data_dir();
-        site.command(&["audit", "verify", "--data-dir", data.to_str().unwrap()])
-            .output()
-            .unwrap()
-    };
-    let out = verify(&site);
+    let out = site.verify_audit();
     assert!(
         out.status.success(),
         "{}",
@@ -128,7 +122,7 @@ fn reads_are_logged_and_the_log_verifies() {
     let at = bytes.len() - 3;
     bytes[at] ^= 1;
     std::fs::write(&entries_file, bytes).unwrap();
-    let out = verify(&site);
+    let out = site.verify_audit();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("entry"),

@@ -112,7 +112,6 @@ fn kill_9_under_64_clients_in_a_loop_loses_no_acknowledged_write() {
     let site = Site::new();
     let app = site.create_key("app");
     let compliance = site.create_key("compliance");
-    let data = site.data_dir();
     for cycle in 0..10u64 {
         let server = site.serve(&[]);
         let acked = Mutex::new(Acknowledged::default());
@@ -221,10 +220,7 @@ fn kill_9_under_64_clients_in_a_loop_loses_no_acknowledged_write() {
         }
         assert!(server.stop().success());
         let ledger = site.verify_ledger(&[]);
-        let audit = site
-            .command(&["audit", "verify", "--data-dir", data.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let audit = site.verify_audit();
         for (log, out) in [("ledger", ledger), ("audit", audit)] {
             assert!(
                 out.status.success(),
