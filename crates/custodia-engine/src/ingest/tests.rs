@@ -386,3 +386,72 @@ fn a_failing_flush_answers_every_caller_of_the_group_with_an_error() {
         .track(&app, &TrackInput::from_json(&body, "").unwrap())
         .unwrap();
 }
+
+/// The ingest committer's fresh keys (docs/security.md): a key reserved for a subject that was
+/// never made is not counted as a live key, the next new person takes one, and those left are
+/// destroyed when the engine closes, so the key store then holds only subjects' keys.
+#[test]
+fn unused_fresh_keys_are_not_counted_and_are_destroyed_when_the_engine_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = custodia_vault::RootKey::generate().unwrap().to_base64();
+    let open_vault = || {
+        let key = custodia_vault::RootKey::from_base64(&root).unwrap();
+        custodia_vault::Vault::open(&dir.path().join("keys"), custodia_vault::Keyring::new(key))
+            .unwrap()
+    };
+    let clock = std::sync::Arc::new(crate::FixedClock::new(
+        custodia_core::Timestamp::parse_rfc3339("2026-12-07T12:00:00Z").unwrap(),
+    ));
+    let engine = crate::Engine::from_parts(
+        custodia_store::Store::in_memory(),
+        open_vault(),
+        custodia_policy::Policies::builtin(),
+        clock,
+        dir.path().to_path_buf(),
+        crate::LedgerConfig::default(),
+    );
+    let tenant = TenantId::default_tenant();
+    let key = engine
+        .create_api_key(&tenant, &"app".parse().unwrap())
+        .unwrap();
+    let app = engine.authenticate(key.secret.expose()).unwrap();
+    let identify = |user: &str| {
+        let input = IdentifyInput::from_json(&json!({"userId": user}), "").unwrap();
+        engine.identify(&app, &input).unwrap()
+    };
+    identify("kept");
+    // Three people not known yet: three keys reserved, none taken.
+    let items: Vec<BatchItem> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|u| BatchItem::Identify(IdentifyInput::from_json(&json!({"userId": u}), "").unwrap()))
+        .collect();
+    {
+        let _lock = engine.write_lock.lock().unwrap();
+        engine.reserve_data_keys(&tenant, items.iter()).unwrap();
+    }
+    let keys = engine.keys(&tenant).unwrap();
+    assert_eq!(
+        keys.n_data_keys(),
+        4,
+        "three reserved beside the subject's own"
+    );
+    assert_eq!(
+        engine.n_data_keys(&tenant).unwrap(),
+        1,
+        "only the subject's is live"
+    );
+
+    // The next new person takes one of them: no key is made for it.
+    let n1 = identify("n1");
+    assert!(n1.created);
+    assert_eq!(keys.n_data_keys(), 4);
+    assert_eq!(engine.n_data_keys(&tenant).unwrap(), 2);
+
+    // Closing the engine destroys the two left; the subjects' keys stay.
+    drop(keys);
+    drop(engine);
+    let vault = open_vault();
+    let keys = vault.tenant(&tenant).unwrap();
+    assert_eq!(keys.n_data_keys(), 2);
+    assert!(keys.data_key(n1.subject_id).is_ok());
+}
