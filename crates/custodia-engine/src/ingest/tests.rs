@@ -263,6 +263,30 @@ proptest! {
     }
 }
 
+/// An engine over `store` and `vault` with a fixed clock, and an `app` caller of it.
+fn engine_over(
+    store: custodia_store::Store,
+    vault: custodia_vault::Vault,
+    dir: &std::path::Path,
+) -> (crate::Engine, crate::Caller) {
+    let clock = std::sync::Arc::new(crate::FixedClock::new(
+        custodia_core::Timestamp::parse_rfc3339("2026-12-07T12:00:00Z").unwrap(),
+    ));
+    let engine = crate::Engine::from_parts(
+        store,
+        vault,
+        custodia_policy::Policies::builtin(),
+        clock,
+        dir.to_path_buf(),
+        crate::LedgerConfig::default(),
+    );
+    let key = engine
+        .create_api_key(&TenantId::default_tenant(), &"app".parse().unwrap())
+        .unwrap();
+    let app = engine.authenticate(key.secret.expose()).unwrap();
+    (engine, app)
+}
+
 /// A store whose flush fails while `failing` is set: a disk that filled up under the committer.
 struct FlakyFlush {
     inner: custodia_store::MemBackend,
@@ -321,22 +345,11 @@ fn a_failing_flush_answers_every_caller_of_the_group_with_an_error() {
     let vault =
         custodia_vault::Vault::open(&dir.path().join("keys"), custodia_vault::Keyring::new(root))
             .unwrap();
-    let clock = std::sync::Arc::new(crate::FixedClock::new(
-        custodia_core::Timestamp::parse_rfc3339("2026-12-07T12:00:00Z").unwrap(),
-    ));
-    let engine = crate::Engine::from_parts(
+    let (engine, app) = engine_over(
         custodia_store::Store::with_backend(backend.clone()),
         vault,
-        custodia_policy::Policies::builtin(),
-        clock,
-        dir.path().to_path_buf(),
-        crate::LedgerConfig::default(),
+        dir.path(),
     );
-    let tenant = TenantId::default_tenant();
-    let key = engine
-        .create_api_key(&tenant, &"app".parse().unwrap())
-        .unwrap();
-    let app = engine.authenticate(key.secret.expose()).unwrap();
 
     backend
         .failing
@@ -399,22 +412,8 @@ fn unused_fresh_keys_are_not_counted_and_are_destroyed_when_the_engine_closes() 
         custodia_vault::Vault::open(&dir.path().join("keys"), custodia_vault::Keyring::new(key))
             .unwrap()
     };
-    let clock = std::sync::Arc::new(crate::FixedClock::new(
-        custodia_core::Timestamp::parse_rfc3339("2026-12-07T12:00:00Z").unwrap(),
-    ));
-    let engine = crate::Engine::from_parts(
-        custodia_store::Store::in_memory(),
-        open_vault(),
-        custodia_policy::Policies::builtin(),
-        clock,
-        dir.path().to_path_buf(),
-        crate::LedgerConfig::default(),
-    );
+    let (engine, app) = engine_over(custodia_store::Store::in_memory(), open_vault(), dir.path());
     let tenant = TenantId::default_tenant();
-    let key = engine
-        .create_api_key(&tenant, &"app".parse().unwrap())
-        .unwrap();
-    let app = engine.authenticate(key.secret.expose()).unwrap();
     let identify = |user: &str| {
         let input = IdentifyInput::from_json(&json!({"userId": user}), "").unwrap();
         engine.identify(&app, &input).unwrap()
