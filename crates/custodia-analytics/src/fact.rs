@@ -99,6 +99,9 @@ impl Fact {
     /// The current version of the binary encoding, its first byte.
     pub const ENCODING_VERSION: u8 = 1;
 
+    /// The version byte of [`Fact::encode_stored`], the encoding without the pseudonym.
+    pub const STORED_ENCODING_VERSION: u8 = 2;
+
     /// A fact whose kind has been checked with [`FactKind::check`].
     ///
     /// The fields are public, so a fact can also be built directly; the computations skip a fact
@@ -156,6 +159,45 @@ impl Fact {
             | FactKind::Identified => {}
         }
         bytes
+    }
+
+    /// The fact as the store keeps it, beside its subject's pseudonym (10 to 21 bytes): the
+    /// encoding of [`Fact::encode`] without the pseudonym, under version 2:
+    ///
+    /// ```text
+    /// version (1 byte, = 2) | time: µs since the epoch (i64 big-endian, 8) | kind tag (1) | payload
+    /// ```
+    pub fn encode_stored(&self) -> Vec<u8> {
+        let mut bytes = self.encode();
+        bytes.drain(1..17);
+        bytes[0] = Fact::STORED_ENCODING_VERSION;
+        bytes
+    }
+
+    /// Reads a fact of `pseudonym` as the store keeps it: written by [`Fact::encode_stored`],
+    /// or by [`Fact::encode`] (the projection's first format), whose pseudonym must then be
+    /// `pseudonym`.
+    ///
+    /// # Errors
+    /// [`AnalyticsError::CorruptFact`] as [`Fact::decode`], and for a first-format fact of
+    /// another pseudonym.
+    pub fn decode_stored(pseudonym: Pseudonym, bytes: &[u8]) -> Result<Fact, AnalyticsError> {
+        match bytes.first() {
+            Some(&Fact::STORED_ENCODING_VERSION) => {
+                let mut full = Vec::with_capacity(bytes.len() + 16);
+                full.push(Fact::ENCODING_VERSION);
+                full.extend_from_slice(&pseudonym.0);
+                full.extend_from_slice(&bytes[1..]);
+                Fact::decode(&full)
+            }
+            _ => Fact::decode(bytes).and_then(|fact| {
+                if fact.pseudonym == pseudonym {
+                    Ok(fact)
+                } else {
+                    Err(AnalyticsError::CorruptFact)
+                }
+            }),
+        }
     }
 
     /// Reads a fact written by [`Fact::encode`].

@@ -327,7 +327,7 @@ fn load(
             let mut random = [0u8; 10];
             random[..8].copy_from_slice(&(fact_idx as u64).to_be_bytes());
             let event = EventId::from_parts(fact.time.unix_millis(), random);
-            batch.put_fact(&tenant, pseudonym, event, fact.encode());
+            batch.put_fact(&tenant, pseudonym, event, fact.encode_stored());
         }
         in_batch += 1 + facts.len();
         if in_batch >= LOAD_BATCH {
@@ -348,8 +348,8 @@ fn scan(store: &Store, tenant: &TenantId) -> anyhow::Result<(usize, i64)> {
     let mut after = None;
     loop {
         let page = store.facts(tenant, after, PAGE)?;
-        for (_, _, bytes) in &page {
-            let fact = Fact::decode(bytes)?;
+        for (pseudonym, _, bytes) in &page {
+            let fact = Fact::decode_stored(*pseudonym, bytes)?;
             sum = sum.wrapping_add(fact.time.unix_micros());
             n += 1;
         }

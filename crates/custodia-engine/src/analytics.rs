@@ -193,7 +193,7 @@ impl Engine {
         kind: FactKind,
     ) {
         if let Ok(fact) = Fact::new(pseudonym, time, kind) {
-            batch.put_fact(tenant, &pseudonym, event, fact.encode());
+            batch.put_fact(tenant, &pseudonym, event, fact.encode_stored());
         }
     }
 
@@ -364,7 +364,7 @@ impl Engine {
                     continue;
                 }
                 // A fact that does not decode is skipped, not fatal: the figures rest on the rest.
-                let Ok(fact) = Fact::decode(bytes) else {
+                let Ok(fact) = Fact::decode_stored(*pseudonym, bytes) else {
                     tracing::warn!(event = %event, "analytics fact does not decode; skipped");
                     continue;
                 };

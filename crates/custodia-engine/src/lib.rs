@@ -192,6 +192,16 @@ impl Engine {
             config.data_dir,
             config.ledger,
         );
+        // A store written before the analytics projection was packed keeps one record per
+        // fact: move them into chunks before anything reads or changes the projection.
+        let repacked = engine.store.repack_facts()?;
+        if repacked > 0 {
+            engine.store.flush()?;
+            tracing::info!(
+                facts = repacked,
+                "analytics projection repacked per subject"
+            );
+        }
         // A data directory restored from a backup may still hold subjects erased since: the
         // tombstone list beside the key store removes them again before anyone can ask.
         for tenant in engine.tenants()? {

@@ -27,6 +27,15 @@ pub(crate) fn fixture() -> Fixture {
     }
 }
 
+/// A fixture over an engine of the caller's, with the clock it was opened with.
+pub(crate) fn fixture_with(engine: Engine, clock: Arc<FixedClock>) -> Fixture {
+    Fixture {
+        engine,
+        clock,
+        _keys_dir: tempfile::tempdir().unwrap(),
+    }
+}
+
 impl Fixture {
     pub(crate) fn caller(&self, role: &str) -> Caller {
         let key = self

@@ -34,6 +34,32 @@ pub trait KvBackend: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<KvEntry>, StoreError>;
 
+    /// The entry with the greatest key that starts with `prefix` and sorts strictly before
+    /// `before`, if any (a backwards seek: the packed analytics projection finds the chunk that
+    /// holds an event with it).
+    ///
+    /// The default pages forward through `scan_prefix`; an engine with a reverse range
+    /// overrides it.
+    fn last_before(&self, prefix: &[u8], before: &[u8]) -> Result<Option<KvEntry>, StoreError> {
+        const PAGE: usize = 1024;
+        let mut last = None;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.scan_prefix(prefix, after.as_deref(), PAGE)?;
+            let full = page.len() == PAGE;
+            for entry in page {
+                if entry.0.as_slice() >= before {
+                    return Ok(last);
+                }
+                after = Some(entry.0.clone());
+                last = Some(entry);
+            }
+            if !full {
+                return Ok(last);
+            }
+        }
+    }
+
     /// Applies all ops atomically (all or nothing, also across a crash). Not yet durable.
     ///
     /// Ops apply in order, so when two ops name the same key the later one wins.
@@ -113,6 +139,28 @@ fn scan_start<'a>(prefix: &'a [u8], after: Option<&'a [u8]>) -> Bound<&'a [u8]> 
         Some(after) if after >= prefix => Bound::Excluded(after),
         _ => Bound::Included(prefix),
     }
+}
+
+/// The exclusive upper end of a backwards seek for [`KvBackend::last_before`]: `before` itself
+/// when it starts with `prefix`, else the end of the prefix's range (just past its last possible
+/// key), so that a key outside the prefix never hides the prefix's last entry. `None` when the
+/// seek can find nothing (`before` sorts at or before the prefix).
+fn seek_end(prefix: &[u8], before: &[u8]) -> Option<Bound<Vec<u8>>> {
+    if before <= prefix {
+        return None;
+    }
+    if before.starts_with(prefix) {
+        return Some(Bound::Excluded(before.to_vec()));
+    }
+    // `before` lies past the whole prefix range: the range ends at the prefix's successor.
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(Bound::Excluded(end));
+        }
+    }
+    Some(Bound::Unbounded)
 }
 
 #[cfg(test)]

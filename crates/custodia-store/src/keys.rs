@@ -16,7 +16,8 @@
 //! | `b'H'` | `'H' ‖ lp(tenant) ‖ pseudonym(16) ‖ seq(u64 BE)`                       | `01` (history index)   |
 //! | `b'F'` | `'F' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject flags          |
 //! | `b'X'` | `'X' ‖ lp(tenant) ‖ keyed_hash(32)`                                    | suppression entry      |
-//! | `b'A'` | `'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16)`                       | analytics fact         |
+//! | `b'A'` | `'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16)`                       | analytics fact (old, repacked on open) |
+//! | `b'N'` | `'N' ‖ lp(tenant) ‖ pseudonym(16) ‖ chunk(16)`                       | packed analytics facts |
 //! | `b'Q'` | `'Q' ‖ lp(tenant) ‖ seq(u64 BE) ‖ subject(16)`                       | `01` (search queue)    |
 //! | `b'P'` | `'P' ‖ lp(tenant) ‖ pseudonym(16)`                                    | subject(16)            |
 //! | `b'U'` | `'U' ‖ lp(tenant) ‖ pseudonym(16)`                                    | `01` (search purge due)|
@@ -73,6 +74,8 @@ pub(crate) mod tag {
     pub(crate) const SUPPRESSION: u8 = b'X';
     /// The pseudonymized analytics projection.
     pub(crate) const FACT: u8 = b'A';
+    /// The analytics projection, packed: chunks of one subject's facts.
+    pub(crate) const FACT_CHUNK: u8 = b'N';
     /// Subjects whose search document must be rebuilt, in write order.
     pub(crate) const SEARCH_QUEUE: u8 = b'Q';
     /// Pseudonym → subject, so search hits (which carry pseudonyms only) resolve.
@@ -224,30 +227,26 @@ pub(crate) fn search_purge_key(
         .finish()
 }
 
-/// `'A' ‖ lp(tenant)`: the whole analytics projection of a tenant.
-pub(crate) fn fact_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
-    tenant_scoped(tag::FACT, tenant, 0).finish()
+/// `'A'`: every fact of the first, unpacked projection (one record per fact), of every tenant.
+/// Only read to repack it ([`crate::Store::repack_facts`]).
+pub(crate) const OLD_FACT_PREFIX: &[u8] = &[tag::FACT];
+
+/// The tag of packed fact chunks, for repacking old keys in place.
+pub(crate) const FACT_CHUNK_TAG: u8 = tag::FACT_CHUNK;
+
+/// `'N' ‖ lp(tenant)`: the whole analytics projection of a tenant.
+pub(crate) fn fact_chunk_prefix(tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
+    tenant_scoped(tag::FACT_CHUNK, tenant, 0).finish()
 }
 
-/// `'A' ‖ lp(tenant) ‖ pseudonym(16)`: one subject's facts.
-pub(crate) fn subject_fact_prefix(
+/// `'N' ‖ lp(tenant) ‖ pseudonym(16)`: one subject's fact chunks.
+pub(crate) fn subject_fact_chunk_prefix(
     tenant: &TenantId,
     subject: &Pseudonym,
 ) -> Result<Vec<u8>, StoreError> {
-    tenant_scoped(tag::FACT, tenant, 32)
+    tenant_scoped(tag::FACT_CHUNK, tenant, 32)
         .raw(&subject.0)
         .finish()
-}
-
-/// `'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16)`.
-pub(crate) fn fact_key(
-    tenant: &TenantId,
-    subject: &Pseudonym,
-    event: EventId,
-) -> Result<Vec<u8>, StoreError> {
-    let mut key = subject_fact_prefix(tenant, subject)?;
-    key.extend_from_slice(&event.to_bytes());
-    Ok(key)
 }
 
 /// `'X' ‖ lp(tenant)`: every suppression entry of a tenant.

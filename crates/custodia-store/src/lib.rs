@@ -19,6 +19,7 @@ mod error;
 mod gate;
 mod keys;
 mod observe;
+mod packed;
 mod records;
 mod store;
 

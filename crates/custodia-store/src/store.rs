@@ -9,6 +9,7 @@ use custodia_core::{ApiKeyId, EventId, Pseudonym, PurposeId, SubjectId, TenantId
 
 use crate::backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
 use crate::gate::WriteGate;
+use crate::packed::{self, FactOp};
 use crate::records::{
     self, ApiKeyRecord, ConsentRecord, EventRecord, LookupKind, MergeRecord, SubjectFlagsRecord,
     SubjectRecord,
@@ -36,7 +37,8 @@ pub struct Store {
     /// Told of the projection changes of every write ([`Store::observe`]); shared by every clone.
     observer: Arc<RwLock<Option<Arc<dyn WriteObserver>>>>,
     /// Held across applying a batch with projection changes and telling the observer, so the
-    /// observer sees writes in the order they applied.
+    /// observer sees writes in the order they applied; and across resolving a batch's fact
+    /// changes into chunk writes and applying them (`packed.rs`).
     observed_order: Arc<std::sync::Mutex<()>>,
 }
 
@@ -389,45 +391,60 @@ impl Store {
         after: Option<(Pseudonym, EventId)>,
         limit: usize,
     ) -> Result<Vec<(Pseudonym, EventId, Vec<u8>)>, StoreError> {
-        let prefix = keys::fact_prefix(tenant)?;
-        let after = after
-            .map(|(p, e)| keys::fact_key(tenant, &p, e))
-            .transpose()?;
-        self.backend
-            .scan_prefix(&prefix, after.as_deref(), limit)?
-            .into_iter()
-            .map(|(key, value)| {
-                let rest = key.get(prefix.len()..).filter(|r| r.len() == 32).ok_or(
-                    StoreError::Corrupt {
-                        what: "analytics fact key",
-                    },
-                )?;
-                let mut pseudonym = [0u8; 16];
-                pseudonym.copy_from_slice(&rest[..16]);
-                let mut event = [0u8; 16];
-                event.copy_from_slice(&rest[16..]);
-                Ok((Pseudonym(pseudonym), EventId::from_bytes(event), value))
-            })
-            .collect()
+        packed::read_facts(
+            &*self.backend,
+            &keys::fact_chunk_prefix(tenant)?,
+            after,
+            limit,
+        )
     }
 
-    /// The event ids of one subject's facts.
+    /// The event ids of one subject's facts, in order.
     pub fn subject_fact_ids(
         &self,
         tenant: &TenantId,
         subject: &Pseudonym,
     ) -> Result<Vec<EventId>, StoreError> {
-        let prefix = keys::subject_fact_prefix(tenant, subject)?;
-        self.scan_all(&prefix)?
-            .into_iter()
-            .map(|(key, _)| {
-                Ok(EventId::from_bytes(keys::trailing_id(
-                    &key,
-                    prefix.len(),
-                    "analytics fact key",
-                )?))
-            })
-            .collect()
+        packed::subject_fact_ids(
+            &*self.backend,
+            &keys::subject_fact_chunk_prefix(tenant, subject)?,
+        )
+    }
+
+    /// Moves the facts of the first, unpacked projection (one record per fact, written before
+    /// the projection was packed) into packed chunks, a page at a time, each page in one atomic
+    /// write; returns how many facts moved. Nothing to do, and one empty read, on a store that
+    /// has none. Run before anything reads the projection (the engine does on open); a crash
+    /// midway leaves every fact in exactly one of the two layouts, and the next run finishes.
+    pub fn repack_facts(&self) -> Result<u64, StoreError> {
+        let mut moved = 0u64;
+        loop {
+            let page = self
+                .backend
+                .scan_prefix(keys::OLD_FACT_PREFIX, None, SCAN_PAGE)?;
+            if page.is_empty() {
+                return Ok(moved);
+            }
+            let mut batch = WriteBatch::new();
+            for (key, value) in page {
+                // 'A' ‖ lp(tenant) ‖ pseudonym(16) ‖ event(16): the chunk key's subject prefix
+                // is the same bytes under the chunk tag.
+                let split =
+                    key.len()
+                        .checked_sub(16)
+                        .filter(|&at| at > 16)
+                        .ok_or(StoreError::Corrupt {
+                            what: "analytics fact key",
+                        })?;
+                let mut subject_prefix = key[..split].to_vec();
+                subject_prefix[0] = keys::FACT_CHUNK_TAG;
+                let event = keys::trailing_id(&key, split, "analytics fact key")?;
+                batch.fact(subject_prefix, event, Some(value));
+                batch.ops.push(KvOp::Delete { key });
+                moved += 1;
+            }
+            self.write(batch)?;
+        }
     }
 
     /// Pseudonyms whose search documents were deleted and whose index segments still wait to be
@@ -537,7 +554,7 @@ impl Store {
         if let Some(what) = batch.too_large {
             return Err(StoreError::TooLarge { what });
         }
-        if batch.ops.is_empty() {
+        if batch.ops.is_empty() && batch.facts.is_empty() {
             return Ok(());
         }
         self.check_free_space()?;
@@ -546,19 +563,27 @@ impl Store {
             .observer
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match observer {
-            Some(observer) if !batch.changes.is_empty() => {
-                let _order = self
-                    .observed_order
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                self.backend.apply(batch.ops)?;
-                observer.applied(&batch.changes);
-                Ok(())
-            }
-            _ => self.backend.apply(batch.ops),
+            .clone()
+            .filter(|_| !batch.changes.is_empty());
+        if observer.is_none() && batch.facts.is_empty() {
+            return self.backend.apply(batch.ops);
         }
+        // Fact chunks are read, changed and written back under this lock, so that no two
+        // writes change one chunk from the same old value; and the observer hears of writes in
+        // the order they applied.
+        let _order = self
+            .observed_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut ops = batch.ops;
+        if !batch.facts.is_empty() {
+            ops.extend(packed::resolve(&*self.backend, batch.facts)?);
+        }
+        self.backend.apply(ops)?;
+        if let Some(observer) = observer {
+            observer.applied(&batch.changes);
+        }
+        Ok(())
     }
 
     /// Tells `observer` of the [`ProjectionChange`]s of every later write, once it applied
@@ -651,6 +676,8 @@ impl Store {
 #[derive(Default)]
 pub struct WriteBatch {
     ops: Vec<KvOp>,
+    /// Changes to the packed analytics projection, resolved into chunk writes by `Store::write`.
+    facts: Vec<FactOp>,
     /// What the ops change in the records an observer follows.
     changes: Vec<ProjectionChange>,
     too_large: Option<&'static str>,
@@ -660,6 +687,7 @@ impl fmt::Debug for WriteBatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteBatch")
             .field("n_ops", &self.ops.len())
+            .field("n_fact_ops", &self.facts.len())
             .field("too_large", &self.too_large)
             .finish()
     }
@@ -674,12 +702,12 @@ impl WriteBatch {
     /// Whether the batch holds no change. A batch that refused a record (too large) is not
     /// empty: `write` must still run to report the refusal.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.too_large.is_none()
+        self.ops.is_empty() && self.facts.is_empty() && self.too_large.is_none()
     }
 
-    /// How many key-value ops the batch holds.
+    /// How many changes the batch holds (key-value ops and fact changes).
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.ops.len() + self.facts.len()
     }
 
     /// Stores (or replaces) a subject record. Its look-up and blind-index entries are separate:
@@ -795,7 +823,8 @@ impl WriteBatch {
     }
 
     /// Stores one fact of the analytics projection (opaque bytes: the engine's encoding, which
-    /// holds no personal data), keyed by the subject's pseudonym and the event it comes from.
+    /// holds no personal data, at most 255 bytes), keyed by the subject's pseudonym and the
+    /// event it comes from; facts are packed per subject (`packed.rs`).
     pub fn put_fact(
         &mut self,
         tenant: &TenantId,
@@ -803,7 +832,14 @@ impl WriteBatch {
         event: EventId,
         fact: Vec<u8>,
     ) {
-        self.put(keys::fact_key(tenant, subject, event), Ok(fact.clone()));
+        if fact.len() > usize::from(u8::MAX) {
+            self.too_large.get_or_insert("analytics fact");
+            return;
+        }
+        match keys::subject_fact_chunk_prefix(tenant, subject) {
+            Ok(prefix) => self.fact(prefix, event.to_bytes(), Some(fact.clone())),
+            Err(error) => return self.remember(error),
+        }
         self.changes.push(ProjectionChange::PutFact {
             tenant: tenant.clone(),
             subject: *subject,
@@ -812,13 +848,24 @@ impl WriteBatch {
         });
     }
 
-    /// Deletes one fact.
+    /// Deletes one fact (nothing if there is none).
     pub fn delete_fact(&mut self, tenant: &TenantId, subject: &Pseudonym, event: EventId) {
-        self.delete(keys::fact_key(tenant, subject, event));
+        match keys::subject_fact_chunk_prefix(tenant, subject) {
+            Ok(prefix) => self.fact(prefix, event.to_bytes(), None),
+            Err(error) => return self.remember(error),
+        }
         self.changes.push(ProjectionChange::DeleteFact {
             tenant: tenant.clone(),
             subject: *subject,
             event,
+        });
+    }
+
+    fn fact(&mut self, subject_prefix: Vec<u8>, event: [u8; 16], fact: Option<Vec<u8>>) {
+        self.facts.push(FactOp {
+            subject_prefix,
+            event,
+            fact,
         });
     }
 

@@ -59,6 +59,35 @@ proptest! {
     }
 
     #[test]
+    fn the_stored_encoding_leaves_out_the_pseudonym_and_reads_back(fact in arb_fact(), other in any::<[u8; 16]>()) {
+        let stored = fact.encode_stored();
+        prop_assert_eq!(stored[0], Fact::STORED_ENCODING_VERSION);
+        prop_assert_eq!(stored.len(), fact.encode().len() - 16);
+        prop_assert_eq!(Fact::decode_stored(fact.pseudonym, &stored), Ok(fact));
+        for len in 0..stored.len() {
+            prop_assert_eq!(
+                Fact::decode_stored(fact.pseudonym, &stored[..len]),
+                Err(AnalyticsError::CorruptFact)
+            );
+        }
+        // The first format still reads, for its own pseudonym only.
+        prop_assert_eq!(Fact::decode_stored(fact.pseudonym, &fact.encode()), Ok(fact));
+        if other != fact.pseudonym.0 {
+            prop_assert_eq!(
+                Fact::decode_stored(Pseudonym(other), &fact.encode()),
+                Err(AnalyticsError::CorruptFact)
+            );
+        }
+    }
+
+    #[test]
+    fn arbitrary_stored_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+        if let Ok(fact) = Fact::decode_stored(Pseudonym([3; 16]), &bytes) {
+            prop_assert!(fact.encode_stored() == bytes || fact.encode() == bytes);
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
         if let Ok(fact) = Fact::decode(&bytes) {
             prop_assert_eq!(fact.encode(), bytes);

@@ -325,7 +325,7 @@ impl Columns {
                 ..
             } => {
                 // A fact that does not decode is left out, as the store path skips it.
-                let Ok(fact) = Fact::decode(fact) else {
+                let Ok(fact) = Fact::decode_stored(*subject, fact) else {
                     return Ok(());
                 };
                 if self.known_row(*subject).is_none() {
@@ -713,7 +713,7 @@ pub(crate) fn build_columns(
                 base.flags.push(row.flags);
             }
             // A fact that does not decode is left out, as the store path skips it.
-            if let Ok(fact) = Fact::decode(bytes) {
+            if let Ok(fact) = Fact::decode_stored(*pseudonym, bytes) {
                 base.push_fact(*event, &fact);
             }
         }

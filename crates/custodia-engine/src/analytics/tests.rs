@@ -354,3 +354,113 @@ fn a_withdrawal_and_an_erasure_leave_the_copy_at_once() {
     assert_eq!((kpis.customers, kpis.excluded_for_consent), (None, 1));
     assert_eq!(f.engine.analytics_copy_footprint().0, 11);
 }
+
+/// Opens a sled store directory whose previous handle was just dropped (sled lets go of its
+/// lock a moment later).
+fn open_raw_store(dir: &std::path::Path) -> custodia_store::SledBackend {
+    let started = std::time::Instant::now();
+    loop {
+        match custodia_store::SledBackend::open(dir) {
+            Err(custodia_store::StoreError::Locked)
+                if started.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
+#[test]
+fn a_store_of_the_first_unpacked_layout_is_repacked_when_the_engine_opens() {
+    use custodia_store::KvBackend;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(FixedClock::new(
+        custodia_core::Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap(),
+    ));
+    let open = || {
+        Engine::open(EngineConfig {
+            data_dir: dir.path().join("data"),
+            keys_dir: dir.path().join("keys"),
+            store_cache_bytes: custodia_store::DEFAULT_STORE_CACHE_BYTES,
+            keyring: custodia_vault::Keyring::new(
+                custodia_vault::RootKey::from_base64(&base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    [7u8; 32],
+                ))
+                .unwrap(),
+            ),
+            policies: custodia_policy::Policies::builtin(),
+            clock: clock.clone(),
+            ledger: LedgerConfig::default(),
+            min_free_bytes: 0,
+        })
+        .unwrap()
+    };
+    let f = crate::tests::fixture_with(open(), clock.clone());
+    let app = f.caller("app");
+    shop(&f, &app);
+    let tenant = app.tenant.clone();
+    let (from, to) = period(&f);
+    let kpis = serde_json::to_value(f.engine.kpis(&app, from, to).unwrap()).unwrap();
+    let decoded = |engine: &Engine| -> Vec<(
+        custodia_core::Pseudonym,
+        custodia_core::EventId,
+        custodia_analytics::Fact,
+    )> {
+        engine
+            .store
+            .facts(&tenant, None, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(p, e, bytes)| {
+                (
+                    p,
+                    e,
+                    custodia_analytics::Fact::decode_stored(p, &bytes).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let facts = decoded(&f.engine);
+    assert_eq!(facts.len(), 13);
+    drop(f);
+
+    // Rewrite the projection as the first version stored it: one 'A' record per fact, in the
+    // fact's first encoding, and no chunk.
+    let store_dir = dir.path().join("data").join("store");
+    let raw = open_raw_store(&store_dir);
+    let chunks = raw.scan_prefix(b"N", None, usize::MAX).unwrap();
+    assert!(!chunks.is_empty());
+    let tenant_bytes = tenant.as_str().as_bytes();
+    let mut ops: Vec<custodia_store::KvOp> = chunks
+        .into_iter()
+        .map(|(key, _)| custodia_store::KvOp::Delete { key })
+        .collect();
+    for (p, e, fact) in &facts {
+        let mut key = vec![b'A'];
+        key.extend_from_slice(&(tenant_bytes.len() as u32).to_be_bytes());
+        key.extend_from_slice(tenant_bytes);
+        key.extend_from_slice(&p.0);
+        key.extend_from_slice(&e.to_bytes());
+        ops.push(custodia_store::KvOp::Put {
+            key,
+            value: fact.encode(),
+        });
+    }
+    raw.apply(ops).unwrap();
+    raw.flush().unwrap();
+    drop(raw);
+    let _ = open_raw_store(&store_dir);
+
+    let f = crate::tests::fixture_with(open(), clock);
+    assert_eq!(decoded(&f.engine), facts, "every fact back, in order");
+    assert_eq!(
+        serde_json::to_value(f.engine.kpis(&app, from, to).unwrap()).unwrap(),
+        kpis
+    );
+    // Old and new encodings side by side: a new order lands beside the repacked ones.
+    f.track(&app, json!({"userId": "u3", "event": "Order Completed", "properties": {"total": 30, "currency": "EUR"}}));
+    let after = f.engine.kpis(&app, from, to).unwrap();
+    assert!((after.purchase_frequency.unwrap() - 8.0 / 6.0).abs() < 0.001);
+}

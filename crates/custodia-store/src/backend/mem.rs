@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{KvBackend, KvEntry, KvOp, scan_start};
+use super::{KvBackend, KvEntry, KvOp, scan_start, seek_end};
 use crate::StoreError;
 
 /// The map behind the lock.
@@ -55,6 +55,19 @@ impl KvBackend for MemBackend {
             .take(limit)
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect())
+    }
+
+    fn last_before(&self, prefix: &[u8], before: &[u8]) -> Result<Option<KvEntry>, StoreError> {
+        let Some(end) = seek_end(prefix, before) else {
+            return Ok(None);
+        };
+        let entries = self.read()?;
+        let range = (Bound::Included(prefix.to_vec()), end);
+        Ok(entries
+            .range::<Vec<u8>, _>(range)
+            .next_back()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone())))
     }
 
     fn apply(&self, ops: Vec<KvOp>) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::{KvBackend, KvEntry, KvOp, scan_start};
+use super::{KvBackend, KvEntry, KvOp, scan_start, seek_end};
 use crate::StoreError;
 
 /// Default page cache size: enough for the hot part of a million-profile store. A store whose
@@ -107,6 +107,22 @@ impl KvBackend for SledBackend {
             entries.push((key.to_vec(), value.to_vec()));
         }
         Ok(entries)
+    }
+
+    fn last_before(&self, prefix: &[u8], before: &[u8]) -> Result<Option<KvEntry>, StoreError> {
+        let Some(end) = seek_end(prefix, before) else {
+            return Ok(None);
+        };
+        let range = (Bound::Included(prefix.to_vec()), end);
+        match self.db.range::<Vec<u8>, _>(range).next_back() {
+            Some(entry) => {
+                let (key, value) = entry.map_err(engine_error)?;
+                Ok(key
+                    .starts_with(prefix)
+                    .then(|| (key.to_vec(), value.to_vec())))
+            }
+            None => Ok(None),
+        }
     }
 
     fn apply(&self, ops: Vec<KvOp>) -> Result<(), StoreError> {

@@ -107,6 +107,35 @@ fn check_contract(backend: &dyn KvBackend) {
     assert_eq!(backend.count_prefix(b"s/").unwrap(), 4);
     assert_eq!(backend.count_prefix(b"q").unwrap(), 0);
 
+    // last_before: the greatest key of the prefix strictly before the bound; keys outside the
+    // prefix ("s", "t/a", "s0") never answer and never hide the prefix's own last key.
+    backend.apply(vec![put(b"s0", b"outside")]).unwrap();
+    let last = |before: &[u8]| {
+        backend
+            .last_before(b"s/", before)
+            .unwrap()
+            .map(|(key, _)| key)
+    };
+    assert_eq!(last(b"s/c"), Some(b"s/b".to_vec()));
+    assert_eq!(last(b"s/bb"), Some(b"s/b".to_vec()));
+    assert_eq!(last(b"s/a"), None);
+    assert_eq!(last(b"s/"), None);
+    assert_eq!(last(b"a"), None);
+    assert_eq!(last(b"s/\xff\x00"), Some(b"s/\xff".to_vec()));
+    assert_eq!(last(b"t"), Some(b"s/\xff".to_vec()));
+    assert_eq!(last(b"zzz"), Some(b"s/\xff".to_vec()));
+    assert_eq!(
+        backend.last_before(b"s/", b"s/b").unwrap(),
+        Some((b"s/a".to_vec(), b"1".to_vec()))
+    );
+    assert_eq!(backend.last_before(b"q", b"z").unwrap(), None);
+    assert_eq!(
+        backend.last_before(b"\xff", b"\xff\xff").unwrap(),
+        None,
+        "a prefix of 0xff bytes has no successor"
+    );
+    backend.apply(vec![delete(b"s0")]).unwrap();
+
     // Prefix isolation between tenants "a" and "ab": a bare tenant prefix would mix them, the
     // length-prefixed one does not.
     let tenant_key = |tenant: &[u8], rest: &[u8]| {
@@ -167,6 +196,38 @@ fn check_contract(backend: &dyn KvBackend) {
 #[test]
 fn mem_backend_keeps_the_contract() {
     check_contract(&MemBackend::new());
+}
+
+/// A backend with only the required methods, so the trait's default `count_prefix` and
+/// `last_before` are the ones checked.
+struct DefaultsOnly(MemBackend);
+
+impl KvBackend for DefaultsOnly {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KvEntry>, StoreError> {
+        self.0.scan_prefix(prefix, after, limit)
+    }
+    fn apply(&self, ops: Vec<KvOp>) -> Result<(), StoreError> {
+        self.0.apply(ops)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.0.flush()
+    }
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+}
+
+#[test]
+fn the_default_methods_keep_the_contract() {
+    check_contract(&DefaultsOnly(MemBackend::new()));
 }
 
 #[test]
