@@ -67,9 +67,24 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
     let total: usize = subjects.iter().map(|(_, facts)| facts.len()).sum();
     let dir = tempfile::tempdir_in(".").context("temporary directory under ./")?;
 
+    // The projection alone on disk: the facts loaded into a store of their own, then dropped.
+    let facts_only_bytes = {
+        let path = dir.path().join("facts-only");
+        load(&path, subjects, withdrawn_every, false)?;
+        wait_until_unlocked(&path);
+        let bytes = super::super::bench_search::dir_size(&path)?;
+        std::fs::remove_dir_all(&path)?;
+        bytes
+    };
+
     // Bulk load: facts and consent records in the formats ingest and the ledger view write.
     let started = Instant::now();
-    let withdrawn = load(&dir.path().join("data/store"), subjects, withdrawn_every)?;
+    let withdrawn = load(
+        &dir.path().join("data/store"),
+        subjects,
+        withdrawn_every,
+        true,
+    )?;
     let loaded = started.elapsed();
     eprintln!(
         "  (bulk-loaded {total} facts and {} consent records into sled in {:.1} s)",
@@ -276,6 +291,11 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
         store_bytes as f64 / total.max(1) as f64
     );
     println!(
+        "| the projection alone on disk (a store of the facts only) | {} ({:.1} bytes/fact) |",
+        mebibytes(facts_only_bytes),
+        facts_only_bytes as f64 / total.max(1) as f64
+    );
+    println!(
         "| in-memory copy: facts / memory | {copy_facts} / {} ({:.1} bytes/fact) |",
         mebibytes(copy_bytes as u64),
         copy_bytes as f64 / copy_facts.max(1) as f64
@@ -294,11 +314,27 @@ fn is_withdrawn(subject_idx: usize, every: usize) -> bool {
     every > 0 && subject_idx % every == every - 1
 }
 
-/// Writes every fact and a consent record per subject; returns how many subjects withdrew.
+/// Waits (at most ten seconds) until sled's background threads have let go of a store just
+/// dropped, so that its files are complete.
+fn wait_until_unlocked(path: &std::path::Path) {
+    let started = Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(10) {
+        match Store::open_sled(path) {
+            Err(custodia_store::StoreError::Locked) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Writes every fact and, with `consents`, a consent record per subject; returns how many
+/// subjects withdrew.
 fn load(
     path: &std::path::Path,
     subjects: &[(Pseudonym, Vec<Fact>)],
     withdrawn_every: usize,
+    consents: bool,
 ) -> anyhow::Result<u64> {
     let store = Store::open_sled(path)?;
     let tenant = TenantId::default_tenant();
@@ -315,14 +351,16 @@ fn load(
         } else {
             ConsentState::Granted
         };
-        batch.put_consent(&ConsentRecord {
-            tenant: tenant.clone(),
-            subject: *pseudonym,
-            purpose: purpose.clone(),
-            state,
-            since,
-            seq: subject_idx as u64,
-        });
+        if consents {
+            batch.put_consent(&ConsentRecord {
+                tenant: tenant.clone(),
+                subject: *pseudonym,
+                purpose: purpose.clone(),
+                state,
+                since,
+                seq: subject_idx as u64,
+            });
+        }
         for (fact_idx, fact) in facts.iter().enumerate() {
             let mut random = [0u8; 10];
             random[..8].copy_from_slice(&(fact_idx as u64).to_be_bytes());
