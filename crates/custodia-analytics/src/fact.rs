@@ -61,6 +61,7 @@ impl FactKind {
     ///
     /// # Errors
     /// [`AnalyticsError::OutOfRange`] naming the field.
+    #[inline]
     pub fn check(&self) -> Result<(), AnalyticsError> {
         match *self {
             FactKind::Order { amount_minor, .. } | FactKind::Refund { amount_minor, .. }
@@ -182,14 +183,8 @@ impl Fact {
     /// [`AnalyticsError::CorruptFact`] as [`Fact::decode`], and for a first-format fact of
     /// another pseudonym.
     pub fn decode_stored(pseudonym: Pseudonym, bytes: &[u8]) -> Result<Fact, AnalyticsError> {
-        match bytes.first() {
-            Some(&Fact::STORED_ENCODING_VERSION) => {
-                let mut full = Vec::with_capacity(bytes.len() + 16);
-                full.push(Fact::ENCODING_VERSION);
-                full.extend_from_slice(&pseudonym.0);
-                full.extend_from_slice(&bytes[1..]);
-                Fact::decode(&full)
-            }
+        match bytes.split_first() {
+            Some((&Fact::STORED_ENCODING_VERSION, rest)) => Fact::decode_body(pseudonym, rest),
             _ => Fact::decode(bytes).and_then(|fact| {
                 if fact.pseudonym == pseudonym {
                     Ok(fact)
@@ -211,6 +206,13 @@ impl Fact {
             return Err(AnalyticsError::CorruptFact);
         }
         let pseudonym = Pseudonym(reader.array::<16>()?);
+        Fact::decode_body(pseudonym, reader.0)
+    }
+
+    /// Reads what follows the version byte and the pseudonym in both encodings: the time, the
+    /// kind and its payload, and nothing more.
+    fn decode_body(pseudonym: Pseudonym, body: &[u8]) -> Result<Fact, AnalyticsError> {
+        let mut reader = Reader(body);
         let time = Timestamp::from_unix_micros(i64::from_be_bytes(reader.array::<8>()?));
         let [tag] = reader.array::<1>()?;
         let kind = match tag {

@@ -105,45 +105,77 @@ pub fn compute_kpis<'a>(
 /// the one later in the input stays later, so it still wins a tie as the latest answer).
 ///
 /// Input already in strictly increasing pseudonym order (as the engine hands it over) is taken
-/// as it is, without a map; anything else is grouped by pseudonym first, so that a subject named
+/// as it is, without a map, and a subject whose facts are all in their domain and in time order
+/// is borrowed, not copied; anything else is grouped by pseudonym first, so that a subject named
 /// twice is merged. Either way, the subjects' order does not change a figure.
 pub(crate) fn sorted_by_subject<'a>(
     facts_by_subject: impl IntoIterator<Item = (Pseudonym, &'a [Fact])>,
-) -> Vec<Vec<&'a Fact>> {
-    let mut subjects: Vec<(Pseudonym, &'a [Fact])> = Vec::new();
+) -> BySubject<'a> {
+    let mut given: Vec<(Pseudonym, &'a [Fact])> = Vec::new();
     let mut in_order = true;
     for (pseudonym, facts) in facts_by_subject {
-        in_order &= subjects.last().is_none_or(|(last, _)| *last < pseudonym);
-        subjects.push((pseudonym, facts));
+        in_order &= given.last().is_none_or(|(last, _)| *last < pseudonym);
+        given.push((pseudonym, facts));
     }
-    let grouped: Vec<Vec<&'a Fact>> = if in_order {
-        subjects
-            .into_iter()
-            .map(|(_, facts)| {
-                facts
+    let mut by_subject = BySubject::default();
+    let fix = |facts: Vec<Fact>, by_subject: &mut BySubject<'a>| {
+        let mut facts = facts;
+        facts.sort_by_key(|fact| fact.time);
+        by_subject
+            .subjects
+            .push(Source::Fixed(by_subject.fixed.len()));
+        by_subject.fixed.push(facts);
+    };
+    if in_order {
+        for (_, facts) in given {
+            let ready = facts.is_sorted_by_key(|fact| fact.time)
+                && facts.iter().all(|fact| fact.kind.check().is_ok());
+            if ready {
+                by_subject.subjects.push(Source::Given(facts));
+            } else {
+                let kept = facts
                     .iter()
                     .filter(|fact| fact.kind.check().is_ok())
-                    .collect()
-            })
-            .collect()
-    } else {
-        group_by_subject(subjects).into_values().collect()
-    };
-    grouped
-        .into_iter()
-        .map(|mut facts| {
-            if !facts.is_sorted_by_key(|fact| fact.time) {
-                facts.sort_by_key(|fact| fact.time);
+                    .copied()
+                    .collect();
+                fix(kept, &mut by_subject);
             }
-            facts
+        }
+    } else {
+        for facts in group_by_subject(given).into_values() {
+            fix(facts.into_iter().copied().collect(), &mut by_subject);
+        }
+    }
+    by_subject
+}
+
+/// Each subject's facts, in their domain and sorted by time: borrowed from the input where it
+/// already was so, else a sorted copy.
+#[derive(Default)]
+pub(crate) struct BySubject<'a> {
+    subjects: Vec<Source<'a>>,
+    fixed: Vec<Vec<Fact>>,
+}
+
+enum Source<'a> {
+    Given(&'a [Fact]),
+    Fixed(usize),
+}
+
+impl BySubject<'_> {
+    /// Each subject's facts.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[Fact]> {
+        self.subjects.iter().map(|source| match source {
+            Source::Given(facts) => facts,
+            Source::Fixed(idx) => self.fixed[*idx].as_slice(),
         })
-        .collect()
+    }
 }
 
 /// The totals of each window between consecutive `boundaries` (strictly increasing, at least
 /// two): window `i` is `[boundaries[i], boundaries[i + 1])`. One pass over each subject's facts,
 /// sorted by time, whatever the number of windows.
-pub(crate) fn window_totals(subjects: &[Vec<&Fact>], boundaries: &[Timestamp]) -> Vec<Totals> {
+pub(crate) fn window_totals(subjects: &BySubject<'_>, boundaries: &[Timestamp]) -> Vec<Totals> {
     debug_assert!(boundaries.len() >= 2 && boundaries.is_sorted());
     let n_windows = boundaries.len() - 1;
     let mut totals: Vec<Totals> = (0..n_windows).map(|_| Totals::default()).collect();
@@ -151,7 +183,8 @@ pub(crate) fn window_totals(subjects: &[Vec<&Fact>], boundaries: &[Timestamp]) -
     // that starts after it and carried forward: prior_customers[i] = Σ new_prior[..=i].
     let mut new_prior = vec![0u64; n_windows];
     let (first, end) = (boundaries[0], boundaries[n_windows]);
-    for facts in subjects {
+    let mut figures = SubjectFigures::default();
+    for facts in subjects.iter() {
         let first_order = facts
             .iter()
             .find(|fact| matches!(fact.kind, FactKind::Order { .. }))
@@ -163,31 +196,28 @@ pub(crate) fn window_totals(subjects: &[Vec<&Fact>], boundaries: &[Timestamp]) -
                 *count += 1;
             }
         }
-        let mut current: Option<(usize, SubjectFigures)> = None;
+        // The window the subject's figures are being summed for; one set of figures, reset per
+        // window, so that its currency list keeps its allocation across subjects.
+        let mut current: Option<usize> = None;
         for fact in facts
             .iter()
             .filter(|fact| first <= fact.time && fact.time < end)
         {
-            let window_idx = boundaries.partition_point(|start| *start <= fact.time) - 1;
-            match &mut current {
-                Some((idx, _)) if *idx == window_idx => {}
-                _ => {
-                    if let Some((idx, figures)) = current.take() {
-                        totals[idx].add(&figures);
-                    }
-                    let figures = SubjectFigures {
-                        ordered_before_window: first_order
-                            .is_some_and(|time| time < boundaries[window_idx]),
-                        ..SubjectFigures::default()
-                    };
-                    current = Some((window_idx, figures));
+            // Facts come in time order: most stay in the window of the fact before.
+            let window_idx = match current {
+                Some(idx) if fact.time < boundaries[idx + 1] => idx,
+                _ => boundaries.partition_point(|start| *start <= fact.time) - 1,
+            };
+            if current != Some(window_idx) {
+                if let Some(idx) = current {
+                    totals[idx].add(&figures);
                 }
+                figures.reset(first_order.is_some_and(|time| time < boundaries[window_idx]));
+                current = Some(window_idx);
             }
-            if let Some((_, figures)) = &mut current {
-                figures.add(fact);
-            }
+            figures.add(fact);
         }
-        if let Some((idx, figures)) = current {
+        if let Some(idx) = current {
             totals[idx].add(&figures);
         }
     }
@@ -205,8 +235,9 @@ struct SubjectFigures {
     orders_in_period: u64,
     /// Whether the subject ordered before the window's start.
     ordered_before_window: bool,
-    /// Per currency: orders in the period and net amount (orders − refunds) in the period.
-    by_currency: BTreeMap<Currency, CurrencyFigures>,
+    /// Per currency: orders in the period and net amount (orders − refunds) in the period. A
+    /// list, not a map: a subject rarely pays in more than one or two currencies.
+    by_currency: Vec<(Currency, CurrencyFigures)>,
     /// The latest NPS answer in the period (later in the list wins a tie in time).
     latest_nps: Option<(Timestamp, u8)>,
 }
@@ -218,6 +249,27 @@ struct CurrencyFigures {
 }
 
 impl SubjectFigures {
+    /// Empties the figures for the next subject or window, keeping the list's allocation.
+    fn reset(&mut self, ordered_before_window: bool) {
+        self.orders_in_period = 0;
+        self.ordered_before_window = ordered_before_window;
+        self.by_currency.clear();
+        self.latest_nps = None;
+    }
+
+    /// The figures of `currency`, added if new.
+    fn currency(&mut self, currency: Currency) -> &mut CurrencyFigures {
+        let at = match self.by_currency.iter().position(|(c, _)| *c == currency) {
+            Some(at) => at,
+            None => {
+                self.by_currency
+                    .push((currency, CurrencyFigures::default()));
+                self.by_currency.len() - 1
+            }
+        };
+        &mut self.by_currency[at].1
+    }
+
     /// Adds a fact of the window; facts come in time order.
     fn add(&mut self, fact: &Fact) {
         match fact.kind {
@@ -226,7 +278,7 @@ impl SubjectFigures {
                 currency,
             } => {
                 self.orders_in_period += 1;
-                let entry = self.by_currency.entry(currency).or_default();
+                let entry = self.currency(currency);
                 entry.orders += 1;
                 entry.net_minor += i128::from(amount_minor);
             }
@@ -234,7 +286,7 @@ impl SubjectFigures {
                 amount_minor,
                 currency,
             } => {
-                let entry = self.by_currency.entry(currency).or_default();
+                let entry = self.currency(currency);
                 entry.net_minor -= i128::from(amount_minor);
             }
             FactKind::Nps { score } => {

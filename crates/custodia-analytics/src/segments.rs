@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use custodia_core::{Pseudonym, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::fact::group_by_subject;
 use crate::journey::stage_of_refs;
 use crate::kpi::round_to;
+use crate::kpi::sorted_by_subject;
 use crate::suppress::hidden_cells;
 use crate::{Fact, JourneyStage, Params, RfmScorer, Segment};
 
@@ -116,8 +116,9 @@ pub fn compute_segments_with<'a>(
     let mut rfm_counts: BTreeMap<Segment, u64> = Segment::ALL.iter().map(|s| (*s, 0)).collect();
     let mut journey_counts: BTreeMap<JourneyStage, u64> =
         JourneyStage::ALL.iter().map(|s| (*s, 0)).collect();
-    for facts in group_by_subject(facts_by_subject).values() {
-        let before_now = || facts.iter().copied().filter(|fact| fact.time < now);
+    let subjects = sorted_by_subject(facts_by_subject);
+    for facts in subjects.iter() {
+        let before_now = || facts.iter().filter(|fact| fact.time < now);
         if let Some(rfm) = scorer.score_refs(before_now(), now) {
             *rfm_counts.entry(rfm.segment()).or_default() += 1;
         }

@@ -51,8 +51,35 @@ use crate::{Caller, Engine, EngineError};
 /// The purpose analytics runs under.
 pub(crate) const ANALYTICS_PURPOSE: &str = "analytics";
 
-/// One subject's facts.
-type SubjectFacts = (Pseudonym, Vec<Fact>);
+/// The facts an analytics query may use, subject by subject in pseudonym order, in one vector
+/// (a query over millions of facts makes one allocation, not one per subject).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct AllowedFacts {
+    facts: Vec<Fact>,
+    /// Each subject and where its facts start in `facts`.
+    subjects: Vec<(Pseudonym, usize)>,
+}
+
+impl AllowedFacts {
+    /// Starts the next subject; the facts pushed until the next call are its.
+    fn start_subject(&mut self, pseudonym: Pseudonym) {
+        self.subjects.push((pseudonym, self.facts.len()));
+    }
+
+    /// Each subject with its facts.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Pseudonym, &[Fact])> {
+        self.subjects
+            .iter()
+            .enumerate()
+            .map(|(idx, (pseudonym, start))| {
+                let end = self
+                    .subjects
+                    .get(idx + 1)
+                    .map_or(self.facts.len(), |(_, next)| *next);
+                (*pseudonym, &self.facts[*start..end])
+            })
+    }
+}
 
 /// Facts read per page.
 const PAGE: usize = 4_096;
@@ -289,26 +316,25 @@ impl Engine {
         caller: &Caller,
         purpose: &custodia_policy::Purpose,
         columns: &copy::Columns,
-    ) -> (Vec<SubjectFacts>, u64) {
-        let mut subjects: Vec<SubjectFacts> = Vec::new();
+    ) -> (AllowedFacts, u64) {
+        let mut allowed = AllowedFacts::default();
         let mut excluded = 0u64;
         columns.for_each_subject(|view| {
             if !view.has_facts() {
                 return;
             }
             if self.analytics_decision(caller, purpose, view.consent, view.flags) {
-                let mut facts = Vec::new();
-                view.push_facts(&mut facts);
-                subjects.push((view.pseudonym, facts));
+                allowed.start_subject(view.pseudonym);
+                view.push_facts(&mut allowed.facts);
             } else {
                 excluded += 1;
             }
         });
-        (subjects, excluded)
+        (allowed, excluded)
     }
 
     /// Every subject's facts that analytics may use, and how many subjects were left out.
-    fn allowed_facts(&self, caller: &Caller) -> Result<(Vec<SubjectFacts>, u64), EngineError> {
+    fn allowed_facts(&self, caller: &Caller) -> Result<(AllowedFacts, u64), EngineError> {
         caller.require(Operation::Analytics)?;
         let purpose_id: PurposeId = ANALYTICS_PURPOSE
             .parse()
@@ -339,8 +365,8 @@ impl Engine {
         &self,
         caller: &Caller,
         purpose: &custodia_policy::Purpose,
-    ) -> Result<(Vec<SubjectFacts>, u64), EngineError> {
-        let mut subjects: Vec<SubjectFacts> = Vec::new();
+    ) -> Result<(AllowedFacts, u64), EngineError> {
+        let mut subjects = AllowedFacts::default();
         let mut excluded = 0u64;
         let mut current: Option<(Pseudonym, bool)> = None;
         let mut after = None;
@@ -354,7 +380,7 @@ impl Engine {
                         if !allowed {
                             excluded += 1;
                         } else {
-                            subjects.push((*pseudonym, Vec::new()));
+                            subjects.start_subject(*pseudonym);
                         }
                         current = Some((*pseudonym, allowed));
                         allowed
@@ -368,9 +394,7 @@ impl Engine {
                     tracing::warn!(event = %event, "analytics fact does not decode; skipped");
                     continue;
                 };
-                if let Some((_, facts)) = subjects.last_mut() {
-                    facts.push(fact);
-                }
+                subjects.facts.push(fact);
             }
             after = page.last().map(|(p, e, _)| (*p, *e));
             if page.len() < PAGE {
@@ -408,11 +432,7 @@ impl Engine {
     ) -> Result<Kpis, EngineError> {
         let params = self.analytics_params(from, to)?;
         let (subjects, excluded) = self.allowed_facts(caller)?;
-        Ok(compute_kpis(
-            subjects.iter().map(|(p, facts)| (*p, facts.as_slice())),
-            excluded,
-            &params,
-        ))
+        Ok(compute_kpis(subjects.iter(), excluded, &params))
     }
 
     /// The KPIs over `[from, to)` with what `request` adds: the previous period's and a time
@@ -428,13 +448,7 @@ impl Engine {
         // Refused before the scan.
         request.check(&params).map_err(dashboard_error)?;
         let (subjects, excluded) = self.allowed_facts(caller)?;
-        compute_dashboard(
-            subjects.iter().map(|(p, facts)| (*p, facts.as_slice())),
-            excluded,
-            &params,
-            request,
-        )
-        .map_err(dashboard_error)
+        compute_dashboard(subjects.iter(), excluded, &params, request).map_err(dashboard_error)
     }
 
     /// RFM segment and journey-stage counts as of now (`analytics` operation and purpose).
@@ -443,11 +457,7 @@ impl Engine {
         // Segments look at each subject's whole history up to now.
         let params = self.analytics_params(Timestamp::from_unix_micros(0), now)?;
         let (subjects, excluded) = self.allowed_facts(caller)?;
-        Ok(compute_segments(
-            subjects.iter().map(|(p, facts)| (*p, facts.as_slice())),
-            excluded,
-            &params,
-        ))
+        Ok(compute_segments(subjects.iter(), excluded, &params))
     }
 
     /// Removes every fact of a subject (erasure).

@@ -5,7 +5,7 @@ use custodia_analytics::Currency;
 use custodia_core::{Operation, Personal};
 use serde_json::json;
 
-use super::{ANALYTICS_PURPOSE, SubjectFacts};
+use super::{ANALYTICS_PURPOSE, AllowedFacts};
 use crate::tests::{Fixture, fixture};
 use crate::*;
 
@@ -307,9 +307,9 @@ proptest::proptest! {
             series: Some(custodia_analytics::Interval::Month),
         };
         let params = f.engine.analytics_params(now.plus_days(-365), now.plus_days(1)).unwrap();
-        let dashboard = |(subjects, excluded): &(Vec<SubjectFacts>, u64)| {
+        let dashboard = |(subjects, excluded): &(AllowedFacts, u64)| {
             custodia_analytics::compute_dashboard(
-                subjects.iter().map(|(p, facts)| (*p, facts.as_slice())),
+                subjects.iter(),
                 *excluded,
                 &params,
                 request,
