@@ -4,7 +4,7 @@
 use custodia_core::{Pseudonym, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::kpi::{sorted_by_subject, window_totals};
+use crate::kpi::{WindowTotals, in_domain_and_time_order, sorted_by_subject};
 use crate::{AnalyticsError, Fact, Interval, Kpis, Params};
 
 /// What to compute beside the period's KPIs.
@@ -97,52 +97,110 @@ pub fn compute_dashboard<'a>(
     params: &Params,
     request: DashboardRequest,
 ) -> Result<Dashboard, AnalyticsError> {
-    let previous_params = request
-        .compare_previous
-        .then(|| params.previous_period())
-        .transpose()?;
-    let series_boundaries = request
-        .series
-        .map(|interval| interval.boundaries(params.period_from(), params.period_to()))
-        .transpose()?;
+    let mut dashboard = DashboardAccumulator::new(params, request)?;
+    for facts in sorted_by_subject(facts_by_subject).iter() {
+        dashboard.add_ready(facts);
+    }
+    Ok(dashboard.finish(excluded_for_consent))
+}
 
-    let subjects = sorted_by_subject(facts_by_subject);
-    let kpis_over = |boundaries: &[Timestamp]| -> Vec<Kpis> {
-        let totals = window_totals(&subjects, boundaries);
-        totals
-            .into_iter()
-            .zip(boundaries.windows(2))
-            .map(|(totals, window)| {
-                totals.into_kpis(excluded_for_consent, &params.over(window[0], window[1]))
-            })
-            .collect()
-    };
-    let (kpis, previous) = match &previous_params {
-        Some(previous) => {
-            let mut both = kpis_over(&[
+/// [`compute_dashboard`] one subject at a time, for a caller that keeps the facts in a layout
+/// of its own and hands each subject's over in turn (the engine's in-memory copy): no vector
+/// of every fact is built.
+///
+/// Each subject is handed over once (a pseudonym's facts in one call); its facts need not be
+/// sorted, and facts out of their domain are skipped, as in [`compute_dashboard`].
+pub struct DashboardAccumulator {
+    params: Params,
+    previous: Option<Params>,
+    /// `[previous from,] from, to`: the period and the one before it.
+    period: WindowTotals,
+    period_boundaries: Vec<Timestamp>,
+    series: Option<(Interval, Vec<Timestamp>, WindowTotals)>,
+    scratch: Vec<Fact>,
+}
+
+impl DashboardAccumulator {
+    /// An empty dashboard of `params`' period and what `request` adds.
+    ///
+    /// # Errors
+    /// As [`compute_dashboard`].
+    pub fn new(
+        params: &Params,
+        request: DashboardRequest,
+    ) -> Result<DashboardAccumulator, AnalyticsError> {
+        let previous = request
+            .compare_previous
+            .then(|| params.previous_period())
+            .transpose()?;
+        let period_boundaries = match &previous {
+            Some(previous) => vec![
                 previous.period_from(),
                 params.period_from(),
                 params.period_to(),
-            ]);
-            let kpis = both.pop();
-            (kpis, both.pop())
+            ],
+            None => vec![params.period_from(), params.period_to()],
+        };
+        let series = request
+            .series
+            .map(|interval| {
+                interval
+                    .boundaries(params.period_from(), params.period_to())
+                    .map(|boundaries| (interval, boundaries.clone(), WindowTotals::new(boundaries)))
+            })
+            .transpose()?;
+        Ok(DashboardAccumulator {
+            params: params.clone(),
+            previous,
+            period: WindowTotals::new(period_boundaries.clone()),
+            period_boundaries,
+            series,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Adds one subject's facts.
+    pub fn add_subject(&mut self, facts: &[Fact]) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let ready = in_domain_and_time_order(facts, &mut scratch);
+        self.add_ready(ready);
+        self.scratch = scratch;
+    }
+
+    /// Adds one subject's facts, already in their domain and in time order.
+    fn add_ready(&mut self, facts: &[Fact]) {
+        self.period.add_subject(facts);
+        if let Some((_, _, series)) = &mut self.series {
+            series.add_subject(facts);
         }
-        None => (
-            kpis_over(&[params.period_from(), params.period_to()]).pop(),
-            None,
-        ),
-    };
-    let kpis = kpis.unwrap_or_else(|| unreachable!("one KPI set per window"));
-    let series = request
-        .series
-        .zip(series_boundaries)
-        .map(|(interval, boundaries)| KpiSeries {
+    }
+
+    /// The dashboard; `excluded_for_consent` is reported as it is.
+    pub fn finish(self, excluded_for_consent: u64) -> Dashboard {
+        let params = &self.params;
+        let kpis_over = |totals: WindowTotals, boundaries: &[Timestamp]| -> Vec<Kpis> {
+            totals
+                .finish()
+                .into_iter()
+                .zip(boundaries.windows(2))
+                .map(|(totals, window)| {
+                    totals.into_kpis(excluded_for_consent, &params.over(window[0], window[1]))
+                })
+                .collect()
+        };
+        let mut period = kpis_over(self.period, &self.period_boundaries);
+        let kpis = period
+            .pop()
+            .unwrap_or_else(|| unreachable!("one KPI set per window"));
+        let previous = self.previous.and_then(|_| period.pop());
+        let series = self.series.map(|(interval, boundaries, totals)| KpiSeries {
             interval,
-            points: kpis_over(&boundaries),
+            points: kpis_over(totals, &boundaries),
         });
-    Ok(Dashboard {
-        kpis,
-        previous,
-        series,
-    })
+        Dashboard {
+            kpis,
+            previous,
+            series,
+        }
+    }
 }

@@ -149,6 +149,23 @@ pub(crate) fn sorted_by_subject<'a>(
     by_subject
 }
 
+/// `facts` if they are all in their domain and in time order; else those in their domain,
+/// sorted by time (stably), in `scratch`.
+pub(crate) fn in_domain_and_time_order<'f>(
+    facts: &'f [Fact],
+    scratch: &'f mut Vec<Fact>,
+) -> &'f [Fact] {
+    if facts.is_sorted_by_key(|fact| fact.time)
+        && facts.iter().all(|fact| fact.kind.check().is_ok())
+    {
+        return facts;
+    }
+    scratch.clear();
+    scratch.extend(facts.iter().filter(|fact| fact.kind.check().is_ok()));
+    scratch.sort_by_key(|fact| fact.time);
+    scratch
+}
+
 /// Each subject's facts, in their domain and sorted by time: borrowed from the input where it
 /// already was so, else a sorted copy.
 #[derive(Default)]
@@ -176,15 +193,42 @@ impl BySubject<'_> {
 /// two): window `i` is `[boundaries[i], boundaries[i + 1])`. One pass over each subject's facts,
 /// sorted by time, whatever the number of windows.
 pub(crate) fn window_totals(subjects: &BySubject<'_>, boundaries: &[Timestamp]) -> Vec<Totals> {
-    debug_assert!(boundaries.len() >= 2 && boundaries.is_sorted());
-    let n_windows = boundaries.len() - 1;
-    let mut totals: Vec<Totals> = (0..n_windows).map(|_| Totals::default()).collect();
-    // Subjects whose first order is before window i's start are counted at the first window
-    // that starts after it and carried forward: prior_customers[i] = Σ new_prior[..=i].
-    let mut new_prior = vec![0u64; n_windows];
-    let (first, end) = (boundaries[0], boundaries[n_windows]);
-    let mut figures = SubjectFigures::default();
+    let mut totals = WindowTotals::new(boundaries.to_vec());
     for facts in subjects.iter() {
+        totals.add_subject(facts);
+    }
+    totals.finish()
+}
+
+/// [`window_totals`] summed one subject at a time.
+pub(crate) struct WindowTotals {
+    boundaries: Vec<Timestamp>,
+    totals: Vec<Totals>,
+    /// Subjects whose first order is before window i's start are counted at the first window
+    /// that starts after it and carried forward: prior_customers[i] = Σ new_prior[..=i].
+    new_prior: Vec<u64>,
+    /// One set of figures, reset per subject and window, so that its currency list keeps its
+    /// allocation.
+    figures: SubjectFigures,
+}
+
+impl WindowTotals {
+    pub(crate) fn new(boundaries: Vec<Timestamp>) -> WindowTotals {
+        debug_assert!(boundaries.len() >= 2 && boundaries.is_sorted());
+        let n_windows = boundaries.len() - 1;
+        WindowTotals {
+            boundaries,
+            totals: (0..n_windows).map(|_| Totals::default()).collect(),
+            new_prior: vec![0; n_windows],
+            figures: SubjectFigures::default(),
+        }
+    }
+
+    /// Adds one subject's facts: in their domain, sorted by time.
+    pub(crate) fn add_subject(&mut self, facts: &[Fact]) {
+        let boundaries = &self.boundaries;
+        let n_windows = boundaries.len() - 1;
+        let (first, end) = (boundaries[0], boundaries[n_windows]);
         let first_order = facts
             .iter()
             .find(|fact| matches!(fact.kind, FactKind::Order { .. }))
@@ -192,12 +236,11 @@ pub(crate) fn window_totals(subjects: &BySubject<'_>, boundaries: &[Timestamp]) 
         if let Some(time) = first_order {
             // The first window whose start is after the first order.
             let window_idx = boundaries[..n_windows].partition_point(|start| *start <= time);
-            if let Some(count) = new_prior.get_mut(window_idx) {
+            if let Some(count) = self.new_prior.get_mut(window_idx) {
                 *count += 1;
             }
         }
-        // The window the subject's figures are being summed for; one set of figures, reset per
-        // window, so that its currency list keeps its allocation across subjects.
+        let figures = &mut self.figures;
         let mut current: Option<usize> = None;
         for fact in facts
             .iter()
@@ -210,7 +253,7 @@ pub(crate) fn window_totals(subjects: &BySubject<'_>, boundaries: &[Timestamp]) 
             };
             if current != Some(window_idx) {
                 if let Some(idx) = current {
-                    totals[idx].add(&figures);
+                    self.totals[idx].add(figures);
                 }
                 figures.reset(first_order.is_some_and(|time| time < boundaries[window_idx]));
                 current = Some(window_idx);
@@ -218,15 +261,19 @@ pub(crate) fn window_totals(subjects: &BySubject<'_>, boundaries: &[Timestamp]) 
             figures.add(fact);
         }
         if let Some(idx) = current {
-            totals[idx].add(&figures);
+            self.totals[idx].add(figures);
         }
     }
-    let mut prior_customers = 0;
-    for (window, count) in totals.iter_mut().zip(new_prior) {
-        prior_customers += count;
-        window.prior_customers = prior_customers;
+
+    pub(crate) fn finish(self) -> Vec<Totals> {
+        let mut totals = self.totals;
+        let mut prior_customers = 0;
+        for (window, count) in totals.iter_mut().zip(self.new_prior) {
+            prior_customers += count;
+            window.prior_customers = prior_customers;
+        }
+        totals
     }
-    totals
 }
 
 /// What one subject contributes to the KPIs of one window.

@@ -21,14 +21,18 @@ mod series;
 mod suppress;
 
 pub use currency::{Currency, RateTable, amount_minor_from_decimal, amount_minor_from_f64};
-pub use dashboard::{Dashboard, DashboardRequest, KpiSeries, compute_dashboard};
+pub use dashboard::{
+    Dashboard, DashboardAccumulator, DashboardRequest, KpiSeries, compute_dashboard,
+};
 pub use error::AnalyticsError;
 pub use fact::{Fact, FactKind};
 pub use journey::{JourneyStage, journey_stage};
 pub use kpi::{BaseAmount, Kpis, MoneyFigure, Period, compute_kpis};
 pub use params::Params;
 pub use rfm::{Rfm, RfmScorer, Segment, rfm_score};
-pub use segments::{FunnelStage, Segments, compute_segments, compute_segments_with};
+pub use segments::{
+    FunnelStage, Segments, SegmentsAccumulator, compute_segments, compute_segments_with,
+};
 pub use series::Interval;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::journey::stage_of_refs;
 use crate::kpi::round_to;
-use crate::kpi::sorted_by_subject;
+use crate::kpi::{in_domain_and_time_order, sorted_by_subject};
 use crate::suppress::hidden_cells;
 use crate::{Fact, JourneyStage, Params, RfmScorer, Segment};
 
@@ -112,50 +112,101 @@ pub fn compute_segments_with<'a>(
     params: &Params,
     scorer: &RfmScorer,
 ) -> Segments {
-    let now = params.period_to();
-    let mut rfm_counts: BTreeMap<Segment, u64> = Segment::ALL.iter().map(|s| (*s, 0)).collect();
-    let mut journey_counts: BTreeMap<JourneyStage, u64> =
-        JourneyStage::ALL.iter().map(|s| (*s, 0)).collect();
-    let subjects = sorted_by_subject(facts_by_subject);
-    for facts in subjects.iter() {
-        let before_now = || facts.iter().filter(|fact| fact.time < now);
-        if let Some(rfm) = scorer.score_refs(before_now(), now) {
-            *rfm_counts.entry(rfm.segment()).or_default() += 1;
-        }
-        if let Some(stage) = stage_of_refs(before_now(), now) {
-            *journey_counts.entry(stage).or_default() += 1;
+    let mut segments = SegmentsAccumulator::with_scorer(params, scorer.clone());
+    for facts in sorted_by_subject(facts_by_subject).iter() {
+        segments.add_ready(facts);
+    }
+    segments.finish(excluded_for_consent)
+}
+
+/// [`compute_segments`] one subject at a time (see [`crate::DashboardAccumulator`]): each
+/// subject is handed over once; its facts need not be sorted, and facts out of their domain
+/// are skipped.
+pub struct SegmentsAccumulator {
+    params: Params,
+    scorer: RfmScorer,
+    rfm_counts: BTreeMap<Segment, u64>,
+    journey_counts: BTreeMap<JourneyStage, u64>,
+    scratch: Vec<Fact>,
+}
+
+impl SegmentsAccumulator {
+    /// Empty counts, scored with [`RfmScorer::fixed`].
+    pub fn new(params: &Params) -> SegmentsAccumulator {
+        SegmentsAccumulator::with_scorer(params, RfmScorer::fixed())
+    }
+
+    /// Empty counts, scored with `scorer`.
+    pub fn with_scorer(params: &Params, scorer: RfmScorer) -> SegmentsAccumulator {
+        SegmentsAccumulator {
+            params: params.clone(),
+            scorer,
+            rfm_counts: Segment::ALL.iter().map(|s| (*s, 0)).collect(),
+            journey_counts: JourneyStage::ALL.iter().map(|s| (*s, 0)).collect(),
+            scratch: Vec::new(),
         }
     }
 
-    let k = params.k();
-    // The RFM table is one group: its total is the number of customers.
-    let rfm = publish(&Segment::ALL, &rfm_counts, k);
-    // The journey table is two groups, because the customer stages add up to the RFM table's
-    // total: a hidden customer stage must be protected against that total as well.
-    let (non_customer, customer): (Vec<JourneyStage>, Vec<JourneyStage>) = JourneyStage::ALL
-        .iter()
-        .partition(|stage| !stage.is_customer());
-    let mut journey = publish(&non_customer, &journey_counts, k);
-    journey.extend(publish(&customer, &journey_counts, k));
+    /// Adds one subject's facts.
+    pub fn add_subject(&mut self, facts: &[Fact]) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let ready = in_domain_and_time_order(facts, &mut scratch);
+        self.add_ready(ready);
+        self.scratch = scratch;
+    }
 
-    let hidden_rfm = Segment::ALL
-        .iter()
-        .filter(|segment| rfm[*segment].is_none())
-        .map(|segment| format!("rfm.{}", segment.as_str()));
-    let hidden_journey = JourneyStage::ALL
-        .iter()
-        .filter(|stage| journey[*stage].is_none())
-        .map(|stage| format!("journey.{}", stage.as_str()));
-    let suppressed = hidden_rfm.chain(hidden_journey).collect();
+    /// Adds one subject's facts, already in their domain and in time order.
+    fn add_ready(&mut self, facts: &[Fact]) {
+        let now = self.params.period_to();
+        let before_now = || facts.iter().filter(|fact| fact.time < now);
+        if let Some(rfm) = self.scorer.score_refs(before_now(), now) {
+            *self.rfm_counts.entry(rfm.segment()).or_default() += 1;
+        }
+        if let Some(stage) = stage_of_refs(before_now(), now) {
+            *self.journey_counts.entry(stage).or_default() += 1;
+        }
+    }
 
-    Segments {
-        as_of: now,
-        rfm,
-        funnel: funnel(&journey),
-        journey,
-        excluded_for_consent,
-        k_anonymity: params.k_anonymity(),
-        suppressed,
+    /// The published counts; `excluded_for_consent` is reported as it is.
+    pub fn finish(self, excluded_for_consent: u64) -> Segments {
+        let SegmentsAccumulator {
+            params,
+            rfm_counts,
+            journey_counts,
+            ..
+        } = self;
+        let params = &params;
+        let now = params.period_to();
+        let k = params.k();
+        // The RFM table is one group: its total is the number of customers.
+        let rfm = publish(&Segment::ALL, &rfm_counts, k);
+        // The journey table is two groups, because the customer stages add up to the RFM table's
+        // total: a hidden customer stage must be protected against that total as well.
+        let (non_customer, customer): (Vec<JourneyStage>, Vec<JourneyStage>) = JourneyStage::ALL
+            .iter()
+            .partition(|stage| !stage.is_customer());
+        let mut journey = publish(&non_customer, &journey_counts, k);
+        journey.extend(publish(&customer, &journey_counts, k));
+
+        let hidden_rfm = Segment::ALL
+            .iter()
+            .filter(|segment| rfm[*segment].is_none())
+            .map(|segment| format!("rfm.{}", segment.as_str()));
+        let hidden_journey = JourneyStage::ALL
+            .iter()
+            .filter(|stage| journey[*stage].is_none())
+            .map(|stage| format!("journey.{}", stage.as_str()));
+        let suppressed = hidden_rfm.chain(hidden_journey).collect();
+
+        Segments {
+            as_of: now,
+            rfm,
+            funnel: funnel(&journey),
+            journey,
+            excluded_for_consent,
+            k_anonymity: params.k_anonymity(),
+            suppressed,
+        }
     }
 }
 

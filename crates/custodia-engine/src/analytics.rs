@@ -13,9 +13,8 @@
 //! cells.
 
 use custodia_analytics::{
-    Currency, Dashboard, DashboardRequest, Fact, FactKind, Kpis, Params, RateTable, Segments,
-    amount_minor_from_decimal, amount_minor_from_f64, compute_dashboard, compute_kpis,
-    compute_segments,
+    Currency, Dashboard, DashboardAccumulator, DashboardRequest, Fact, FactKind, Kpis, Params,
+    RateTable, Segments, SegmentsAccumulator, amount_minor_from_decimal, amount_minor_from_f64,
 };
 use custodia_core::{EventId, Operation, Pseudonym, PurposeId, SubjectId, TenantId, Timestamp};
 use custodia_store::{ConsentState, WriteBatch};
@@ -51,8 +50,9 @@ use crate::{Caller, Engine, EngineError};
 /// The purpose analytics runs under.
 pub(crate) const ANALYTICS_PURPOSE: &str = "analytics";
 
-/// The facts an analytics query may use, subject by subject in pseudonym order, in one vector
-/// (a query over millions of facts makes one allocation, not one per subject).
+/// The facts an analytics query may use, subject by subject in pseudonym order, collected (for
+/// tests that compare the copy with the store; queries take them one subject at a time).
+#[cfg(test)]
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct AllowedFacts {
     facts: Vec<Fact>,
@@ -60,10 +60,12 @@ pub(crate) struct AllowedFacts {
     subjects: Vec<(Pseudonym, usize)>,
 }
 
+#[cfg(test)]
 impl AllowedFacts {
-    /// Starts the next subject; the facts pushed until the next call are its.
-    fn start_subject(&mut self, pseudonym: Pseudonym) {
+    /// Adds the next subject with its facts.
+    fn push(&mut self, pseudonym: Pseudonym, facts: &[Fact]) {
         self.subjects.push((pseudonym, self.facts.len()));
+        self.facts.extend_from_slice(facts);
     }
 
     /// Each subject with its facts.
@@ -309,32 +311,41 @@ impl Engine {
         self.analytics_copies.0.footprint()
     }
 
-    /// Every subject's facts that analytics may use, and how many subjects were left out, from
-    /// the in-memory copy.
-    fn facts_from_copy(
+    /// Hands each subject's facts that analytics may use to `add`, one subject at a time, from
+    /// the in-memory copy; returns how many subjects were left out. One buffer of one
+    /// subject's facts is all it allocates.
+    fn copy_each_allowed(
         &self,
         caller: &Caller,
         purpose: &custodia_policy::Purpose,
         columns: &copy::Columns,
-    ) -> (AllowedFacts, u64) {
-        let mut allowed = AllowedFacts::default();
+        add: &mut dyn FnMut(Pseudonym, &[Fact]),
+    ) -> u64 {
+        let mut facts = Vec::new();
         let mut excluded = 0u64;
         columns.for_each_subject(|view| {
             if !view.has_facts() {
                 return;
             }
             if self.analytics_decision(caller, purpose, view.consent, view.flags) {
-                allowed.start_subject(view.pseudonym);
-                view.push_facts(&mut allowed.facts);
+                facts.clear();
+                view.push_facts(&mut facts);
+                add(view.pseudonym, &facts);
             } else {
                 excluded += 1;
             }
         });
-        (allowed, excluded)
+        excluded
     }
 
-    /// Every subject's facts that analytics may use, and how many subjects were left out.
-    fn allowed_facts(&self, caller: &Caller) -> Result<(AllowedFacts, u64), EngineError> {
+    /// Hands each subject's facts that analytics may use to `add`, one subject at a time in
+    /// pseudonym order, and returns how many subjects were left out: from the in-memory copy
+    /// once it is built, else from the store.
+    fn each_allowed(
+        &self,
+        caller: &Caller,
+        add: &mut dyn FnMut(Pseudonym, &[Fact]),
+    ) -> Result<u64, EngineError> {
         caller.require(Operation::Analytics)?;
         let purpose_id: PurposeId = ANALYTICS_PURPOSE
             .parse()
@@ -351,23 +362,47 @@ impl Engine {
         })?;
         // Replays anything the consent view missed.
         self.ledger(&caller.tenant)?;
-        if let Some(answer) = self.analytics_copies.0.query(&caller.tenant, |columns| {
-            self.facts_from_copy(caller, purpose, columns)
+        if let Some(excluded) = self.analytics_copies.0.query(&caller.tenant, |columns| {
+            self.copy_each_allowed(caller, purpose, columns, &mut *add)
         }) {
-            return Ok(answer);
+            return Ok(excluded);
         }
-        self.facts_from_store(caller, purpose)
+        self.store_each_allowed(caller, purpose, add)
     }
 
-    /// Every subject's facts that analytics may use, and how many subjects were left out, read
-    /// from the store with two point reads per subject.
+    /// Every subject's facts that analytics may use, and how many subjects were left out,
+    /// collected.
+    #[cfg(test)]
+    fn allowed_facts(&self, caller: &Caller) -> Result<(AllowedFacts, u64), EngineError> {
+        let mut allowed = AllowedFacts::default();
+        let excluded = self.each_allowed(caller, &mut |p, facts| allowed.push(p, facts))?;
+        Ok((allowed, excluded))
+    }
+
+    /// As [`Engine::allowed_facts`], from the store even when the copy is built.
+    #[cfg(test)]
     fn facts_from_store(
         &self,
         caller: &Caller,
         purpose: &custodia_policy::Purpose,
     ) -> Result<(AllowedFacts, u64), EngineError> {
-        let mut subjects = AllowedFacts::default();
+        let mut allowed = AllowedFacts::default();
+        let excluded =
+            self.store_each_allowed(caller, purpose, &mut |p, facts| allowed.push(p, facts))?;
+        Ok((allowed, excluded))
+    }
+
+    /// Hands each subject's facts that analytics may use to `add`, one subject at a time, read
+    /// from the store with two point reads per subject; returns how many were left out.
+    fn store_each_allowed(
+        &self,
+        caller: &Caller,
+        purpose: &custodia_policy::Purpose,
+        add: &mut dyn FnMut(Pseudonym, &[Fact]),
+    ) -> Result<u64, EngineError> {
+        let mut facts: Vec<Fact> = Vec::new();
         let mut excluded = 0u64;
+        // The subject being read, and whether analytics may use it.
         let mut current: Option<(Pseudonym, bool)> = None;
         let mut after = None;
         loop {
@@ -376,11 +411,13 @@ impl Engine {
                 let allowed = match current {
                     Some((p, allowed)) if p == *pseudonym => allowed,
                     _ => {
+                        if let Some((p, true)) = current {
+                            add(p, &facts);
+                        }
+                        facts.clear();
                         let allowed = self.analytics_allowed(caller, purpose, pseudonym)?;
                         if !allowed {
                             excluded += 1;
-                        } else {
-                            subjects.start_subject(*pseudonym);
                         }
                         current = Some((*pseudonym, allowed));
                         allowed
@@ -394,14 +431,17 @@ impl Engine {
                     tracing::warn!(event = %event, "analytics fact does not decode; skipped");
                     continue;
                 };
-                subjects.facts.push(fact);
+                facts.push(fact);
             }
             after = page.last().map(|(p, e, _)| (*p, *e));
             if page.len() < PAGE {
                 break;
             }
         }
-        Ok((subjects, excluded))
+        if let Some((p, true)) = current {
+            add(p, &facts);
+        }
+        Ok(excluded)
     }
 
     fn analytics_params(&self, from: Timestamp, to: Timestamp) -> Result<Params, EngineError> {
@@ -430,13 +470,14 @@ impl Engine {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Kpis, EngineError> {
-        let params = self.analytics_params(from, to)?;
-        let (subjects, excluded) = self.allowed_facts(caller)?;
-        Ok(compute_kpis(subjects.iter(), excluded, &params))
+        Ok(self
+            .dashboard(caller, from, to, DashboardRequest::default())?
+            .kpis)
     }
 
     /// The KPIs over `[from, to)` with what `request` adds: the previous period's and a time
-    /// series (`analytics` operation and purpose). The subjects are read and filtered once.
+    /// series (`analytics` operation and purpose). The subjects are read and filtered once,
+    /// and each subject's facts are summed as they are read.
     pub fn dashboard(
         &self,
         caller: &Caller,
@@ -446,9 +487,9 @@ impl Engine {
     ) -> Result<Dashboard, EngineError> {
         let params = self.analytics_params(from, to)?;
         // Refused before the scan.
-        request.check(&params).map_err(dashboard_error)?;
-        let (subjects, excluded) = self.allowed_facts(caller)?;
-        compute_dashboard(subjects.iter(), excluded, &params, request).map_err(dashboard_error)
+        let mut dashboard = DashboardAccumulator::new(&params, request).map_err(dashboard_error)?;
+        let excluded = self.each_allowed(caller, &mut |_, facts| dashboard.add_subject(facts))?;
+        Ok(dashboard.finish(excluded))
     }
 
     /// RFM segment and journey-stage counts as of now (`analytics` operation and purpose).
@@ -456,8 +497,9 @@ impl Engine {
         let now = self.clock.now();
         // Segments look at each subject's whole history up to now.
         let params = self.analytics_params(Timestamp::from_unix_micros(0), now)?;
-        let (subjects, excluded) = self.allowed_facts(caller)?;
-        Ok(compute_segments(subjects.iter(), excluded, &params))
+        let mut segments = SegmentsAccumulator::new(&params);
+        let excluded = self.each_allowed(caller, &mut |_, facts| segments.add_subject(facts))?;
+        Ok(segments.finish(excluded))
     }
 
     /// Removes every fact of a subject (erasure).

@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use crate::{
-    AnalyticsError, DashboardRequest, Fact, FactKind, Interval, Params, compute_dashboard,
-    compute_kpis,
+    AnalyticsError, DashboardAccumulator, DashboardRequest, Fact, FactKind, Interval, Params,
+    SegmentsAccumulator, compute_dashboard, compute_kpis, compute_segments,
 };
 
 use super::{at, by_subject, currency, fact, nps, order, pairs, refund, subject};
@@ -316,5 +316,39 @@ proptest! {
                 .unwrap();
             prop_assert_eq!(point, &compute_kpis(pairs(&subjects), 2, &window));
         }
+    }
+}
+
+proptest! {
+    /// The accumulators, fed one subject at a time in any order (each subject once, its facts
+    /// as given: unsorted, some out of their domain), equal the batch computations.
+    #[test]
+    fn the_accumulators_equal_the_batch_computations(
+        facts in facts(),
+        start_day in 0i64..900,
+        length_days in 1i64..400,
+        interval in prop_oneof![Just(Interval::Day), Just(Interval::Week), Just(Interval::Month)],
+        compare_previous in any::<bool>(),
+        k in 1usize..4,
+    ) {
+        let from = at("2022-01-01T00:00:00Z").plus_days(start_day);
+        let params = Params::new(from, from.plus_days(length_days))
+            .unwrap()
+            .with_k_anonymity(k)
+            .unwrap();
+        let subjects = by_subject(&facts);
+        let request = DashboardRequest { compare_previous, series: Some(interval) };
+
+        let mut dashboard = DashboardAccumulator::new(&params, request).unwrap();
+        let mut segments = SegmentsAccumulator::new(&params);
+        for (_, facts) in subjects.iter().rev() {
+            dashboard.add_subject(facts);
+            segments.add_subject(facts);
+        }
+        prop_assert_eq!(
+            dashboard.finish(3),
+            compute_dashboard(pairs(&subjects), 3, &params, request).unwrap()
+        );
+        prop_assert_eq!(segments.finish(3), compute_segments(pairs(&subjects), 3, &params));
     }
 }
