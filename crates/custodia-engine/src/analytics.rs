@@ -246,7 +246,7 @@ impl Engine {
             None
         };
         let flags = copy::Flags::from(&self.store.subject_flags(tenant, subject)?);
-        Ok(self.analytics_decision(caller, purpose, consent, flags))
+        Ok(self.analytics_decision(caller, purpose, consent, flags, self.clock.now()))
     }
 
     /// The access decision for the caller's role and the `analytics` purpose, given the
@@ -257,12 +257,13 @@ impl Engine {
         purpose: &custodia_policy::Purpose,
         consent: Option<AnalyticsConsent>,
         flags: copy::Flags,
+        now: Timestamp,
     ) -> bool {
         let consent = if decision::needs_consent(purpose) {
             match consent {
                 None => ConsentStatus::NotSet,
                 Some(c) if c.state == ConsentState::Withdrawn => ConsentStatus::Withdrawn,
-                Some(c) if self.is_expired(&purpose.id, c.since, self.clock.now()) => {
+                Some(c) if self.is_expired(&purpose.id, c.since, now) => {
                     ConsentStatus::Expired
                 }
                 Some(_) => ConsentStatus::Granted,
@@ -323,11 +324,13 @@ impl Engine {
     ) -> u64 {
         let mut facts = Vec::new();
         let mut excluded = 0u64;
+        // One instant for the whole query: whether a consent has expired is judged against it.
+        let now = self.clock.now();
         columns.for_each_subject(|view| {
             if !view.has_facts() {
                 return;
             }
-            if self.analytics_decision(caller, purpose, view.consent, view.flags) {
+            if self.analytics_decision(caller, purpose, view.consent, view.flags, now) {
                 facts.clear();
                 view.push_facts(&mut facts);
                 add(view.pseudonym, &facts);
