@@ -263,9 +263,7 @@ impl Engine {
             match consent {
                 None => ConsentStatus::NotSet,
                 Some(c) if c.state == ConsentState::Withdrawn => ConsentStatus::Withdrawn,
-                Some(c) if self.is_expired(&purpose.id, c.since, now) => {
-                    ConsentStatus::Expired
-                }
+                Some(c) if self.is_expired(&purpose.id, c.since, now) => ConsentStatus::Expired,
                 Some(_) => ConsentStatus::Granted,
             }
         } else {
