@@ -150,8 +150,7 @@ impl SegmentsAccumulator {
     /// Adds one subject's facts.
     pub fn add_subject(&mut self, facts: &[Fact]) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        let ready = in_domain_and_time_order(facts, &mut scratch);
-        self.add_ready(ready);
+        self.add_ready(in_domain_and_time_order(facts, &mut scratch));
         self.scratch = scratch;
     }
 

@@ -239,32 +239,8 @@ fn sled_backend_keeps_the_contract() {
 }
 
 #[test]
-fn default_count_prefix_pages_through_scans() {
-    /// A backend that keeps the trait's default `count_prefix`.
-    struct DefaultCount(MemBackend);
-    impl KvBackend for DefaultCount {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(key)
-        }
-        fn scan_prefix(
-            &self,
-            prefix: &[u8],
-            after: Option<&[u8]>,
-            limit: usize,
-        ) -> Result<Vec<KvEntry>, StoreError> {
-            self.0.scan_prefix(prefix, after, limit)
-        }
-        fn apply(&self, ops: Vec<KvOp>) -> Result<(), StoreError> {
-            self.0.apply(ops)
-        }
-        fn flush(&self) -> Result<(), StoreError> {
-            self.0.flush()
-        }
-        fn size_on_disk(&self) -> u64 {
-            self.0.size_on_disk()
-        }
-    }
-    let backend = DefaultCount(MemBackend::new());
+fn the_default_methods_page_through_scans() {
+    let backend = DefaultsOnly(MemBackend::new());
     // 2048 and 2049 keys: exactly two pages, and two pages plus one.
     let ops = (0..2048u32)
         .map(|i| put(&[b"c".as_slice(), &i.to_be_bytes()].concat(), b""))
@@ -272,6 +248,13 @@ fn default_count_prefix_pages_through_scans() {
     backend.apply(ops).unwrap();
     backend.apply(vec![put(b"d", b""), put(b"b", b"")]).unwrap();
     assert_eq!(backend.count_prefix(b"c").unwrap(), 2048);
+    // The greatest key before a bound, found across pages.
+    let key = |i: u32| [b"c".as_slice(), &i.to_be_bytes()].concat();
+    let last = |before: &[u8]| backend.last_before(b"c", before).unwrap().map(|(k, _)| k);
+    assert_eq!(last(b"c\xff"), Some(key(2047)));
+    assert_eq!(last(&key(1025)), Some(key(1024)));
+    assert_eq!(last(&key(1024)), Some(key(1023)));
+    assert_eq!(last(&key(0)), None);
     backend.apply(vec![put(b"c\xff", b"")]).unwrap();
     assert_eq!(backend.count_prefix(b"c").unwrap(), 2049);
 }
