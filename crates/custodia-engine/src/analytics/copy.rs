@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use custodia_analytics::{Currency, Fact, FactKind};
 use custodia_core::{EventId, Pseudonym, PurposeId, TenantId, Timestamp};
@@ -446,6 +446,9 @@ pub(crate) struct AnalyticsCopies {
     /// open an engine for a moment read the store).
     enabled: AtomicBool,
     tenants: RwLock<HashMap<TenantId, TenantCopy>>,
+    /// Changes told while a query held the copies (a write never waits for a query), in the
+    /// order they were told; the next write or query applies them first.
+    deferred: Mutex<Vec<ProjectionChange>>,
     /// The store, to read a new subject's consent and flags; `None` until started.
     store: RwLock<Option<Store>>,
 }
@@ -456,6 +459,7 @@ impl AnalyticsCopies {
             purpose,
             enabled: AtomicBool::new(false),
             tenants: RwLock::default(),
+            deferred: Mutex::default(),
             store: RwLock::default(),
         }
     }
@@ -475,6 +479,10 @@ impl AnalyticsCopies {
         }
         self.tenants
             .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.deferred
+            .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     }
@@ -559,6 +567,8 @@ impl AnalyticsCopies {
         tenant: &TenantId,
         query: impl FnOnce(&Columns) -> T,
     ) -> Option<T> {
+        // Every write acknowledged before this query is in the copy or deferred: apply those.
+        self.apply_deferred();
         {
             let tenants = self.tenants.read().unwrap_or_else(|p| p.into_inner());
             match tenants.get(tenant) {
@@ -613,6 +623,7 @@ impl AnalyticsCopies {
 
     /// Facts held and bytes of memory, over every ready copy.
     pub(crate) fn footprint(&self) -> (usize, usize) {
+        self.apply_deferred();
         let tenants = self.tenants.read().unwrap_or_else(|p| p.into_inner());
         tenants
             .values()
@@ -624,13 +635,33 @@ impl AnalyticsCopies {
     }
 }
 
-impl WriteObserver for AnalyticsCopies {
-    fn applied(&self, changes: &[ProjectionChange]) {
+impl AnalyticsCopies {
+    /// Applies the changes deferred while queries held the copies, if any.
+    fn apply_deferred(&self) {
+        if self
+            .deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            return;
+        }
+        let mut tenants = self.tenants.write().unwrap_or_else(|p| p.into_inner());
+        let deferred =
+            std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        self.apply_locked(&mut tenants, &deferred);
+    }
+
+    /// Applies `changes`, in order, to the copies they concern (queued on one being built).
+    fn apply_locked(
+        &self,
+        tenants: &mut HashMap<TenantId, TenantCopy>,
+        changes: &[ProjectionChange],
+    ) {
         let store = self.store.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(store) = store else {
             return;
         };
-        let mut tenants = self.tenants.write().unwrap_or_else(|p| p.into_inner());
         let mut failed: Option<TenantId> = None;
         for change in changes {
             let tenant = change_tenant(change);
@@ -657,6 +688,27 @@ impl WriteObserver for AnalyticsCopies {
                 columns.fold_if_large();
             }
         }
+    }
+}
+
+impl WriteObserver for AnalyticsCopies {
+    /// Applies the write's changes, after any deferred ones; while a query holds the copies,
+    /// defers them instead of waiting. The store tells one write at a time, so changes are
+    /// deferred and applied in the order the writes applied.
+    fn applied(&self, changes: &[ProjectionChange]) {
+        let mut deferred = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tenants = match self.tenants.try_write() {
+            Ok(tenants) => tenants,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                deferred.extend_from_slice(changes);
+                return;
+            }
+        };
+        let mut all = std::mem::take(&mut *deferred);
+        drop(deferred);
+        all.extend_from_slice(changes);
+        self.apply_locked(&mut tenants, &all);
     }
 }
 

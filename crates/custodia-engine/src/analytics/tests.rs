@@ -355,6 +355,51 @@ fn a_withdrawal_and_an_erasure_leave_the_copy_at_once() {
     assert_eq!(f.engine.analytics_copy_footprint().0, 11);
 }
 
+#[test]
+fn a_write_during_a_query_does_not_wait_for_it_and_shows_in_the_next_query() {
+    let f = fixture();
+    let app = f.caller("app");
+    shop(&f, &app);
+    f.engine.start_analytics_copies().unwrap();
+    let copies = &f.engine.analytics_copies.0;
+    copies.start(&app.tenant);
+    assert!(copies.wait_until_built(std::time::Duration::from_secs(10)));
+    let (from, to) = period(&f);
+    assert_eq!(f.engine.kpis(&app, from, to).unwrap().customers, Some(6));
+
+    // A query that holds the copy until told to let go.
+    let (holding_tx, holding) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let tenant = app.tenant.clone();
+        scope.spawn(move || {
+            copies.query(&tenant, |_| {
+                holding_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            })
+        });
+        holding.recv().unwrap();
+        // A withdrawal and a new customer's order, written while the query holds the copy.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let (f, app) = (&f, &app);
+        scope.spawn(move || {
+            grant_analytics(f, app, "u5", "withdrawn");
+            f.identify(app, json!({"userId": "late", "traits": {}}));
+            grant_analytics(f, app, "late", "granted");
+            f.track(app, json!({"userId": "late", "event": "Order Completed", "properties": {"total": 7, "currency": "EUR"}}));
+            done_tx.send(()).unwrap();
+        });
+        let in_time = done.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+        // Let go of the query either way, so that a failure does not hang the test.
+        release.send(()).unwrap();
+        assert!(in_time, "the writes waited for the query");
+    });
+    // The next query sees every write acknowledged before it.
+    let kpis = f.engine.kpis(&app, from, to).unwrap();
+    assert_eq!((kpis.customers, kpis.excluded_for_consent), (Some(6), 1));
+    assert_eq!(f.engine.analytics_copy_footprint().0, 15, "13 + identified + order");
+}
+
 /// Opens a sled store directory whose previous handle was just dropped (sled lets go of its
 /// lock a moment later).
 fn open_raw_store(dir: &std::path::Path) -> custodia_store::SledBackend {
