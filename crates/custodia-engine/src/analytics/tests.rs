@@ -389,7 +389,9 @@ fn a_write_during_a_query_does_not_wait_for_it_and_shows_in_the_next_query() {
             f.track(app, json!({"userId": "late", "event": "Order Completed", "properties": {"total": 7, "currency": "EUR"}}));
             done_tx.send(()).unwrap();
         });
-        let in_time = done.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+        let in_time = done
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_ok();
         // Let go of the query either way, so that a failure does not hang the test.
         release.send(()).unwrap();
         assert!(in_time, "the writes waited for the query");
@@ -397,7 +399,11 @@ fn a_write_during_a_query_does_not_wait_for_it_and_shows_in_the_next_query() {
     // The next query sees every write acknowledged before it.
     let kpis = f.engine.kpis(&app, from, to).unwrap();
     assert_eq!((kpis.customers, kpis.excluded_for_consent), (Some(6), 1));
-    assert_eq!(f.engine.analytics_copy_footprint().0, 15, "13 + identified + order");
+    assert_eq!(
+        f.engine.analytics_copy_footprint().0,
+        15,
+        "13 + identified + order"
+    );
 }
 
 /// Opens a sled store directory whose previous handle was just dropped (sled lets go of its
