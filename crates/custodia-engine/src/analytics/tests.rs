@@ -324,17 +324,22 @@ proptest::proptest! {
     }
 }
 
+/// Turns the in-memory copies on and waits until the caller's tenant's is built.
+fn copy_built(f: &Fixture, app: &Caller) {
+    f.engine.start_analytics_copies().unwrap();
+    let copies = &f.engine.analytics_copies.0;
+    copies.start(&app.tenant);
+    assert!(copies.wait_until_built(std::time::Duration::from_secs(10)));
+    assert!(copies.is_ready(&app.tenant));
+}
+
 #[test]
 fn a_withdrawal_and_an_erasure_leave_the_copy_at_once() {
     let f = fixture();
     let app = f.caller("app");
     let admin = f.caller("admin");
     shop(&f, &app);
-    f.engine.start_analytics_copies().unwrap();
-    let copies = &f.engine.analytics_copies.0;
-    copies.start(&app.tenant);
-    assert!(copies.wait_until_built(std::time::Duration::from_secs(10)));
-    assert!(copies.is_ready(&app.tenant));
+    copy_built(&f, &app);
     let (n_facts, bytes) = f.engine.analytics_copy_footprint();
     // 6 identified + 7 orders.
     assert_eq!(n_facts, 13);
@@ -360,10 +365,8 @@ fn a_write_during_a_query_does_not_wait_for_it_and_shows_in_the_next_query() {
     let f = fixture();
     let app = f.caller("app");
     shop(&f, &app);
-    f.engine.start_analytics_copies().unwrap();
+    copy_built(&f, &app);
     let copies = &f.engine.analytics_copies.0;
-    copies.start(&app.tenant);
-    assert!(copies.wait_until_built(std::time::Duration::from_secs(10)));
     let (from, to) = period(&f);
     assert_eq!(f.engine.kpis(&app, from, to).unwrap().customers, Some(6));
 
