@@ -128,9 +128,7 @@ pub(crate) fn sorted_by_subject<'a>(
     };
     if in_order {
         for (_, facts) in given {
-            let ready = facts.is_sorted_by_key(|fact| fact.time)
-                && facts.iter().all(|fact| fact.kind.check().is_ok());
-            if ready {
+            if ready(facts) {
                 by_subject.subjects.push(Source::Given(facts));
             } else {
                 let kept = facts
@@ -149,15 +147,18 @@ pub(crate) fn sorted_by_subject<'a>(
     by_subject
 }
 
+/// Whether every fact is in its domain and the facts are in time order.
+fn ready(facts: &[Fact]) -> bool {
+    facts.is_sorted_by_key(|fact| fact.time) && facts.iter().all(|fact| fact.kind.check().is_ok())
+}
+
 /// `facts` if they are all in their domain and in time order; else those in their domain,
 /// sorted by time (stably), in `scratch`.
 pub(crate) fn in_domain_and_time_order<'f>(
     facts: &'f [Fact],
     scratch: &'f mut Vec<Fact>,
 ) -> &'f [Fact] {
-    if facts.is_sorted_by_key(|fact| fact.time)
-        && facts.iter().all(|fact| fact.kind.check().is_ok())
-    {
+    if ready(facts) {
         return facts;
     }
     scratch.clear();

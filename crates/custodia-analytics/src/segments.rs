@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::journey::stage_of_refs;
 use crate::kpi::round_to;
-use crate::kpi::{in_domain_and_time_order, sorted_by_subject};
+use crate::kpi::sorted_by_subject;
 use crate::suppress::hidden_cells;
 use crate::{Fact, JourneyStage, Params, RfmScorer, Segment};
 
@@ -114,7 +114,7 @@ pub fn compute_segments_with<'a>(
 ) -> Segments {
     let mut segments = SegmentsAccumulator::with_scorer(params, scorer.clone());
     for facts in sorted_by_subject(facts_by_subject).iter() {
-        segments.add_ready(facts);
+        segments.add_subject(facts);
     }
     segments.finish(excluded_for_consent)
 }
@@ -127,7 +127,6 @@ pub struct SegmentsAccumulator {
     scorer: RfmScorer,
     rfm_counts: BTreeMap<Segment, u64>,
     journey_counts: BTreeMap<JourneyStage, u64>,
-    scratch: Vec<Fact>,
 }
 
 impl SegmentsAccumulator {
@@ -143,19 +142,12 @@ impl SegmentsAccumulator {
             scorer,
             rfm_counts: Segment::ALL.iter().map(|s| (*s, 0)).collect(),
             journey_counts: JourneyStage::ALL.iter().map(|s| (*s, 0)).collect(),
-            scratch: Vec::new(),
         }
     }
 
-    /// Adds one subject's facts.
+    /// Adds one subject's facts. RFM and the journey stage skip facts out of their domain and
+    /// take the latest answer by time themselves, so the facts are used as given, unsorted.
     pub fn add_subject(&mut self, facts: &[Fact]) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        self.add_ready(in_domain_and_time_order(facts, &mut scratch));
-        self.scratch = scratch;
-    }
-
-    /// Adds one subject's facts, already in their domain and in time order.
-    fn add_ready(&mut self, facts: &[Fact]) {
         let now = self.params.period_to();
         let before_now = || facts.iter().filter(|fact| fact.time < now);
         if let Some(rfm) = self.scorer.score_refs(before_now(), now) {
