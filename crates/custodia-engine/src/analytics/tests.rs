@@ -409,20 +409,10 @@ fn a_write_during_a_query_does_not_wait_for_it_and_shows_in_the_next_query() {
     );
 }
 
-/// Opens a sled store directory whose previous handle was just dropped (sled lets go of its
-/// lock a moment later).
+/// Opens a sled store directory whose previous handle was just dropped.
 fn open_raw_store(dir: &std::path::Path) -> custodia_store::SledBackend {
-    let started = std::time::Instant::now();
-    loop {
-        match custodia_store::SledBackend::open(dir) {
-            Err(custodia_store::StoreError::Locked)
-                if started.elapsed() < std::time::Duration::from_secs(10) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other.unwrap(),
-        }
-    }
+    custodia_store::SledBackend::open_when_released(dir, std::time::Duration::from_secs(10))
+        .unwrap()
 }
 
 #[test]

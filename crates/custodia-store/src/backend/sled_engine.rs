@@ -32,6 +32,25 @@ impl SledBackend {
         SledBackend::open_with_cache(dir, DEFAULT_CACHE_BYTES)
     }
 
+    /// [`SledBackend::open`] of a directory whose previous handle was just dropped, trying again
+    /// for up to `within` while it is still [`StoreError::Locked`]: sled releases its file lock
+    /// when its background flusher lets go of the last reference, a moment after the handle is
+    /// dropped, and on a loaded machine that moment can come after the next open.
+    pub fn open_when_released(
+        dir: &Path,
+        within: std::time::Duration,
+    ) -> Result<SledBackend, StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            match SledBackend::open(dir) {
+                Err(StoreError::Locked) if started.elapsed() < within => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// [`SledBackend::open`] with a page cache of `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<SledBackend, StoreError> {
         let db = sled::Config::new()

@@ -10,19 +10,9 @@ use std::time::{Duration, Instant};
 use super::sled_engine::GroupCommit;
 use super::*;
 
-/// Opens a directory whose previous handle was just dropped. sled releases its file lock when its
-/// background flusher lets go of the last reference, a moment after the `Db` itself is dropped;
-/// on a loaded machine that moment can come after the next open, which then sees `Locked`.
+/// Opens a directory whose previous handle was just dropped.
 fn reopen(dir: &Path) -> SledBackend {
-    let started = Instant::now();
-    loop {
-        match SledBackend::open(dir) {
-            Err(StoreError::Locked) if started.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other.unwrap(),
-        }
-    }
+    SledBackend::open_when_released(dir, Duration::from_secs(10)).unwrap()
 }
 
 fn put(key: &[u8], value: &[u8]) -> KvOp {
