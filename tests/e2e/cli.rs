@@ -394,6 +394,36 @@ fn the_default_rate_limit_lets_a_shop_backend_read_in_a_loop() {
     assert!(server.stop().success());
 }
 
+/// `custodia bench analytics --store` at a tiny size, so that it cannot rot: it checks on its
+/// own that the engine's and the HTTP answers (from the packed store and from the in-memory copy)
+/// equal the in-memory computation, and fails otherwise (no timing is asserted).
+#[test]
+fn bench_analytics_store_runs_at_a_tiny_size() {
+    let site = Site::new();
+    let out = site.cli_ok(&[
+        "bench",
+        "analytics",
+        "--subjects",
+        "300",
+        "--events",
+        "3000",
+        "--runs",
+        "1",
+        "--store",
+        "--ingest-events",
+        "100",
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "| HTTP GET /v1/analytics/kpis?compare=previous&series=week (copy) | 3000 |",
+        "| HTTP GET /v1/analytics/segments (copy) | 3000 |",
+        "| the projection alone on disk (a store of the facts only) |",
+        "| the projection alone on disk, written in time order across subjects",
+    ] {
+        assert!(report.contains(row), "{row} in {report}");
+    }
+}
+
 /// `custodia bench ingest` at a tiny size, so that the benchmark and its flags cannot rot (its
 /// figures are not looked at: no test asserts a timing).
 #[test]
