@@ -158,7 +158,7 @@ fn backup_erase_restore_keeps_the_erased_person_erased() {
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    assert!(files.contains(&"store/db"), "{files:?}");
+    assert!(files.iter().any(|f| f.starts_with("store/")), "{files:?}");
     assert!(
         files.iter().any(|f| f.starts_with("ledger/default/")),
         "{files:?}"
@@ -284,8 +284,14 @@ fn verify_detects_changed_missing_and_extra_files_and_restore_then_refuses() {
     let ok = backup(&site, &["verify", path(&dir)]);
     assert!(ok.status.success(), "{}", text(&ok));
 
-    // One changed byte, same size.
-    let target = dir.join("data/store/db");
+    // One changed byte, same size, in the store's largest file (whichever engine wrote it).
+    let target = largest_file(&dir.join("data/store"));
+    let rel = target
+        .strip_prefix(dir.join("data"))
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let mut bytes = std::fs::read(&target).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
@@ -293,23 +299,20 @@ fn verify_detects_changed_missing_and_extra_files_and_restore_then_refuses() {
     let bad = backup(&site, &["verify", path(&dir)]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     let stdout = String::from_utf8_lossy(&bad.stdout);
-    assert!(stdout.contains("changed: store/db"), "{stdout}");
+    assert!(stdout.contains(&format!("changed: {rel}")), "{stdout}");
     bytes[middle] ^= 0x01;
     std::fs::write(&target, &bytes).unwrap();
     let ok = backup(&site, &["verify", path(&dir)]);
     assert!(ok.status.success(), "restored byte: {}", text(&ok));
 
-    // A missing and an extra file.
-    std::fs::rename(
-        dir.join("data/store/conf"),
-        dir.join("data/store/conf.moved"),
-    )
-    .unwrap();
+    // A missing and an extra file: the same one, renamed.
+    let moved = dir.join("data").join(format!("{rel}.moved"));
+    std::fs::rename(&target, &moved).unwrap();
     let bad = backup(&site, &["verify", path(&dir)]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     let stdout = String::from_utf8_lossy(&bad.stdout);
-    assert!(stdout.contains("missing: store/conf"), "{stdout}");
-    assert!(stdout.contains("extra: store/conf.moved"), "{stdout}");
+    assert!(stdout.contains(&format!("missing: {rel}")), "{stdout}");
+    assert!(stdout.contains(&format!("extra: {rel}.moved")), "{stdout}");
 
     // Restore verifies first and restores nothing from a damaged backup.
     let restored = site.dir.path().join("restored");
@@ -462,7 +465,7 @@ fn online_backup_under_writes_restores_consistent_and_the_erased_stay_erased() {
         "{data_manifest}"
     );
     let files = data_manifest["files"].to_string();
-    assert!(files.contains("\"store/db\""), "{files}");
+    assert!(files.contains("\"store/"), "{files}");
     assert!(
         !files.contains("search/"),
         "the index is rebuilt, not copied"
@@ -520,4 +523,24 @@ fn online_backup_under_writes_restores_consistent_and_the_erased_stay_erased() {
             .unwrap();
         assert!(verified.status.success(), "{log}: {}", text(&verified));
     }
+}
+
+/// The largest file under `dir`, at any depth.
+fn largest_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut best: Option<(u64, std::path::PathBuf)> = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let size = std::fs::metadata(&path).unwrap().len();
+                if best.as_ref().is_none_or(|(most, _)| size > *most) {
+                    best = Some((size, path));
+                }
+            }
+        }
+    }
+    best.expect("a file in the store").1
 }

@@ -447,7 +447,7 @@ fn bench_ingest_runs_at_a_tiny_size() {
         "| HTTP track, Order Completed | 2 | 8 |",
         "| HTTP GET /healthz (plain-HTTP ceiling) | 1 | 32 |",
         "| HTTP profile read, access log on | 2 | 8 |",
-        "| sled batch (420-byte values) + flush | 256 |",
+        "| fjall batch (420-byte values) + flush | 256 |",
     ] {
         assert!(report.contains(row), "{row} in {report}");
     }

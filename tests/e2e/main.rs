@@ -27,3 +27,4 @@ mod privacy_center;
 mod sdk;
 mod search;
 mod slow_clients;
+mod store_engine;

@@ -24,7 +24,7 @@ pub struct AnalyticsArgs {
     /// Runs of each computation; the table gives the median.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Also load the projection into a sled store on disk and time the queries as `custodia
+    /// Also load the projection into a store on disk and time the queries as `custodia
     /// serve` answers them (engine and HTTP), and the ingest overhead of the projection.
     #[arg(long)]
     store: bool,
@@ -38,6 +38,9 @@ pub struct AnalyticsArgs {
     /// `--store-cache-mb`).
     #[arg(long, default_value_t = 256)]
     store_cache_mb: u64,
+    /// With `--store`: the storage engine (the server's `--store-engine`).
+    #[arg(long, default_value_t)]
+    store_engine: custodia_store::StoreEngine,
 }
 
 #[path = "bench_analytics_store.rs"]
@@ -190,6 +193,7 @@ pub fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
             withdrawn_every: args.withdrawn_every,
             ingest_events: args.ingest_events,
             store_cache_bytes: args.store_cache_mb.max(1) * 1024 * 1024,
+            store_engine: args.store_engine,
         })?;
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `custodia bench analytics --store`: the analytics queries as `custodia serve` answers them,
-//! over a projection held in a sled store on disk, and what keeping the projection costs ingest.
+//! over a projection held in a store on disk (sled or fjall, `--store-engine`), and what keeping
+//! the projection costs ingest.
 //!
 //! The queries: [`Engine::kpis`] and [`Engine::segments`] read every fact from the store, ask the
 //! access decision about each subject (consent record and flags read from the store), then
@@ -23,13 +24,13 @@ use custodia_core::{EventId, Pseudonym, PurposeId, TenantId};
 use custodia_engine::{
     AnalyticsConfig, BatchItem, Caller, Clock, Engine, IdentifyInput, SystemClock, TrackInput,
 };
-use custodia_store::{ConsentRecord, ConsentState, Store, WriteBatch};
+use custodia_store::{
+    ConsentRecord, ConsentState, DEFAULT_STORE_CACHE_BYTES, Store, StoreEngine, WriteBatch,
+};
 use serde_json::{Value, json};
 
 use super::super::bench_search::{ProcessMemory, mebibytes};
-use super::super::{
-    LoopbackServer, app_key, http_agent, open_engine, open_engine_with_cache, role_caller,
-};
+use super::super::{LoopbackServer, app_key, http_agent, open_engine_with, role_caller};
 use super::median_row;
 
 /// Records per bulk-load batch: ingest's size. (sled 0.34 holds far more memory while applying
@@ -52,6 +53,8 @@ pub(super) struct StoreRun<'a> {
     pub(super) ingest_events: usize,
     /// The store's page cache for the queries.
     pub(super) store_cache_bytes: u64,
+    /// The storage engine of every store the run writes.
+    pub(super) store_engine: StoreEngine,
 }
 
 /// Runs the store part and prints its tables.
@@ -63,6 +66,7 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
         withdrawn_every,
         ingest_events,
         store_cache_bytes,
+        store_engine,
     } = opts;
     let total: usize = subjects.iter().map(|(_, facts)| facts.len()).sum();
     let dir = tempfile::tempdir_in(".").context("temporary directory under ./")?;
@@ -70,7 +74,7 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
     // The projection alone on disk: the facts loaded into a store of their own, then dropped.
     let facts_only_bytes = {
         let path = dir.path().join("facts-only");
-        load(&path, subjects, withdrawn_every, false)?;
+        load(&path, store_engine, subjects, withdrawn_every, false)?;
         wait_until_unlocked(&path);
         let bytes = super::super::bench_search::dir_size(&path)?;
         std::fs::remove_dir_all(&path)?;
@@ -81,7 +85,7 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
     let (ingest_order_bytes, ingest_order_load) = {
         let path = dir.path().join("facts-ingest-order");
         let started = Instant::now();
-        load_in_time_order(&path, subjects)?;
+        load_in_time_order(&path, store_engine, subjects)?;
         let elapsed = started.elapsed();
         wait_until_unlocked(&path);
         let bytes = super::super::bench_search::dir_size(&path)?;
@@ -93,18 +97,19 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
     let started = Instant::now();
     let withdrawn = load(
         &dir.path().join("data/store"),
+        store_engine,
         subjects,
         withdrawn_every,
         true,
     )?;
     let loaded = started.elapsed();
     eprintln!(
-        "  (bulk-loaded {total} facts and {} consent records into sled in {:.1} s)",
+        "  (bulk-loaded {total} facts and {} consent records into {store_engine} in {:.1} s)",
         subjects.len(),
         loaded.as_secs_f64()
     );
 
-    let engine = open_engine_with_cache(dir.path(), store_cache_bytes)?;
+    let engine = open_engine_with(dir.path(), store_cache_bytes, store_engine)?;
     // The engine's settings are the in-memory run's: default k and lifespan, the same rates.
     engine.configure_analytics(AnalyticsConfig {
         k_anonymity: params.k_anonymity(),
@@ -261,7 +266,11 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
     drop(engine);
 
     // The building block: the same scan of the store, decoding every fact, nothing else.
-    let store = Store::open_sled_with_cache(&dir.path().join("data/store"), store_cache_bytes)?;
+    let (store, _) = Store::open(
+        &dir.path().join("data/store"),
+        store_engine,
+        store_cache_bytes,
+    )?;
     let tenant = TenantId::default_tenant();
     rows.push(median_row(
         "limit: scan + decode every fact from the same store",
@@ -281,7 +290,7 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
     println!();
     super::super::print_table(
         &format!(
-            "| query (median of {runs} runs unless first), sled store on disk, {} MiB page cache | facts | seconds | facts per second |",
+            "| query (median of {runs} runs unless first), {store_engine} store on disk, {} MiB cache | facts | seconds | facts per second |",
             store_cache_bytes / (1024 * 1024)
         ),
         &rows,
@@ -298,7 +307,7 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
         loaded.as_secs_f64()
     );
     println!(
-        "| store on disk (facts + consent records) | {} ({:.1} bytes/fact) |",
+        "| store on disk (facts + consent records; after the engine's background work settled) | {} ({:.1} bytes/fact) |",
         mebibytes(store_bytes),
         store_bytes as f64 / total.max(1) as f64
     );
@@ -325,29 +334,40 @@ pub(super) fn run(opts: StoreRun<'_>) -> anyhow::Result<()> {
     );
     drop(dir);
 
-    ingest_overhead(ingest_events)
+    ingest_overhead(ingest_events, store_engine)
 }
 
 fn is_withdrawn(subject_idx: usize, every: usize) -> bool {
     every > 0 && subject_idx % every == every - 1
 }
 
-/// Waits (at most ten seconds) until sled's background threads have let go of a store just
-/// dropped, so that its files are complete.
+/// Waits (at most ten seconds) until the engine's background threads have let go of a store
+/// just dropped, so that its files are complete.
 fn wait_until_unlocked(path: &std::path::Path) {
     // Opened and closed again at once: only the wait matters, and a store that still will not
     // open shows in the size read next.
-    let _ =
-        custodia_store::SledBackend::open_when_released(path, std::time::Duration::from_secs(10));
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        let Some(engine) = StoreEngine::found_in(path) else {
+            return;
+        };
+        match engine.open(path, 16 * 1024 * 1024) {
+            Err(custodia_store::StoreError::Locked) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Writes every fact in time order across the subjects, in store batches of `LOAD_BATCH`, as
 /// ingest would over the shop's history (each batch touches a chunk per subject it names).
 fn load_in_time_order(
     path: &std::path::Path,
+    engine: StoreEngine,
     subjects: &[(Pseudonym, Vec<Fact>)],
 ) -> anyhow::Result<()> {
-    let store = Store::open_sled(path)?;
+    let (store, _) = Store::open(path, engine, DEFAULT_STORE_CACHE_BYTES)?;
     let tenant = TenantId::default_tenant();
     let mut all: Vec<(custodia_core::Timestamp, usize, usize)> = subjects
         .iter()
@@ -375,6 +395,7 @@ fn load_in_time_order(
         store.write(batch)?;
     }
     store.flush()?;
+    store.settle()?;
     Ok(())
 }
 
@@ -389,11 +410,12 @@ fn fact_event_id(fact: &Fact, fact_idx: usize) -> EventId {
 /// subjects withdrew.
 fn load(
     path: &std::path::Path,
+    engine: StoreEngine,
     subjects: &[(Pseudonym, Vec<Fact>)],
     withdrawn_every: usize,
     consents: bool,
 ) -> anyhow::Result<u64> {
-    let store = Store::open_sled(path)?;
+    let (store, _) = Store::open(path, engine, DEFAULT_STORE_CACHE_BYTES)?;
     let tenant = TenantId::default_tenant();
     let purpose: PurposeId = "analytics".parse()?;
     // Consent given a month ago: inside the purpose's 395-day expiry whenever this runs.
@@ -434,6 +456,7 @@ fn load(
     }
     store.write(batch)?;
     store.flush()?;
+    store.settle()?;
     Ok(withdrawn)
 }
 
@@ -458,10 +481,10 @@ fn scan(store: &Store, tenant: &TenantId) -> anyhow::Result<(usize, i64)> {
 }
 
 /// `track` throughput with and without an analytics fact per event, and the difference.
-fn ingest_overhead(n_events: usize) -> anyhow::Result<()> {
+fn ingest_overhead(n_events: usize, store_engine: StoreEngine) -> anyhow::Result<()> {
     let n_events = n_events.max(TRACK_BATCH);
     let dir = tempfile::tempdir_in(".").context("temporary directory under ./")?;
-    let engine = open_engine(dir.path())?;
+    let engine = open_engine_with(dir.path(), DEFAULT_STORE_CACHE_BYTES, store_engine)?;
     let (_, app) = app_key(&engine)?;
     let n_users = 100;
     for user_idx in 0..n_users {
@@ -499,7 +522,11 @@ fn ingest_overhead(n_events: usize) -> anyhow::Result<()> {
     }
     // Count what the projection holds, from the store the engine wrote.
     drop(engine);
-    let store = Store::open_sled(&dir.path().join("data/store"))?;
+    let (store, _) = Store::open(
+        &dir.path().join("data/store"),
+        store_engine,
+        DEFAULT_STORE_CACHE_BYTES,
+    )?;
     let (facts, _) = scan(&store, &TenantId::default_tenant())?;
     drop(store);
     let expected = INGEST_ROUNDS * per_round + n_users;

@@ -17,7 +17,7 @@ use custodia_engine::{
 };
 use custodia_ledger::Log;
 use custodia_policy::Policies;
-use custodia_store::{KvBackend, KvOp, SledBackend};
+use custodia_store::KvOp;
 use custodia_vault::{Aad, BlindField, Keyring, RootKey, Vault};
 use serde_json::{Value, json};
 
@@ -53,6 +53,9 @@ pub struct IngestArgs {
     /// Run without the PostgreSQL baseline.
     #[arg(long, conflicts_with = "postgres_url")]
     no_postgres: bool,
+    /// The storage engine of the engine's store (the server's `--store-engine`).
+    #[arg(long, default_value_t)]
+    store_engine: custodia_store::StoreEngine,
 }
 
 /// Writes per flush of the building blocks: what a group committer's batches would hold.
@@ -189,12 +192,17 @@ fn customer(i: usize, run: &str) -> Customer {
     }
 }
 
-/// A sled-backed engine in `dir` (durable, as `custodia serve` runs it).
-fn open_engine(dir: &std::path::Path, ledger: LedgerConfig) -> anyhow::Result<Arc<Engine>> {
+/// An engine in `dir` over a store of `store_engine` (durable, as `custodia serve` runs it).
+fn open_engine(
+    dir: &std::path::Path,
+    ledger: LedgerConfig,
+    store_engine: custodia_store::StoreEngine,
+) -> anyhow::Result<Arc<Engine>> {
     Ok(Arc::new(Engine::open(EngineConfig {
         data_dir: dir.join("data"),
         keys_dir: dir.join("keys"),
         store_cache_bytes: custodia_store::DEFAULT_STORE_CACHE_BYTES,
+        store_engine,
         keyring: Keyring::new(RootKey::generate()?),
         policies: Policies::builtin(),
         clock: Arc::new(custodia_engine::SystemClock),
@@ -325,7 +333,11 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
     let mut runs = Vec::new();
 
     // The engine in-process: new customers, then an order each, per concurrency.
-    let engine = open_engine(&dir.path().join("ingest"), LedgerConfig::default())?;
+    let engine = open_engine(
+        &dir.path().join("ingest"),
+        LedgerConfig::default(),
+        args.store_engine,
+    )?;
     let (key, caller) = app_key(&engine)?;
     for &c in &clients {
         let label = format!("engine-{c}");
@@ -437,7 +449,11 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
             record_reads,
             ..LedgerConfig::default()
         };
-        let engine = open_engine(&dir.path().join(format!("reads-{record_reads}")), ledger)?;
+        let engine = open_engine(
+            &dir.path().join(format!("reads-{record_reads}")),
+            ledger,
+            args.store_engine,
+        )?;
         let (key, caller) = app_key(&engine)?;
         let subjects = customers(&engine, &caller, "r", 100)?;
         let server = LoopbackServer::start(engine.clone())?;
@@ -488,7 +504,7 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
     }
     drop(baseline);
 
-    let (blocks, limits) = building_blocks(dir.path(), n)?;
+    let (blocks, limits) = building_blocks(dir.path(), n, args.store_engine)?;
     Ok(Report {
         payload_bytes,
         clients,
@@ -504,34 +520,39 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
 
 /// The building blocks a group committer would use, at the batch sizes of [`PER_FLUSH`], one
 /// client (a committer is one thread), plus the crypto limits.
-fn building_blocks(dir: &std::path::Path, n: usize) -> anyhow::Result<(Vec<Block>, Vec<Row>)> {
+fn building_blocks(
+    dir: &std::path::Path,
+    n: usize,
+    store_engine: custodia_store::StoreEngine,
+) -> anyhow::Result<(Vec<Block>, Vec<Row>)> {
     let mut blocks = Vec::new();
     let value = vec![0xA5u8; 420];
-    let sled = SledBackend::open(&dir.join("raw-sled"))?;
+    let store = store_engine.open(
+        &dir.join(format!("raw-{store_engine}")),
+        custodia_store::DEFAULT_STORE_CACHE_BYTES,
+    )?;
+    let store_block = match store_engine {
+        custodia_store::StoreEngine::Sled => "sled batch (420-byte values) + flush",
+        custodia_store::StoreEngine::Fjall => "fjall batch (420-byte values) + flush",
+    };
     let mut next_key = 0u64;
     for per_flush in PER_FLUSH {
-        block(
-            &mut blocks,
-            n,
-            "sled batch (420-byte values) + flush",
-            per_flush,
-            || {
-                let ops = (0..per_flush)
-                    .map(|_| {
-                        next_key += 1;
-                        KvOp::Put {
-                            key: next_key.to_be_bytes().to_vec(),
-                            value: value.clone(),
-                        }
-                    })
-                    .collect();
-                sled.apply(ops)?;
-                sled.flush()?;
-                Ok(())
-            },
-        )?;
+        block(&mut blocks, n, store_block, per_flush, || {
+            let ops = (0..per_flush)
+                .map(|_| {
+                    next_key += 1;
+                    KvOp::Put {
+                        key: next_key.to_be_bytes().to_vec(),
+                        value: value.clone(),
+                    }
+                })
+                .collect();
+            store.apply(ops)?;
+            store.flush()?;
+            Ok(())
+        })?;
     }
-    drop(sled);
+    drop(store);
 
     // The key store's file: 128-byte slots written in place, one sync per batch (its own create
     // syncs per key; this is what one sync for a batch of new subjects would cost).

@@ -96,18 +96,25 @@ pub(crate) fn time<F: FnOnce() -> anyhow::Result<()>>(
 }
 
 fn open_engine(dir: &std::path::Path) -> anyhow::Result<Arc<Engine>> {
-    open_engine_with_cache(dir, custodia_store::DEFAULT_STORE_CACHE_BYTES)
+    open_engine_with(
+        dir,
+        custodia_store::DEFAULT_STORE_CACHE_BYTES,
+        custodia_store::StoreEngine::default(),
+    )
 }
 
-/// [`open_engine`] with a store page cache of `store_cache_bytes`.
-fn open_engine_with_cache(
+/// [`open_engine`] with a store page cache of `store_cache_bytes`, and `store_engine` for a new
+/// store.
+fn open_engine_with(
     dir: &std::path::Path,
     store_cache_bytes: u64,
+    store_engine: custodia_store::StoreEngine,
 ) -> anyhow::Result<Arc<Engine>> {
     let engine = Engine::open(EngineConfig {
         data_dir: dir.join("data"),
         keys_dir: dir.join("keys"),
         store_cache_bytes,
+        store_engine,
         keyring: Keyring::new(RootKey::generate()?),
         policies: Policies::builtin(),
         clock: Arc::new(SystemClock),

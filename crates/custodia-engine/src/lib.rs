@@ -45,6 +45,7 @@ pub use consent::{
     LogKind, LogPublicKey, LogWitnessing, MAX_IDEMPOTENCY_KEY_LEN, ProofPath, PurposeConsent,
     SubjectRef,
 };
+pub use custodia_store::StoreEngine;
 pub use decision::{ConsentStatus, Refusal, SubjectFlags, decide, decide_caller};
 pub use demo::{DemoSummary, load_demo, load_demo_requests};
 pub use dsr::{
@@ -82,6 +83,9 @@ pub struct EngineConfig {
     /// The store's page cache, in bytes ([`custodia_store::DEFAULT_STORE_CACHE_BYTES`] unless
     /// configured).
     pub store_cache_bytes: u64,
+    /// The engine a new store is created with; a store already in `data_dir` keeps the engine
+    /// that wrote it.
+    pub store_engine: custodia_store::StoreEngine,
     /// The root key(s).
     pub keyring: Keyring,
     /// The validated policies.
@@ -181,7 +185,9 @@ impl Engine {
     /// Opens (creating if needed) the data directory and the key store.
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
         let store_dir = config.data_dir.join("store");
-        let store = Store::open_sled_with_cache(&store_dir, config.store_cache_bytes)?;
+        let (store, store_engine) =
+            Store::open(&store_dir, config.store_engine, config.store_cache_bytes)?;
+        tracing::info!(engine = %store_engine, "store opened");
         store.reserve_free_space(&store_dir, config.min_free_bytes);
         let vault = Vault::open(&config.keys_dir, config.keyring)?;
         let engine = Engine::from_parts(

@@ -62,6 +62,6 @@ impl WritesPaused<'_> {
     /// when this returns; returns the number of entries.
     pub fn copy_store_to(&self, dir: &Path) -> Result<u64, EngineError> {
         self.engine.store.flush()?;
-        Ok(self.engine.store.copy_to_new_sled(dir)?)
+        Ok(self.engine.store.copy_to_new(dir)?)
     }
 }

@@ -1,5 +1,5 @@
 //! The key-value seam between Custodia and a storage engine: ordered byte keys, prefix scans,
-//! atomic batches and an explicit flush. sled implements it for the embedded default; a
+//! atomic batches and an explicit flush. sled and fjall implement it for the embedded store; a
 //! distributed engine (a PostgreSQL-protocol SQL database, a distributed KV) can implement it
 //! later without any other crate changing.
 
@@ -8,11 +8,94 @@ use std::ops::Bound;
 
 use crate::StoreError;
 
+mod fjall_engine;
 mod mem;
 mod sled_engine;
 
+pub use fjall_engine::FjallBackend;
 pub use mem::MemBackend;
 pub use sled_engine::{DEFAULT_CACHE_BYTES, SledBackend};
+
+/// The cache of a store only written once, front to back (an online backup's copy).
+pub(crate) const COPY_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The embedded engines a store on disk can be held in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreEngine {
+    /// sled 0.34 (a log-structured B-tree), the first engine.
+    Sled,
+    /// fjall 3 (an LSM tree), the engine of a new store unless told otherwise.
+    #[default]
+    Fjall,
+}
+
+impl StoreEngine {
+    /// Every engine, in the order `--store-engine` lists them.
+    pub const ALL: [StoreEngine; 2] = [StoreEngine::Sled, StoreEngine::Fjall];
+
+    /// The engine's name, as `--store-engine` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreEngine::Sled => "sled",
+            StoreEngine::Fjall => "fjall",
+        }
+    }
+
+    /// The engine that wrote the store in `dir`, or `None` when `dir` holds no store (absent
+    /// or empty). Told by each engine's own files: fjall's `version` marker, sled's `conf` and
+    /// `db`.
+    pub fn found_in(dir: &std::path::Path) -> Option<StoreEngine> {
+        if FjallBackend::is_store(dir) {
+            Some(StoreEngine::Fjall)
+        } else if dir.join("conf").is_file() || dir.join("db").is_file() {
+            Some(StoreEngine::Sled)
+        } else {
+            None
+        }
+    }
+
+    /// The file the engine locks while the store in `dir` is open (a running server holds it;
+    /// an offline backup takes it).
+    pub fn lock_file(self, dir: &std::path::Path) -> std::path::PathBuf {
+        match self {
+            StoreEngine::Sled => dir.join("db"),
+            StoreEngine::Fjall => dir.join("lock"),
+        }
+    }
+
+    /// Opens (or creates) a store of this engine in `dir` with a cache of `cache_bytes`.
+    pub fn open(
+        self,
+        dir: &std::path::Path,
+        cache_bytes: u64,
+    ) -> Result<std::sync::Arc<dyn KvBackend>, StoreError> {
+        Ok(match self {
+            StoreEngine::Sled => {
+                std::sync::Arc::new(SledBackend::open_with_cache(dir, cache_bytes)?)
+            }
+            StoreEngine::Fjall => {
+                std::sync::Arc::new(FjallBackend::open_with_cache(dir, cache_bytes)?)
+            }
+        })
+    }
+}
+
+impl fmt::Display for StoreEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for StoreEngine {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<StoreEngine, String> {
+        StoreEngine::ALL
+            .into_iter()
+            .find(|engine| engine.name() == name)
+            .ok_or_else(|| format!("unknown store engine {name:?}: give sled or fjall"))
+    }
+}
 
 /// One key and its value, as a scan returns them.
 pub type KvEntry = (Vec<u8>, Vec<u8>);
@@ -70,6 +153,13 @@ pub trait KvBackend: Send + Sync + 'static {
 
     /// Bytes on disk (for metrics), 0 if unknown.
     fn size_on_disk(&self) -> u64;
+
+    /// Returns once the engine's pending background work is done (an LSM tree's memtable
+    /// written out, its compactions finished), so that the size on disk is that of what is
+    /// stored rather than of a write in progress: for benchmarks. Nothing to do by default.
+    fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// How many keys start with `prefix`.
     ///

@@ -4,11 +4,12 @@
 use custodia_core::ErrorCode;
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The storage engine reported a failure (I/O, engine-detected corruption, engine bug).
     ///
-    /// The message is the engine's own; sled's messages name files and offsets, never data.
+    /// The message is the engine's own; sled's and fjall's messages name files and offsets,
+    /// never data.
     #[error("storage engine error: {0}")]
     Backend(String),
     /// The file system of the store is full (or below the configured free-space reserve, checked

@@ -25,7 +25,7 @@ mod store;
 
 /// The sled page cache a store gets unless configured otherwise.
 pub use backend::DEFAULT_CACHE_BYTES as DEFAULT_STORE_CACHE_BYTES;
-pub use backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
+pub use backend::{FjallBackend, KvBackend, KvEntry, KvOp, MemBackend, SledBackend, StoreEngine};
 pub use error::StoreError;
 pub use gate::{GatePass, GatePause, PauseRefused, WriteGate};
 pub use observe::{ProjectionChange, WriteObserver};

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use custodia_core::{ApiKeyId, EventId, Pseudonym, PurposeId, SubjectId, TenantId, Timestamp};
 
-use crate::backend::{KvBackend, KvEntry, KvOp, MemBackend, SledBackend};
+use crate::backend::{self, KvBackend, KvEntry, KvOp, MemBackend, SledBackend, StoreEngine};
 use crate::gate::WriteGate;
 use crate::packed::{self, FactOp};
 use crate::records::{
@@ -28,6 +28,8 @@ const SCAN_PAGE: usize = 1024;
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn KvBackend>,
+    /// The embedded engine behind `backend`, when the store was opened from a directory.
+    engine: Option<StoreEngine>,
     /// Free space that writes leave on the store's file system (see [`Store::reserve_free_space`]);
     /// shared by every clone.
     reserve: Arc<RwLock<Option<FreeSpaceReserve>>>,
@@ -42,9 +44,9 @@ pub struct Store {
     observed_order: Arc<std::sync::Mutex<()>>,
 }
 
-/// Waits (at most ten seconds) until sled's background threads have let go of a closed store's
-/// lock file: they end a moment after the handle is dropped, and the files are only complete,
-/// and safe to hash, once they have.
+/// Waits (at most ten seconds) until an engine's background threads have let go of a closed
+/// store's lock file: sled's end a moment after the handle is dropped, and the files are only
+/// complete, and safe to hash, once they have.
 fn wait_until_closed(db_file: &Path) {
     let started = std::time::Instant::now();
     while started.elapsed() < std::time::Duration::from_secs(10) {
@@ -71,18 +73,32 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
+    /// Opens the store in `dir` with the engine that wrote it, or creates one with `for_new`
+    /// when `dir` holds none; returns the engine it opened with. [`StoreError::Locked`] if
+    /// `dir` is already open.
+    pub fn open(
+        dir: &Path,
+        for_new: StoreEngine,
+        cache_bytes: u64,
+    ) -> Result<(Store, StoreEngine), StoreError> {
+        let engine = StoreEngine::found_in(dir).unwrap_or(for_new);
+        let mut store = Store::with_backend(engine.open(dir, cache_bytes)?);
+        store.engine = Some(engine);
+        Ok((store, engine))
+    }
+
     /// Opens (or creates) the embedded sled store in `dir`; [`StoreError::Locked`] if `dir` is
     /// already open.
     pub fn open_sled(dir: &Path) -> Result<Store, StoreError> {
-        Ok(Store::with_backend(Arc::new(SledBackend::open(dir)?)))
+        Store::open_sled_with_cache(dir, backend::DEFAULT_CACHE_BYTES)
     }
 
     /// [`Store::open_sled`] with a page cache of `cache_bytes`.
     pub fn open_sled_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        Ok(Store::with_backend(Arc::new(SledBackend::open_with_cache(
-            dir,
-            cache_bytes,
-        )?)))
+        let mut store =
+            Store::with_backend(Arc::new(SledBackend::open_with_cache(dir, cache_bytes)?));
+        store.engine = Some(StoreEngine::Sled);
+        Ok(store)
     }
 
     /// An empty store in memory, for tests.
@@ -94,6 +110,7 @@ impl Store {
     pub fn with_backend(backend: Arc<dyn KvBackend>) -> Store {
         Store {
             backend,
+            engine: None,
             reserve: Arc::default(),
             gate: Arc::default(),
             observer: Arc::default(),
@@ -106,15 +123,18 @@ impl Store {
         &self.gate
     }
 
-    /// Copies every entry into a new sled store in `dir` (which must not hold one), flushes it
-    /// and closes it; returns the number of entries. Reads go through the backend, so this
-    /// works over any engine; call it with the write gate paused for a copy of one instant.
+    /// Copies every entry into a new store in `dir` (which must not hold one), of the same
+    /// engine as this one (sled for a store not opened from a directory), flushes it and
+    /// closes it; returns the number of entries. Reads go through the backend, so this works
+    /// over any engine; call it with the write gate paused for a copy of one instant.
     ///
-    /// Why not copy sled's files: sled 0.34 keeps writing its files from background threads
-    /// (the periodic flusher, segment reuse) while the database is open, so a file copy of an
-    /// open store is not a snapshot even when nobody writes through it.
-    pub fn copy_to_new_sled(&self, dir: &Path) -> Result<u64, StoreError> {
-        let target = SledBackend::open(dir)?;
+    /// Why not copy the engine's files: both engines keep writing their files from background
+    /// threads (sled's periodic flusher and segment reuse, fjall's memtable flushes and
+    /// compactions) while the database is open, so a file copy of an open store is not a
+    /// snapshot even when nobody writes through it.
+    pub fn copy_to_new(&self, dir: &Path) -> Result<u64, StoreError> {
+        let engine = self.engine.unwrap_or(StoreEngine::Sled);
+        let target = engine.open(dir, backend::COPY_CACHE_BYTES)?;
         let mut n_entries = 0u64;
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -133,8 +153,14 @@ impl Store {
         }
         target.flush()?;
         drop(target);
-        wait_until_closed(&dir.join("db"));
+        wait_until_closed(&engine.lock_file(dir));
         Ok(n_entries)
+    }
+
+    /// Waits until the engine's background work is done ([`KvBackend::settle`]): for a
+    /// benchmark's size on disk.
+    pub fn settle(&self) -> Result<(), StoreError> {
+        self.backend.settle()
     }
 
     /// The subject `id` of `tenant`, if stored.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Subcommand};
-use custodia_engine::{Clock, Engine, SystemClock};
+use custodia_engine::{Clock, Engine, StoreEngine, SystemClock};
 use custodia_server::{BackupError, BackupSummary, BackupWhat, OnlineBackup};
 use custodia_vault::Sha256Stream;
 use serde_json::{Value, json};
@@ -461,19 +461,19 @@ fn create_online(server: &str, api_key_env: &str, kind: Kind, out: &Path) -> any
     }
 }
 
-/// Takes the locks a running server holds: the store's (`store/db`, sled's lock) or every
-/// tenant key file's. Fails with exit 2 when one is taken.
+/// Takes the locks a running server holds: the store's (sled's `store/db`, fjall's
+/// `store/lock`) or every tenant key file's. Fails with exit 2 when one is taken.
 fn lock(kind: Kind, source: &Path) -> anyhow::Result<Vec<File>> {
     let paths: Vec<PathBuf> = match kind {
         Kind::Data => {
-            let db = source.join("store").join("db");
-            if !db.is_file() {
+            let store = source.join("store");
+            let Some(engine) = StoreEngine::found_in(&store) else {
                 return Err(usage(format!(
-                    "--data-dir {}: not a Custodia data directory (no store/db)",
+                    "--data-dir {}: not a Custodia data directory (no store in store/)",
                     source.display()
                 )));
-            }
-            vec![db]
+            };
+            vec![engine.lock_file(&store)]
         }
         Kind::Keys => {
             let mut keys: Vec<PathBuf> = std::fs::read_dir(source)
@@ -555,13 +555,13 @@ fn logs_summary(payload: &Path, log: &str) -> Value {
     Value::Object(out)
 }
 
-/// Refuses a path inside a data directory (an ancestor holding `store/db`) or a key store (an
+/// Refuses a path inside a data directory (an ancestor holding a store in `store/`) or a key store (an
 /// ancestor holding `<tenant>.keys` or `root-key-since`): a backup there would be copied along
 /// with the next backup of that directory, and keys would travel with the data.
 fn check_not_inside_custodia_dirs(option: &str, path: &Path) -> anyhow::Result<()> {
     let path = resolved(path);
     for dir in path.ancestors() {
-        if dir.join("store").join("db").is_file() {
+        if StoreEngine::found_in(&dir.join("store")).is_some() {
             return Err(usage(format!(
                 "{option} {} is inside the data directory {}: keep backups outside it",
                 path.display(),

@@ -121,6 +121,11 @@ struct Dirs {
     /// took about a minute with 256 and 22–30 s with 4096 (docs/performance.md).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
     store_cache_mb: u64,
+    /// The storage engine of a new store: `sled` or `fjall` (docs/operations.md, "Choosing
+    /// the storage engine"). A store already in the data directory keeps the engine that
+    /// wrote it.
+    #[arg(long, default_value_t)]
+    store_engine: custodia_engine::StoreEngine,
     /// Free space (MiB) that store writes leave on the data directory's file system: below it,
     /// writes answer 507 `insufficient_storage` and change nothing, and succeed again once space
     /// is freed (0 turns the reserve off; docs/operations.md, "A full disk").
@@ -433,6 +438,7 @@ fn open_engine(
         data_dir: dirs.data_dir.clone(),
         keys_dir: dirs.keys_dir.clone(),
         store_cache_bytes: dirs.store_cache_mb * 1024 * 1024,
+        store_engine: dirs.store_engine,
         keyring: Keyring::new(root),
         policies,
         clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),

@@ -4,19 +4,26 @@
 use super::postgres::{self, Baseline, ENCRYPTION_KEY, HASH_KEY};
 use super::*;
 
-fn tiny() -> IngestArgs {
+fn tiny(store_engine: custodia_store::StoreEngine) -> IngestArgs {
     IngestArgs {
         n: 12,
         clients: vec![1, 3],
         consent_read_clients: 4,
         postgres_url: None,
         no_postgres: true,
+        store_engine,
     }
 }
 
 #[test]
 fn a_tiny_run_measures_and_prints_every_figure() {
-    let report = measure(&tiny()).unwrap();
+    for store_engine in custodia_store::StoreEngine::ALL {
+        a_tiny_run_over(store_engine);
+    }
+}
+
+fn a_tiny_run_over(store_engine: custodia_store::StoreEngine) {
+    let report = measure(&tiny(store_engine)).unwrap();
     for clients in [1, 3] {
         for (what, calls) in [
             (ENGINE_IDENTIFY, 12),
@@ -45,7 +52,7 @@ fn a_tiny_run_measures_and_prints_every_figure() {
         let m = report.find(what, 4).unwrap_or_else(|| panic!("{what}"));
         assert_eq!(m.load.calls(), 12, "{what}");
     }
-    for what in ["sled batch", "key-store slots", "ledger append"] {
+    for what in [store_engine.name(), "key-store slots", "ledger append"] {
         let sizes: Vec<usize> = report
             .blocks
             .iter()

@@ -1,5 +1,5 @@
-//! The backend contract, checked against every engine, and sled's durability, crash atomicity,
-//! locking and group commit.
+//! The backend contract, checked against every engine, and the durable engines' (sled, fjall)
+//! durability, crash atomicity, locking and group commit.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -10,9 +10,50 @@ use std::time::{Duration, Instant};
 use super::sled_engine::GroupCommit;
 use super::*;
 
-/// Opens a directory whose previous handle was just dropped.
-fn reopen(dir: &Path) -> SledBackend {
-    SledBackend::open_when_released(dir, Duration::from_secs(10)).unwrap()
+/// A durable engine, by the name the crash child is told.
+#[derive(Clone, Copy, Debug)]
+enum Durable {
+    Sled,
+    Fjall,
+}
+
+const DURABLE: [Durable; 2] = [Durable::Sled, Durable::Fjall];
+
+impl Durable {
+    fn open(self, dir: &Path) -> Result<Box<dyn KvBackend>, StoreError> {
+        Ok(match self {
+            Durable::Sled => Box::new(SledBackend::open(dir)?),
+            Durable::Fjall => Box::new(FjallBackend::open(dir)?),
+        })
+    }
+
+    /// Opens a directory whose previous handle was just dropped (an engine's background
+    /// threads may hold its lock a moment longer).
+    fn reopen(self, dir: &Path) -> Box<dyn KvBackend> {
+        let started = Instant::now();
+        loop {
+            match self.open(dir) {
+                Err(StoreError::Locked) if started.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other.unwrap(),
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Durable::Sled => "sled",
+            Durable::Fjall => "fjall",
+        }
+    }
+
+    fn named(name: &str) -> Durable {
+        DURABLE
+            .into_iter()
+            .find(|engine| engine.name() == name)
+            .unwrap()
+    }
 }
 
 fn put(key: &[u8], value: &[u8]) -> KvOp {
@@ -221,11 +262,27 @@ fn the_default_methods_keep_the_contract() {
 }
 
 #[test]
-fn sled_backend_keeps_the_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = SledBackend::open(dir.path()).unwrap();
-    check_contract(&backend);
-    assert!(backend.size_on_disk() > 0);
+fn durable_backends_keep_the_contract() {
+    for engine in DURABLE {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = engine.open(dir.path()).unwrap();
+        check_contract(&*backend);
+        assert!(backend.size_on_disk() > 0, "{engine:?}");
+    }
+}
+
+#[test]
+fn a_fjall_store_is_told_from_a_sled_one() {
+    let (sled, fjall, empty) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    drop(SledBackend::open(sled.path()).unwrap());
+    drop(FjallBackend::open(fjall.path()).unwrap());
+    assert!(FjallBackend::is_store(fjall.path()));
+    assert!(!FjallBackend::is_store(sled.path()));
+    assert!(!FjallBackend::is_store(empty.path()));
 }
 
 #[test]
@@ -251,61 +308,67 @@ fn the_default_methods_page_through_scans() {
 
 #[test]
 fn flushed_writes_survive_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let backend = SledBackend::open(dir.path()).unwrap();
-        backend
-            .apply(vec![put(b"kept", b"yes"), put(b"gone", b"no")])
-            .unwrap();
-        backend.apply(vec![delete(b"gone")]).unwrap();
-        backend.flush().unwrap();
+    for engine in DURABLE {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let backend = engine.open(dir.path()).unwrap();
+            backend
+                .apply(vec![put(b"kept", b"yes"), put(b"gone", b"no")])
+                .unwrap();
+            backend.apply(vec![delete(b"gone")]).unwrap();
+            backend.flush().unwrap();
+        }
+        let backend = engine.reopen(dir.path());
+        assert_eq!(backend.get(b"kept").unwrap().as_deref(), Some(&b"yes"[..]));
+        assert_eq!(backend.get(b"gone").unwrap(), None, "{engine:?}");
     }
-    let backend = reopen(dir.path());
-    assert_eq!(backend.get(b"kept").unwrap().as_deref(), Some(&b"yes"[..]));
-    assert_eq!(backend.get(b"gone").unwrap(), None);
 }
 
 #[test]
 fn second_open_of_a_directory_is_refused_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = SledBackend::open(dir.path()).unwrap();
-    // A hang would block the test for ever; a thread turns it into a failure.
-    let (sender, receiver) = mpsc::channel();
-    let path = dir.path().to_owned();
-    std::thread::spawn(move || {
-        let _ = sender.send(SledBackend::open(&path).map(drop));
-    });
-    let second = receiver
-        .recv_timeout(Duration::from_secs(20))
-        .expect("second open hung");
-    let error = second.unwrap_err();
-    assert!(matches!(error, StoreError::Locked), "{error:?}");
-    assert_eq!(error.code(), custodia_core::ErrorCode::Internal);
-    // Closing the first handle releases the lock.
-    drop(first);
-    reopen(dir.path());
+    for engine in DURABLE {
+        let dir = tempfile::tempdir().unwrap();
+        let first = engine.open(dir.path()).unwrap();
+        // A hang would block the test for ever; a thread turns it into a failure.
+        let (sender, receiver) = mpsc::channel();
+        let path = dir.path().to_owned();
+        std::thread::spawn(move || {
+            let _ = sender.send(engine.open(&path).map(drop));
+        });
+        let second = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("second open hung");
+        let error = second.unwrap_err();
+        assert!(matches!(error, StoreError::Locked), "{engine:?}: {error:?}");
+        assert_eq!(error.code(), custodia_core::ErrorCode::Internal);
+        // Closing the first handle releases the lock.
+        drop(first);
+        engine.reopen(dir.path());
+    }
 }
 
 #[test]
 fn concurrent_flushes_all_return_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(SledBackend::open(dir.path()).unwrap());
-    std::thread::scope(|scope| {
-        for thread_idx in 0..8u8 {
-            let backend = &backend;
-            scope.spawn(move || {
-                for write_idx in 0..25u8 {
-                    backend
-                        .apply(vec![put(&[thread_idx, write_idx], b"v")])
-                        .unwrap();
-                    backend.flush().unwrap();
-                }
-            });
-        }
-    });
-    drop(backend);
-    let backend = SledBackend::open(dir.path()).unwrap();
-    assert_eq!(backend.count_prefix(b"").unwrap(), 8 * 25);
+    for engine in DURABLE {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn KvBackend> = Arc::from(engine.open(dir.path()).unwrap());
+        std::thread::scope(|scope| {
+            for thread_idx in 0..8u8 {
+                let backend = &backend;
+                scope.spawn(move || {
+                    for write_idx in 0..25u8 {
+                        backend
+                            .apply(vec![put(&[thread_idx, write_idx], b"v")])
+                            .unwrap();
+                        backend.flush().unwrap();
+                    }
+                });
+            }
+        });
+        drop(backend);
+        let backend = engine.reopen(dir.path());
+        assert_eq!(backend.count_prefix(b"").unwrap(), 8 * 25, "{engine:?}");
+    }
 }
 
 #[test]
@@ -342,6 +405,8 @@ fn group_commit_shares_flushes_and_recovers_from_errors() {
 
 /// Set in the child process of `acknowledged_writes_survive_kill_9` to the store directory.
 const CRASH_CHILD_DIR: &str = "CUSTODIA_STORE_TEST_CRASH_CHILD_DIR";
+/// Set in the child process to the engine's name.
+const CRASH_CHILD_ENGINE: &str = "CUSTODIA_STORE_TEST_CRASH_CHILD_ENGINE";
 const N_ACKNOWLEDGED: u32 = 500;
 const FLUSHED_MARKER: &str = "custodia-store-crash-child-flushed";
 
@@ -351,7 +416,8 @@ fn crash_child() {
     let Some(dir) = std::env::var_os(CRASH_CHILD_DIR) else {
         return;
     };
-    let backend = SledBackend::open(Path::new(&dir)).unwrap();
+    let engine = Durable::named(&std::env::var(CRASH_CHILD_ENGINE).unwrap());
+    let backend = engine.open(Path::new(&dir)).unwrap();
     for i in 0..N_ACKNOWLEDGED {
         backend
             .apply(vec![put(
@@ -386,6 +452,12 @@ fn crash_child() {
 
 #[test]
 fn acknowledged_writes_survive_kill_9() {
+    for engine in DURABLE {
+        kill_9_in_a_write(engine);
+    }
+}
+
+fn kill_9_in_a_write(engine: Durable) {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -395,6 +467,7 @@ fn acknowledged_writes_survive_kill_9() {
             "--test-threads=1",
         ])
         .env(CRASH_CHILD_DIR, dir.path())
+        .env(CRASH_CHILD_ENGINE, engine.name())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -410,10 +483,11 @@ fn acknowledged_writes_survive_kill_9() {
     std::thread::sleep(Duration::from_millis(300));
     drop(child);
 
-    let backend = SledBackend::open(dir.path()).unwrap();
+    let backend = engine.open(dir.path()).unwrap();
     assert_eq!(
         backend.count_prefix(b"ack/").unwrap(),
-        u64::from(N_ACKNOWLEDGED)
+        u64::from(N_ACKNOWLEDGED),
+        "{engine:?}"
     );
     let xs = backend.scan_prefix(b"pair/x/", None, usize::MAX).unwrap();
     let ys = backend.scan_prefix(b"pair/y/", None, usize::MAX).unwrap();
@@ -423,7 +497,7 @@ fn acknowledged_writes_survive_kill_9() {
     assert_eq!(
         suffixes(&xs),
         suffixes(&ys),
-        "a batch survived the crash in part"
+        "{engine:?}: a batch survived the crash in part"
     );
     assert!(!xs.is_empty(), "flushed pairs are missing");
 }
