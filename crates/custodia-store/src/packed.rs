@@ -36,6 +36,13 @@ use crate::codec::Reader;
 /// tests, so that their few facts fill, split and empty many chunks.
 pub(crate) const CHUNK_FACTS: usize = if cfg!(test) { 4 } else { 32 };
 
+/// The key id of a subject's last chunk, its "open" chunk, which appends go to: it sorts after
+/// every event id (a v7 UUID has `7` in its version nibble, never `0xF`), so an append finds it
+/// with one point read, without a seek past its older versions. (An LSM engine keeps every
+/// version of a key rewritten since its last flush, and a range seek steps over them all; a
+/// point read does not.)
+pub(crate) const OPEN: [u8; 16] = [0xFF; 16];
+
 /// The chunk value's format version.
 const CHUNK_VERSION: u8 = 1;
 
@@ -109,18 +116,27 @@ pub(crate) fn resolve(backend: &dyn KvBackend, ops: Vec<FactOp>) -> Result<Vec<K
     }
     let mut writes = Vec::new();
     for chunks in subjects.into_values() {
-        chunks.into_writes(&mut writes);
+        chunks.into_writes(backend, &mut writes)?;
     }
     Ok(writes)
 }
 
 /// One subject's chunks as the batch sees them: those read from the store or written by the
-/// batch (`None`: emptied, to delete), and which of them the batch changed. Chunks the batch has
-/// not read are as the store has them.
+/// batch (`None`: emptied), by logical id, and which of them the batch changed. Chunks the
+/// batch has not read are as the store has them.
 struct SubjectChunks {
     prefix: Vec<u8>,
     chunks: BTreeMap<[u8; 16], Option<Vec<PackedFact>>>,
     changed: BTreeSet<[u8; 16]>,
+    /// Whether the subject's open chunk has been read (a point read, once per batch).
+    open_read: bool,
+    /// The logical id of the chunk stored under [`OPEN`], if one is.
+    stored_open: Option<[u8; 16]>,
+    /// The chunks read from keys of their own (not [`OPEN`]).
+    stored_sealed: BTreeSet<[u8; 16]>,
+    /// The view holds every stored chunk whose logical id is at or above this one: the open
+    /// chunk's, or the lowest id when the subject has no chunk stored at all.
+    complete_from: Option<[u8; 16]>,
 }
 
 impl SubjectChunks {
@@ -129,6 +145,10 @@ impl SubjectChunks {
             prefix,
             chunks: BTreeMap::new(),
             changed: BTreeSet::new(),
+            open_read: false,
+            stored_open: None,
+            stored_sealed: BTreeSet::new(),
+            complete_from: None,
         }
     }
 
@@ -136,13 +156,39 @@ impl SubjectChunks {
     /// holds it live.
     fn load(&mut self, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
         let id = chunk_id(key, self.prefix.len())?;
+        if id == OPEN {
+            // Read first of all (`read_open`): the view has it under its logical id.
+            return Ok(self
+                .stored_open
+                .is_some_and(|open| matches!(self.chunks.get(&open), Some(Some(_)))));
+        }
         match self.chunks.get(&id) {
             Some(chunk) => Ok(chunk.is_some()),
             None => {
                 self.chunks.insert(id, Some(decode_chunk(value)?));
+                self.stored_sealed.insert(id);
                 Ok(true)
             }
         }
+    }
+
+    /// Reads the subject's open chunk (its last) into the view, once: a point read, which is
+    /// all an append needs.
+    fn read_open(&mut self, backend: &dyn KvBackend) -> Result<(), StoreError> {
+        if self.open_read {
+            return Ok(());
+        }
+        self.open_read = true;
+        let mut key = self.prefix.clone();
+        key.extend_from_slice(&OPEN);
+        if let Some(value) = backend.get(&key)? {
+            let facts = decode_chunk(&value)?;
+            let id = facts[0].0;
+            self.chunks.insert(id, Some(facts));
+            self.stored_open = Some(id);
+            self.complete_from = Some(id);
+        }
+        Ok(())
     }
 
     /// The id of the chunk that holds, or would take, `event`; `None` when the subject has no
@@ -152,17 +198,31 @@ impl SubjectChunks {
         backend: &dyn KvBackend,
         event: [u8; 16],
     ) -> Result<Option<[u8; 16]>, StoreError> {
-        // The stored chunk with the greatest key at or before `event`; if this batch emptied
-        // it, the one before that, and so on. Once it is in the view, no chunk the view lacks
-        // can beat the view's own greatest key at or before `event`.
-        let mut before = self.prefix.clone();
-        before.extend_from_slice(&event);
-        before.push(0);
-        while let Some((key, value)) = backend.last_before(&self.prefix, &before)? {
-            if self.load(&key, &value)? {
-                break;
+        self.read_open(backend)?;
+        // Where the view holds every stored chunk from some id on, and a live one between that
+        // id and `event`, the answer is in the view: an append to the open chunk reads nothing
+        // more.
+        let in_view = self.complete_from.is_some_and(|from| {
+            from <= event
+                && self
+                    .chunks
+                    .range(from..=event)
+                    .any(|(_, chunk)| chunk.is_some())
+        });
+        if !in_view {
+            // The stored chunk with the greatest key at or before `event`; if this batch
+            // emptied it, the one before that, and so on. Once it is in the view, no chunk the
+            // view lacks can beat the view's own greatest key at or before `event`. (The open
+            // chunk's key sorts after every event: it is in the view already.)
+            let mut before = self.prefix.clone();
+            before.extend_from_slice(&event);
+            before.push(0);
+            while let Some((key, value)) = backend.last_before(&self.prefix, &before)? {
+                if self.load(&key, &value)? {
+                    break;
+                }
+                before = key;
             }
-            before = key;
         }
         if let Some((id, _)) = self
             .chunks
@@ -175,15 +235,21 @@ impl SubjectChunks {
         // Nothing at or before `event`: the subject's first chunk takes it. Stored chunks this
         // batch emptied are passed over until a live one is in the view.
         let mut after: Option<Vec<u8>> = None;
+        let mut stored_any = self.stored_open.is_some();
         while let Some((key, value)) = backend
             .scan_prefix(&self.prefix, after.as_deref(), 1)?
             .into_iter()
             .next()
         {
+            stored_any = true;
             if self.load(&key, &value)? {
                 break;
             }
             after = Some(key);
+        }
+        if !stored_any {
+            // Nothing stored: the view is the whole subject.
+            self.complete_from = Some([0; 16]);
         }
         Ok(self
             .chunks
@@ -257,18 +323,75 @@ impl SubjectChunks {
         Ok(())
     }
 
-    fn into_writes(mut self, writes: &mut Vec<KvOp>) {
-        for id in &self.changed {
-            let mut key = self.prefix.clone();
-            key.extend_from_slice(id);
-            match self.chunks.remove(id).flatten() {
-                Some(facts) => writes.push(KvOp::Put {
-                    key,
-                    value: encode_chunk(&facts),
-                }),
-                None => writes.push(KvOp::Delete { key }),
+    /// The writes that store the view: the subject's last live chunk under [`OPEN`], every
+    /// other live chunk the batch changed or moved under its own id, and the keys of emptied or
+    /// moved chunks deleted.
+    fn into_writes(
+        mut self,
+        backend: &dyn KvBackend,
+        writes: &mut Vec<KvOp>,
+    ) -> Result<(), StoreError> {
+        // The last live chunk must be in the view: unless the view holds every stored chunk
+        // from a live one on, read back from the end past chunks this batch emptied.
+        let last_in_view = self
+            .complete_from
+            .is_some_and(|from| self.chunks.range(from..).any(|(_, chunk)| chunk.is_some()));
+        if !last_in_view {
+            let mut before = self.prefix.clone();
+            before.extend_from_slice(&OPEN);
+            while let Some((key, value)) = backend.last_before(&self.prefix, &before)? {
+                if self.load(&key, &value)? {
+                    break;
+                }
+                before = key;
             }
         }
+        let last = self
+            .chunks
+            .iter()
+            .rev()
+            .find(|(_, chunk)| chunk.is_some())
+            .map(|(id, _)| *id);
+        let prefix = std::mem::take(&mut self.prefix);
+        let key_of = |id: &[u8; 16]| {
+            let mut key = prefix.clone();
+            key.extend_from_slice(id);
+            key
+        };
+        for (id, chunk) in &self.chunks {
+            let sealed_here = self.stored_sealed.contains(id);
+            match chunk {
+                Some(facts) if Some(*id) != last => {
+                    if self.changed.contains(id) || !sealed_here {
+                        writes.push(KvOp::Put {
+                            key: key_of(id),
+                            value: encode_chunk(facts),
+                        });
+                    }
+                }
+                _ => {
+                    if sealed_here {
+                        writes.push(KvOp::Delete { key: key_of(id) });
+                    }
+                }
+            }
+        }
+        match last {
+            Some(id) if self.changed.contains(&id) || self.stored_open != Some(id) => {
+                let facts = self.chunks.remove(&id).flatten().unwrap_or_default();
+                writes.push(KvOp::Put {
+                    key: key_of(&OPEN),
+                    value: encode_chunk(&facts),
+                });
+            }
+            Some(_) => {}
+            None => {
+                if self.stored_open.is_some() {
+                    writes.push(KvOp::Delete { key: key_of(&OPEN) });
+                }
+            }
+        }
+        Ok(())
     }
 }
 

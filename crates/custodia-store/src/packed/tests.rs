@@ -85,14 +85,15 @@ fn apply(store: &Store, model: &mut Model, batch_ops: &[Op], serial: &mut u8) {
 }
 
 /// Every chunk of `tenant` is non-empty, at most `CHUNK_FACTS`, in order, and its facts lie
-/// between its key (the first chunk of a subject excepted) and the next chunk's key.
+/// between its key (the first chunk of a subject excepted) and the next chunk's key; each
+/// subject's last chunk, and only that one, is stored under the open key, with its first fact
+/// as its logical key.
 fn check_chunks(backend: &dyn KvBackend, tenant: &TenantId) {
     let prefix = keys::fact_chunk_prefix(tenant).unwrap();
     let chunks = backend.scan_prefix(&prefix, None, usize::MAX).unwrap();
     let mut previous: Option<([u8; 16], [u8; 16], [u8; 16])> = None; // subject, key, last fact
-    for (key, value) in &chunks {
+    for (idx, (key, value)) in chunks.iter().enumerate() {
         let subject: [u8; 16] = key[prefix.len()..prefix.len() + 16].try_into().unwrap();
-        let id = chunk_id(key, prefix.len() + 16).unwrap();
         let facts = decode_chunk(value).unwrap();
         assert!(
             !facts.is_empty() && facts.len() <= CHUNK_FACTS,
@@ -100,6 +101,16 @@ fn check_chunks(backend: &dyn KvBackend, tenant: &TenantId) {
             facts.len()
         );
         let first = facts[0].0;
+        let subject_ends = chunks
+            .get(idx + 1)
+            .is_none_or(|(next, _)| next[prefix.len()..prefix.len() + 16] != subject);
+        let stored_id = chunk_id(key, prefix.len() + 16).unwrap();
+        assert_eq!(
+            stored_id == OPEN,
+            subject_ends,
+            "a subject's last chunk, and only it, is stored under the open key"
+        );
+        let id = if stored_id == OPEN { first } else { stored_id };
         match previous {
             Some((s, _, last)) if s == subject => {
                 assert!(first >= id, "a later chunk holds a fact below its key");
@@ -259,7 +270,8 @@ fn a_chunk_emptied_in_a_batch_leaves_its_range_to_the_chunk_before_it() {
         .iter()
         .map(|(key, _)| chunk_id(key, prefix.len() + 16).unwrap())
         .collect();
-    assert_eq!(keys, [event(0).to_bytes(), event(8).to_bytes()]);
+    // The chunk at 8 is now the subject's last: it moved to the open key.
+    assert_eq!(keys, [event(0).to_bytes(), OPEN]);
 }
 
 #[test]
@@ -363,4 +375,63 @@ fn the_first_layout_is_repacked_once_and_reads_the_same() {
     check_reads(&store, &*backend, &model, 7);
     assert_eq!(store.repack_facts().unwrap(), 0);
     check_reads(&store, &*backend, &model, 1000);
+}
+
+/// A backend that counts its range reads (scans and backwards seeks).
+#[derive(Default)]
+struct CountingSeeks {
+    inner: MemBackend,
+    seeks: std::sync::atomic::AtomicUsize,
+}
+
+impl KvBackend for CountingSeeks {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<crate::KvEntry>, StoreError> {
+        self.seeks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.scan_prefix(prefix, after, limit)
+    }
+    fn last_before(
+        &self,
+        prefix: &[u8],
+        before: &[u8],
+    ) -> Result<Option<crate::KvEntry>, StoreError> {
+        self.seeks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.last_before(prefix, before)
+    }
+    fn apply(&self, ops: Vec<crate::KvOp>) -> Result<(), StoreError> {
+        self.inner.apply(ops)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+}
+
+#[test]
+fn an_append_reads_the_open_chunk_with_a_point_read_and_no_seek() {
+    let backend = std::sync::Arc::new(CountingSeeks::default());
+    let store = Store::with_backend(backend.clone());
+    let (t, p) = (tenant(0), Pseudonym([1; 16]));
+    let mut model = Model::new();
+    for n in 0..(CHUNK_FACTS * 3) as u16 {
+        let before = backend.seeks.load(std::sync::atomic::Ordering::SeqCst);
+        let mut batch = WriteBatch::new();
+        batch.put_fact(&t, &p, event(n), vec![n as u8]);
+        model.insert((t.clone(), p, event(n)), vec![n as u8]);
+        store.write(batch).unwrap();
+        let seeks = backend.seeks.load(std::sync::atomic::Ordering::SeqCst) - before;
+        // The subject's first fact looks for chunks (a backwards seek, then a forward one);
+        // every later append, also one that seals a full chunk, needs none.
+        assert_eq!(seeks, if n == 0 { 2 } else { 0 }, "fact {n}");
+    }
+    check_reads(&store, &backend.inner, &model, 5);
 }
