@@ -174,6 +174,16 @@ impl DashboardAccumulator {
         }
     }
 
+    /// Adds what `other` summed: an accumulator made with the same parameters and request,
+    /// fed other subjects (a share of them summed on another thread, say). Each subject must
+    /// have gone to exactly one of the two.
+    pub fn merge(&mut self, other: DashboardAccumulator) {
+        self.period.merge(other.period);
+        if let (Some((_, _, series)), Some((_, _, theirs))) = (&mut self.series, other.series) {
+            series.merge(theirs);
+        }
+    }
+
     /// The dashboard; `excluded_for_consent` is reported as it is.
     pub fn finish(self, excluded_for_consent: u64) -> Dashboard {
         let params = &self.params;

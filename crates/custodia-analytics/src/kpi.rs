@@ -266,6 +266,17 @@ impl WindowTotals {
         }
     }
 
+    /// Adds the totals of `other`, which summed other subjects over the same windows.
+    pub(crate) fn merge(&mut self, other: WindowTotals) {
+        debug_assert_eq!(self.boundaries, other.boundaries);
+        for (totals, theirs) in self.totals.iter_mut().zip(other.totals) {
+            totals.merge(theirs);
+        }
+        for (count, theirs) in self.new_prior.iter_mut().zip(other.new_prior) {
+            *count += theirs;
+        }
+    }
+
     pub(crate) fn finish(self) -> Vec<Totals> {
         let mut totals = self.totals;
         let mut prior_customers = 0;
@@ -401,6 +412,24 @@ impl Totals {
             }
             totals.orders += figures.orders;
             totals.net_minor += figures.net_minor;
+        }
+    }
+
+    /// Adds the totals of other subjects over the same window.
+    fn merge(&mut self, other: Totals) {
+        self.customers += other.customers;
+        self.repeat_customers += other.repeat_customers;
+        self.orders += other.orders;
+        self.prior_customers += other.prior_customers;
+        self.retained_customers += other.retained_customers;
+        self.nps_respondents += other.nps_respondents;
+        self.promoters += other.promoters;
+        self.detractors += other.detractors;
+        for (currency, theirs) in other.by_currency {
+            let totals = self.by_currency.entry(currency).or_default();
+            totals.customers += theirs.customers;
+            totals.orders += theirs.orders;
+            totals.net_minor += theirs.net_minor;
         }
     }
 

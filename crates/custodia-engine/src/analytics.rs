@@ -86,6 +86,21 @@ impl AllowedFacts {
 /// Facts read per page.
 const PAGE: usize = 4_096;
 
+/// A copy this large is summed in shares on several threads (a dashboard call); a smaller one
+/// on the calling thread alone, where starting threads would cost more than they save.
+const PARALLEL_FROM_SUBJECTS: usize = 50_000;
+
+/// The most threads one analytics query uses.
+const MAX_QUERY_THREADS: usize = 8;
+
+/// How to sum subjects into an accumulator of type `A` in shares: a new accumulator, one
+/// subject's facts added, and two accumulators of disjoint shares merged.
+struct Fold<'a, A> {
+    init: &'a (dyn Fn() -> A + Sync),
+    add: &'a (dyn Fn(&mut A, &[Fact]) + Sync),
+    merge: &'a dyn Fn(&mut A, A),
+}
+
 /// Settings of the analytics queries.
 #[derive(Debug, Clone)]
 pub struct AnalyticsConfig {
@@ -320,11 +335,25 @@ impl Engine {
         columns: &copy::Columns,
         add: &mut dyn FnMut(Pseudonym, &[Fact]),
     ) -> u64 {
-        let mut facts = Vec::new();
-        let mut excluded = 0u64;
         // One instant for the whole query: whether a consent has expired is judged against it.
         let now = self.clock.now();
-        columns.for_each_subject(|view| {
+        self.copy_share_allowed(caller, purpose, columns, &(..), now, add)
+    }
+
+    /// [`Engine::copy_each_allowed`] over the subjects whose pseudonyms are in `share`, with
+    /// consent expiry judged at `now`.
+    fn copy_share_allowed(
+        &self,
+        caller: &Caller,
+        purpose: &custodia_policy::Purpose,
+        columns: &copy::Columns,
+        share: &impl std::ops::RangeBounds<Pseudonym>,
+        now: Timestamp,
+        add: &mut dyn FnMut(Pseudonym, &[Fact]),
+    ) -> u64 {
+        let mut facts = Vec::new();
+        let mut excluded = 0u64;
+        columns.for_each_subject_in(share, |view| {
             if !view.has_facts() {
                 return;
             }
@@ -339,14 +368,64 @@ impl Engine {
         excluded
     }
 
-    /// Hands each subject's facts that analytics may use to `add`, one subject at a time in
-    /// pseudonym order, and returns how many subjects were left out: from the in-memory copy
-    /// once it is built, else from the store.
-    fn each_allowed(
+    /// Sums the allowed subjects of the copy into accumulators made by `init`, one per share
+    /// of the subjects, each share on a thread of its own (this one included) when the copy
+    /// is large enough to gain from it, then merges them in pseudonym order; and counts the
+    /// subjects left out.
+    fn copy_fold<A: Send>(
         &self,
         caller: &Caller,
-        add: &mut dyn FnMut(Pseudonym, &[Fact]),
-    ) -> Result<u64, EngineError> {
+        purpose: &custodia_policy::Purpose,
+        columns: &copy::Columns,
+        fold: &Fold<'_, A>,
+    ) -> (A, u64) {
+        let threads = if cfg!(test) {
+            // Tests sum in shares whatever their size and the machine's cores.
+            3
+        } else if columns.n_base_subjects() >= PARALLEL_FROM_SUBJECTS {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_QUERY_THREADS)
+        } else {
+            1
+        };
+        let now = self.clock.now();
+        let run = |share: &(std::ops::Bound<Pseudonym>, std::ops::Bound<Pseudonym>)| {
+            let mut acc = (fold.init)();
+            let excluded =
+                self.copy_share_allowed(caller, purpose, columns, share, now, &mut |_, facts| {
+                    (fold.add)(&mut acc, facts)
+                });
+            (acc, excluded)
+        };
+        let shares = columns.shares(threads);
+        let mut results = std::thread::scope(|scope| {
+            let others: Vec<_> = shares[1..]
+                .iter()
+                .map(|share| scope.spawn(move || run(share)))
+                .collect();
+            let mut results = vec![run(&shares[0])];
+            for other in others {
+                results.push(
+                    other
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            results
+        })
+        .into_iter();
+        let (mut acc, mut excluded) = results.next().unwrap_or_else(|| ((fold.init)(), 0));
+        for (theirs, their_excluded) in results {
+            (fold.merge)(&mut acc, theirs);
+            excluded += their_excluded;
+        }
+        (acc, excluded)
+    }
+
+    /// The `analytics` purpose, once the caller may use it for analytics; replays anything
+    /// the consent view missed.
+    fn analytics_purpose(&self, caller: &Caller) -> Result<&custodia_policy::Purpose, EngineError> {
         caller.require(Operation::Analytics)?;
         let purpose_id: PurposeId = ANALYTICS_PURPOSE
             .parse()
@@ -361,14 +440,45 @@ impl Engine {
                 purpose: purpose_id.to_string(),
             }
         })?;
-        // Replays anything the consent view missed.
         self.ledger(&caller.tenant)?;
+        Ok(purpose)
+    }
+
+    /// Hands each subject's facts that analytics may use to `add`, one subject at a time in
+    /// pseudonym order, and returns how many subjects were left out: from the in-memory copy
+    /// once it is built, else from the store.
+    fn each_allowed(
+        &self,
+        caller: &Caller,
+        add: &mut dyn FnMut(Pseudonym, &[Fact]),
+    ) -> Result<u64, EngineError> {
+        let purpose = self.analytics_purpose(caller)?;
         if let Some(excluded) = self.analytics_copies.0.query(&caller.tenant, |columns| {
             self.copy_each_allowed(caller, purpose, columns, &mut *add)
         }) {
             return Ok(excluded);
         }
         self.store_each_allowed(caller, purpose, add)
+    }
+
+    /// Sums every subject that analytics may use with `fold` and counts those left out: from
+    /// the in-memory copy once it is built, in shares on several threads, else from the store
+    /// on this one.
+    fn fold_allowed<A: Send>(
+        &self,
+        caller: &Caller,
+        fold: &Fold<'_, A>,
+    ) -> Result<(A, u64), EngineError> {
+        let purpose = self.analytics_purpose(caller)?;
+        if let Some(folded) = self.analytics_copies.0.query(&caller.tenant, |columns| {
+            self.copy_fold(caller, purpose, columns, fold)
+        }) {
+            return Ok(folded);
+        }
+        let mut acc = (fold.init)();
+        let excluded =
+            self.store_each_allowed(caller, purpose, &mut |_, facts| (fold.add)(&mut acc, facts))?;
+        Ok((acc, excluded))
     }
 
     /// Every subject's facts that analytics may use, and how many subjects were left out,
@@ -488,8 +598,16 @@ impl Engine {
     ) -> Result<Dashboard, EngineError> {
         let params = self.analytics_params(from, to)?;
         // Refused before the scan.
-        let mut dashboard = DashboardAccumulator::new(&params, request).map_err(dashboard_error)?;
-        let excluded = self.each_allowed(caller, &mut |_, facts| dashboard.add_subject(facts))?;
+        DashboardAccumulator::new(&params, request).map_err(dashboard_error)?;
+        let fold = Fold {
+            init: &|| {
+                DashboardAccumulator::new(&params, request)
+                    .unwrap_or_else(|_| unreachable!("the same request was accepted above"))
+            },
+            add: &|dashboard, facts| dashboard.add_subject(facts),
+            merge: &|dashboard, theirs| dashboard.merge(theirs),
+        };
+        let (dashboard, excluded) = self.fold_allowed(caller, &fold)?;
         Ok(dashboard.finish(excluded))
     }
 

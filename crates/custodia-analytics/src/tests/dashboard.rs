@@ -351,4 +351,41 @@ proptest! {
         );
         prop_assert_eq!(segments.finish(3), compute_segments(pairs(&subjects), 3, &params));
     }
+
+    /// Subjects split between accumulators at any points, each fed its share, then merged,
+    /// equal the batch computation (the engine sums shares of the copy on several threads).
+    #[test]
+    fn merged_shares_equal_the_batch_computation(
+        facts in facts(),
+        start_day in 0i64..900,
+        length_days in 1i64..400,
+        interval in prop_oneof![Just(Interval::Day), Just(Interval::Week), Just(Interval::Month)],
+        compare_previous in any::<bool>(),
+        series in any::<bool>(),
+        cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+    ) {
+        let from = at("2022-01-01T00:00:00Z").plus_days(start_day);
+        let params = Params::new(from, from.plus_days(length_days)).unwrap();
+        let subjects = by_subject(&facts);
+        let request = DashboardRequest { compare_previous, series: series.then_some(interval) };
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(subjects.len() + 1)).collect();
+        cuts.push(0);
+        cuts.push(subjects.len());
+        cuts.sort_unstable();
+        let mut shares = cuts.windows(2).map(|share| {
+            let mut dashboard = DashboardAccumulator::new(&params, request).unwrap();
+            for (_, facts) in &subjects[share[0]..share[1]] {
+                dashboard.add_subject(facts);
+            }
+            dashboard
+        });
+        let mut merged = shares.next().unwrap();
+        for share in shares {
+            merged.merge(share);
+        }
+        prop_assert_eq!(
+            merged.finish(3),
+            compute_dashboard(pairs(&subjects), 3, &params, request).unwrap()
+        );
+    }
 }

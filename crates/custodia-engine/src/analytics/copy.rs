@@ -14,6 +14,7 @@
 //! subjects (at least 4,096), so a write costs a few map operations and a fold is amortized.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -266,7 +267,44 @@ impl Columns {
     }
 
     /// Calls `visit` for every subject in pseudonym order.
-    pub(crate) fn for_each_subject(&self, mut visit: impl FnMut(&SubjectView<'_>)) {
+    pub(crate) fn for_each_subject(&self, visit: impl FnMut(&SubjectView<'_>)) {
+        self.for_each_subject_in(&(..), visit);
+    }
+
+    /// How many subjects the columns hold (those changed since they were built not counted).
+    pub(crate) fn n_base_subjects(&self) -> usize {
+        self.base.n_subjects()
+    }
+
+    /// Cuts the subjects into at most `n` shares of about as many base rows each, as ranges of
+    /// pseudonyms that together cover every pseudonym once, in order.
+    pub(crate) fn shares(&self, n: usize) -> Vec<(Bound<Pseudonym>, Bound<Pseudonym>)> {
+        let n_subjects = self.base.n_subjects();
+        let n = n.clamp(1, n_subjects.max(1));
+        // Strictly increasing: the base's pseudonyms are, and n is at most their number.
+        let cuts: Vec<Pseudonym> = (1..n)
+            .map(|share| self.base.pseudonyms[share * n_subjects / n])
+            .collect();
+        (0..n)
+            .map(|share| {
+                let start = match share {
+                    0 => Bound::Unbounded,
+                    _ => Bound::Included(cuts[share - 1]),
+                };
+                let end = cuts
+                    .get(share)
+                    .map_or(Bound::Unbounded, |cut| Bound::Excluded(*cut));
+                (start, end)
+            })
+            .collect()
+    }
+
+    /// Calls `visit` for every subject whose pseudonym is in `range`, in pseudonym order.
+    pub(crate) fn for_each_subject_in(
+        &self,
+        range: &impl RangeBounds<Pseudonym>,
+        mut visit: impl FnMut(&SubjectView<'_>),
+    ) {
         fn of_delta<'a>(pseudonym: &Pseudonym, row: &'a SubjectRow) -> SubjectView<'a> {
             SubjectView {
                 pseudonym: *pseudonym,
@@ -275,9 +313,22 @@ impl Columns {
                 source: ViewSource::Delta(row),
             }
         }
-        let mut delta = self.delta.iter().peekable();
         let base = &self.base;
-        for subject_idx in 0..base.n_subjects() {
+        let first = match range.start_bound() {
+            Bound::Included(start) => base.pseudonyms.partition_point(|p| p < start),
+            Bound::Excluded(start) => base.pseudonyms.partition_point(|p| p <= start),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(end) => base.pseudonyms.partition_point(|p| p <= end),
+            Bound::Excluded(end) => base.pseudonyms.partition_point(|p| p < end),
+            Bound::Unbounded => base.n_subjects(),
+        };
+        let mut delta = self
+            .delta
+            .range((range.start_bound(), range.end_bound()))
+            .peekable();
+        for subject_idx in first..end.max(first) {
             let pseudonym = base.pseudonyms[subject_idx];
             while let Some((changed, row)) = delta.next_if(|(changed, _)| **changed < pseudonym) {
                 visit(&of_delta(changed, row));

@@ -509,3 +509,39 @@ fn a_store_of_the_first_unpacked_layout_is_repacked_when_the_engine_opens() {
     let after = f.engine.kpis(&app, from, to).unwrap();
     assert!((after.purchase_frequency.unwrap() - 8.0 / 6.0).abs() < 0.001);
 }
+
+/// The copy's shares cover every subject once, in order, for any number of shares (more
+/// shares than subjects included).
+#[test]
+fn the_copy_s_shares_cover_every_subject_once_in_order() {
+    use super::copy::{Columns, Flags, SubjectRow};
+    for n_subjects in [0u8, 1, 2, 5, 9] {
+        let columns = Columns::from_sorted((0..n_subjects).map(|s| {
+            (
+                custodia_core::Pseudonym([s * 3; 16]),
+                SubjectRow {
+                    consent: None,
+                    flags: Flags::default(),
+                    facts: Vec::new(),
+                },
+            )
+        }));
+        let mut all = Vec::new();
+        columns.for_each_subject(|view| all.push(view.pseudonym));
+        assert_eq!(all.len(), usize::from(n_subjects));
+        for n_shares in 1..=12 {
+            let shares = columns.shares(n_shares);
+            assert!(!shares.is_empty() && shares.len() <= n_shares.max(1));
+            let mut seen = Vec::new();
+            for share in &shares {
+                let mut in_share = Vec::new();
+                columns.for_each_subject_in(share, |view| in_share.push(view.pseudonym));
+                if n_subjects > 0 {
+                    assert!(!in_share.is_empty(), "an empty share of {n_shares}");
+                }
+                seen.extend(in_share);
+            }
+            assert_eq!(seen, all, "{n_subjects} subjects in {n_shares} shares");
+        }
+    }
+}
