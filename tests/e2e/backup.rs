@@ -527,20 +527,8 @@ fn online_backup_under_writes_restores_consistent_and_the_erased_stay_erased() {
 
 /// The largest file under `dir`, at any depth.
 fn largest_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut best: Option<(u64, std::path::PathBuf)> = None;
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let size = std::fs::metadata(&path).unwrap().len();
-                if best.as_ref().is_none_or(|(most, _)| size > *most) {
-                    best = Some((size, path));
-                }
-            }
-        }
-    }
-    best.expect("a file in the store").1
+    crate::harness::files_under(dir)
+        .into_iter()
+        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
+        .expect("a file in the store")
 }

@@ -298,20 +298,25 @@ impl Site {
 
     /// Every file under the site's directory (data, keys, log, anything else written there).
     pub fn all_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).unwrap().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
+        files_under(self.dir.path())
+    }
+}
+
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
             }
         }
-        let mut out = Vec::new();
-        walk(self.dir.path(), &mut out);
-        out
     }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
 }
 
 /// A running server.
