@@ -94,6 +94,8 @@ struct Acknowledged {
     orders: Vec<String>,
     /// Ledger positions of acknowledged consent decisions.
     decisions: Vec<u64>,
+    /// `userId`s whose analytics consent was acknowledged (each after an acknowledged order).
+    consented: Vec<String>,
 }
 
 /// Issue 16: ten times over one data directory, 64 clients identify and track through the
@@ -112,6 +114,8 @@ fn kill_9_under_64_clients_in_a_loop_loses_no_acknowledged_write() {
     let site = Site::new();
     let app = site.create_key("app");
     let compliance = site.create_key("compliance");
+    // Acknowledged over every cycle so far: customers, and those of them with analytics consent.
+    let (mut people_total, mut consented_total) = (0u64, 0u64);
     for cycle in 0..10u64 {
         let server = site.serve(&[]);
         let acked = Mutex::new(Acknowledged::default());
@@ -148,7 +152,9 @@ fn kill_9_under_64_clients_in_a_loop_loses_no_acknowledged_write() {
                         };
                         assert_eq!(answer.status, 201, "{:?}", answer.body);
                         let seq = answer.body["entry"]["seq"].as_u64().unwrap();
-                        acked.lock().unwrap().decisions.push(seq);
+                        let mut acked = acked.lock().unwrap();
+                        acked.decisions.push(seq);
+                        acked.consented.push(user);
                         i += 1;
                     }
                 });
@@ -218,6 +224,25 @@ fn kill_9_under_64_clients_in_a_loop_loses_no_acknowledged_write() {
                 );
             }
         }
+        // The analytics projection kept the acknowledged writes too: every acknowledged
+        // customer has a fact (one at creation), so is counted or left out for consent; every
+        // one who consented has an acknowledged order, so is a customer of the period.
+        people_total += acked.people.len() as u64;
+        consented_total += acked.consented.len() as u64;
+        let kpis = server.get(&app, "/v1/analytics/kpis");
+        assert_eq!(kpis.status, 200, "{:?}", kpis.body);
+        // Under k = 5 customers the figure is suppressed (null).
+        let customers = kpis.body["customers"].as_u64().unwrap_or(0);
+        let excluded = kpis.body["excluded_for_consent"].as_u64().unwrap();
+        assert!(
+            consented_total < 5 || customers >= consented_total,
+            "cycle {cycle}: {customers} customers, {consented_total} acknowledged consents"
+        );
+        assert!(
+            customers + excluded >= people_total,
+            "cycle {cycle}: {customers} customers and {excluded} left out for consent, \
+             {people_total} acknowledged customers"
+        );
         assert!(server.stop().success());
         let ledger = site.verify_ledger(&[]);
         let audit = site.verify_audit();
