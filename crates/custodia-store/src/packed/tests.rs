@@ -344,17 +344,16 @@ fn corrupt_chunks_are_refused_by_name() {
     assert!(corrupt(&encode_chunk(&[])));
 }
 
-#[test]
-fn the_first_layout_is_repacked_once_and_reads_the_same() {
-    let backend = std::sync::Arc::new(MemBackend::new());
-    let store = Store::with_backend(backend.clone());
+/// Writes facts in the first layout ('A' ‖ lp(tenant) ‖ pseudonym ‖ event → fact, one record
+/// per fact): three subjects in each tenant, `per_subject` facts each in tenant 0 and 30 more
+/// in tenant 1. Returns them as the model.
+fn first_layout(backend: &dyn KvBackend, per_subject: u16) -> Model {
     let mut model = Model::new();
-    // The first layout: 'A' ‖ lp(tenant) ‖ pseudonym ‖ event → fact, one record per fact.
     let mut ops = Vec::new();
     for (n, t) in [0u8, 1].iter().enumerate() {
         let tenant_name = tenant(*t);
         for subject in 0..3u8 {
-            for e in 0..(40 + 30 * n as u16) {
+            for e in 0..(per_subject + 30 * n as u16) {
                 let mut key = vec![b'A'];
                 key.extend_from_slice(&(tenant_name.as_str().len() as u32).to_be_bytes());
                 key.extend_from_slice(tenant_name.as_str().as_bytes());
@@ -370,6 +369,14 @@ fn the_first_layout_is_repacked_once_and_reads_the_same() {
         }
     }
     backend.apply(ops).unwrap();
+    model
+}
+
+#[test]
+fn the_first_layout_is_repacked_once_and_reads_the_same() {
+    let backend = std::sync::Arc::new(MemBackend::new());
+    let store = Store::with_backend(backend.clone());
+    let model = first_layout(&*backend, 40);
     assert_eq!(store.repack_facts().unwrap(), model.len() as u64);
     assert!(backend.scan_prefix(b"A", None, 1).unwrap().is_empty());
     check_reads(&store, &*backend, &model, 7);
@@ -377,14 +384,60 @@ fn the_first_layout_is_repacked_once_and_reads_the_same() {
     check_reads(&store, &*backend, &model, 1000);
 }
 
-/// A backend that counts its range reads (scans and backwards seeks).
-#[derive(Default)]
-struct CountingSeeks {
-    inner: MemBackend,
-    seeks: std::sync::atomic::AtomicUsize,
+/// A repack cut short (the disk fills, or the process dies, between two pages) leaves every
+/// fact in exactly one layout, and the next repack finishes the job.
+#[test]
+fn a_repack_cut_short_leaves_each_fact_in_one_layout_and_finishes_next_time() {
+    let backend = std::sync::Arc::new(Instrumented::default());
+    let store = Store::with_backend(backend.clone());
+    // More than two pages of 1,024.
+    let model = first_layout(&*backend, 400);
+    assert!(model.len() > 2 * 1024);
+    backend
+        .applies_left
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(
+        store.repack_facts(),
+        Err(StoreError::StorageFull(_))
+    ));
+    let old = backend.scan_prefix(b"A", None, usize::MAX).unwrap().len();
+    let mut packed = 0;
+    for t in 0..2 {
+        packed += store.facts(&tenant(t), None, usize::MAX).unwrap().len();
+    }
+    assert_eq!(
+        (old, packed),
+        (model.len() - 1024, 1024),
+        "one page moved, whole"
+    );
+
+    backend
+        .applies_left
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(store.repack_facts().unwrap(), (model.len() - 1024) as u64);
+    assert!(backend.scan_prefix(b"A", None, 1).unwrap().is_empty());
+    check_reads(&store, &backend.inner, &model, 100);
 }
 
-impl KvBackend for CountingSeeks {
+/// A backend that counts its range reads (scans and backwards seeks) and, once
+/// `applies_left` runs out, fails every write as a full disk would.
+struct Instrumented {
+    inner: MemBackend,
+    seeks: std::sync::atomic::AtomicUsize,
+    applies_left: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Instrumented {
+    fn default() -> Instrumented {
+        Instrumented {
+            inner: MemBackend::new(),
+            seeks: std::sync::atomic::AtomicUsize::new(0),
+            applies_left: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        }
+    }
+}
+
+impl KvBackend for Instrumented {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get(key)
     }
@@ -406,6 +459,17 @@ impl KvBackend for CountingSeeks {
         self.inner.last_before(prefix, before)
     }
     fn apply(&self, ops: Vec<crate::KvOp>) -> Result<(), StoreError> {
+        let left = &self.applies_left;
+        if left
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_err()
+        {
+            return Err(StoreError::StorageFull("no space left (test)".to_owned()));
+        }
         self.inner.apply(ops)
     }
     fn flush(&self) -> Result<(), StoreError> {
@@ -418,7 +482,7 @@ impl KvBackend for CountingSeeks {
 
 #[test]
 fn an_append_reads_the_open_chunk_with_a_point_read_and_no_seek() {
-    let backend = std::sync::Arc::new(CountingSeeks::default());
+    let backend = std::sync::Arc::new(Instrumented::default());
     let store = Store::with_backend(backend.clone());
     let (t, p) = (tenant(0), Pseudonym([1; 16]));
     let mut model = Model::new();
