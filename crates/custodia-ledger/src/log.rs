@@ -167,6 +167,9 @@ pub struct Log {
     queue_changed: Condvar,
     witness_dir: Mutex<Option<PathBuf>>,
     recovery: Recovery,
+    /// Tests: how many more file writes of appends succeed; then each fails as on a full disk.
+    #[cfg(test)]
+    append_writes_left: AtomicU64,
 }
 
 /// Locks a mutex, going on after a panic elsewhere: every guarded state stays consistent
@@ -322,6 +325,8 @@ impl Log {
             queue_changed: Condvar::new(),
             witness_dir: Mutex::new(None),
             recovery,
+            #[cfg(test)]
+            append_writes_left: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -545,6 +550,17 @@ impl Log {
         bytes: &[u8],
         offset: u64,
     ) -> Result<(), LedgerError> {
+        #[cfg(test)]
+        if self
+            .append_writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(LedgerError::io(
+                self.path(name),
+                std::io::Error::from(std::io::ErrorKind::StorageFull),
+            ));
+        }
         file.write_all_at(bytes, offset)
             .and_then(|()| file.sync_data())
             .map_err(|e| LedgerError::io(self.path(name), e))

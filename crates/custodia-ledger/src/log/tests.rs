@@ -383,6 +383,81 @@ fn concurrent_appends_are_all_committed_once() {
     assert_eq!(log.root(seen).unwrap(), root_from_leaves(&all));
 }
 
+/// Appends that share a group commit whose write fails (a full disk) all fail, none of them
+/// is acknowledged, and the log refuses writes until it is reopened, which keeps what was
+/// acknowledged before and nothing of the failed group.
+#[test]
+fn a_failed_group_commit_fails_every_caller_of_it_and_acknowledges_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path()).unwrap());
+    log.append(&[b"before".to_vec()]).unwrap();
+    // One more batch is written (its three files); the next one meets a full disk.
+    log.append_writes_left.store(3, Ordering::SeqCst);
+    let n_callers = 16u8;
+    let results: Vec<Result<u64, LedgerError>> = std::thread::scope(|scope| {
+        // Hold the writer: the first caller leads a batch of its own and waits here, the others
+        // queue up behind it and are written together next.
+        let held = lock(&log.writer);
+        let callers: Vec<_> = (0..n_callers)
+            .map(|i| {
+                let log = &log;
+                scope.spawn(move || log.append(&[vec![i]]))
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        while lock(&log.queue).pending.len() < usize::from(n_callers) - 1
+            && started.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(
+            lock(&log.queue).pending.len(),
+            usize::from(n_callers) - 1,
+            "the callers wait for one group"
+        );
+        drop(held);
+        callers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let acknowledged: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .copied()
+        .collect();
+    assert_eq!(
+        acknowledged,
+        [1],
+        "only the first caller's own batch was written"
+    );
+    for result in results.iter().filter(|r| r.is_err()) {
+        match result {
+            Err(LedgerError::Io { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::StorageFull)
+            }
+            other => panic!("a caller of the failed group was answered {other:?}"),
+        }
+    }
+    assert_eq!(
+        log.tree_size(),
+        2,
+        "nothing of the failed group acknowledged"
+    );
+    assert!(log.is_poisoned());
+    log.append_writes_left.store(u64::MAX, Ordering::SeqCst);
+    assert!(matches!(
+        log.append(&[b"refused".to_vec()]),
+        Err(LedgerError::Poisoned)
+    ));
+    drop(log);
+    let log = Log::open(dir.path()).unwrap();
+    assert_eq!(
+        log.tree_size(),
+        2,
+        "the reopened log holds what was acknowledged"
+    );
+    assert_eq!(log.entry(0).unwrap(), b"before");
+    assert_eq!(log.append(&[b"after".to_vec()]).unwrap(), 2);
+}
+
 #[test]
 fn checkpoints_are_kept_signed_and_copied_to_the_witness() {
     let dir = tempfile::tempdir().unwrap();
