@@ -46,7 +46,10 @@ pub(crate) struct SearchIndexes {
     /// keep growing across restarts.
     next_seq: AtomicU64,
     /// Serializes indexing rounds (the queue is processed in order, by one worker at a time).
-    round: Mutex<()>,
+    /// Holds, per tenant, the greatest seq the last round took: the next round reads the queue
+    /// after it, and from the start only once nothing follows (an entry whose seq was handed out
+    /// before that one but whose write landed after the round read the queue is found then).
+    round: Mutex<HashMap<TenantId, u64>>,
 }
 
 impl SearchIndexes {
@@ -55,7 +58,7 @@ impl SearchIndexes {
             root,
             open: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(start_seq),
-            round: Mutex::new(()),
+            round: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -219,11 +222,16 @@ impl Engine {
     /// documents, commits the index, then removes the handled entries. Returns how many entries
     /// it handled (0: the index is up to date).
     pub fn index_pending(&self, tenant: &TenantId) -> Result<usize, EngineError> {
-        let _round = self.search.round.lock().unwrap_or_else(|p| p.into_inner());
-        let queued = self.store.search_queue(tenant, ROUND)?;
-        if queued.is_empty() {
-            return Ok(0);
+        let mut resume = self.search.round.lock().unwrap_or_else(|p| p.into_inner());
+        let after = resume.get(tenant).copied();
+        let mut queued = self.store.search_queue_after(tenant, after, ROUND)?;
+        if queued.is_empty() && after.is_some() {
+            queued = self.store.search_queue(tenant, ROUND)?;
         }
+        let Some(&(last, _)) = queued.last() else {
+            resume.remove(tenant);
+            return Ok(0);
+        };
         let index = self.search_index(tenant)?;
         let mut batch = WriteBatch::new();
         let mut done: Vec<SubjectId> = Vec::new();
@@ -233,13 +241,13 @@ impl Engine {
                 done.push(*subject);
             }
         }
-        let last = queued.last().map_or(0, |(seq, _)| *seq);
         index.commit(last)?;
         for (seq, subject) in &queued {
             batch.dequeue_search(tenant, *seq, *subject);
         }
         self.store.write(batch)?;
         self.store.flush()?;
+        resume.insert(tenant.clone(), last);
         Ok(queued.len())
     }
 

@@ -503,9 +503,26 @@ impl Store {
         tenant: &TenantId,
         limit: usize,
     ) -> Result<Vec<(u64, SubjectId)>, StoreError> {
+        self.search_queue_after(tenant, None, limit)
+    }
+
+    /// [`Store::search_queue`] from the first entry whose seq is above `after`, if given. (In an
+    /// LSM engine a scan from the queue's start steps over the deletions of every entry taken
+    /// since the last memtable flush; the indexer resumes after what it took.)
+    pub fn search_queue_after(
+        &self,
+        tenant: &TenantId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, SubjectId)>, StoreError> {
         let prefix = keys::queue_prefix(tenant)?;
+        // Every key of a seq at most `after` sorts below this one (seq, then the greatest
+        // subject id).
+        let after_key = after
+            .map(|seq| keys::queue_key(tenant, seq, SubjectId::from_bytes([0xFF; 16])))
+            .transpose()?;
         self.backend
-            .scan_prefix(&prefix, None, limit)?
+            .scan_prefix(&prefix, after_key.as_deref(), limit)?
             .into_iter()
             .map(|(key, _)| {
                 let rest = key.get(prefix.len()..).filter(|r| r.len() == 24).ok_or(

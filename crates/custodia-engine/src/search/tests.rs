@@ -180,3 +180,37 @@ fn a_purge_noted_before_a_crash_still_takes_the_document_out() {
         Vec::<SubjectId>::new()
     );
 }
+
+/// The indexer reads the queue after the last entry it took; an entry whose seq was handed
+/// out earlier but whose write landed later is still taken, once nothing follows.
+#[test]
+fn an_entry_written_after_the_indexer_passed_its_seq_is_still_indexed() {
+    let f = fixture();
+    let app = f.caller("app");
+    let tenant = app.tenant.clone();
+    let first = f
+        .identify(
+            &app,
+            json!({"userId": "u1", "traits": {"name": "Jürgen Müller"}}),
+        )
+        .subject_id;
+    f.identify(
+        &app,
+        json!({"userId": "u2", "traits": {"name": "Anna Miller"}}),
+    );
+    assert_eq!(f.engine.index_pending(&tenant).unwrap(), 2);
+    // Queued again under a seq below those the indexer took, as a write that drew its seq
+    // first and landed last would be.
+    let mut batch = custodia_store::WriteBatch::new();
+    batch.queue_for_search(&tenant, 1, first);
+    f.engine.store.write(batch).unwrap();
+    assert_eq!(f.engine.pending_search_updates(&tenant, 10).unwrap(), 1);
+    assert_eq!(
+        f.engine.index_pending(&tenant).unwrap(),
+        1,
+        "the late entry taken"
+    );
+    assert_eq!(f.engine.index_pending(&tenant).unwrap(), 0);
+    assert_eq!(f.engine.pending_search_updates(&tenant, 10).unwrap(), 0);
+    assert_eq!(search(&f, &app, "customer_support", "muller"), vec![first]);
+}
