@@ -9,6 +9,7 @@ use std::ops::Bound;
 use crate::StoreError;
 
 mod fjall_engine;
+mod group_commit;
 mod mem;
 mod sled_engine;
 

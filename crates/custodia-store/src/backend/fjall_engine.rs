@@ -11,7 +11,7 @@ use std::path::Path;
 
 use fjall::Readable;
 
-use super::sled_engine::GroupCommit;
+use super::group_commit::GroupCommit;
 use super::{KvBackend, KvEntry, KvOp, scan_start, seek_end};
 use crate::StoreError;
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use super::sled_engine::GroupCommit;
+use super::group_commit::GroupCommit;
 use super::*;
 
 /// A durable engine, by the name the crash child is told.
