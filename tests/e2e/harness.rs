@@ -182,7 +182,14 @@ impl Site {
 
     /// Creates an API key with `custodia keys create`.
     pub fn create_key(&self, role: &str) -> String {
-        let out = self.run(&["keys", "create", "--role", role]);
+        self.create_key_with(role, &[])
+    }
+
+    /// [`Site::create_key`] with `extra` arguments (`--store-engine sled`, say).
+    pub fn create_key_with(&self, role: &str, extra: &[&str]) -> String {
+        let mut args = vec!["keys", "create", "--role", role];
+        args.extend(extra);
+        let out = self.run(&args);
         assert!(
             out.status.success(),
             "keys create: {}",

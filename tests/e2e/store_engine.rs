@@ -19,13 +19,10 @@ fn a_store_keeps_the_engine_that_wrote_it() {
     for (made_with, asked_later) in [(Some("sled"), "fjall"), (None, "sled")] {
         let site = Site::new();
         // The first command that opens the data directory makes the store.
-        let mut create = vec!["keys", "create", "--role", "app"];
-        if let Some(engine) = made_with {
-            create.extend(["--store-engine", engine]);
-        }
-        let out = site.run(&create);
-        assert!(out.status.success(), "{out:?}");
-        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let key = match made_with {
+            Some(engine) => site.create_key_with("app", &["--store-engine", engine]),
+            None => site.create_key("app"),
+        };
         let (sled, fjall) = engine_files(&site);
         assert_eq!(
             (sled, fjall),
