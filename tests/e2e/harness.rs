@@ -284,23 +284,7 @@ impl Site {
     /// upper-cased, hex and base64 (see [`needles`]). Returns the hits, naming file and canary
     /// index, never the canary, and how many bytes were scanned.
     pub fn plaintext_hits(&self, canaries: &[&str]) -> (Vec<String>, usize) {
-        let mut hits = Vec::new();
-        let mut n_bytes = 0;
-        for file in self.all_files() {
-            let bytes = std::fs::read(&file).unwrap();
-            n_bytes += bytes.len();
-            for (idx, canary) in canaries.iter().enumerate() {
-                for (encoding, needle) in needles(canary) {
-                    if find(&bytes, &needle) {
-                        hits.push(format!(
-                            "{} holds canary #{idx} ({encoding})",
-                            file.display()
-                        ));
-                    }
-                }
-            }
-        }
-        (hits, n_bytes)
+        plaintext_hits_in(&self.all_files(), canaries)
     }
 
     /// Every file under the site's directory (data, keys, log, anything else written there).
@@ -309,14 +293,35 @@ impl Site {
     }
 }
 
-/// Every file under `dir`, at any depth.
+/// [`Site::plaintext_hits`] over `files`.
+pub fn plaintext_hits_in(files: &[PathBuf], canaries: &[&str]) -> (Vec<String>, usize) {
+    let mut hits = Vec::new();
+    let mut n_bytes = 0;
+    for file in files {
+        let bytes = std::fs::read(file).unwrap();
+        n_bytes += bytes.len();
+        for (idx, canary) in canaries.iter().enumerate() {
+            for (encoding, needle) in needles(canary) {
+                if find(&bytes, &needle) {
+                    hits.push(format!(
+                        "{} holds canary #{idx} ({encoding})",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    (hits, n_bytes)
+}
+
+/// Every file under `dir`, at any depth (regular files only: not sockets or pipes).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
             if path.is_dir() {
                 walk(&path, out);
-            } else {
+            } else if path.is_file() {
                 out.push(path);
             }
         }
@@ -538,7 +543,7 @@ pub fn needles(canary: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 pub fn find(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The headers of a GET of `url` without a key, by lower-case name (empty when absent).
@@ -566,4 +571,35 @@ pub fn copy_policies(dir: &Path) {
     {
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
+}
+
+/// A throwaway PostgreSQL cluster for one test (tests/setup.sh installs PostgreSQL).
+pub fn postgres() -> custodia_pgcluster::Cluster {
+    custodia_pgcluster::Cluster::start(40).expect("a throwaway PostgreSQL cluster")
+}
+
+/// Runs `sql` on database `postgres` of `cluster` as its superuser; the first column of each
+/// row, as text.
+pub fn postgres_sql(cluster: &custodia_pgcluster::Cluster, sql: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config: tokio_postgres::Config = cluster.url("postgres").parse().unwrap();
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .simple_query(sql)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    Some(row.get(0).unwrap_or_default().to_owned())
+                }
+                _ => None,
+            })
+            .collect()
+    })
 }

@@ -10,20 +10,48 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use crate::harness::{Site, find, needles};
+use crate::harness::{self, Site, files_under, find, needles, plaintext_hits_in, postgres_sql};
 
 #[test]
 fn canaries_never_reach_the_disk_or_the_log() {
     for engine in ["fjall", "sled"] {
-        canaries_never_reach_the_disk_over(engine);
+        canaries_never_reach_the_disk_over(StoreAt::Embedded(engine));
     }
 }
 
-fn canaries_never_reach_the_disk_over(engine: &str) {
+/// P1 with the store in PostgreSQL: the scan also covers the whole cluster, its tables and its
+/// WAL (after a checkpoint, so that the tables' pages are on disk too) and its server log.
+#[test]
+fn canaries_never_reach_the_disk_with_the_store_in_postgres() {
+    let cluster = harness::postgres();
+    canaries_never_reach_the_disk_over(StoreAt::Postgres(&cluster));
+}
+
+/// Where the store of a P1 run is.
+#[derive(Clone, Copy)]
+enum StoreAt<'a> {
+    /// In the data directory, with this engine.
+    Embedded(&'a str),
+    Postgres(&'a custodia_pgcluster::Cluster),
+}
+
+fn canaries_never_reach_the_disk_over(store: StoreAt<'_>) {
     let site = Site::new();
     // The first command to open the data directory makes the store.
-    let key = site.create_key_with("app", &["--store-engine", engine]);
-    let server = site.serve(&[]);
+    let (store_args, engine) = match store {
+        StoreAt::Embedded(engine) => (vec!["--store-engine".to_owned(), engine.to_owned()], engine),
+        StoreAt::Postgres(cluster) => (
+            vec!["--store".to_owned(), cluster.url("postgres")],
+            "postgres",
+        ),
+    };
+    let store_args: Vec<&str> = store_args.iter().map(String::as_str).collect();
+    let key = site.create_key_with("app", &store_args);
+    let server = site.serve(if matches!(store, StoreAt::Postgres(_)) {
+        &store_args
+    } else {
+        &[]
+    });
 
     let canaries = [
         "CanaryEmailLocalPart7731",
@@ -144,7 +172,24 @@ fn canaries_never_reach_the_disk_over(engine: &str) {
     let mut all = canaries.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     all.push(email.clone());
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let (hits, n_bytes) = site.plaintext_hits(&all);
+    let mut files = site.all_files();
+    if let StoreAt::Postgres(cluster) = store {
+        postgres_sql(cluster, "CHECKPOINT");
+        let stored = postgres_sql(cluster, "SELECT count(*) FROM custodia_kv");
+        assert!(
+            stored[0].parse::<u64>().unwrap() > 10,
+            "the store is in PostgreSQL: {stored:?}"
+        );
+        let in_cluster = files_under(cluster.socket_dir());
+        assert!(
+            in_cluster
+                .iter()
+                .any(|f| f.components().any(|c| c.as_os_str() == "pg_wal")),
+            "the scan covers the WAL"
+        );
+        files.extend(in_cluster);
+    }
+    let (hits, n_bytes) = plaintext_hits_in(&files, &all);
     assert!(n_bytes > 10_000, "scanned {n_bytes} bytes only");
     assert!(
         hits.is_empty(),

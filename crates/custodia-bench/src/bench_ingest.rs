@@ -203,6 +203,7 @@ fn open_engine(
         keys_dir: dir.join("keys"),
         store_cache_bytes: custodia_store::DEFAULT_STORE_CACHE_BYTES,
         store_engine,
+        store_url: None,
         keyring: Keyring::new(RootKey::generate()?),
         policies: Policies::builtin(),
         clock: Arc::new(custodia_engine::SystemClock),
@@ -315,7 +316,7 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
         let baseline = Baseline::at_url(url)?;
         let note = baseline.describe.clone();
         (Some(baseline), note)
-    } else if let Some(initdb) = postgres::find_initdb() {
+    } else if let Some(initdb) = custodia_pgcluster::find_initdb() {
         let baseline = Baseline::throwaway(&initdb, most)?;
         let note = baseline.describe.clone();
         (Some(baseline), note)

@@ -115,6 +115,7 @@ fn open_engine_with(
         keys_dir: dir.join("keys"),
         store_cache_bytes,
         store_engine,
+        store_url: None,
         keyring: Keyring::new(RootKey::generate()?),
         policies: Policies::builtin(),
         clock: Arc::new(SystemClock),

@@ -126,6 +126,10 @@ pub enum EngineError {
     /// A stored record did not decode after decryption.
     #[error("corrupt {0} record")]
     Corrupt(&'static str),
+    /// The data directory's store is elsewhere than where it was asked for (embedded versus
+    /// PostgreSQL); the message says where and what to give.
+    #[error("{0}")]
+    StoreElsewhere(String),
 }
 
 impl EngineError {
@@ -158,9 +162,10 @@ impl EngineError {
             EngineError::Search(e) if custodia_core::storage_full_in_chain(e) => {
                 ErrorCode::InsufficientStorage
             }
-            EngineError::Io { .. } | EngineError::Corrupt(_) | EngineError::Search(_) => {
-                ErrorCode::Internal
-            }
+            EngineError::Io { .. }
+            | EngineError::Corrupt(_)
+            | EngineError::Search(_)
+            | EngineError::StoreElsewhere(_) => ErrorCode::Internal,
         }
     }
 

@@ -86,6 +86,10 @@ pub struct EngineConfig {
     /// The engine a new store is created with; a store already in `data_dir` keeps the engine
     /// that wrote it.
     pub store_engine: custodia_store::StoreEngine,
+    /// A PostgreSQL database (`postgres://…`) to hold the store instead of `data_dir/store`
+    /// (docs/scale.md); the ledgers, the search index and the key store stay files. May hold
+    /// a password: never logged or repeated in an error.
+    pub store_url: Option<String>,
     /// The root key(s).
     pub keyring: Keyring,
     /// The validated policies.
@@ -181,14 +185,80 @@ pub struct Engine {
     data_dir: PathBuf,
 }
 
+/// Where a data directory's store is: in it (`store/`, an embedded engine), or in PostgreSQL.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoreLocation {
+    DataDir,
+    Postgres,
+}
+
+/// The file that says a data directory's store is in PostgreSQL. It holds no URL (a URL may
+/// carry a password); the operator gives it again at each start. An online backup leaves it
+/// out: the backup's store is an embedded copy.
+pub const POSTGRES_MARKER: &str = "store.postgres";
+
+/// Refuses to open a data directory's store from the other place than the one it is in: a
+/// forgotten `--store` would otherwise start an empty embedded store beside the ledgers and
+/// keys of the data in PostgreSQL, and a new `--store` would hide the embedded one.
+fn check_store_location(data_dir: &Path, wanted: StoreLocation) -> Result<(), EngineError> {
+    let in_postgres = data_dir.join(POSTGRES_MARKER).is_file();
+    let embedded = custodia_store::StoreEngine::found_in(&data_dir.join("store")).is_some();
+    match wanted {
+        StoreLocation::DataDir if in_postgres => Err(EngineError::StoreElsewhere(format!(
+            "the store of {} is in PostgreSQL ({POSTGRES_MARKER} says so): give its URL \
+                 with --store or CUSTODIA_STORE_URL",
+            data_dir.display()
+        ))),
+        StoreLocation::Postgres if embedded => Err(EngineError::StoreElsewhere(format!(
+            "the store of {} is embedded in its store/ directory: it cannot be opened \
+                 from PostgreSQL (moving a store is not supported yet; docs/scale.md)",
+            data_dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Records that the data directory's store is in PostgreSQL ([`check_store_location`]).
+fn mark_store_location(data_dir: &Path) -> Result<(), EngineError> {
+    let marker = data_dir.join(POSTGRES_MARKER);
+    if marker.is_file() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(data_dir)
+        .and_then(|()| {
+            std::fs::write(
+                &marker,
+                "The store of this data directory is in PostgreSQL: start Custodia with \
+                 --store URL (or CUSTODIA_STORE_URL). docs/scale.md\n",
+            )
+        })
+        .map_err(|source| EngineError::Io {
+            what: "store location marker",
+            source,
+        })
+}
+
 impl Engine {
     /// Opens (creating if needed) the data directory and the key store.
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
-        let store_dir = config.data_dir.join("store");
-        let (store, store_engine) =
-            Store::open(&store_dir, config.store_engine, config.store_cache_bytes)?;
-        tracing::info!(engine = %store_engine, "store opened");
-        store.reserve_free_space(&store_dir, config.min_free_bytes);
+        let store = match &config.store_url {
+            Some(url) => {
+                check_store_location(&config.data_dir, StoreLocation::Postgres)?;
+                let store = Store::open_postgres(url)?;
+                mark_store_location(&config.data_dir)?;
+                tracing::info!(engine = "postgres", "store opened");
+                store
+            }
+            None => {
+                check_store_location(&config.data_dir, StoreLocation::DataDir)?;
+                let store_dir = config.data_dir.join("store");
+                let (store, store_engine) =
+                    Store::open(&store_dir, config.store_engine, config.store_cache_bytes)?;
+                tracing::info!(engine = %store_engine, "store opened");
+                store.reserve_free_space(&store_dir, config.min_free_bytes);
+                store
+            }
+        };
         let vault = Vault::open(&config.keys_dir, config.keyring)?;
         let engine = Engine::from_parts(
             store,

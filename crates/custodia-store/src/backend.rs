@@ -11,10 +11,12 @@ use crate::StoreError;
 mod fjall_engine;
 mod group_commit;
 mod mem;
+mod postgres_engine;
 mod sled_engine;
 
 pub use fjall_engine::FjallBackend;
 pub use mem::MemBackend;
+pub use postgres_engine::{PostgresBackend, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use sled_engine::{DEFAULT_CACHE_BYTES, SledBackend};
 
 /// The cache of a store only written once, front to back (an online backup's copy).
@@ -254,5 +256,7 @@ fn seek_end(prefix: &[u8], before: &[u8]) -> Option<Bound<Vec<u8>>> {
     Some(Bound::Unbounded)
 }
 
+#[cfg(test)]
+mod postgres_tests;
 #[cfg(test)]
 mod tests;

@@ -9,15 +9,17 @@ pub enum StoreError {
     /// The storage engine reported a failure (I/O, engine-detected corruption, engine bug).
     ///
     /// The message is the engine's own; sled's and fjall's messages name files and offsets,
-    /// never data.
+    /// never data; PostgreSQL's keep its message and SQLSTATE, never its detail (which can
+    /// quote a key).
     #[error("storage engine error: {0}")]
     Backend(String),
     /// The file system of the store is full (or below the configured free-space reserve, checked
     /// before each write so that the storage engine itself never runs out): nothing was written.
     #[error("no space left for the store: {0}")]
     StorageFull(String),
-    /// The store directory is already open, by another process or another handle in this one.
-    #[error("store directory is locked: it is already open in another process or handle")]
+    /// The store (its directory, or its PostgreSQL schema) is already open, by another process
+    /// or another handle in this one.
+    #[error("the store is locked: it is already open in another process or handle")]
     Locked,
     /// A stored record or key failed to decode (unknown format version, truncated, trailing
     /// bytes, a field out of its domain). `what` names the kind of record.

@@ -1,8 +1,8 @@
 //! Persistence for Custodia: a typed store of subjects, index entries, events, merges, API keys
-//! and metadata over a key-value trait, with sled 0.34 as the embedded engine.
+//! and metadata over a key-value trait, with fjall or sled embedded, or a PostgreSQL database.
 //!
 //! Architecture invariants:
-//! - This is the only crate that names sled. Everything else talks to [`Store`], and [`Store`]
+//! - This is the only crate that names sled, fjall or PostgreSQL. Everything else talks to [`Store`], and [`Store`]
 //!   talks to a [`KvBackend`], so a distributed engine can replace sled by implementing one
 //!   trait.
 //! - The store never sees plaintext personal data. It holds ciphertext that the vault sealed,
@@ -25,7 +25,10 @@ mod store;
 
 /// The sled page cache a store gets unless configured otherwise.
 pub use backend::DEFAULT_CACHE_BYTES as DEFAULT_STORE_CACHE_BYTES;
-pub use backend::{FjallBackend, KvBackend, KvEntry, KvOp, MemBackend, SledBackend, StoreEngine};
+pub use backend::{
+    FjallBackend, KvBackend, KvEntry, KvOp, MemBackend, POSTGRES_SCHEMA_VERSION, PostgresBackend,
+    SledBackend, StoreEngine,
+};
 pub use error::StoreError;
 pub use gate::{GatePass, GatePause, PauseRefused, WriteGate};
 pub use observe::{ProjectionChange, WriteObserver};

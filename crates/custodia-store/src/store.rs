@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock};
 
 use custodia_core::{ApiKeyId, EventId, Pseudonym, PurposeId, SubjectId, TenantId, Timestamp};
 
-use crate::backend::{self, KvBackend, KvEntry, KvOp, MemBackend, SledBackend, StoreEngine};
+use crate::backend::{
+    self, KvBackend, KvEntry, KvOp, MemBackend, PostgresBackend, SledBackend, StoreEngine,
+};
 use crate::gate::WriteGate;
 use crate::packed::{self, FactOp};
 use crate::records::{
@@ -101,6 +103,14 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens (or creates) the store in the PostgreSQL database `url` names
+    /// ([`PostgresBackend::connect`]); [`StoreError::Locked`] if another process has it open.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Ok(Store::with_backend(Arc::new(PostgresBackend::connect(
+            url,
+        )?)))
+    }
+
     /// An empty store in memory, for tests.
     pub fn in_memory() -> Store {
         Store::with_backend(Arc::new(MemBackend::new()))
@@ -124,7 +134,8 @@ impl Store {
     }
 
     /// Copies every entry into a new store in `dir` (which must not hold one), of the same
-    /// engine as this one (sled for a store not opened from a directory), flushes it and
+    /// engine as this one (the default embedded engine for a store not opened from a directory:
+    /// in PostgreSQL or in memory), flushes it and
     /// closes it; returns the number of entries. Reads go through the backend, so this works
     /// over any engine; call it with the write gate paused for a copy of one instant.
     ///
@@ -133,7 +144,7 @@ impl Store {
     /// compactions) while the database is open, so a file copy of an open store is not a
     /// snapshot even when nobody writes through it.
     pub fn copy_to_new(&self, dir: &Path) -> Result<u64, StoreError> {
-        let engine = self.engine.unwrap_or(StoreEngine::Sled);
+        let engine = self.engine.unwrap_or_default();
         let target = engine.open(dir, backend::COPY_CACHE_BYTES)?;
         let mut n_entries = 0u64;
         let mut after: Option<Vec<u8>> = None;

@@ -351,8 +351,12 @@ impl OnlineBackup for ServerBackup {
                     paused
                         .copy_store_to(&store)
                         .context("cannot copy the store")?;
+                    // The store is copied above, into an embedded store even when the live
+                    // one is in PostgreSQL, so the backup leaves out the file saying so.
                     let mut entries = copy_tree(paused.data_dir(), &payload, |rel| {
-                        !rel.starts_with("store/") && !rel.starts_with("search/")
+                        !rel.starts_with("store/")
+                            && !rel.starts_with("search/")
+                            && rel != custodia_engine::POSTGRES_MARKER
                     })?;
                     for (rel, path) in walk(&store)? {
                         entries.insert(format!("store/{rel}"), hash_file(&path)?);
@@ -467,6 +471,14 @@ fn lock(kind: Kind, source: &Path) -> anyhow::Result<Vec<File>> {
     let paths: Vec<PathBuf> = match kind {
         Kind::Data => {
             let store = source.join("store");
+            if source.join(custodia_engine::POSTGRES_MARKER).is_file() {
+                return Err(usage(format!(
+                    "--data-dir {}: its store is in PostgreSQL, which an offline backup cannot \
+                     lock or copy: take the online backup (backup create --server), and back up \
+                     the database with PostgreSQL's own tools (docs/scale.md, \"Backups\")",
+                    source.display()
+                )));
+            }
             let Some(engine) = StoreEngine::found_in(&store) else {
                 return Err(usage(format!(
                     "--data-dir {}: not a Custodia data directory (no store in store/)",

@@ -126,6 +126,17 @@ struct Dirs {
     /// wrote it.
     #[arg(long, default_value_t)]
     store_engine: custodia_engine::StoreEngine,
+    /// A PostgreSQL database to hold the store instead of DATA_DIR/store, as libpq's URL
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DB?...`; give one with a password in
+    /// CUSTODIA_STORE_URL, since a command line shows in `ps`). The ledgers, the search index
+    /// and the key store stay files. One server per database schema at a time (docs/scale.md).
+    #[arg(
+        long = "store",
+        env = "CUSTODIA_STORE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    store_url: Option<String>,
     /// Free space (MiB) that store writes leave on the data directory's file system: below it,
     /// writes answer 507 `insufficient_storage` and change nothing, and succeed again once space
     /// is freed (0 turns the reserve off; docs/operations.md, "A full disk").
@@ -439,6 +450,7 @@ fn open_engine(
         keys_dir: dirs.keys_dir.clone(),
         store_cache_bytes: dirs.store_cache_mb * 1024 * 1024,
         store_engine: dirs.store_engine,
+        store_url: dirs.store_url.clone(),
         keyring: Keyring::new(root),
         policies,
         clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),

@@ -13,13 +13,12 @@
 //! end (also on error, panic, Ctrl-C or SIGTERM; a `kill -9` of the benchmark leaves it running,
 //! and the directory it prints says what to stop).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use custodia_pgcluster::Cluster;
 use tokio_postgres::NoTls;
 
 use super::Load;
@@ -105,16 +104,16 @@ impl Baseline {
 
     /// A throwaway cluster for `max_clients` connections.
     pub(crate) fn throwaway(initdb: &Path, max_clients: usize) -> anyhow::Result<Baseline> {
-        let cluster = Cluster::start(initdb, max_clients)?;
+        let cluster = Cluster::start_with(initdb, max_clients)?;
         let mut config = tokio_postgres::Config::new();
         config
-            .host_path(&cluster.socket_dir)
-            .port(cluster.port)
+            .host_path(cluster.socket_dir())
+            .port(cluster.port())
             .user("postgres")
             .dbname("postgres");
         let describe = format!(
             "throwaway PostgreSQL ({}, Unix socket, fsync = on, synchronous_commit = on)",
-            cluster.version
+            cluster.version()
         );
         Baseline::new(config, Some(cluster), describe)
     }
@@ -291,222 +290,4 @@ impl Drop for Baseline {
             anyhow::Ok(())
         });
     }
-}
-
-/// `initdb` on the `PATH`, if any.
-pub(crate) fn find_initdb() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("initdb"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A PostgreSQL cluster in a temporary directory, stopped and removed on drop.
-struct Cluster {
-    /// `pg_ctl`, beside the real `initdb`.
-    pg_ctl: PathBuf,
-    data_dir: PathBuf,
-    socket_dir: PathBuf,
-    port: u16,
-    /// Run the server's programs as the `postgres` user (we are root, which they refuse).
-    as_postgres: bool,
-    version: String,
-    /// Removed after the server stops (fields drop after `Drop::drop`).
-    _dir: tempfile::TempDir,
-}
-
-/// The running cluster's `pg_ctl` and data directory, for the Ctrl-C / SIGTERM handler.
-static RUNNING: Mutex<Option<(PathBuf, PathBuf, bool)>> = Mutex::new(None);
-
-impl Cluster {
-    fn start(initdb: &Path, max_clients: usize) -> anyhow::Result<Cluster> {
-        let bin = std::fs::canonicalize(initdb)?
-            .parent()
-            .context("initdb has no directory")?
-            .to_owned();
-        let pg_ctl = bin.join("pg_ctl");
-        let dir = tempfile::Builder::new()
-            .prefix("custodia-bench-pg")
-            .tempdir()?;
-        let as_postgres = running_as_root()?;
-        if as_postgres {
-            let (uid, gid) = postgres_user().context(
-                "running as root, which initdb refuses, and there is no `postgres` user to run \
-                 it as; pass --postgres-url instead",
-            )?;
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
-        }
-        let data_dir = dir.path().join("data");
-        let socket_dir = dir.path().to_owned();
-        let version = String::from_utf8_lossy(&run(&bin.join("postgres"), &["--version"], false)?)
-            .trim()
-            .to_owned();
-        run(
-            initdb,
-            &[
-                "-D",
-                path_str(&data_dir)?,
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            as_postgres,
-        )?;
-        let port = free_port()?;
-        let options = format!(
-            "-p {port} -c listen_addresses='' -c unix_socket_directories='{}' \
-             -c max_connections={} -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB",
-            path_str(&socket_dir)?,
-            max_clients + 10
-        );
-        let log = dir.path().join("server.log");
-        *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((pg_ctl.clone(), data_dir.clone(), as_postgres));
-        stop_on_signal();
-        eprintln!(
-            "  starting a throwaway PostgreSQL in {} (removed at the end)",
-            dir.path().display()
-        );
-        run(
-            &pg_ctl,
-            &[
-                "-D",
-                path_str(&data_dir)?,
-                "-l",
-                path_str(&log)?,
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                &options,
-                "start",
-            ],
-            as_postgres,
-        )
-        .with_context(|| {
-            format!(
-                "pg_ctl start; its log: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        })?;
-        Ok(Cluster {
-            pg_ctl,
-            data_dir,
-            socket_dir,
-            port,
-            as_postgres,
-            version,
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        stop(&self.pg_ctl, &self.data_dir, self.as_postgres);
-        *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-}
-
-fn stop(pg_ctl: &Path, data_dir: &Path, as_postgres: bool) {
-    if let Some(data) = data_dir.to_str()
-        && let Err(e) = run(
-            pg_ctl,
-            &["-D", data, "-m", "immediate", "-w", "stop"],
-            as_postgres,
-        )
-    {
-        eprintln!("  stopping the throwaway PostgreSQL failed: {e:#}");
-    }
-}
-
-/// On Ctrl-C or SIGTERM: stop the running cluster, remove its directory, exit 130.
-fn stop_on_signal() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        std::thread::spawn(|| {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                let Ok(mut term) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            });
-            let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some((pg_ctl, data_dir, as_postgres)) = running {
-                eprintln!("  interrupted: stopping the throwaway PostgreSQL");
-                stop(&pg_ctl, &data_dir, as_postgres);
-                if let Some(dir) = data_dir.parent() {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
-            std::process::exit(130);
-        });
-    });
-}
-
-/// Runs `program args`, as the `postgres` user when `as_postgres`; its stdout, or an error with
-/// its stderr.
-fn run(program: &Path, args: &[&str], as_postgres: bool) -> anyhow::Result<Vec<u8>> {
-    let mut command = if as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    };
-    let out = command
-        .args(args)
-        .output()
-        .with_context(|| format!("running {}", program.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed ({}): {}",
-            program.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
-}
-
-fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str().context("temporary path is not UTF-8")
-}
-
-/// The effective user is root: `/proc/self` belongs to the process's effective user.
-fn running_as_root() -> anyhow::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    Ok(std::fs::metadata("/proc/self")?.uid() == 0)
-}
-
-/// The `postgres` user's uid and gid, from `/etc/passwd`.
-fn postgres_user() -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.first() == Some(&"postgres") && fields.len() > 3)
-            .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
-            .flatten()
-    })
-}
-
-/// A port nobody listens on now (the server names its socket file after it).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

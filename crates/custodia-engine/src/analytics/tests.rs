@@ -428,6 +428,7 @@ fn a_store_of_the_first_unpacked_layout_is_repacked_when_the_engine_opens() {
             keys_dir: dir.path().join("keys"),
             store_cache_bytes: custodia_store::DEFAULT_STORE_CACHE_BYTES,
             store_engine: custodia_store::StoreEngine::Sled,
+            store_url: None,
             keyring: custodia_vault::Keyring::new(
                 custodia_vault::RootKey::from_base64(&base64::Engine::encode(
                     &base64::engine::general_purpose::STANDARD,

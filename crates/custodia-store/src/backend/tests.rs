@@ -72,7 +72,7 @@ fn keys_of(entries: &[KvEntry]) -> Vec<&[u8]> {
 }
 
 /// Everything a `KvBackend` promises, for one engine.
-fn check_contract(backend: &dyn KvBackend) {
+pub(super) fn check_contract(backend: &dyn KvBackend) {
     // get / put / delete.
     assert_eq!(backend.get(b"k").unwrap(), None);
     backend.apply(vec![put(b"k", b"v1")]).unwrap();

@@ -1,0 +1,513 @@
+//! PostgreSQL as a store engine: one table of byte keys and values (`bytea`, ordered as bytes),
+//! a batch as one transaction committed with `synchronous_commit = on`, prefix scans as index
+//! range scans. For a shop that already runs PostgreSQL, or outgrows one machine's disk
+//! (docs/scale.md).
+//!
+//! The client is tokio-postgres (already in the tree for the benchmark's baseline), on a small
+//! runtime the backend owns: `KvBackend` is synchronous, and its callers run on the server's
+//! blocking threads, on plain threads, or (rarely) on an async worker, so each call hands its
+//! query to the backend's runtime and waits for the answer.
+//!
+//! One node at a time: the backend holds a session advisory lock, per database and schema, for
+//! as long as it lives, and a second process gets [`StoreError::Locked`]. The consent ledgers,
+//! the access logs and the key store are still files of the node, so two nodes on one database
+//! would each hold a part of the keys. If the lock's connection drops, the lock is gone and
+//! every later write is refused until the process restarts (`/healthz` then asks for it).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::{KvBackend, KvEntry, KvOp, seek_end};
+use crate::StoreError;
+
+/// The schema version this build writes; a database at a newer one is refused.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Each step takes the schema from the version before it to its own (index + 1), inside one
+/// transaction with the schema's advisory lock held.
+const MIGRATIONS: [&str; 1] = [
+    // 1: the key-value table. Values are ciphertext, which does not compress: stored EXTERNAL,
+    // PostgreSQL does not try.
+    "CREATE TABLE custodia_kv (k bytea PRIMARY KEY, v bytea NOT NULL);
+     ALTER TABLE custodia_kv ALTER COLUMN v SET STORAGE EXTERNAL;",
+];
+
+/// The first key of the two-key advisory locks (`pg_advisory_lock(int4, int4)`): "CUST". The
+/// second is a hash of the schema the table lives in, so two deployments in two schemas of one
+/// database do not lock each other out.
+const LOCK_CLASS: i32 = 0x4355_5354;
+/// The second-key salt of the migration lock (the node lock uses the schema hash itself).
+const MIGRATION_SALT: &str = "/migrate";
+
+/// Connections per backend: queries run on one of them at a time each. Eight keeps two cores
+/// busy while a batch commits, without crowding a shared server's `max_connections`.
+const POOL_SIZE: usize = 8;
+
+/// The store in a PostgreSQL database.
+pub struct PostgresBackend {
+    /// `None` only while dropping (the runtime is shut down in the background, since a drop may
+    /// happen on an async thread, where a blocking shutdown panics).
+    runtime: Option<tokio::runtime::Runtime>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: tokio_postgres::Config,
+    pool: Vec<tokio::sync::Mutex<Option<Connection>>>,
+    next: AtomicUsize,
+    /// The connection that holds the node lock; kept only so that it stays open.
+    lock_holder: Client,
+    /// Set once the lock's connection is seen closed: writes are refused from then on.
+    lock_lost: AtomicBool,
+}
+
+/// A connection and its prepared statements.
+struct Connection {
+    client: Client,
+    get: Statement,
+    /// Scans by (lower bound inclusive?, upper bound present?).
+    scan: [Statement; 4],
+    last_before: [Statement; 2],
+    count: [Statement; 2],
+    upsert: Statement,
+    delete: Statement,
+}
+
+impl PostgresBackend {
+    /// Connects to the database `url` names (`postgres://user@host/db?...`, as libpq takes it),
+    /// creates or migrates the schema and takes the node lock.
+    ///
+    /// Fails with [`StoreError::Locked`] when another process has the store open, and with
+    /// [`StoreError::Backend`] when the URL is invalid, the server unreachable, or the schema
+    /// newer than this build. No error repeats the URL (it may hold a password).
+    pub fn connect(url: &str) -> Result<PostgresBackend, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Backend(format!("the store URL is not a PostgreSQL URL: {e}"))
+        })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("custodia-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot start the PostgreSQL client: {e}")))?;
+        let inner = runtime.block_on(Inner::open(config))?;
+        Ok(PostgresBackend {
+            runtime: Some(runtime),
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Runs `work` on the backend's runtime and waits for its answer, from any thread.
+    fn run<T, F>(&self, work: impl FnOnce(Arc<Inner>) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the PostgreSQL store is closed".to_owned()))?;
+        let work = work(self.inner.clone());
+        if tokio::runtime::Handle::try_current().is_err() {
+            return runtime.block_on(work);
+        }
+        // On a thread of another runtime, where `block_on` is not allowed: hand over and wait.
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = answer.send(work.await);
+        });
+        answered.recv().map_err(|_| {
+            StoreError::Backend("the PostgreSQL client stopped during a query".to_owned())
+        })?
+    }
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Inner {
+    async fn open(config: tokio_postgres::Config) -> Result<Inner, StoreError> {
+        let lock_holder = connect(&config).await?;
+        migrate(&lock_holder).await?;
+        let locked: bool = lock_holder
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                &[&LOCK_CLASS],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        if !locked {
+            return Err(StoreError::Locked);
+        }
+        let inner = Inner {
+            config,
+            pool: (0..POOL_SIZE)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+            lock_holder,
+            lock_lost: AtomicBool::new(false),
+        };
+        // One connection now, so that a bad setting shows at start rather than at first use.
+        inner.with_connection(async |_| Ok(())).await?;
+        Ok(inner)
+    }
+
+    /// Runs `work` on a pooled connection, (re)connecting it if needed.
+    async fn with_connection<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let slot = &self.pool[self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
+        let mut slot = slot.lock().await;
+        let connection = match &mut *slot {
+            Some(connection) if !connection.client.is_closed() => connection,
+            stale => stale.insert(Connection::open(&self.config).await?),
+        };
+        work(connection).await
+    }
+
+    /// Refuses writes once the node lock may be gone.
+    fn check_lock(&self) -> Result<(), StoreError> {
+        if self.lock_lost.load(Ordering::SeqCst) || self.lock_holder.is_closed() {
+            self.lock_lost.store(true, Ordering::SeqCst);
+            return Err(StoreError::Backend(
+                "the connection holding the store's lock closed, so another node may have \
+                 opened the store: writes are refused until this process restarts"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Opens a connection and drives it on the current runtime.
+async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "a PostgreSQL connection of the store ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Creates the schema or brings it to [`SCHEMA_VERSION`], under a transaction-scoped advisory
+/// lock so that two nodes starting at once migrate once.
+async fn migrate(client: &Client) -> Result<(), StoreError> {
+    client
+        .batch_execute(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS custodia_schema (
+                 one boolean PRIMARY KEY DEFAULT true CHECK (one),
+                 version integer NOT NULL
+             );
+             COMMIT;",
+        )
+        .await
+        .map_err(pg_error)?;
+    client.batch_execute("BEGIN").await.map_err(pg_error)?;
+    let migrated = async {
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || $2))",
+                &[&LOCK_CLASS, &MIGRATION_SALT],
+            )
+            .await
+            .map_err(pg_error)?;
+        let version: i32 = client
+            .query_opt("SELECT version FROM custodia_schema", &[])
+            .await
+            .map_err(pg_error)?
+            .map_or(0, |row| row.get(0));
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the store's schema is at version {version}, written by a newer Custodia; this \
+                 one knows versions up to {SCHEMA_VERSION}"
+            )));
+        }
+        for step in MIGRATIONS
+            .iter()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            client.batch_execute(step).await.map_err(pg_error)?;
+        }
+        client
+            .execute(
+                "INSERT INTO custodia_schema (version) VALUES ($1)
+                 ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version",
+                &[&SCHEMA_VERSION],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+    .await;
+    let end = if migrated.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    client.batch_execute(end).await.map_err(pg_error)?;
+    migrated
+}
+
+impl Connection {
+    async fn open(config: &tokio_postgres::Config) -> Result<Connection, StoreError> {
+        let client = connect(config).await?;
+        // Every commit waits for its WAL to be on disk, whatever the server's default.
+        client
+            .batch_execute("SET synchronous_commit = on")
+            .await
+            .map_err(pg_error)?;
+        let prepare = |sql: &'static str| {
+            let client = &client;
+            async move { client.prepare(sql).await.map_err(pg_error) }
+        };
+        Ok(Connection {
+            get: prepare("SELECT v FROM custodia_kv WHERE k = $1").await?,
+            scan: [
+                prepare(
+                    "SELECT k, v FROM custodia_kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3",
+                )
+                .await?,
+                prepare("SELECT k, v FROM custodia_kv WHERE k >= $1 ORDER BY k LIMIT $2").await?,
+                prepare("SELECT k, v FROM custodia_kv WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3")
+                    .await?,
+                prepare("SELECT k, v FROM custodia_kv WHERE k > $1 ORDER BY k LIMIT $2").await?,
+            ],
+            last_before: [
+                prepare(
+                    "SELECT k, v FROM custodia_kv WHERE k >= $1 AND k < $2 ORDER BY k DESC LIMIT 1",
+                )
+                .await?,
+                prepare("SELECT k, v FROM custodia_kv WHERE k >= $1 ORDER BY k DESC LIMIT 1")
+                    .await?,
+            ],
+            count: [
+                prepare("SELECT count(*) FROM custodia_kv WHERE k >= $1 AND k < $2").await?,
+                prepare("SELECT count(*) FROM custodia_kv WHERE k >= $1").await?,
+            ],
+            upsert: prepare(
+                "INSERT INTO custodia_kv (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[])
+                 ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
+            )
+            .await?,
+            delete: prepare("DELETE FROM custodia_kv WHERE k = ANY($1)").await?,
+            client,
+        })
+    }
+}
+
+/// The first key past every key that starts with `prefix`, or `None` when there is none (the
+/// prefix is empty or all 0xFF bytes).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// PostgreSQL's message and SQLSTATE, never its detail or hint (a duplicate-key detail quotes
+/// the key). A full disk (`53100`) is told apart: the caller answers "insufficient storage".
+fn pg_error(error: tokio_postgres::Error) -> StoreError {
+    match error.as_db_error() {
+        Some(db) if *db.code() == SqlState::DISK_FULL => StoreError::StorageFull(format!(
+            "PostgreSQL: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
+        )),
+        Some(db) => StoreError::Backend(format!(
+            "PostgreSQL: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
+        )),
+        None => StoreError::Backend(format!("PostgreSQL: {error}")),
+    }
+}
+
+/// A query parameter.
+type Param = dyn tokio_postgres::types::ToSql + Sync;
+
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl KvBackend for PostgresBackend {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_vec();
+        self.run(|inner| async move {
+            inner
+                .with_connection(async |c| {
+                    let row = c
+                        .client
+                        .query_opt(&c.get, &[&key])
+                        .await
+                        .map_err(pg_error)?;
+                    Ok(row.map(|row| row.get(0)))
+                })
+                .await
+        })
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KvEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (from, inclusive) = match after {
+            Some(after) if after >= prefix => (after.to_vec(), false),
+            _ => (prefix.to_vec(), true),
+        };
+        let end = prefix_end(prefix);
+        let limit = limit_of(limit);
+        self.run(|inner| async move {
+            inner
+                .with_connection(async |c| {
+                    let (statement, params): (_, Vec<&Param>) = match (&end, inclusive) {
+                        (Some(end), true) => (&c.scan[0], vec![&from, end, &limit]),
+                        (None, true) => (&c.scan[1], vec![&from, &limit]),
+                        (Some(end), false) => (&c.scan[2], vec![&from, end, &limit]),
+                        (None, false) => (&c.scan[3], vec![&from, &limit]),
+                    };
+                    let rows = c.client.query(statement, &params).await.map_err(pg_error)?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|row| (row.get(0), row.get(1)))
+                        .collect())
+                })
+                .await
+        })
+    }
+
+    fn last_before(&self, prefix: &[u8], before: &[u8]) -> Result<Option<KvEntry>, StoreError> {
+        let Some(end) = seek_end(prefix, before) else {
+            return Ok(None);
+        };
+        let end = match end {
+            std::ops::Bound::Excluded(end) => Some(end),
+            _ => None,
+        };
+        let prefix = prefix.to_vec();
+        self.run(|inner| async move {
+            inner
+                .with_connection(async |c| {
+                    let (statement, params): (_, Vec<&Param>) = match &end {
+                        Some(end) => (&c.last_before[0], vec![&prefix, end]),
+                        None => (&c.last_before[1], vec![&prefix]),
+                    };
+                    let row = c
+                        .client
+                        .query_opt(statement, &params)
+                        .await
+                        .map_err(pg_error)?;
+                    Ok(row.map(|row| (row.get(0), row.get(1))))
+                })
+                .await
+        })
+    }
+
+    fn apply(&self, ops: Vec<KvOp>) -> Result<(), StoreError> {
+        self.inner.check_lock()?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        // One statement cannot change a row twice: the last op on each key wins, as the
+        // contract says, and the rest are dropped before they reach the server.
+        let mut last: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::HashMap::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                KvOp::Put { key, value } => last.insert(key, Some(value)),
+                KvOp::Delete { key } => last.insert(key, None),
+            };
+        }
+        let (mut put_keys, mut put_values, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in last {
+            match value {
+                Some(value) => {
+                    put_keys.push(key);
+                    put_values.push(value);
+                }
+                None => deletes.push(key),
+            }
+        }
+        self.run(|inner| async move {
+            inner
+                .with_connection(async |c| {
+                    let tx = c.client.transaction().await.map_err(pg_error)?;
+                    if !deletes.is_empty() {
+                        tx.execute(&c.delete, &[&deletes]).await.map_err(pg_error)?;
+                    }
+                    if !put_keys.is_empty() {
+                        tx.execute(&c.upsert, &[&put_keys, &put_values])
+                            .await
+                            .map_err(pg_error)?;
+                    }
+                    tx.commit().await.map_err(pg_error)
+                })
+                .await
+        })
+    }
+
+    /// Every apply committed with `synchronous_commit = on` before it returned: there is
+    /// nothing left to make durable, only the lock to check.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.check_lock()
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.run(|inner| async move {
+            inner
+                .with_connection(async |c| {
+                    let row = c
+                        .client
+                        .query_one("SELECT pg_total_relation_size('custodia_kv')", &[])
+                        .await
+                        .map_err(pg_error)?;
+                    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+                })
+                .await
+        })
+        .unwrap_or(0)
+    }
+
+    fn count_prefix(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        let end = prefix_end(prefix);
+        let prefix = prefix.to_vec();
+        self.run(|inner| async move {
+            inner
+                .with_connection(async |c| {
+                    let (statement, params): (_, Vec<&Param>) = match &end {
+                        Some(end) => (&c.count[0], vec![&prefix, end]),
+                        None => (&c.count[1], vec![&prefix]),
+                    };
+                    let row = c
+                        .client
+                        .query_one(statement, &params)
+                        .await
+                        .map_err(pg_error)?;
+                    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+                })
+                .await
+        })
+    }
+}

@@ -1,0 +1,186 @@
+//! The PostgreSQL backend against a throwaway cluster (`custodia-pgcluster`; tests/setup.sh
+//! installs PostgreSQL, so a machine without it fails these tests rather than skip them): the
+//! backend contract, durability across a crash of the server, the one-node lock, the schema's
+//! version, and a dropped connection.
+
+use std::sync::Arc;
+
+use custodia_pgcluster::Cluster;
+
+use super::tests::check_contract;
+use super::*;
+
+fn cluster() -> Cluster {
+    Cluster::start(20).expect("a throwaway PostgreSQL cluster")
+}
+
+fn put(key: &[u8], value: &[u8]) -> KvOp {
+    KvOp::Put {
+        key: key.to_vec(),
+        value: value.to_vec(),
+    }
+}
+
+/// Runs SQL on the cluster as the superuser, from a runtime of its own.
+fn sql(cluster: &Cluster, statements: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = cluster
+            .url("postgres")
+            .parse::<tokio_postgres::Config>()
+            .unwrap()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(statements).await.unwrap();
+    });
+}
+
+#[test]
+fn the_postgres_backend_keeps_the_contract() {
+    let cluster = cluster();
+    let backend = PostgresBackend::connect(&cluster.url("postgres")).unwrap();
+    check_contract(&backend);
+    assert!(backend.size_on_disk() > 0);
+}
+
+#[test]
+fn flushed_writes_survive_a_crash_of_the_server() {
+    let cluster = cluster();
+    let url = cluster.url("postgres");
+    let backend = PostgresBackend::connect(&url).unwrap();
+    let ops: Vec<KvOp> = (0..500u32)
+        .map(|i| put(&i.to_be_bytes(), &[7u8; 300]))
+        .collect();
+    backend.apply(ops).unwrap();
+    backend
+        .apply(vec![KvOp::Delete {
+            key: 3u32.to_be_bytes().to_vec(),
+        }])
+        .unwrap();
+    backend.flush().unwrap();
+    cluster.crash_and_restart().unwrap();
+    // The old connections died with the server: the pool reconnects, but the node lock's
+    // connection is gone too, so this backend refuses writes from now on.
+    assert_eq!(backend.count_prefix(&[]).unwrap(), 499);
+    let refused = backend.apply(vec![put(b"after", b"crash")]).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("writes are refused until this process restarts"),
+        "{refused}"
+    );
+    assert!(backend.flush().is_err());
+    drop(backend);
+    let reopened = PostgresBackend::connect(&url).unwrap();
+    assert_eq!(reopened.count_prefix(&[]).unwrap(), 499);
+    assert_eq!(
+        reopened.get(&7u32.to_be_bytes()).unwrap(),
+        Some(vec![7u8; 300])
+    );
+    assert_eq!(reopened.get(&3u32.to_be_bytes()).unwrap(), None);
+    reopened.apply(vec![put(b"after", b"restart")]).unwrap();
+}
+
+#[test]
+fn a_second_open_of_one_schema_is_refused_and_another_schema_is_apart() {
+    let cluster = cluster();
+    let url = cluster.url("postgres");
+    let first = PostgresBackend::connect(&url).unwrap();
+    assert!(matches!(
+        PostgresBackend::connect(&url),
+        Err(StoreError::Locked)
+    ));
+    // Another schema of the same database is another store, with its own lock.
+    sql(&cluster, "CREATE SCHEMA shop_b");
+    let other_url = format!("{url}&options=-csearch_path%3Dshop_b");
+    let other = PostgresBackend::connect(&other_url).unwrap();
+    first.apply(vec![put(b"k", b"first")]).unwrap();
+    assert_eq!(other.get(b"k").unwrap(), None);
+    // The lock goes with the backend.
+    drop(first);
+    let again = PostgresBackend::connect(&url).unwrap();
+    assert_eq!(again.get(b"k").unwrap(), Some(b"first".to_vec()));
+}
+
+#[test]
+fn a_schema_written_by_a_newer_custodia_is_refused() {
+    let cluster = cluster();
+    let url = cluster.url("postgres");
+    drop(PostgresBackend::connect(&url).unwrap());
+    // Opening again migrates nothing and keeps the version.
+    drop(PostgresBackend::connect(&url).unwrap());
+    sql(
+        &cluster,
+        &format!(
+            "UPDATE custodia_schema SET version = {}",
+            POSTGRES_SCHEMA_VERSION + 1
+        ),
+    );
+    let Err(refused) = PostgresBackend::connect(&url) else {
+        panic!("a newer schema was opened");
+    };
+    assert!(
+        refused.to_string().contains("written by a newer Custodia"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_bad_url_or_an_unreachable_server_is_an_error_that_does_not_repeat_the_url() {
+    let Err(bad) = PostgresBackend::connect("postgres://user:s3cret@localhost:notaport/db") else {
+        panic!("a bad URL connected");
+    };
+    assert!(!bad.to_string().contains("s3cret"), "{bad}");
+    let cluster = cluster();
+    let unreachable = format!(
+        "postgresql://postgres:s3cret@localhost/postgres?host={}&port=1&connect_timeout=5",
+        cluster.socket_dir().display()
+    );
+    let Err(refused) = PostgresBackend::connect(&unreachable) else {
+        panic!("an unreachable server connected");
+    };
+    assert!(!refused.to_string().contains("s3cret"), "{refused}");
+    assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
+    // TLS is not built: a URL that requires it fails rather than connect in plain text.
+    let Err(plain) =
+        PostgresBackend::connect(&format!("{}&sslmode=require", cluster.url("postgres")))
+    else {
+        panic!("sslmode=require connected without TLS");
+    };
+    assert!(plain.to_string().contains("TLS"), "{plain}");
+}
+
+#[test]
+fn the_backend_answers_from_the_threads_of_another_runtime() {
+    let cluster = cluster();
+    let backend = Arc::new(PostgresBackend::connect(&cluster.url("postgres")).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for t in 0..16u8 {
+            let backend = backend.clone();
+            tasks.push(tokio::spawn(async move {
+                // On an async worker itself, and on a blocking thread of the runtime.
+                backend.apply(vec![put(&[b'a', t], &[t])]).unwrap();
+                let backend = backend.clone();
+                tokio::task::spawn_blocking(move || backend.get(&[b'a', t]).unwrap())
+                    .await
+                    .unwrap()
+            }));
+        }
+        for (t, task) in tasks.into_iter().enumerate() {
+            assert_eq!(task.await.unwrap(), Some(vec![u8::try_from(t).unwrap()]));
+        }
+    });
+    // Dropped on an async thread: no panic.
+    runtime.block_on(async move { drop(backend) });
+}
