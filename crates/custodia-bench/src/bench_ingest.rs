@@ -56,6 +56,11 @@ pub struct IngestArgs {
     /// The storage engine of the engine's store (the server's `--store-engine`).
     #[arg(long, default_value_t)]
     store_engine: custodia_store::StoreEngine,
+    /// Keep the engine's store in PostgreSQL (the server's `--store`): a URL, or `baseline` for
+    /// the baseline's own server (the throwaway cluster or `--postgres-url`). Each engine the
+    /// run opens gets a fresh schema `custodia_bench_*` there, dropped at the end.
+    #[arg(long, value_name = "URL|baseline")]
+    store: Option<String>,
 }
 
 /// Writes per flush of the building blocks: what a group committer's batches would hold.
@@ -116,6 +121,8 @@ pub(crate) struct Report {
     pub(crate) limits: Vec<Row>,
     /// What the baseline was, or why there was none.
     pub(crate) baseline: String,
+    /// Where the engine's store was (an embedded engine, or PostgreSQL).
+    pub(crate) store: String,
     /// `/proc/loadavg` when the run started: the machine is shared, and a busy one shows here.
     pub(crate) load_average: String,
     pub(crate) memory_after_load: ProcessMemory,
@@ -192,18 +199,42 @@ fn customer(i: usize, run: &str) -> Customer {
     }
 }
 
-/// An engine in `dir` over a store of `store_engine` (durable, as `custodia serve` runs it).
+/// Where the engines of a run keep their stores: in their directory with an engine, or each in
+/// a fresh schema of a PostgreSQL database.
+enum StoreAt {
+    Embedded(custodia_store::StoreEngine),
+    Postgres(postgres::Schemas),
+}
+
+impl StoreAt {
+    /// How the report names it.
+    fn describe(&self) -> String {
+        match self {
+            StoreAt::Embedded(engine) => engine.to_string(),
+            StoreAt::Postgres(_) => "PostgreSQL".to_owned(),
+        }
+    }
+}
+
+/// An engine in `dir` over a store as `store` says (durable, as `custodia serve` runs it).
 fn open_engine(
     dir: &std::path::Path,
     ledger: LedgerConfig,
-    store_engine: custodia_store::StoreEngine,
+    store: &StoreAt,
 ) -> anyhow::Result<Arc<Engine>> {
+    let (store_engine, store_url) = match store {
+        StoreAt::Embedded(engine) => (*engine, None),
+        StoreAt::Postgres(schemas) => (
+            custodia_store::StoreEngine::default(),
+            Some(schemas.fresh()?),
+        ),
+    };
     Ok(Arc::new(Engine::open(EngineConfig {
         data_dir: dir.join("data"),
         keys_dir: dir.join("keys"),
         store_cache_bytes: custodia_store::DEFAULT_STORE_CACHE_BYTES,
         store_engine,
-        store_url: None,
+        store_url,
         keyring: Keyring::new(RootKey::generate()?),
         policies: Policies::builtin(),
         clock: Arc::new(custodia_engine::SystemClock),
@@ -317,7 +348,8 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
         let note = baseline.describe.clone();
         (Some(baseline), note)
     } else if let Some(initdb) = custodia_pgcluster::find_initdb() {
-        let baseline = Baseline::throwaway(&initdb, most)?;
+        // Room for the engines' own connections when their store is on this server too.
+        let baseline = Baseline::throwaway(&initdb, most + 40)?;
         let note = baseline.describe.clone();
         (Some(baseline), note)
     } else {
@@ -330,15 +362,23 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
         (None, note)
     };
 
+    let store = match args.store.as_deref() {
+        None => StoreAt::Embedded(args.store_engine),
+        Some("baseline") => {
+            let url = baseline.as_ref().map(Baseline::url).ok_or_else(|| {
+                anyhow::anyhow!("--store baseline needs the baseline: drop --no-postgres")
+            })?;
+            StoreAt::Postgres(postgres::Schemas::on(&url)?)
+        }
+        Some(url) => StoreAt::Postgres(postgres::Schemas::on(url)?),
+    };
+    eprintln!("  the engine's store: {}", store.describe());
+
     let dir = tempfile::tempdir()?;
     let mut runs = Vec::new();
 
     // The engine in-process: new customers, then an order each, per concurrency.
-    let engine = open_engine(
-        &dir.path().join("ingest"),
-        LedgerConfig::default(),
-        args.store_engine,
-    )?;
+    let engine = open_engine(&dir.path().join("ingest"), LedgerConfig::default(), &store)?;
     let (key, caller) = app_key(&engine)?;
     for &c in &clients {
         let label = format!("engine-{c}");
@@ -453,7 +493,7 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
         let engine = open_engine(
             &dir.path().join(format!("reads-{record_reads}")),
             ledger,
-            args.store_engine,
+            &store,
         )?;
         let (key, caller) = app_key(&engine)?;
         let subjects = customers(&engine, &caller, "r", 100)?;
@@ -503,9 +543,11 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
             )?;
         }
     }
+    let (blocks, limits) = building_blocks(dir.path(), n, &store)?;
+    let store_note = store.describe();
+    // The store's schemas go first, while the baseline's server (which may hold them) runs.
+    drop(store);
     drop(baseline);
-
-    let (blocks, limits) = building_blocks(dir.path(), n, args.store_engine)?;
     Ok(Report {
         payload_bytes,
         clients,
@@ -513,6 +555,7 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
         blocks,
         limits,
         baseline: baseline_note,
+        store: store_note,
         load_average,
         memory_after_load,
         memory_at_end: ProcessMemory::read()?,
@@ -524,17 +567,25 @@ pub(crate) fn measure(args: &IngestArgs) -> anyhow::Result<Report> {
 fn building_blocks(
     dir: &std::path::Path,
     n: usize,
-    store_engine: custodia_store::StoreEngine,
+    store_at: &StoreAt,
 ) -> anyhow::Result<(Vec<Block>, Vec<Row>)> {
     let mut blocks = Vec::new();
     let value = vec![0xA5u8; 420];
-    let store = store_engine.open(
-        &dir.join(format!("raw-{store_engine}")),
-        custodia_store::DEFAULT_STORE_CACHE_BYTES,
-    )?;
-    let store_block = match store_engine {
-        custodia_store::StoreEngine::Sled => "sled batch (420-byte values) + flush",
-        custodia_store::StoreEngine::Fjall => "fjall batch (420-byte values) + flush",
+    let (store, store_block): (Arc<dyn custodia_store::KvBackend>, _) = match store_at {
+        StoreAt::Embedded(store_engine) => (
+            store_engine.open(
+                &dir.join(format!("raw-{store_engine}")),
+                custodia_store::DEFAULT_STORE_CACHE_BYTES,
+            )?,
+            match store_engine {
+                custodia_store::StoreEngine::Sled => "sled batch (420-byte values) + flush",
+                custodia_store::StoreEngine::Fjall => "fjall batch (420-byte values) + flush",
+            },
+        ),
+        StoreAt::Postgres(schemas) => (
+            Arc::new(custodia_store::PostgresBackend::connect(&schemas.fresh()?)?),
+            "PostgreSQL store batch (420-byte values), one transaction",
+        ),
     };
     let mut next_key = 0u64;
     for per_flush in PER_FLUSH {
@@ -704,10 +755,12 @@ pub(crate) fn render(report: &Report) -> String {
         out.push('\n');
     };
     line(format!(
-        "{} cores, load average at start {}; track body: {} bytes of JSON; baseline: {}",
+        "{} cores, load average at start {}; track body: {} bytes of JSON; Custodia's store: \
+         {}; baseline: {}",
         cores(),
         report.load_average,
         report.payload_bytes,
+        report.store,
         report.baseline
     ));
     line(String::new());

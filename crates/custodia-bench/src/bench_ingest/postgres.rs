@@ -14,7 +14,7 @@
 //! and the directory it prints says what to stop).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -88,6 +88,8 @@ pub(crate) struct Customer {
 /// A connected baseline: where to connect and, for a throwaway cluster, the cluster itself.
 pub(crate) struct Baseline {
     config: tokio_postgres::Config,
+    /// The URL of its server, for `--store baseline`.
+    url: String,
     runtime: tokio::runtime::Runtime,
     /// Kept for its `Drop`, which stops and removes the cluster.
     _cluster: Option<Cluster>,
@@ -99,7 +101,12 @@ impl Baseline {
     /// The server at `url`.
     pub(crate) fn at_url(url: &str) -> anyhow::Result<Baseline> {
         let config: tokio_postgres::Config = url.parse().context("--postgres-url")?;
-        Baseline::new(config, None, "PostgreSQL at --postgres-url".to_owned())
+        Baseline::new(
+            config,
+            url.to_owned(),
+            None,
+            "PostgreSQL at --postgres-url".to_owned(),
+        )
     }
 
     /// A throwaway cluster for `max_clients` connections.
@@ -115,11 +122,13 @@ impl Baseline {
             "throwaway PostgreSQL ({}, Unix socket, fsync = on, synchronous_commit = on)",
             cluster.version()
         );
-        Baseline::new(config, Some(cluster), describe)
+        let url = cluster.url("postgres");
+        Baseline::new(config, url, Some(cluster), describe)
     }
 
     fn new(
         config: tokio_postgres::Config,
+        url: String,
         cluster: Option<Cluster>,
         describe: String,
     ) -> anyhow::Result<Baseline> {
@@ -128,6 +137,7 @@ impl Baseline {
             .build()?;
         let baseline = Baseline {
             config,
+            url,
             runtime,
             _cluster: cluster,
             describe,
@@ -154,6 +164,11 @@ impl Baseline {
             anyhow::Ok(())
         })?;
         Ok(baseline)
+    }
+
+    /// The URL of the baseline's server.
+    pub(crate) fn url(&self) -> String {
+        self.url.clone()
     }
 
     async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
@@ -289,5 +304,77 @@ impl Drop for Baseline {
             client.batch_execute(DROP).await?;
             anyhow::Ok(())
         });
+    }
+}
+
+/// Fresh schemas for the engines' stores on one PostgreSQL server (`bench ingest --store`), each
+/// named `custodia_bench_<n>` and dropped with this value.
+pub(crate) struct Schemas {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    made: Mutex<Vec<String>>,
+}
+
+impl Schemas {
+    pub(crate) fn on(url: &str) -> anyhow::Result<Schemas> {
+        let schemas = Schemas {
+            url: url.to_owned(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+            made: Mutex::new(Vec::new()),
+        };
+        schemas.execute("SELECT 1").context("--store: connecting")?;
+        Ok(schemas)
+    }
+
+    /// A URL whose `search_path` is a new, empty schema.
+    pub(crate) fn fresh(&self) -> anyhow::Result<String> {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        let name = format!("custodia_bench_{}", made.len());
+        self.execute(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        ))?;
+        made.push(name.clone());
+        let joint = if self.url.contains('?') { '&' } else { '?' };
+        Ok(format!("{}{joint}options=-csearch_path%3D{name}", self.url))
+    }
+
+    /// How many `custodia_bench_*` schemas the server holds (for the tests' checks).
+    #[cfg(test)]
+    pub(crate) fn left_behind(&self) -> anyhow::Result<i64> {
+        self.runtime.block_on(async {
+            let config: tokio_postgres::Config = self.url.parse().context("--store")?;
+            let (client, connection) = config.connect(NoTls).await?;
+            tokio::spawn(connection);
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'custodia\\_bench\\_%'",
+                    &[],
+                )
+                .await?;
+            anyhow::Ok(row.get(0))
+        })
+    }
+
+    fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        self.runtime.block_on(async {
+            let config: tokio_postgres::Config = self.url.parse().context("--store")?;
+            let (client, connection) = config.connect(NoTls).await?;
+            tokio::spawn(connection);
+            client.batch_execute(sql).await?;
+            anyhow::Ok(())
+        })
+    }
+}
+
+impl Drop for Schemas {
+    fn drop(&mut self) {
+        let made = std::mem::take(&mut *self.made.lock().unwrap_or_else(|e| e.into_inner()));
+        for name in made {
+            if let Err(e) = self.execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")) {
+                eprintln!("  dropping the bench schema {name} failed: {e:#}");
+            }
+        }
     }
 }

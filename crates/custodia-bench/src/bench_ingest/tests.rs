@@ -1,7 +1,7 @@
 //! A tiny run of `bench ingest` (so the benchmark cannot rot unnoticed) and the PostgreSQL
 //! baseline's SQL against a throwaway cluster (when `initdb` is on the PATH).
 
-use super::postgres::{Baseline, ENCRYPTION_KEY, HASH_KEY};
+use super::postgres::{Baseline, ENCRYPTION_KEY, HASH_KEY, Schemas};
 use super::*;
 
 fn tiny(store_engine: custodia_store::StoreEngine) -> IngestArgs {
@@ -12,18 +12,36 @@ fn tiny(store_engine: custodia_store::StoreEngine) -> IngestArgs {
         postgres_url: None,
         no_postgres: true,
         store_engine,
+        store: None,
     }
 }
 
 #[test]
 fn a_tiny_run_measures_and_prints_every_figure() {
     for store_engine in custodia_store::StoreEngine::ALL {
-        a_tiny_run_over(store_engine);
+        a_tiny_run_over(tiny(store_engine), store_engine.name());
     }
 }
 
-fn a_tiny_run_over(store_engine: custodia_store::StoreEngine) {
-    let report = measure(&tiny(store_engine)).unwrap();
+/// `--store baseline`: the engine's stores in fresh schemas of the baseline's server, which
+/// are dropped at the end.
+#[test]
+fn a_tiny_run_with_the_store_in_postgres() {
+    let cluster = custodia_pgcluster::Cluster::start(60).unwrap();
+    let url = cluster.url("postgres");
+    let args = IngestArgs {
+        postgres_url: Some(url.clone()),
+        no_postgres: false,
+        store: Some("baseline".to_owned()),
+        ..tiny(custodia_store::StoreEngine::default())
+    };
+    a_tiny_run_over(args, "PostgreSQL store batch");
+    assert_eq!(Schemas::on(&url).unwrap().left_behind().unwrap(), 0);
+}
+
+fn a_tiny_run_over(args: IngestArgs, store_block: &str) {
+    let with_baseline = !args.no_postgres;
+    let report = measure(&args).unwrap();
     for clients in [1, 3] {
         for (what, calls) in [
             (ENGINE_IDENTIFY, 12),
@@ -38,9 +56,10 @@ fn a_tiny_run_over(store_engine: custodia_store::StoreEngine) {
             assert_eq!(m.load.calls(), calls, "{what} at {clients}");
             assert!(m.load.per_second() > 0.0, "{what}");
         }
-        assert!(
-            report.find(PG_TRACK, clients).is_none(),
-            "no baseline asked for"
+        assert_eq!(
+            report.find(PG_TRACK, clients).is_some(),
+            with_baseline,
+            "the baseline runs when asked for"
         );
     }
     for what in [
@@ -52,7 +71,7 @@ fn a_tiny_run_over(store_engine: custodia_store::StoreEngine) {
         let m = report.find(what, 4).unwrap_or_else(|| panic!("{what}"));
         assert_eq!(m.load.calls(), 12, "{what}");
     }
-    for what in [store_engine.name(), "key-store slots", "ledger append"] {
+    for what in [store_block, "key-store slots", "ledger append"] {
         let sizes: Vec<usize> = report
             .blocks
             .iter()
@@ -71,7 +90,11 @@ fn a_tiny_run_over(store_engine: custodia_store::StoreEngine) {
     let text = render(&report);
     let tables = text.lines().filter(|l| l.starts_with("|---")).count();
     assert_eq!(tables, 5, "{text}");
-    assert!(text.contains("baseline: none: --no-postgres"), "{text}");
+    assert_eq!(
+        text.contains("baseline: none: --no-postgres"),
+        !with_baseline,
+        "{text}"
+    );
     let ratios = text
         .lines()
         .find(|l| l.starts_with("| 3 | "))
