@@ -185,6 +185,18 @@ pub struct Engine {
     data_dir: PathBuf,
 }
 
+/// The store of [`Engine::in_memory`]: in memory, or, when `CUSTODIA_TEST_STORE_URL` names a
+/// PostgreSQL database, in a new schema there. CI sets it for a second run of the engine's and
+/// the server's suites, so that they run over both kinds of store (tests/run.sh).
+fn test_store() -> Result<Store, EngineError> {
+    match std::env::var("CUSTODIA_TEST_STORE_URL") {
+        Ok(url) if !url.is_empty() => Ok(Store::with_backend(Arc::new(
+            custodia_store::PostgresBackend::connect_in_new_schema(&url)?,
+        ))),
+        _ => Ok(Store::in_memory()),
+    }
+}
+
 /// Where a data directory's store is: in it (`store/`, an embedded engine), or in PostgreSQL.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum StoreLocation {
@@ -352,7 +364,9 @@ impl Engine {
     }
 
     /// An engine over an in-memory store and a fresh random root key, with its key store in
-    /// `dir/keys` and its ledgers in `dir/ledger`: for tests and experiments.
+    /// `dir/keys` and its ledgers in `dir/ledger`: for tests and experiments. With
+    /// `CUSTODIA_TEST_STORE_URL` set, the store is in a new schema of that PostgreSQL database
+    /// instead (see `test_store`).
     pub fn in_memory(
         dir: &Path,
         policies: Policies,
@@ -371,7 +385,7 @@ impl Engine {
         let root = custodia_vault::RootKey::generate()?;
         let vault = Vault::open(&dir.join("keys"), Keyring::new(root))?;
         Ok(Engine::from_parts(
-            Store::in_memory(),
+            test_store()?,
             vault,
             policies,
             clock,

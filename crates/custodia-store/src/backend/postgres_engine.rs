@@ -85,16 +85,50 @@ impl PostgresBackend {
     /// [`StoreError::Backend`] when the URL is invalid, the server unreachable, or the schema
     /// newer than this build. No error repeats the URL (it may hold a password).
     pub fn connect(url: &str) -> Result<PostgresBackend, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
-            StoreError::Backend(format!("the store URL is not a PostgreSQL URL: {e}"))
-        })?;
+        PostgresBackend::connect_with(parse_url(url)?, None)
+    }
+
+    /// [`PostgresBackend::connect`] into a new, empty schema `custodia_test_*` of the database
+    /// `url` names: for test suites run over PostgreSQL (`CUSTODIA_TEST_STORE_URL`, see
+    /// `Engine::in_memory`), one schema per store, left for the throwaway cluster to take away.
+    #[doc(hidden)]
+    pub fn connect_in_new_schema(url: &str) -> Result<PostgresBackend, StoreError> {
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let schema = format!(
+            "custodia_test_{}_{}_{}",
+            std::process::id(),
+            since_epoch.as_micros(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        );
+        PostgresBackend::connect_with(parse_url(url)?, Some(schema))
+    }
+
+    /// Connects with `config`, first creating the schema `new_schema` and making it the
+    /// connections' `search_path` when given.
+    fn connect_with(
+        mut config: tokio_postgres::Config,
+        new_schema: Option<String>,
+    ) -> Result<PostgresBackend, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("custodia-postgres")
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot start the PostgreSQL client: {e}")))?;
-        let inner = runtime.block_on(Inner::open(config))?;
+        let inner = on_runtime(&runtime, async move {
+            if let Some(schema) = new_schema {
+                let client = connect(&config).await?;
+                client
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .await
+                    .map_err(pg_error)?;
+                config.options(format!("-csearch_path={schema}"));
+            }
+            Inner::open(config).await
+        })?;
         Ok(PostgresBackend {
             runtime: Some(runtime),
             inner: Arc::new(inner),
@@ -111,19 +145,31 @@ impl PostgresBackend {
             .runtime
             .as_ref()
             .ok_or_else(|| StoreError::Backend("the PostgreSQL store is closed".to_owned()))?;
-        let work = work(self.inner.clone());
-        if tokio::runtime::Handle::try_current().is_err() {
-            return runtime.block_on(work);
-        }
-        // On a thread of another runtime, where `block_on` is not allowed: hand over and wait.
-        let (answer, answered) = std::sync::mpsc::sync_channel(1);
-        runtime.spawn(async move {
-            let _ = answer.send(work.await);
-        });
-        answered.recv().map_err(|_| {
-            StoreError::Backend("the PostgreSQL client stopped during a query".to_owned())
-        })?
+        on_runtime(runtime, work(self.inner.clone()))
     }
+}
+
+/// Runs `work` on `runtime` and waits for its answer: with `block_on` from a thread outside any
+/// runtime, else (a thread of another runtime, where `block_on` panics) by handing it over.
+fn on_runtime<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(work);
+    }
+    let (answer, answered) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = answer.send(work.await);
+    });
+    answered.recv().map_err(|_| {
+        StoreError::Backend("the PostgreSQL client stopped during a query".to_owned())
+    })?
+}
+
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse()
+        .map_err(|e| StoreError::Backend(format!("the store URL is not a PostgreSQL URL: {e}")))
 }
 
 impl Drop for PostgresBackend {

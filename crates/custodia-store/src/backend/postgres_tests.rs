@@ -158,12 +158,18 @@ fn a_bad_url_or_an_unreachable_server_is_an_error_that_does_not_repeat_the_url()
 #[test]
 fn the_backend_answers_from_the_threads_of_another_runtime() {
     let cluster = cluster();
-    let backend = Arc::new(PostgresBackend::connect(&cluster.url("postgres")).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    // Opened on an async worker too (the server's tests open engines there).
+    let url = cluster.url("postgres");
+    let backend = Arc::new(
+        runtime
+            .block_on(async move { PostgresBackend::connect(&url) })
+            .unwrap(),
+    );
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for t in 0..16u8 {

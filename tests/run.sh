@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite (the README's test command; .ci/run calls it):
+# 1. what the tests need beyond the toolchain (tests/setup.sh: chromium, PostgreSQL, the SDKs);
+# 2. every crate's tests and the end-to-end tests, with the store in memory or embedded, and
+#    the PostgreSQL store's own tests on throwaway clusters they start themselves;
+# 3. the engine's and the server's suites once more with every engine's store in PostgreSQL
+#    (a new schema per engine on one throwaway cluster, tests/postgres.sh), so that both kinds
+#    of store pass the same tests. The end-to-end suite is not repeated over PostgreSQL (it
+#    would double the run); its PostgreSQL tests are in tests/e2e/store_engine.rs and P1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tests/setup.sh
+cargo test --workspace --locked
+
+env=$(bash tests/postgres.sh start)
+eval "$env"
+trap 'bash tests/postgres.sh stop "$CUSTODIA_TEST_PG_DIR"' EXIT
+echo "tests/run.sh: the engine's and the server's suites with the store in PostgreSQL"
+cargo test --locked -p custodia-engine -p custodia-server --lib
