@@ -583,7 +583,10 @@ fn building_blocks(
             },
         ),
         StoreAt::Postgres(schemas) => (
-            Arc::new(custodia_store::PostgresBackend::connect(&schemas.fresh()?)?),
+            Arc::new(custodia_store::PostgresBackend::connect(
+                &schemas.fresh()?,
+                custodia_store::DEFAULT_STORE_CACHE_BYTES,
+            )?),
             "PostgreSQL store batch (420-byte values), one transaction",
         ),
     };

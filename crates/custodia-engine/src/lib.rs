@@ -256,7 +256,7 @@ impl Engine {
         let store = match &config.store_url {
             Some(url) => {
                 check_store_location(&config.data_dir, StoreLocation::Postgres)?;
-                let store = Store::open_postgres(url)?;
+                let store = Store::open_postgres(url, config.store_cache_bytes)?;
                 mark_store_location(&config.data_dir)?;
                 tracing::info!(engine = "postgres", "store opened");
                 store

@@ -68,9 +68,24 @@ impl Cluster {
         Cluster::start_with(&initdb, max_clients)
     }
 
+    /// [`Cluster::start`] with more server settings, as `postgres -c` takes them
+    /// (`"wal_writer_delay=10000"`).
+    pub fn start_with_settings(max_clients: usize, settings: &[&str]) -> anyhow::Result<Cluster> {
+        let initdb = find_initdb().context("no PostgreSQL server programs (tests/setup.sh)")?;
+        Cluster::start_inner(&initdb, max_clients, settings)
+    }
+
     /// A new cluster made by `initdb`, for up to `max_clients` connections, with `fsync` and
     /// `synchronous_commit` on: a commit is acknowledged once its WAL is on disk.
     pub fn start_with(initdb: &Path, max_clients: usize) -> anyhow::Result<Cluster> {
+        Cluster::start_inner(initdb, max_clients, &[])
+    }
+
+    fn start_inner(
+        initdb: &Path,
+        max_clients: usize,
+        settings: &[&str],
+    ) -> anyhow::Result<Cluster> {
         let bin = std::fs::canonicalize(initdb)?
             .parent()
             .context("initdb has no directory")?
@@ -107,12 +122,16 @@ impl Cluster {
             as_postgres,
         )?;
         let port = free_port()?;
-        let options = format!(
+        let mut options = format!(
             "-p {port} -c listen_addresses='' -c unix_socket_directories='{}' \
              -c max_connections={} -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB",
             path_str(&socket_dir)?,
             max_clients + 10
         );
+        for setting in settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         let log = dir.path().join("server.log");
         RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push((
             pg_ctl.clone(),

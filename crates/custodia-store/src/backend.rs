@@ -12,6 +12,7 @@ mod fjall_engine;
 mod group_commit;
 mod mem;
 mod postgres_engine;
+mod read_cache;
 mod sled_engine;
 
 pub use fjall_engine::FjallBackend;

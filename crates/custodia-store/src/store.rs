@@ -104,11 +104,11 @@ impl Store {
     }
 
     /// Opens (or creates) the store in the PostgreSQL database `url` names
-    /// ([`PostgresBackend::connect`]); [`StoreError::Locked`] if another process has it open.
-    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
-        Ok(Store::with_backend(Arc::new(PostgresBackend::connect(
-            url,
-        )?)))
+    /// ([`PostgresBackend::connect`]), with a read cache of `cache_bytes`;
+    /// [`StoreError::Locked`] if another process has it open.
+    pub fn open_postgres(url: &str, cache_bytes: u64) -> Result<Store, StoreError> {
+        let backend = PostgresBackend::connect(url, cache_bytes)?;
+        Ok(Store::with_backend(Arc::new(backend)))
     }
 
     /// An empty store in memory, for tests.

@@ -1,6 +1,8 @@
 //! PostgreSQL as a store engine: one table of byte keys and values (`bytea`, ordered as bytes),
-//! a batch as one transaction committed with `synchronous_commit = on`, prefix scans as index
-//! range scans. For a shop that already runs PostgreSQL, or outgrows one machine's disk
+//! a batch as one statement (so one transaction) committed without waiting for the disk, and a
+//! flush as one transaction committed with `synchronous_commit = on`, which returns once the WAL
+//! of every earlier commit is on disk (shared by concurrent callers); prefix scans as index
+//! range scans; point reads cached (`read_cache.rs`). For a shop that already runs PostgreSQL, or outgrows one machine's disk
 //! (docs/scale.md).
 //!
 //! The client is tokio-postgres (already in the tree for the benchmark's baseline), on a small
@@ -21,20 +23,35 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
+use super::group_commit::GroupCommit;
+use super::read_cache::ReadCache;
 use super::{KvBackend, KvEntry, KvOp, seek_end};
 use crate::StoreError;
 
 /// The schema version this build writes; a database at a newer one is refused.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Each step takes the schema from the version before it to its own (index + 1), inside one
 /// transaction with the schema's advisory lock held.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: the key-value table. Values are ciphertext, which does not compress: stored EXTERNAL,
     // PostgreSQL does not try.
     "CREATE TABLE custodia_kv (k bytea PRIMARY KEY, v bytea NOT NULL);
      ALTER TABLE custodia_kv ALTER COLUMN v SET STORAGE EXTERNAL;",
+    // 2: the row a flush updates, so that its commit writes WAL and waits for it to be on disk
+    // (a commit that wrote nothing returns at once, however `synchronous_commit` is set).
+    "CREATE TABLE custodia_flush (
+         one boolean PRIMARY KEY DEFAULT true CHECK (one),
+         n bigint NOT NULL
+     );
+     INSERT INTO custodia_flush (n) VALUES (0);",
 ];
+
+/// A flush: one transaction that writes a row and commits with `synchronous_commit = on`, so it
+/// returns once the WAL up to its commit, and so every commit before it, is on disk. Sent as
+/// one simple query (one round trip).
+const FLUSH: &str = "BEGIN; SET LOCAL synchronous_commit = on; \
+                     UPDATE custodia_flush SET n = n + 1; COMMIT";
 
 /// The first key of the two-key advisory locks (`pg_advisory_lock(int4, int4)`): "CUST". The
 /// second is a hash of the schema the table lives in, so two deployments in two schemas of one
@@ -49,6 +66,11 @@ const POOL_SIZE: usize = 8;
 
 /// The store in a PostgreSQL database.
 pub struct PostgresBackend {
+    /// Flushes shared by concurrent callers.
+    commit: GroupCommit,
+    /// Point reads answered from memory (`read_cache.rs`; correct because this process is the
+    /// only writer, which the lock ensures).
+    cache: ReadCache,
     /// `None` only while dropping (the runtime is shut down in the background, since a drop may
     /// happen on an async thread, where a blocking shutdown panics).
     runtime: Option<tokio::runtime::Runtime>,
@@ -73,8 +95,9 @@ struct Connection {
     scan: [Statement; 4],
     last_before: [Statement; 2],
     count: [Statement; 2],
-    upsert: Statement,
-    delete: Statement,
+    /// A whole batch as one statement (so one implicit transaction and one round trip): its
+    /// deletes and its upserts, which name distinct keys.
+    write: Statement,
 }
 
 impl PostgresBackend {
@@ -84,8 +107,10 @@ impl PostgresBackend {
     /// Fails with [`StoreError::Locked`] when another process has the store open, and with
     /// [`StoreError::Backend`] when the URL is invalid, the server unreachable, or the schema
     /// newer than this build. No error repeats the URL (it may hold a password).
-    pub fn connect(url: &str) -> Result<PostgresBackend, StoreError> {
-        PostgresBackend::connect_with(parse_url(url)?, None)
+    ///
+    /// Point reads are cached, in at most `cache_bytes` of keys and values.
+    pub fn connect(url: &str, cache_bytes: u64) -> Result<PostgresBackend, StoreError> {
+        PostgresBackend::connect_with(parse_url(url)?, None, cache_bytes)
     }
 
     /// [`PostgresBackend::connect`] into a new, empty schema `custodia_test_*` of the database
@@ -103,7 +128,7 @@ impl PostgresBackend {
             since_epoch.as_micros(),
             MADE.fetch_add(1, Ordering::Relaxed)
         );
-        PostgresBackend::connect_with(parse_url(url)?, Some(schema))
+        PostgresBackend::connect_with(parse_url(url)?, Some(schema), super::DEFAULT_CACHE_BYTES)
     }
 
     /// Connects with `config`, first creating the schema `new_schema` and making it the
@@ -111,6 +136,7 @@ impl PostgresBackend {
     fn connect_with(
         mut config: tokio_postgres::Config,
         new_schema: Option<String>,
+        cache_bytes: u64,
     ) -> Result<PostgresBackend, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -130,6 +156,8 @@ impl PostgresBackend {
             Inner::open(config).await
         })?;
         Ok(PostgresBackend {
+            commit: GroupCommit::default(),
+            cache: ReadCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
             runtime: Some(runtime),
             inner: Arc::new(inner),
         })
@@ -311,9 +339,10 @@ async fn migrate(client: &Client) -> Result<(), StoreError> {
 impl Connection {
     async fn open(config: &tokio_postgres::Config) -> Result<Connection, StoreError> {
         let client = connect(config).await?;
-        // Every commit waits for its WAL to be on disk, whatever the server's default.
+        // A batch's commit does not wait for its WAL to reach the disk: `flush` does, once for
+        // every batch committed before it (see `FLUSH`), as the embedded engines' flush does.
         client
-            .batch_execute("SET synchronous_commit = on")
+            .batch_execute("SET synchronous_commit = off")
             .await
             .map_err(pg_error)?;
         let prepare = |sql: &'static str| {
@@ -344,12 +373,12 @@ impl Connection {
                 prepare("SELECT count(*) FROM custodia_kv WHERE k >= $1 AND k < $2").await?,
                 prepare("SELECT count(*) FROM custodia_kv WHERE k >= $1").await?,
             ],
-            upsert: prepare(
-                "INSERT INTO custodia_kv (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[])
+            write: prepare(
+                "WITH gone AS (DELETE FROM custodia_kv WHERE k = ANY($3::bytea[]))
+                 INSERT INTO custodia_kv (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[])
                  ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
             )
             .await?,
-            delete: prepare("DELETE FROM custodia_kv WHERE k = ANY($1)").await?,
             client,
         })
     }
@@ -386,6 +415,31 @@ fn pg_error(error: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// How many times a batch is tried when PostgreSQL aborts it for a deadlock or a serialization
+/// failure (another batch's rows, locked in another order); each try is a whole transaction.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// One batch as one statement, so one transaction: its deletes and its upserts.
+async fn write_batch(
+    c: &mut Connection,
+    put_keys: &[Vec<u8>],
+    put_values: &[Vec<u8>],
+    deletes: &[Vec<u8>],
+) -> Result<(), tokio_postgres::Error> {
+    c.client
+        .execute(&c.write, &[&put_keys, &put_values, &deletes])
+        .await
+        .map(drop)
+}
+
+/// A deadlock or a serialization failure: the transaction was rolled back whole and may be
+/// tried again.
+fn is_transient(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
 /// A query parameter.
 type Param = dyn tokio_postgres::types::ToSql + Sync;
 
@@ -395,19 +449,25 @@ fn limit_of(limit: usize) -> i64 {
 
 impl KvBackend for PostgresBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = key.to_vec();
-        self.run(|inner| async move {
+        let miss = match self.cache.get(key) {
+            Ok(cached) => return Ok(cached),
+            Err(miss) => miss,
+        };
+        let owned = key.to_vec();
+        let found = self.run(|inner| async move {
             inner
                 .with_connection(async |c| {
                     let row = c
                         .client
-                        .query_opt(&c.get, &[&key])
+                        .query_opt(&c.get, &[&owned])
                         .await
                         .map_err(pg_error)?;
                     Ok(row.map(|row| row.get(0)))
                 })
                 .await
-        })
+        })?;
+        self.cache.fill(miss, key, &found);
+        Ok(found)
     }
 
     fn scan_prefix(
@@ -486,6 +546,10 @@ impl KvBackend for PostgresBackend {
                 KvOp::Delete { key } => last.insert(key, None),
             };
         }
+        // Rows are locked in key order, so that two batches over the same keys rarely wait on
+        // each other in a cycle; when they do, PostgreSQL aborts one and it is tried again.
+        let mut last: Vec<(Vec<u8>, Option<Vec<u8>>)> = last.into_iter().collect();
+        last.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let (mut put_keys, mut put_values, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
         for (key, value) in last {
             match value {
@@ -496,28 +560,56 @@ impl KvBackend for PostgresBackend {
                 None => deletes.push(key),
             }
         }
-        self.run(|inner| async move {
+        let touched: Vec<Vec<u8>> = put_keys.iter().chain(&deletes).cloned().collect();
+        let write = self.cache.start_write();
+        let committed = self.run(|inner| async move {
             inner
                 .with_connection(async |c| {
-                    let tx = c.client.transaction().await.map_err(pg_error)?;
-                    if !deletes.is_empty() {
-                        tx.execute(&c.delete, &[&deletes]).await.map_err(pg_error)?;
+                    let mut attempt = 1;
+                    loop {
+                        match write_batch(c, &put_keys, &put_values, &deletes).await {
+                            Err(error) if attempt < MAX_ATTEMPTS && is_transient(&error) => {
+                                attempt += 1;
+                            }
+                            done => return done.map_err(pg_error),
+                        }
                     }
-                    if !put_keys.is_empty() {
-                        tx.execute(&c.upsert, &[&put_keys, &put_values])
-                            .await
-                            .map_err(pg_error)?;
-                    }
-                    tx.commit().await.map_err(pg_error)
                 })
-                .await
-        })
+                .await?;
+            Ok((put_keys, put_values, deletes))
+        });
+        match committed {
+            Ok((put_keys, put_values, deletes)) => {
+                self.commit.applied();
+                let puts = put_keys
+                    .iter()
+                    .zip(&put_values)
+                    .map(|(key, value)| (key.as_slice(), Some(value.as_slice())));
+                let deletes = deletes.iter().map(|key| (key.as_slice(), None));
+                self.cache.finish_write(write, true, puts.chain(deletes));
+                Ok(())
+            }
+            Err(error) => {
+                let touched = touched.iter().map(|key| (key.as_slice(), None));
+                self.cache.finish_write(write, false, touched);
+                Err(error)
+            }
+        }
     }
 
-    /// Every apply committed with `synchronous_commit = on` before it returned: there is
-    /// nothing left to make durable, only the lock to check.
+    /// One synchronous commit ([`FLUSH`]) after every batch committed before the call, shared
+    /// by concurrent callers (group commit, as the embedded engines do).
     fn flush(&self) -> Result<(), StoreError> {
-        self.inner.check_lock()
+        self.inner.check_lock()?;
+        self.commit.flush(|| {
+            self.run(|inner| async move {
+                inner
+                    .with_connection(async |c| {
+                        c.client.batch_execute(FLUSH).await.map_err(pg_error)
+                    })
+                    .await
+            })
+        })
     }
 
     fn size_on_disk(&self) -> u64 {

@@ -43,20 +43,26 @@ fn sql(cluster: &Cluster, statements: &str) {
 #[test]
 fn the_postgres_backend_keeps_the_contract() {
     let cluster = cluster();
-    let backend = PostgresBackend::connect(&cluster.url("postgres")).unwrap();
+    let backend = PostgresBackend::connect(&cluster.url("postgres"), DEFAULT_CACHE_BYTES).unwrap();
     check_contract(&backend);
     assert!(backend.size_on_disk() > 0);
 }
 
+/// A batch commits without waiting for the disk; `flush` makes every earlier batch durable. The
+/// server's WAL writer is held back (10 s), so a batch that no flush covered stays in the
+/// server's memory and a crash (`pg_ctl stop -m immediate`) loses it: without a working flush,
+/// this test fails.
 #[test]
 fn flushed_writes_survive_a_crash_of_the_server() {
-    let cluster = cluster();
+    let cluster = Cluster::start_with_settings(20, &["wal_writer_delay=10000"]).unwrap();
     let url = cluster.url("postgres");
-    let backend = PostgresBackend::connect(&url).unwrap();
-    let ops: Vec<KvOp> = (0..500u32)
-        .map(|i| put(&i.to_be_bytes(), &[7u8; 300]))
-        .collect();
-    backend.apply(ops).unwrap();
+    let backend = PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    for i in 0..500u32 {
+        backend
+            .apply(vec![put(&i.to_be_bytes(), &[7u8; 300])])
+            .unwrap();
+    }
     backend
         .apply(vec![KvOp::Delete {
             key: 3u32.to_be_bytes().to_vec(),
@@ -76,7 +82,7 @@ fn flushed_writes_survive_a_crash_of_the_server() {
     );
     assert!(backend.flush().is_err());
     drop(backend);
-    let reopened = PostgresBackend::connect(&url).unwrap();
+    let reopened = PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES).unwrap();
     assert_eq!(reopened.count_prefix(&[]).unwrap(), 499);
     assert_eq!(
         reopened.get(&7u32.to_be_bytes()).unwrap(),
@@ -90,20 +96,20 @@ fn flushed_writes_survive_a_crash_of_the_server() {
 fn a_second_open_of_one_schema_is_refused_and_another_schema_is_apart() {
     let cluster = cluster();
     let url = cluster.url("postgres");
-    let first = PostgresBackend::connect(&url).unwrap();
+    let first = PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES).unwrap();
     assert!(matches!(
-        PostgresBackend::connect(&url),
+        PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES),
         Err(StoreError::Locked)
     ));
     // Another schema of the same database is another store, with its own lock.
     sql(&cluster, "CREATE SCHEMA shop_b");
     let other_url = format!("{url}&options=-csearch_path%3Dshop_b");
-    let other = PostgresBackend::connect(&other_url).unwrap();
+    let other = PostgresBackend::connect(&other_url, DEFAULT_CACHE_BYTES).unwrap();
     first.apply(vec![put(b"k", b"first")]).unwrap();
     assert_eq!(other.get(b"k").unwrap(), None);
     // The lock goes with the backend.
     drop(first);
-    let again = PostgresBackend::connect(&url).unwrap();
+    let again = PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES).unwrap();
     assert_eq!(again.get(b"k").unwrap(), Some(b"first".to_vec()));
 }
 
@@ -111,9 +117,9 @@ fn a_second_open_of_one_schema_is_refused_and_another_schema_is_apart() {
 fn a_schema_written_by_a_newer_custodia_is_refused() {
     let cluster = cluster();
     let url = cluster.url("postgres");
-    drop(PostgresBackend::connect(&url).unwrap());
+    drop(PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES).unwrap());
     // Opening again migrates nothing and keeps the version.
-    drop(PostgresBackend::connect(&url).unwrap());
+    drop(PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES).unwrap());
     sql(
         &cluster,
         &format!(
@@ -121,7 +127,7 @@ fn a_schema_written_by_a_newer_custodia_is_refused() {
             POSTGRES_SCHEMA_VERSION + 1
         ),
     );
-    let Err(refused) = PostgresBackend::connect(&url) else {
+    let Err(refused) = PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES) else {
         panic!("a newer schema was opened");
     };
     assert!(
@@ -132,7 +138,10 @@ fn a_schema_written_by_a_newer_custodia_is_refused() {
 
 #[test]
 fn a_bad_url_or_an_unreachable_server_is_an_error_that_does_not_repeat_the_url() {
-    let Err(bad) = PostgresBackend::connect("postgres://user:s3cret@localhost:notaport/db") else {
+    let Err(bad) = PostgresBackend::connect(
+        "postgres://user:s3cret@localhost:notaport/db",
+        DEFAULT_CACHE_BYTES,
+    ) else {
         panic!("a bad URL connected");
     };
     assert!(!bad.to_string().contains("s3cret"), "{bad}");
@@ -141,15 +150,16 @@ fn a_bad_url_or_an_unreachable_server_is_an_error_that_does_not_repeat_the_url()
         "postgresql://postgres:s3cret@localhost/postgres?host={}&port=1&connect_timeout=5",
         cluster.socket_dir().display()
     );
-    let Err(refused) = PostgresBackend::connect(&unreachable) else {
+    let Err(refused) = PostgresBackend::connect(&unreachable, DEFAULT_CACHE_BYTES) else {
         panic!("an unreachable server connected");
     };
     assert!(!refused.to_string().contains("s3cret"), "{refused}");
     assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
     // TLS is not built: a URL that requires it fails rather than connect in plain text.
-    let Err(plain) =
-        PostgresBackend::connect(&format!("{}&sslmode=require", cluster.url("postgres")))
-    else {
+    let Err(plain) = PostgresBackend::connect(
+        &format!("{}&sslmode=require", cluster.url("postgres")),
+        DEFAULT_CACHE_BYTES,
+    ) else {
         panic!("sslmode=require connected without TLS");
     };
     assert!(plain.to_string().contains("TLS"), "{plain}");
@@ -167,7 +177,7 @@ fn the_backend_answers_from_the_threads_of_another_runtime() {
     let url = cluster.url("postgres");
     let backend = Arc::new(
         runtime
-            .block_on(async move { PostgresBackend::connect(&url) })
+            .block_on(async move { PostgresBackend::connect(&url, DEFAULT_CACHE_BYTES) })
             .unwrap(),
     );
     runtime.block_on(async {
@@ -189,4 +199,56 @@ fn the_backend_answers_from_the_threads_of_another_runtime() {
     });
     // Dropped on an async thread: no panic.
     runtime.block_on(async move { drop(backend) });
+}
+
+/// The read cache under concurrent batches and reads of the same few keys: once everything has
+/// returned, every cached answer equals what the database holds (a scan never uses the cache).
+#[test]
+fn the_read_cache_agrees_with_the_database_under_concurrent_writes() {
+    let cluster = cluster();
+    let backend =
+        Arc::new(PostgresBackend::connect(&cluster.url("postgres"), DEFAULT_CACHE_BYTES).unwrap());
+    let key = |k: u64| format!("key-{:02}", k % 12).into_bytes();
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let backend = backend.clone();
+            std::thread::spawn(move || {
+                // A small deterministic generator per thread.
+                let mut state = t * 7919 + 1;
+                let mut next = move || {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    state >> 33
+                };
+                for i in 0..150u64 {
+                    let k = next();
+                    match next() % 4 {
+                        0 | 1 => backend
+                            .apply(vec![
+                                put(&key(k), format!("{t}-{i}").as_bytes()),
+                                put(&key(k + 1), format!("{t}-{i}+").as_bytes()),
+                            ])
+                            .unwrap(),
+                        2 => backend.apply(vec![KvOp::Delete { key: key(k) }]).unwrap(),
+                        _ => {
+                            backend.get(&key(k)).unwrap();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    for k in 0..12 {
+        let in_database = backend
+            .scan_prefix(&key(k), None, 10)
+            .unwrap()
+            .into_iter()
+            .next()
+            .map(|(_, value)| value);
+        assert_eq!(backend.get(&key(k)).unwrap(), in_database, "key {k}");
+    }
 }
