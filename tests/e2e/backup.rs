@@ -64,17 +64,7 @@ fn manifest(dir: &Path) -> Value {
 
 /// `custodia serve` over another data directory, with the site's live key store.
 fn serve_on(site: &Site, data: &Path) -> Command {
-    site.command(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        path(data),
-        "--keys-dir",
-        path(&site.keys_dir()),
-        "--policies",
-        path(&crate::harness::repo_root().join("policies")),
-    ])
+    site.serve_command_on(data)
 }
 
 #[test]

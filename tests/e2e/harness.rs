@@ -200,6 +200,24 @@ impl Site {
         key
     }
 
+    /// A `custodia serve` command on a free port over `data` (another data directory than the
+    /// site's, say a restored one), with the site's key store and the repository's policies.
+    pub fn serve_command_on(&self, data: &Path) -> Command {
+        let keys = self.keys_dir();
+        let policies = repo_root().join("policies");
+        self.command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("utf-8 temp path"),
+            "--keys-dir",
+            keys.to_str().expect("utf-8 temp path"),
+            "--policies",
+            policies.to_str().expect("utf-8 temp path"),
+        ])
+    }
+
     /// Starts `custodia serve` on a free port and waits until it listens.
     pub fn serve(&self, extra: &[&str]) -> Server {
         let dirs = self.dir_args();

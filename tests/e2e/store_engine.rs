@@ -86,19 +86,7 @@ fn a_store_in_postgres_survives_kill_9_and_is_opened_from_nowhere_else() {
     );
 
     let serve_with_env = |site: &Site| {
-        let (data, keys) = (site.data_dir(), site.keys_dir());
-        let policies = crate::harness::repo_root().join("policies");
-        let mut command = site.command(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--keys-dir",
-            keys.to_str().unwrap(),
-            "--policies",
-            policies.to_str().unwrap(),
-        ]);
+        let mut command = site.serve_command_on(&site.data_dir());
         command.env("CUSTODIA_STORE_URL", &url);
         command
     };
@@ -180,18 +168,7 @@ fn a_store_in_postgres_survives_kill_9_and_is_opened_from_nowhere_else() {
         restored.join("store").join("version").is_file(),
         "an embedded (fjall) store"
     );
-    let policies = crate::harness::repo_root().join("policies");
-    let server = site.spawn_server(site.command(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        restored.to_str().unwrap(),
-        "--keys-dir",
-        site.keys_dir().to_str().unwrap(),
-        "--policies",
-        policies.to_str().unwrap(),
-    ]));
+    let server = site.spawn_server(site.serve_command_on(&restored));
     let found = server.get(&key, "/v1/subjects?user_id=pg-7&purpose=order_fulfillment");
     assert_eq!(
         found.body["subjects"][0]["traits"]["title"], "tier-7",

@@ -251,6 +251,19 @@ impl Inner {
         work(connection).await
     }
 
+    /// The value under `key` in the database.
+    async fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_connection(async |c| {
+            let row = c
+                .client
+                .query_opt(&c.get, &[&key])
+                .await
+                .map_err(pg_error)?;
+            Ok(row.map(|row| row.get(0)))
+        })
+        .await
+    }
+
     /// Refuses writes once the node lock may be gone.
     fn check_lock(&self) -> Result<(), StoreError> {
         if self.lock_lost.load(Ordering::SeqCst) || self.lock_holder.is_closed() {
@@ -449,23 +462,19 @@ fn limit_of(limit: usize) -> i64 {
 
 impl KvBackend for PostgresBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.inner.check_lock().is_err() {
+            // The database may have restarted and lost batches that no flush covered, which
+            // the cache would still answer with: from now on every read goes to the database.
+            self.cache.clear();
+            let owned = key.to_vec();
+            return self.run(|inner| async move { inner.get(owned).await });
+        }
         let miss = match self.cache.get(key) {
             Ok(cached) => return Ok(cached),
             Err(miss) => miss,
         };
         let owned = key.to_vec();
-        let found = self.run(|inner| async move {
-            inner
-                .with_connection(async |c| {
-                    let row = c
-                        .client
-                        .query_opt(&c.get, &[&owned])
-                        .await
-                        .map_err(pg_error)?;
-                    Ok(row.map(|row| row.get(0)))
-                })
-                .await
-        })?;
+        let found = self.run(|inner| async move { inner.get(owned).await })?;
         self.cache.fill(miss, key, &found);
         Ok(found)
     }

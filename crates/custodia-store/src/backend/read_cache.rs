@@ -128,6 +128,15 @@ impl ReadCache {
         }
     }
 
+    /// Forgets everything: the store may have changed behind the cache's back (the database
+    /// restarted and lost batches that no flush had covered).
+    pub(crate) fn clear(&self) {
+        let mut state = self.lock();
+        state.hot.clear();
+        state.cold.clear();
+        state.hot_bytes = 0;
+    }
+
     /// Bytes held, for tests.
     #[cfg(test)]
     fn held(&self) -> usize {
