@@ -569,7 +569,6 @@ impl KvBackend for PostgresBackend {
                 None => deletes.push(key),
             }
         }
-        let touched: Vec<Vec<u8>> = put_keys.iter().chain(&deletes).cloned().collect();
         let write = self.cache.start_write();
         let committed = self.run(|inner| async move {
             inner
@@ -595,12 +594,11 @@ impl KvBackend for PostgresBackend {
                     .zip(&put_values)
                     .map(|(key, value)| (key.as_slice(), Some(value.as_slice())));
                 let deletes = deletes.iter().map(|key| (key.as_slice(), None));
-                self.cache.finish_write(write, true, puts.chain(deletes));
+                self.cache.finish_write(write, puts.chain(deletes));
                 Ok(())
             }
             Err(error) => {
-                let touched = touched.iter().map(|key| (key.as_slice(), None));
-                self.cache.finish_write(write, false, touched);
+                self.cache.fail_write(write);
                 Err(error)
             }
         }

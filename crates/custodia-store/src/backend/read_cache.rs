@@ -10,7 +10,8 @@
 //! - A batch writes its keys through only if no other batch overlapped it; otherwise the order
 //!   in which two batches committed is unknown here, and it removes its keys instead.
 //!
-//! A failed batch removes its keys (it may or may not have committed). Scans never use the
+//! A failed batch empties the cache (it may or may not have committed; failures are rare, and
+//! so its keys need not be kept for them). Scans never use the
 //! cache. Eviction is generational: new entries go into a "hot" map; when the hot map holds
 //! half the budget, it becomes the "cold" map and the old cold map is dropped; a hit in the
 //! cold map moves the entry back to the hot one. So at most the budget is held, and what is
@@ -107,12 +108,11 @@ impl ReadCache {
         }
     }
 
-    /// Ends a batch: its changes (`Some(value)` put, `None` deleted) are written through when it
-    /// committed and nothing overlapped it, else its keys are forgotten.
+    /// Ends a committed batch: its changes (`Some(value)` put, `None` deleted) are written
+    /// through when nothing overlapped it, else its keys are forgotten.
     pub(crate) fn finish_write<'a>(
         &self,
         write: Write,
-        committed: bool,
         changes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     ) {
         let mut state = self.lock();
@@ -120,7 +120,7 @@ impl ReadCache {
         let alone = !write.overlapped && state.writes_started == write.number;
         for (key, value) in changes {
             state.cold.remove(key);
-            if committed && alone {
+            if alone {
                 state.insert_hot(key.to_vec(), value.map(<[u8]>::to_vec), self.budget);
             } else if let Some(old) = state.hot.remove(key) {
                 state.hot_bytes -= size_of(key, &old);
@@ -128,13 +128,17 @@ impl ReadCache {
         }
     }
 
+    /// Ends a batch that failed: it may or may not have committed, so everything is forgotten.
+    pub(crate) fn fail_write(&self, _write: Write) {
+        let mut state = self.lock();
+        state.writes_done += 1;
+        state.clear();
+    }
+
     /// Forgets everything: the store may have changed behind the cache's back (the database
     /// restarted and lost batches that no flush had covered).
     pub(crate) fn clear(&self) {
-        let mut state = self.lock();
-        state.hot.clear();
-        state.cold.clear();
-        state.hot_bytes = 0;
+        self.lock().clear();
     }
 
     /// Bytes held, for tests.
@@ -151,6 +155,12 @@ impl ReadCache {
 }
 
 impl State {
+    fn clear(&mut self) {
+        self.hot.clear();
+        self.cold.clear();
+        self.hot_bytes = 0;
+    }
+
     fn insert_hot(&mut self, key: Vec<u8>, value: Cached, budget: usize) {
         let added = size_of(&key, &value);
         if added > budget / 2 {
@@ -187,10 +197,10 @@ mod tests {
         cache.fill(miss, b"k", &None);
         assert_eq!(cache.get(b"k").ok(), Some(None), "absence is cached too");
         let write = cache.start_write();
-        cache.finish_write(write, true, [put(b"k", b"v")].into_iter());
+        cache.finish_write(write, [put(b"k", b"v")].into_iter());
         assert_eq!(cache.get(b"k").ok(), Some(Some(b"v".to_vec())));
         let write = cache.start_write();
-        cache.finish_write(write, true, [(&b"k"[..], None)].into_iter());
+        cache.finish_write(write, [(&b"k"[..], None)].into_iter());
         assert_eq!(cache.get(b"k").ok(), Some(None));
     }
 
@@ -202,13 +212,13 @@ mod tests {
         let miss = cache.get(b"k").unwrap_err();
         cache.fill(miss, b"k", &Some(b"old".to_vec()));
         assert!(cache.get(b"k").is_err());
-        cache.finish_write(write, true, [put(b"k", b"new")].into_iter());
+        cache.finish_write(write, [put(b"k", b"new")].into_iter());
         assert_eq!(cache.get(b"k").ok(), Some(Some(b"new".to_vec())));
 
         // The write starts after the read and finishes before the read fills.
         let miss = cache.get(b"j").unwrap_err();
         let write = cache.start_write();
-        cache.finish_write(write, true, [put(b"j", b"new")].into_iter());
+        cache.finish_write(write, [put(b"j", b"new")].into_iter());
         cache.fill(miss, b"j", &Some(b"old".to_vec()));
         assert_eq!(cache.get(b"j").ok(), Some(Some(b"new".to_vec())));
 
@@ -216,10 +226,10 @@ mod tests {
         let small = ReadCache::new(4 * size_of(b"i", &Some(b"new".to_vec())));
         let miss = small.get(b"i").unwrap_err();
         let write = small.start_write();
-        small.finish_write(write, true, [put(b"i", b"new")].into_iter());
+        small.finish_write(write, [put(b"i", b"new")].into_iter());
         for filler in [&b"a"[..], b"b", b"c", b"d", b"e"] {
             let write = small.start_write();
-            small.finish_write(write, true, [put(filler, b"xyz")].into_iter());
+            small.finish_write(write, [put(filler, b"xyz")].into_iter());
         }
         assert!(small.get(b"i").is_err(), "evicted");
         small.fill(miss, b"i", &Some(b"old".to_vec()));
@@ -230,18 +240,18 @@ mod tests {
     fn overlapping_or_failed_writes_forget_their_keys() {
         let cache = ReadCache::new(1 << 20);
         let write = cache.start_write();
-        cache.finish_write(write, true, [put(b"k", b"v0")].into_iter());
+        cache.finish_write(write, [put(b"k", b"v0")].into_iter());
         // Two batches in flight at once: which committed last is unknown here.
         let first = cache.start_write();
         let second = cache.start_write();
-        cache.finish_write(second, true, [put(b"k", b"v2")].into_iter());
-        cache.finish_write(first, true, [put(b"k", b"v1")].into_iter());
+        cache.finish_write(second, [put(b"k", b"v2")].into_iter());
+        cache.finish_write(first, [put(b"k", b"v1")].into_iter());
         assert!(cache.get(b"k").is_err());
         // A batch that failed may or may not have committed.
         let write = cache.start_write();
-        cache.finish_write(write, true, [put(b"j", b"v")].into_iter());
+        cache.finish_write(write, [put(b"j", b"v")].into_iter());
         let write = cache.start_write();
-        cache.finish_write(write, false, [put(b"j", b"maybe")].into_iter());
+        cache.fail_write(write);
         assert!(cache.get(b"j").is_err());
     }
 
@@ -252,7 +262,7 @@ mod tests {
         for i in 0..10_000u32 {
             let write = cache.start_write();
             let key = i.to_be_bytes();
-            cache.finish_write(write, true, [put(&key, &[7u8; 100])].into_iter());
+            cache.finish_write(write, [put(&key, &[7u8; 100])].into_iter());
             // Key 0 is read all along: it stays.
             assert!(cache.get(&0u32.to_be_bytes()).is_ok(), "at {i}");
             assert!(cache.held() <= budget, "{} bytes at {i}", cache.held());
@@ -260,7 +270,7 @@ mod tests {
         assert!(cache.get(&5u32.to_be_bytes()).is_err(), "old entries went");
         // A value larger than half the budget is not kept.
         let write = cache.start_write();
-        cache.finish_write(write, true, [put(b"big", &vec![0u8; budget])].into_iter());
+        cache.finish_write(write, [put(b"big", &vec![0u8; budget])].into_iter());
         assert!(cache.get(b"big").is_err());
     }
 }
